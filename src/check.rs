@@ -1,0 +1,237 @@
+//! The CPU-vs-GPU conformance suite (`likely check`): every family's kernel at edge sizes,
+//! at a size larger than one storage binding, at extreme parameters, with the subgroup and
+//! the shared-memory reduction, compared with the f64 CPU engine.
+
+use crate::engine::{CpuEngine, Engine, GpuEngine};
+use crate::error::Result;
+use crate::family::{Family, FamilyName};
+use crate::gpu::reduce::ReductionOptions;
+use crate::gpu::shader::SAMPLES_PER_WORKGROUP;
+use crate::gpu::GpuContext;
+use crate::tolerance::GPU_VS_CPU;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Samples in one 128 MiB binding of f32 (lavapipe's limit, and the cap `check` imposes on
+/// larger adapters so that the multi-binding path always runs).
+pub const BINDING_CAP_SAMPLES: usize = (128 << 20) / 4;
+
+/// One comparison of the GPU with the CPU.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CaseResult {
+    pub family: String,
+    pub n: usize,
+    /// "subgroup" or "tree" workgroup sum.
+    pub reduction: String,
+    /// Storage bindings the data spanned.
+    pub chunks: usize,
+    /// Parameters the case used (unconstrained).
+    pub theta: Vec<f64>,
+    /// Largest |gpu - cpu| over the NLL and every gradient component.
+    pub max_abs_err: f64,
+    /// Largest |gpu - cpu| / |cpu|.
+    pub max_rel_err: f64,
+    /// Largest |gpu - cpu| / condition scale, the quantity held to the tolerance.
+    pub max_scaled_err: f64,
+    pub pass: bool,
+}
+
+/// Which cases to run.
+#[derive(Clone, Debug)]
+pub struct CheckPlan {
+    pub sizes: Vec<usize>,
+    /// Also run a case larger than one storage binding.
+    pub large: bool,
+    /// Also run every size with the shared-memory tree where subgroups are the default.
+    pub both_reductions: bool,
+    pub seed: u64,
+}
+
+impl Default for CheckPlan {
+    fn default() -> Self {
+        let w = SAMPLES_PER_WORKGROUP as usize;
+        CheckPlan {
+            sizes: vec![1, 255, 256, 257, w - 1, w, w + 1, 1_000_003],
+            large: true,
+            both_reductions: true,
+            seed: 7,
+        }
+    }
+}
+
+/// The families checked, with the categorical family at a small and at a large K.
+pub fn check_families() -> Vec<Box<dyn Family>> {
+    let mut v: Vec<Box<dyn Family>> = FamilyName::ALL.iter().map(|f| f.build(7)).collect();
+    v.push(FamilyName::Categorical.build(300));
+    v
+}
+
+/// Data drawn from `family` at `theta`, rounded to f32 so both engines see the same values.
+pub fn sample_f32(family: &dyn Family, theta: &[f64], n: usize, seed: u64) -> Vec<f64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    family
+        .sample(theta, n, &mut rng)
+        .into_iter()
+        .map(|x| x as f32 as f64)
+        .collect()
+}
+
+/// Compares one GPU engine with the CPU engine on the same data at each theta.
+pub fn compare(
+    ctx: &GpuContext,
+    family: &dyn Family,
+    data: Arc<[f64]>,
+    thetas: &[Vec<f64>],
+    options: ReductionOptions,
+) -> Result<Vec<CaseResult>> {
+    let rebuild = || crate::family::rebuild(family);
+    let mut gpu = GpuEngine::with_options(ctx, rebuild(), &data, options)?;
+    let mut cpu = CpuEngine::new(rebuild(), data.clone());
+    let mut out = Vec::new();
+    for theta in thetas {
+        let (g_nll, g_grad) = gpu.nll_and_grad(theta)?;
+        let (c_nll, c_grad) = cpu.nll_and_grad(theta)?;
+        let scales = condition_scales(family, &data, theta);
+        let (mut abs, mut rel, mut scaled) = (0.0f64, 0.0f64, 0.0f64);
+        let pairs = std::iter::once((g_nll, c_nll))
+            .chain(g_grad.iter().cloned().zip(c_grad.iter().cloned()));
+        for ((g, c), scale) in pairs.zip(&scales) {
+            let d = if g == c { 0.0 } else { (g - c).abs() };
+            abs = abs.max(d);
+            rel = rel.max(if d == 0.0 { 0.0 } else { d / c.abs() });
+            scaled = scaled.max(if d == 0.0 {
+                0.0
+            } else if *scale > 0.0 {
+                d / scale
+            } else {
+                f64::INFINITY
+            });
+        }
+        let finite = g_nll.is_finite() && g_grad.iter().all(|v| v.is_finite());
+        out.push(CaseResult {
+            family: family_label(family),
+            n: data.len(),
+            reduction: if gpu.uses_subgroups() {
+                "subgroup"
+            } else {
+                "tree"
+            }
+            .into(),
+            chunks: gpu.chunk_count(),
+            theta: theta.clone(),
+            max_abs_err: abs,
+            max_rel_err: rel,
+            max_scaled_err: scaled,
+            pass: finite && scaled <= GPU_VS_CPU,
+        });
+    }
+    Ok(out)
+}
+
+fn family_label(family: &dyn Family) -> String {
+    if family.name() == "categorical" {
+        format!("categorical(K={})", family.n_terms())
+    } else {
+        family.name().to_string()
+    }
+}
+
+/// For each output (NLL, then each gradient component): sum_k |d out / d S_k| * sum_i |t_ik|.
+/// `finish` is affine in the term sums S, so d out / d S_k = finish(e_k) - finish(0).
+pub fn condition_scales(family: &dyn Family, data: &[f64], theta: &[f64]) -> Vec<f64> {
+    let terms = family.n_terms();
+    let kp = family.kernel_params(theta);
+    let abs_sums = data
+        .par_chunks(1 << 16)
+        .map(|block| {
+            let mut acc = vec![0.0; terms];
+            let mut t = vec![0.0; terms];
+            for &x in block {
+                family.terms(x, &kp, &mut t);
+                for (a, v) in acc.iter_mut().zip(&t) {
+                    *a += v.abs();
+                }
+            }
+            acc
+        })
+        .reduce(
+            || vec![0.0; terms],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let n = data.len() as f64;
+    let flat =
+        |(nll, grad): (f64, Vec<f64>)| std::iter::once(nll).chain(grad).collect::<Vec<f64>>();
+    let base = flat(family.finish(n, &vec![0.0; terms], theta));
+    let mut scales = vec![0.0; base.len()];
+    for (k, a) in abs_sums.iter().enumerate() {
+        if *a == 0.0 {
+            continue;
+        }
+        let mut e = vec![0.0; terms];
+        e[k] = 1.0;
+        let out = flat(family.finish(n, &e, theta));
+        for ((s, o), b) in scales.iter_mut().zip(&out).zip(&base) {
+            *s += (o - b).abs() * a;
+        }
+    }
+    scales
+}
+
+/// Runs the whole plan; `progress` is called with each finished case.
+pub fn run(
+    ctx: &GpuContext,
+    plan: &CheckPlan,
+    mut progress: impl FnMut(&CaseResult),
+) -> Result<Vec<CaseResult>> {
+    let mut results = Vec::new();
+    let mut record = |cases: Vec<CaseResult>, results: &mut Vec<CaseResult>| {
+        for c in cases {
+            progress(&c);
+            results.push(c);
+        }
+    };
+    let binding_samples = (ctx.limits.max_storage_buffer_binding_size / 4) as usize;
+    let cap = BINDING_CAP_SAMPLES.min(binding_samples);
+    let large_n = cap + 12_345;
+    for (index, family) in check_families().iter().enumerate() {
+        let family = family.as_ref();
+        let seed = plan.seed.wrapping_add(1000 * index as u64);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let theta = family.random_theta(&mut rng);
+        let mut sizes = plan.sizes.clone();
+        if plan.large {
+            sizes.push(large_n);
+        }
+        for &n in &sizes {
+            let data: Arc<[f64]> = sample_f32(family, &theta, n, seed ^ n as u64).into();
+            let mut thetas = vec![theta.clone(), family.random_theta(&mut rng)];
+            if n == 1_000_003 {
+                thetas.extend(family.extreme_thetas());
+            }
+            let options = ReductionOptions {
+                force_tree: false,
+                max_chunk_samples: Some(cap),
+            };
+            record(
+                compare(ctx, family, data.clone(), &thetas, options)?,
+                &mut results,
+            );
+            if plan.both_reductions && ctx.has_subgroups() && n != large_n {
+                let tree = ReductionOptions {
+                    force_tree: true,
+                    ..options
+                };
+                record(
+                    compare(ctx, family, data, &thetas[..1], tree)?,
+                    &mut results,
+                );
+            }
+        }
+    }
+    Ok(results)
+}

@@ -1,0 +1,189 @@
+use super::EngineArgs;
+use likely::data;
+use likely::engine;
+use likely::family::{FamilyName, ParamValue};
+use likely::fit::{self, FitOptions, Optimizer, Prior};
+use likely::util::json_f64;
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct FitArgs {
+    /// The likelihood family.
+    #[arg(long, value_enum)]
+    family: FamilyName,
+    /// CSV (with a header row) or .npy file.
+    #[arg(long)]
+    data: PathBuf,
+    /// CSV column name, or column index of a 2-D .npy array.
+    #[arg(long)]
+    column: Option<String>,
+    /// Number of classes for the categorical family (default: from the data).
+    #[arg(long)]
+    classes: Option<usize>,
+    /// MAP prior on the unconstrained parameters: l2:SCALE (Gaussian, sd SCALE) or l1:SCALE (Laplace, scale SCALE).
+    #[arg(long)]
+    prior: Option<Prior>,
+    #[arg(long, value_enum, default_value_t = Optimizer::Lbfgs)]
+    optimizer: Optimizer,
+    /// Maximum optimiser iterations (default 500 for lbfgs, 5000 for adam).
+    #[arg(long)]
+    max_iter: Option<usize>,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    lr: f64,
+    /// Seed for random choices (recorded in the output; unconditional fits are deterministic).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Print one JSON object instead of the human-readable report.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: FitArgs) -> likely::Result<i32> {
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        return Err(likely::Error::Usage(format!(
+            "--lr must be positive, got {}",
+            args.lr
+        )));
+    }
+    if args.max_iter == Some(0) {
+        return Err(likely::Error::Usage("--max-iter must be at least 1".into()));
+    }
+    let dataset = data::load(&args.data, args.column.as_deref(), args.family)?;
+    let classes = if args.family == FamilyName::Categorical {
+        dataset.classes(args.classes)?
+    } else {
+        if args.classes.is_some() {
+            return Err(likely::Error::Usage(
+                "--classes applies to the categorical family only".into(),
+            ));
+        }
+        1
+    };
+    let family = args.family.build(classes);
+    dataset.check_support(family.as_ref())?;
+    let n = dataset.values.len();
+    let values: Arc<[f64]> = dataset.values.clone().into();
+    let mut engine = engine::create(args.engine.backend, family, values, &args.engine.selector())?;
+
+    let options = FitOptions {
+        optimizer: args.optimizer,
+        prior: args.prior,
+        max_iter: args.max_iter.unwrap_or(match args.optimizer {
+            Optimizer::Lbfgs => 500,
+            Optimizer::Adam => 5000,
+        }),
+        learning_rate: args.lr,
+        ..FitOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let result = fit::fit(engine.as_mut(), &options)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let family = engine.family();
+    let natural = family.natural(&result.theta);
+
+    if args.json {
+        let mut params = Map::new();
+        for p in &natural {
+            params.insert(p.name.into(), p.value.to_json());
+        }
+        let theta: Map<String, Value> = family
+            .theta_names()
+            .into_iter()
+            .zip(&result.theta)
+            .map(|(k, v)| (k, json_f64(*v)))
+            .collect();
+        let mut out = json!({
+            "family": family.name(),
+            "n": n,
+            "data": dataset.path.display().to_string(),
+            "column": dataset.column,
+            "params": params,
+            "theta": theta,
+            "nll": json_f64(result.nll),
+            "loglik": json_f64(-result.nll),
+            "converged": result.converged,
+            "reason": result.reason,
+            "iterations": result.iterations,
+            "evaluations": result.evaluations,
+            "grad_norm": json_f64(result.grad_norm),
+            "optimizer": format!("{:?}", args.optimizer).to_lowercase(),
+            "engine": engine.name(),
+            "adapter": engine.adapter(),
+            "seed": args.seed,
+            "seconds": seconds,
+        });
+        if let Some(labels) = &dataset.labels {
+            out["labels"] = json!(labels);
+        }
+        if let (Some(prior), Some(lp), Some(lpost)) =
+            (args.prior, result.log_prior, result.log_posterior())
+        {
+            out["prior"] = json!(prior.to_string());
+            out["log_prior"] = json_f64(lp);
+            out["log_posterior"] = json_f64(lpost);
+        }
+        println!("{out}");
+    } else {
+        let column = if dataset.column.is_empty() {
+            String::new()
+        } else {
+            format!(" (column {})", dataset.column)
+        };
+        println!(
+            "{} fit to {}{column}, n = {n}",
+            family.name(),
+            dataset.path.display()
+        );
+        println!("engine: {} on {}", engine.name(), engine.adapter());
+        if let Some(prior) = args.prior {
+            println!("estimate: MAP with prior {prior} on the unconstrained parameters");
+        } else {
+            println!("estimate: maximum likelihood");
+        }
+        for p in &natural {
+            match &p.value {
+                ParamValue::Scalar(v) => println!("  {:<8} = {v:.10}", p.name),
+                ParamValue::Vector(vs) => {
+                    for (k, v) in vs.iter().enumerate() {
+                        let label = dataset
+                            .labels
+                            .as_ref()
+                            .map_or(k.to_string(), |l| l[k].clone());
+                        println!("  {}[{label}] = {v:.10}", p.name);
+                    }
+                }
+            }
+        }
+        println!(
+            "  NLL      = {:.10}   log-likelihood = {:.10}",
+            result.nll, -result.nll
+        );
+        if let (Some(lp), Some(lpost)) = (result.log_prior, result.log_posterior()) {
+            println!("  log prior = {lp:.10}   log posterior = {lpost:.10}");
+        }
+        println!(
+            "{} ({}) after {} iterations, {} evaluations, {seconds:.3} s",
+            if result.converged {
+                "converged"
+            } else {
+                "NOT converged"
+            },
+            result.reason.describe(),
+            result.iterations,
+            result.evaluations
+        );
+    }
+    if !result.converged {
+        eprintln!(
+            "warning: the fit did not converge ({}); the last gradient norm was {:.3e}",
+            result.reason.describe(),
+            result.grad_norm
+        );
+    }
+    Ok(0)
+}

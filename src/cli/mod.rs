@@ -1,0 +1,76 @@
+//! clap commands: fit, check, demo, devices.
+
+mod check;
+mod demo;
+mod devices;
+mod fit;
+
+use clap::{Parser, Subcommand};
+use likely::engine::Backend;
+use likely::gpu::AdapterSelector;
+
+#[derive(Parser)]
+#[command(
+    name = "likely",
+    version,
+    about = "GPU likelihood engine: MLE and MAP fits checked against an f64 CPU reference"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Engine selection shared by every command that evaluates likelihoods.
+#[derive(clap::Args, Clone, Debug)]
+pub struct EngineArgs {
+    /// auto: a hardware GPU if present, else the CPU engine; gpu: any adapter (software too); cpu.
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+    /// Use the adapter whose name contains this text (default: WGPU_ADAPTER_NAME, else the best).
+    #[arg(long)]
+    pub adapter: Option<String>,
+}
+
+impl EngineArgs {
+    pub fn selector(&self) -> AdapterSelector {
+        AdapterSelector {
+            name: self.adapter.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fit a family to one column of a CSV or .npy file by maximum likelihood (or MAP with --prior).
+    Fit(fit::FitArgs),
+    /// Run the CPU-vs-GPU conformance suite on this machine's GPU.
+    Check(check::CheckArgs),
+    /// Fit the worked examples on built-in data and compare with closed forms.
+    Demo(demo::DemoArgs),
+    /// List every GPU adapter wgpu can see.
+    Devices(devices::DevicesArgs),
+}
+
+/// Runs the CLI and returns the process exit code (0 success, 1 failure, 2 usage).
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let outcome = match cli.command {
+        Command::Fit(args) => fit::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Devices(args) => devices::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Engines evaluate a family's NLL and gradient over a dataset. The fitting driver sees only
+//! the [`Engine`] trait and never knows whether the CPU or the GPU runs underneath.
+
+mod cpu;
+mod gpu;
+
+pub use cpu::CpuEngine;
+pub use gpu::GpuEngine;
+
+use crate::error::{Error, Result};
+use crate::family::{Family, Summary};
+use crate::gpu::{AdapterSelector, GpuContext};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Which engine `--backend` asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// A hardware GPU when there is one, otherwise the CPU engine (a software adapter such as
+    /// llvmpipe counts as no GPU: the CPU engine is faster there).
+    #[default]
+    Auto,
+    /// Any GPU adapter, software ones included; an error when there is none.
+    Gpu,
+    /// The multi-threaded f64 CPU engine.
+    Cpu,
+}
+
+/// A family bound to a dataset on some device: evaluates sums of per-sample terms.
+pub trait Engine {
+    /// "cpu" or "gpu".
+    fn name(&self) -> &'static str;
+    /// The adapter (GPU) or host (CPU) that runs the evaluations.
+    fn adapter(&self) -> String;
+    fn family(&self) -> &dyn Family;
+    /// Number of samples.
+    fn n(&self) -> usize;
+    /// Sum over samples of the family's parameter-free NLL part (computed once, in f64).
+    fn constant(&self) -> f64;
+    /// Cheap facts about the data (n, min, max), for starting points.
+    fn summary(&self) -> Summary;
+    /// Unit roundoff of the per-sample arithmetic (2^-24 for f32 kernels, 2^-53 for f64).
+    fn unit_roundoff(&self) -> f64;
+    /// Sums over all samples of the family's per-sample terms at `theta`.
+    fn term_sums(&mut self, theta: &[f64]) -> Result<Vec<f64>>;
+
+    /// The total NLL and its gradient with respect to the unconstrained parameters.
+    fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
+        if theta.len() != self.family().n_params() {
+            return Err(Error::Usage(format!(
+                "{} expects {} parameters, got {}",
+                self.family().name(),
+                self.family().n_params(),
+                theta.len()
+            )));
+        }
+        let sums = self.term_sums(theta)?;
+        let (nll, grad) = self.family().finish(self.n() as f64, &sums, theta);
+        Ok((nll + self.constant(), grad))
+    }
+}
+
+/// Sum of the family's parameter-free NLL parts, in f64, in a fixed order.
+pub(crate) fn constant_sum(family: &dyn Family, data: &[f64]) -> f64 {
+    data.par_chunks(cpu::BLOCK)
+        .map(|c| c.iter().map(|&x| family.constant(x)).sum::<f64>())
+        .collect::<Vec<f64>>()
+        .iter()
+        .sum()
+}
+
+/// Checks every value against the family's support; the error names the first bad index.
+pub fn validate_support(family: &dyn Family, data: &[f64]) -> Result<()> {
+    for (i, &x) in data.iter().enumerate() {
+        if !x.is_finite() {
+            return Err(Error::InvalidData(format!("sample {i} is {x}")));
+        }
+        if let Some(why) = family.support_error(x) {
+            return Err(Error::InvalidData(format!(
+                "sample {i}: {why} of the {} family",
+                family.name()
+            )));
+        }
+    }
+    if data.is_empty() {
+        return Err(Error::InvalidData("no samples".into()));
+    }
+    Ok(())
+}
+
+/// Builds the engine `backend` asks for, with the data uploaded once where it is a GPU.
+pub fn create(
+    backend: Backend,
+    family: Box<dyn Family>,
+    data: Arc<[f64]>,
+    selector: &AdapterSelector,
+) -> Result<Box<dyn Engine>> {
+    validate_support(family.as_ref(), &data)?;
+    let use_gpu = match backend {
+        Backend::Cpu => false,
+        Backend::Gpu => true,
+        Backend::Auto => crate::gpu::context::best_is_hardware(selector),
+    };
+    if use_gpu {
+        let ctx = GpuContext::new(selector)?;
+        Ok(Box::new(GpuEngine::new(&ctx, family, &data)?))
+    } else {
+        Ok(Box::new(CpuEngine::new(family, data)))
+    }
+}

@@ -1,0 +1,75 @@
+//! Bernoulli(p), optimised as eta = logit p.
+//!
+//! NLL_i = softplus(eta) - x_i eta, so the only sample-dependent term is x_i:
+//! NLL = n softplus(eta) - eta S,  dNLL/deta = n sigmoid(eta) - S,  S = sum x_i.
+
+use super::*;
+use rand::Rng;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Bernoulli;
+
+impl Family for Bernoulli {
+    fn name(&self) -> &'static str {
+        "bernoulli"
+    }
+    fn n_params(&self) -> usize {
+        1
+    }
+    fn theta_names(&self) -> Vec<String> {
+        vec!["logit_p".into()]
+    }
+    fn n_terms(&self) -> usize {
+        1
+    }
+    fn support_error(&self, x: f64) -> Option<String> {
+        (x != 0.0 && x != 1.0).then(|| format!("value {x} is outside the support (0 or 1)"))
+    }
+    fn terms(&self, x: f64, _kp: &[f64], out: &mut [f64]) {
+        out[0] = x;
+    }
+    fn accumulate(&self, xs: &[f64], _kp: &[f64], acc: &mut [f64]) {
+        sum_terms(xs, acc, |x| [x]);
+    }
+    fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>) {
+        let eta = theta[0];
+        let nll = n * softplus(eta) - eta * sums[0];
+        (nll, vec![n * sigmoid(eta) - sums[0]])
+    }
+    fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
+        // log p = x log sigmoid(eta) + (1 - x) log sigmoid(-eta)
+        let eta = theta[0];
+        -(x * softplus(-eta) + (1.0 - x) * softplus(eta))
+    }
+    fn wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/sum_x.wgsl")
+    }
+    fn initial_theta(&self, _s: &Summary) -> Vec<f64> {
+        vec![0.0]
+    }
+    fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
+        vec![NamedParam {
+            name: "p",
+            value: ParamValue::Scalar(sigmoid(theta[0])),
+        }]
+    }
+    fn closed_form_mle(&self, xs: &[f64]) -> Vec<f64> {
+        let p = xs.iter().sum::<f64>() / xs.len() as f64;
+        vec![(p / (1.0 - p)).ln()]
+    }
+    fn sample(&self, theta: &[f64], n: usize, rng: &mut StdRng) -> Vec<f64> {
+        let p = sigmoid(theta[0]);
+        (0..n)
+            .map(|_| if rng.random::<f64>() < p { 1.0 } else { 0.0 })
+            .collect()
+    }
+    fn extreme_thetas(&self) -> Vec<Vec<f64>> {
+        vec![vec![1e4], vec![-1e4]]
+    }
+    fn clone_box(&self) -> Box<dyn Family> {
+        Box::new(*self)
+    }
+    fn random_theta(&self, rng: &mut StdRng) -> Vec<f64> {
+        vec![rng.random_range(-3.0..3.0)]
+    }
+}

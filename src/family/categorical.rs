@@ -1,0 +1,124 @@
+//! Categorical over K classes, optimised as K logits z with probs = softmax(z).
+//!
+//! NLL_i = logsumexp(z) - z_{y_i}, so with class counts c_k:
+//! NLL = n logsumexp(z) - sum_k c_k z_k,  dNLL/dz_k = n softmax(z)_k - c_k.
+//! (This is the cross-entropy loss summed over samples.) The logits are identified only up to
+//! a common shift; the probabilities are unique.
+
+use super::*;
+use rand::Rng;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Categorical {
+    classes: usize,
+}
+
+impl Categorical {
+    pub fn new(classes: usize) -> Self {
+        Categorical {
+            classes: classes.max(1),
+        }
+    }
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+    fn softmax(z: &[f64]) -> Vec<f64> {
+        let lse = log_sum_exp(z);
+        z.iter().map(|v| (v - lse).exp()).collect()
+    }
+}
+
+impl Family for Categorical {
+    fn name(&self) -> &'static str {
+        "categorical"
+    }
+    fn n_params(&self) -> usize {
+        self.classes
+    }
+    fn theta_names(&self) -> Vec<String> {
+        (0..self.classes).map(|k| format!("logit[{k}]")).collect()
+    }
+    fn n_terms(&self) -> usize {
+        self.classes
+    }
+    fn support_error(&self, x: f64) -> Option<String> {
+        let k = self.classes;
+        integer_in(
+            x,
+            0.0,
+            (k - 1) as f64,
+            &format!("class labels 0..{}", k - 1),
+        )
+    }
+    fn terms(&self, x: f64, _kp: &[f64], out: &mut [f64]) {
+        out.fill(0.0);
+        out[x as usize] = 1.0;
+    }
+    fn accumulate(&self, xs: &[f64], _kp: &[f64], acc: &mut [f64]) {
+        for &x in xs {
+            acc[x as usize] += 1.0;
+        }
+    }
+    fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>) {
+        let lse = log_sum_exp(theta);
+        let nll = n * lse - sums.iter().zip(theta).map(|(c, z)| c * z).sum::<f64>();
+        let grad = Self::softmax(theta)
+            .iter()
+            .zip(sums)
+            .map(|(p, c)| n * p - c)
+            .collect();
+        (nll, grad)
+    }
+    fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
+        theta[x as usize] - log_sum_exp(theta)
+    }
+    fn wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/categorical.wgsl")
+    }
+    fn initial_theta(&self, _s: &Summary) -> Vec<f64> {
+        vec![0.0; self.classes]
+    }
+    fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
+        vec![NamedParam {
+            name: "probs",
+            value: ParamValue::Vector(Self::softmax(theta)),
+        }]
+    }
+    fn closed_form_mle(&self, xs: &[f64]) -> Vec<f64> {
+        let mut counts = vec![0.0; self.classes];
+        self.accumulate(xs, &[], &mut counts);
+        counts.iter().map(|c| (c / xs.len() as f64).ln()).collect()
+    }
+    fn sample(&self, theta: &[f64], n: usize, rng: &mut StdRng) -> Vec<f64> {
+        let probs = Self::softmax(theta);
+        (0..n)
+            .map(|_| {
+                let mut u: f64 = rng.random();
+                for (k, p) in probs.iter().enumerate() {
+                    if u < *p {
+                        return k as f64;
+                    }
+                    u -= p;
+                }
+                (self.classes - 1) as f64
+            })
+            .collect()
+    }
+    fn extreme_thetas(&self) -> Vec<Vec<f64>> {
+        (0..2)
+            .map(|s| {
+                (0..self.classes)
+                    .map(|k| if (k + s) % 2 == 0 { 1e4 } else { -1e4 })
+                    .collect()
+            })
+            .collect()
+    }
+    fn clone_box(&self) -> Box<dyn Family> {
+        Box::new(*self)
+    }
+    fn random_theta(&self, rng: &mut StdRng) -> Vec<f64> {
+        (0..self.classes)
+            .map(|_| rng.random_range(-2.0..2.0))
+            .collect()
+    }
+}

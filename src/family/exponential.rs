@@ -1,0 +1,70 @@
+//! Exponential(rate), optimised as eta = log rate.
+//!
+//! NLL_i = rate x_i - eta, so with S = sum x_i:
+//! NLL = e^eta S - n eta,  dNLL/deta = e^eta S - n.
+
+use super::*;
+use rand::Rng;
+use rand_distr::{Distribution, Exp};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Exponential;
+
+impl Family for Exponential {
+    fn name(&self) -> &'static str {
+        "exponential"
+    }
+    fn n_params(&self) -> usize {
+        1
+    }
+    fn theta_names(&self) -> Vec<String> {
+        vec!["log_rate".into()]
+    }
+    fn n_terms(&self) -> usize {
+        1
+    }
+    fn support_error(&self, x: f64) -> Option<String> {
+        (x < 0.0).then(|| format!("value {x} is outside the support (x >= 0)"))
+    }
+    fn terms(&self, x: f64, _kp: &[f64], out: &mut [f64]) {
+        out[0] = x;
+    }
+    fn accumulate(&self, xs: &[f64], _kp: &[f64], acc: &mut [f64]) {
+        sum_terms(xs, acc, |x| [x]);
+    }
+    fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>) {
+        let rate = theta[0].exp();
+        (rate * sums[0] - n * theta[0], vec![rate * sums[0] - n])
+    }
+    fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
+        theta[0] - theta[0].exp() * x
+    }
+    fn wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/sum_x.wgsl")
+    }
+    fn initial_theta(&self, _s: &Summary) -> Vec<f64> {
+        vec![0.0]
+    }
+    fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
+        vec![NamedParam {
+            name: "rate",
+            value: ParamValue::Scalar(theta[0].exp()),
+        }]
+    }
+    fn closed_form_mle(&self, xs: &[f64]) -> Vec<f64> {
+        vec![(xs.len() as f64 / xs.iter().sum::<f64>()).ln()]
+    }
+    fn sample(&self, theta: &[f64], n: usize, rng: &mut StdRng) -> Vec<f64> {
+        let dist = Exp::new(theta[0].exp()).expect("positive rate");
+        (0..n).map(|_| dist.sample(rng)).collect()
+    }
+    fn extreme_thetas(&self) -> Vec<Vec<f64>> {
+        vec![vec![40.0], vec![-40.0]]
+    }
+    fn clone_box(&self) -> Box<dyn Family> {
+        Box::new(*self)
+    }
+    fn random_theta(&self, rng: &mut StdRng) -> Vec<f64> {
+        vec![rng.random_range(-2.0..2.0)]
+    }
+}

@@ -1,0 +1,97 @@
+//! Gaussian(mu, sigma), optimised as (mu, log sigma).
+//!
+//! With d_i = x_i - mu, S1 = sum d_i, S2 = sum d_i^2:
+//! NLL = n (log sigma + ln(2 pi)/2) + S2 / (2 sigma^2)
+//! dNLL/dmu = -S1 / sigma^2,   dNLL/dlog sigma = n - S2 / sigma^2.
+//! The kernel reduces (d, d^2), never d / sigma, so sigma = 1e-20 cannot overflow f32.
+
+use super::*;
+use rand::Rng;
+use rand_distr::{Distribution, Normal};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Gaussian;
+
+impl Family for Gaussian {
+    fn name(&self) -> &'static str {
+        "gaussian"
+    }
+    fn n_params(&self) -> usize {
+        2
+    }
+    fn theta_names(&self) -> Vec<String> {
+        vec!["mu".into(), "log_sigma".into()]
+    }
+    fn n_terms(&self) -> usize {
+        2
+    }
+    fn kernel_params(&self, theta: &[f64]) -> Vec<f64> {
+        vec![theta[0]]
+    }
+    fn support_error(&self, _x: f64) -> Option<String> {
+        None
+    }
+    fn terms(&self, x: f64, kp: &[f64], out: &mut [f64]) {
+        let d = x - kp[0];
+        out[0] = d;
+        out[1] = d * d;
+    }
+    fn accumulate(&self, xs: &[f64], kp: &[f64], acc: &mut [f64]) {
+        let mu = kp[0];
+        sum_terms(xs, acc, |x| {
+            let d = x - mu;
+            [d, d * d]
+        });
+    }
+    fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>) {
+        let log_sigma = theta[1];
+        let inv_var = (-2.0 * log_sigma).exp();
+        let nll = n * (log_sigma + HALF_LN_2PI) + 0.5 * sums[1] * inv_var;
+        (nll, vec![-sums[0] * inv_var, n - sums[1] * inv_var])
+    }
+    fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
+        let z = (x - theta[0]) * (-theta[1]).exp();
+        -theta[1] - HALF_LN_2PI - 0.5 * z * z
+    }
+    fn wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/gaussian.wgsl")
+    }
+    fn initial_theta(&self, s: &Summary) -> Vec<f64> {
+        vec![0.5 * (s.min + s.max), s.spread().ln()]
+    }
+    fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
+        vec![
+            NamedParam {
+                name: "mu",
+                value: ParamValue::Scalar(theta[0]),
+            },
+            NamedParam {
+                name: "sigma",
+                value: ParamValue::Scalar(theta[1].exp()),
+            },
+        ]
+    }
+    fn closed_form_mle(&self, xs: &[f64]) -> Vec<f64> {
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+        vec![mean, 0.5 * var.ln()]
+    }
+    fn sample(&self, theta: &[f64], n: usize, rng: &mut StdRng) -> Vec<f64> {
+        let dist = Normal::new(theta[0], theta[1].exp()).expect("finite sigma");
+        (0..n).map(|_| dist.sample(rng)).collect()
+    }
+    fn extreme_thetas(&self) -> Vec<Vec<f64>> {
+        vec![
+            vec![3.0, (1e-20f64).ln()],
+            vec![-3.0, (1e20f64).ln()],
+            vec![1e4, 0.0],
+        ]
+    }
+    fn clone_box(&self) -> Box<dyn Family> {
+        Box::new(*self)
+    }
+    fn random_theta(&self, rng: &mut StdRng) -> Vec<f64> {
+        vec![rng.random_range(-10.0..10.0), rng.random_range(-1.0..2.0)]
+    }
+}

@@ -1,0 +1,108 @@
+//! Laplace(mu, b), optimised as (mu, log b); its NLL is the mean absolute error's.
+//!
+//! With d_i = x_i - mu, A = sum |d_i|, G = sum sign(d_i):
+//! NLL = n (ln 2 + log b) + A / b,  dNLL/dmu = -G / b,  dNLL/dlog b = n - A / b.
+//! The NLL is not differentiable at mu = x_i; sign(0) = 0 there gives a valid subgradient.
+
+use super::*;
+use rand::Rng;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Laplace;
+
+impl Family for Laplace {
+    fn name(&self) -> &'static str {
+        "laplace"
+    }
+    fn n_params(&self) -> usize {
+        2
+    }
+    fn theta_names(&self) -> Vec<String> {
+        vec!["mu".into(), "log_b".into()]
+    }
+    fn n_terms(&self) -> usize {
+        2
+    }
+    fn kernel_params(&self, theta: &[f64]) -> Vec<f64> {
+        vec![theta[0]]
+    }
+    fn support_error(&self, _x: f64) -> Option<String> {
+        None
+    }
+    fn terms(&self, x: f64, kp: &[f64], out: &mut [f64]) {
+        let d = x - kp[0];
+        out[0] = d.abs();
+        out[1] = sign0(d);
+    }
+    fn accumulate(&self, xs: &[f64], kp: &[f64], acc: &mut [f64]) {
+        let mu = kp[0];
+        sum_terms(xs, acc, |x| {
+            let d = x - mu;
+            [d.abs(), sign0(d)]
+        });
+    }
+    fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>) {
+        let log_b = theta[1];
+        let inv_b = (-log_b).exp();
+        let nll = n * (std::f64::consts::LN_2 + log_b) + sums[0] * inv_b;
+        (nll, vec![-sums[1] * inv_b, n - sums[0] * inv_b])
+    }
+    fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
+        -std::f64::consts::LN_2 - theta[1] - (x - theta[0]).abs() * (-theta[1]).exp()
+    }
+    fn wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/laplace.wgsl")
+    }
+    fn initial_theta(&self, s: &Summary) -> Vec<f64> {
+        vec![0.5 * (s.min + s.max), s.spread().ln()]
+    }
+    fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
+        vec![
+            NamedParam {
+                name: "mu",
+                value: ParamValue::Scalar(theta[0]),
+            },
+            NamedParam {
+                name: "b",
+                value: ParamValue::Scalar(theta[1].exp()),
+            },
+        ]
+    }
+    /// mu = the median (for even n, the midpoint of the two middle values; every point between
+    /// them is an MLE with the same b), b = mean absolute deviation from it.
+    fn closed_form_mle(&self, xs: &[f64]) -> Vec<f64> {
+        let mut sorted = xs.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let m = sorted.len();
+        let median = if m % 2 == 1 {
+            sorted[m / 2]
+        } else {
+            0.5 * (sorted[m / 2 - 1] + sorted[m / 2])
+        };
+        let b = xs.iter().map(|x| (x - median).abs()).sum::<f64>() / m as f64;
+        vec![median, b.ln()]
+    }
+    fn sample(&self, theta: &[f64], n: usize, rng: &mut StdRng) -> Vec<f64> {
+        // Inverse CDF: x = mu - b sign(u) ln(1 - 2|u|), u ~ U(-1/2, 1/2).
+        let b = theta[1].exp();
+        (0..n)
+            .map(|_| {
+                let u: f64 = rng.random::<f64>() - 0.5;
+                theta[0] - b * u.signum() * (-2.0 * u.abs()).ln_1p()
+            })
+            .collect()
+    }
+    fn extreme_thetas(&self) -> Vec<Vec<f64>> {
+        vec![
+            vec![3.0, (1e-20f64).ln()],
+            vec![-3.0, (1e20f64).ln()],
+            vec![1e4, 0.0],
+        ]
+    }
+    fn clone_box(&self) -> Box<dyn Family> {
+        Box::new(*self)
+    }
+    fn random_theta(&self, rng: &mut StdRng) -> Vec<f64> {
+        vec![rng.random_range(-10.0..10.0), rng.random_range(-1.0..2.0)]
+    }
+}

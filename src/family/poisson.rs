@@ -1,0 +1,78 @@
+//! Poisson(lambda), optimised as eta = log lambda.
+//!
+//! NLL_i = lambda - x_i eta + log x_i!, so with S = sum x_i:
+//! NLL = n lambda - eta S + sum log x_i!,  dNLL/deta = n lambda - S.
+//! The log x_i! are parameter-free: summed once in f64 (the engine's constant).
+
+use super::*;
+use rand::Rng;
+use rand_distr::{Distribution, Poisson as PoissonDist};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Poisson;
+
+/// Largest count accepted: f32 represents every integer up to 2^24 exactly.
+const MAX_COUNT: f64 = 16_777_216.0;
+
+impl Family for Poisson {
+    fn name(&self) -> &'static str {
+        "poisson"
+    }
+    fn n_params(&self) -> usize {
+        1
+    }
+    fn theta_names(&self) -> Vec<String> {
+        vec!["log_lambda".into()]
+    }
+    fn n_terms(&self) -> usize {
+        1
+    }
+    fn support_error(&self, x: f64) -> Option<String> {
+        integer_in(x, 0.0, MAX_COUNT, "counts 0, 1, 2, ... up to 2^24")
+    }
+    fn terms(&self, x: f64, _kp: &[f64], out: &mut [f64]) {
+        out[0] = x;
+    }
+    fn accumulate(&self, xs: &[f64], _kp: &[f64], acc: &mut [f64]) {
+        sum_terms(xs, acc, |x| [x]);
+    }
+    fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>) {
+        let eta = theta[0];
+        let lambda = eta.exp();
+        (n * lambda - eta * sums[0], vec![n * lambda - sums[0]])
+    }
+    fn constant(&self, x: f64) -> f64 {
+        libm::lgamma(x + 1.0)
+    }
+    fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
+        x * theta[0] - theta[0].exp() - libm::lgamma(x + 1.0)
+    }
+    fn wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/sum_x.wgsl")
+    }
+    fn initial_theta(&self, _s: &Summary) -> Vec<f64> {
+        vec![0.0]
+    }
+    fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
+        vec![NamedParam {
+            name: "lambda",
+            value: ParamValue::Scalar(theta[0].exp()),
+        }]
+    }
+    fn closed_form_mle(&self, xs: &[f64]) -> Vec<f64> {
+        vec![(xs.iter().sum::<f64>() / xs.len() as f64).ln()]
+    }
+    fn sample(&self, theta: &[f64], n: usize, rng: &mut StdRng) -> Vec<f64> {
+        let dist = PoissonDist::new(theta[0].exp()).expect("positive rate");
+        (0..n).map(|_| dist.sample(rng)).collect()
+    }
+    fn extreme_thetas(&self) -> Vec<Vec<f64>> {
+        vec![vec![40.0], vec![-40.0]]
+    }
+    fn clone_box(&self) -> Box<dyn Family> {
+        Box::new(*self)
+    }
+    fn random_theta(&self, rng: &mut StdRng) -> Vec<f64> {
+        vec![rng.random_range(-1.0..3.0)]
+    }
+}

@@ -1,0 +1,248 @@
+//! Maximum-likelihood and MAP fitting on any [`Engine`].
+//!
+//! The driver owns the loop, counts evaluations and applies the termination rules; the
+//! optimisers ([`lbfgs`], [`adam`]) only propose steps. All optimiser arithmetic is f64.
+
+pub mod adam;
+pub mod lbfgs;
+pub mod prior;
+
+pub use prior::Prior;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+/// `--optimizer`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Optimizer {
+    /// Limited-memory BFGS with a Wolfe line search (orthant-wise for an L1 prior).
+    #[default]
+    Lbfgs,
+    /// Adam with bias correction (proximal soft-thresholding for an L1 prior).
+    Adam,
+}
+
+/// Settings of a fit. Tolerances are documented in the README's accuracy policy.
+#[derive(Clone, Debug)]
+pub struct FitOptions {
+    pub optimizer: Optimizer,
+    pub prior: Option<Prior>,
+    pub max_iter: usize,
+    /// Stop when the largest gradient component is at most `gtol * n` (a mean per sample).
+    pub gtol: f64,
+    /// Stop when the objective changes by at most `ftol` relative to its size.
+    pub ftol: f64,
+    /// Stop when no step longer than `xtol * (1 + |theta|)` decreases the objective.
+    pub xtol: f64,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Starting point on the unconstrained scale; the family's default when `None`.
+    pub initial: Option<Vec<f64>>,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            optimizer: Optimizer::Lbfgs,
+            prior: None,
+            max_iter: 500,
+            gtol: 1e-10,
+            ftol: 1e-15,
+            xtol: 1e-13,
+            learning_rate: 0.05,
+            initial: None,
+        }
+    }
+}
+
+/// Why a fit stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The (pseudo-)gradient fell below `gtol * n`.
+    GradientNorm,
+    /// The objective changed by less than `ftol` relative.
+    RelativeChange,
+    /// No step longer than `xtol` decreases the objective in the gradient or any coordinate
+    /// direction: a minimum to working precision (also at a kink, e.g. the Laplace median).
+    StepTolerance,
+    /// `max_iter` iterations without meeting a criterion.
+    MaxIterations,
+    /// The objective or its gradient became NaN or infinite.
+    NonFinite,
+}
+
+impl StopReason {
+    pub fn converged(self) -> bool {
+        matches!(
+            self,
+            StopReason::GradientNorm | StopReason::RelativeChange | StopReason::StepTolerance
+        )
+    }
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::GradientNorm => "gradient norm below tolerance",
+            StopReason::RelativeChange => "relative change of the objective below tolerance",
+            StopReason::StepTolerance => "no decrease possible with a step above tolerance",
+            StopReason::MaxIterations => "iteration limit reached",
+            StopReason::NonFinite => "objective or gradient not finite",
+        }
+    }
+}
+
+/// The outcome of a fit.
+#[derive(Clone, Debug)]
+pub struct FitResult {
+    /// Unconstrained parameters at the optimum.
+    pub theta: Vec<f64>,
+    /// Total negative log-likelihood at `theta`.
+    pub nll: f64,
+    /// log p(theta) when a prior was given.
+    pub log_prior: Option<f64>,
+    pub iterations: usize,
+    pub evaluations: usize,
+    pub converged: bool,
+    pub reason: StopReason,
+    /// Largest component of the objective's (pseudo-)gradient at `theta`.
+    pub grad_norm: f64,
+}
+
+impl FitResult {
+    /// log-likelihood + log-prior (the unnormalised log posterior) when a prior was given.
+    pub fn log_posterior(&self) -> Option<f64> {
+        self.log_prior.map(|lp| lp - self.nll)
+    }
+}
+
+/// The objective an optimiser minimises: NLL plus the smooth part of -log prior.
+/// Counts evaluations. The L1 part, if any, is left to the optimiser (it is not smooth).
+pub(crate) struct Objective<'a> {
+    engine: &'a mut dyn Engine,
+    prior: Option<Prior>,
+    pub evaluations: usize,
+}
+
+/// One evaluation: smooth objective, its gradient, and the NLL alone.
+#[derive(Clone, Debug)]
+pub(crate) struct Point {
+    pub theta: Vec<f64>,
+    pub f: f64,
+    pub grad: Vec<f64>,
+    pub nll: f64,
+}
+
+impl Point {
+    pub fn finite(&self) -> bool {
+        self.f.is_finite() && self.grad.iter().all(|g| g.is_finite())
+    }
+}
+
+impl Objective<'_> {
+    pub fn eval(&mut self, theta: &[f64]) -> Result<Point> {
+        self.evaluations += 1;
+        let (nll, mut grad) = self.engine.nll_and_grad(theta)?;
+        let mut f = nll;
+        if let Some(p) = &self.prior {
+            p.add_smooth(theta, &mut f, &mut grad);
+        }
+        Ok(Point {
+            theta: theta.to_vec(),
+            f,
+            grad,
+            nll,
+        })
+    }
+
+    pub fn n(&self) -> f64 {
+        self.engine.n().max(1) as f64
+    }
+
+    /// Noise level of f from the engine's rounding, used by the line search's approximate
+    /// Wolfe test (Hager and Zhang): differences below it are not trusted.
+    pub fn f_noise(&self, f: f64) -> f64 {
+        64.0 * self.engine.unit_roundoff() * f.abs().max(1.0)
+    }
+}
+
+/// Fits the engine's family to its data by MLE (no prior) or MAP.
+pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
+    let family = engine.family();
+    let theta0 = match &options.initial {
+        Some(t) => t.clone(),
+        None => family.initial_theta(&engine.summary()),
+    };
+    if theta0.len() != family.n_params() {
+        return Err(Error::Usage(format!(
+            "starting point has {} values, {} needs {}",
+            theta0.len(),
+            family.name(),
+            family.n_params()
+        )));
+    }
+    let l1 = options.prior.and_then(|p| p.l1_weight());
+    let mut objective = Objective {
+        engine,
+        prior: options.prior,
+        evaluations: 0,
+    };
+    let run = match options.optimizer {
+        Optimizer::Lbfgs => lbfgs::minimize(&mut objective, theta0, l1, options)?,
+        Optimizer::Adam => adam::minimize(&mut objective, theta0, l1, options)?,
+    };
+    let log_prior = options.prior.map(|p| p.log_density(&run.point.theta));
+    Ok(FitResult {
+        nll: run.point.nll,
+        theta: run.point.theta,
+        log_prior,
+        iterations: run.iterations,
+        evaluations: objective.evaluations,
+        converged: run.reason.converged(),
+        reason: run.reason,
+        grad_norm: run.grad_norm,
+    })
+}
+
+/// What an optimiser returns to the driver.
+pub(crate) struct Run {
+    pub point: Point,
+    pub iterations: usize,
+    pub reason: StopReason,
+    pub grad_norm: f64,
+}
+
+/// The orthant-wise pseudo-gradient of f + lambda |theta|_1 (equals the gradient without L1):
+/// the minimum-norm subgradient.
+pub(crate) fn pseudo_gradient(theta: &[f64], grad: &[f64], l1: Option<f64>) -> Vec<f64> {
+    let Some(lambda) = l1 else {
+        return grad.to_vec();
+    };
+    theta
+        .iter()
+        .zip(grad)
+        .map(|(&t, &g)| {
+            if t > 0.0 {
+                g + lambda
+            } else if t < 0.0 {
+                g - lambda
+            } else if g + lambda < 0.0 {
+                g + lambda
+            } else if g - lambda > 0.0 {
+                g - lambda
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn l1_norm(theta: &[f64]) -> f64 {
+    theta.iter().map(|t| t.abs()).sum()
+}
+
+pub(crate) fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

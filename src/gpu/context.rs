@@ -1,0 +1,235 @@
+//! Finding an adapter and opening a device on it.
+
+use crate::error::{Error, Result};
+use std::sync::{Arc, Mutex};
+
+/// What a user asked for when choosing an adapter.
+#[derive(Clone, Debug, Default)]
+pub struct AdapterSelector {
+    /// Case-insensitive substring of the adapter name (`--adapter`, else `WGPU_ADAPTER_NAME`).
+    pub name: Option<String>,
+}
+
+impl AdapterSelector {
+    fn wanted_name(&self) -> Option<String> {
+        self.name
+            .clone()
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_lowercase())
+    }
+}
+
+/// One adapter as `likely devices` reports it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub max_storage_binding: u64,
+    pub max_buffer: u64,
+    pub subgroup: bool,
+    pub shader_f64: bool,
+    pub timestamp_query: bool,
+    /// True for software adapters such as llvmpipe (device type Cpu).
+    pub software: bool,
+}
+
+/// The optional features likely uses where an adapter has them.
+fn useful_features() -> wgpu::Features {
+    wgpu::Features::SUBGROUP | wgpu::Features::SHADER_F64 | wgpu::Features::TIMESTAMP_QUERY
+}
+
+fn backends() -> wgpu::Backends {
+    // Vulkan, Metal, DX12 by default; `WGPU_BACKEND=gl` (or a list) overrides, as in wgpu.
+    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY)
+}
+
+fn enumerate() -> Vec<wgpu::Adapter> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends();
+    let instance = wgpu::Instance::new(desc);
+    pollster::block_on(instance.enumerate_adapters(backends()))
+}
+
+fn report(adapter: &wgpu::Adapter) -> AdapterReport {
+    let info = adapter.get_info();
+    let limits = adapter.limits();
+    let features = adapter.features();
+    AdapterReport {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: info.driver.clone(),
+        driver_info: info.driver_info.clone(),
+        max_storage_binding: limits.max_storage_buffer_binding_size,
+        max_buffer: limits.max_buffer_size,
+        subgroup: features.contains(wgpu::Features::SUBGROUP),
+        shader_f64: features.contains(wgpu::Features::SHADER_F64),
+        timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        software: info.device_type == wgpu::DeviceType::Cpu,
+    }
+}
+
+/// Every adapter wgpu can see with the current `WGPU_BACKEND`.
+pub fn list_adapters() -> Vec<AdapterReport> {
+    enumerate().iter().map(report).collect()
+}
+
+/// Lower is better: hardware before software, honouring `WGPU_POWER_PREF`.
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    use wgpu::DeviceType::*;
+    let prefer_low = matches!(
+        wgpu::PowerPreference::from_env(),
+        Some(wgpu::PowerPreference::LowPower)
+    );
+    let device = match (info.device_type, prefer_low) {
+        (DiscreteGpu, false) | (IntegratedGpu, true) => 0,
+        (IntegratedGpu, false) | (DiscreteGpu, true) => 1,
+        (VirtualGpu, _) => 2,
+        (Other, _) => 3,
+        (Cpu, _) => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (device, backend)
+}
+
+/// Picks the best adapter matching the selector, or explains why there is none.
+fn select(selector: &AdapterSelector) -> Result<wgpu::Adapter> {
+    let adapters = enumerate();
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter(
+            "wgpu found no adapter (install a Vulkan, Metal or DX12 driver; on Linux without a GPU, \
+             Mesa's lavapipe: `apt-get install mesa-vulkan-drivers`)"
+                .into(),
+        ));
+    }
+    let wanted = selector.wanted_name();
+    let mut candidates: Vec<wgpu::Adapter> = adapters
+        .iter()
+        .filter(|a| match &wanted {
+            Some(w) => a.get_info().name.to_lowercase().contains(w),
+            None => true,
+        })
+        .cloned()
+        .collect();
+    if candidates.is_empty() {
+        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        return Err(Error::NoAdapter(format!(
+            "no adapter name contains '{}'; available: {}",
+            wanted.unwrap_or_default(),
+            names.join(", ")
+        )));
+    }
+    candidates.sort_by_key(|a| rank(&a.get_info()));
+    Ok(candidates.remove(0))
+}
+
+/// Whether the adapter `select` would pick is a hardware GPU (used by `--backend auto`).
+pub fn best_is_hardware(selector: &AdapterSelector) -> bool {
+    select(selector)
+        .map(|a| a.get_info().device_type != wgpu::DeviceType::Cpu)
+        .unwrap_or(false)
+}
+
+/// An open device with its queue, the adapter's facts, and captured validation errors.
+#[derive(Clone)]
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) features: wgpu::Features,
+    report: AdapterReport,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.report)
+            .finish()
+    }
+}
+
+impl GpuContext {
+    /// Opens a device on the selected adapter with the adapter's own limits and the useful
+    /// features it has.
+    pub fn new(selector: &AdapterSelector) -> Result<GpuContext> {
+        let adapter = select(selector)?;
+        let report = report(&adapter);
+        let features = adapter.features() & useful_features();
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("likely device"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::gpu(format!("opening a device on {}", report.name), e))?;
+        // wgpu's default handler panics; keep errors so the failing call can return them.
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        Ok(GpuContext {
+            device,
+            queue,
+            limits,
+            features,
+            report,
+            errors,
+        })
+    }
+
+    /// The adapter this context runs on.
+    pub fn adapter(&self) -> &AdapterReport {
+        &self.report
+    }
+
+    /// "name (backend, device type)" for output.
+    pub fn adapter_label(&self) -> String {
+        format!(
+            "{} ({}, {})",
+            self.report.name, self.report.backend, self.report.device_type
+        )
+    }
+
+    pub fn has_subgroups(&self) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP)
+    }
+
+    /// Turns any validation error raised since the last call into an `Err` naming `context`.
+    pub(crate) fn take_errors(&self, context: &str) -> Result<()> {
+        let mut errors = self
+            .errors
+            .lock()
+            .map_err(|_| Error::gpu(context, "error log poisoned"))?;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            let message = errors.join("; ");
+            errors.clear();
+            Err(Error::gpu(context, message))
+        }
+    }
+
+    /// Runs `make` inside a validation error scope, so a bad shader or pipeline is an `Err`.
+    pub(crate) fn scoped<T>(&self, context: &str, make: impl FnOnce() -> T) -> Result<T> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = make();
+        match pollster::block_on(scope.pop()) {
+            None => Ok(value),
+            Some(e) => Err(Error::gpu(context, e)),
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The fused reduction of per-sample terms over a dataset resident on the GPU.
+
+use super::context::GpuContext;
+use super::shader::{self, MAX_KERNEL_PARAMS, MAX_TERMS, SAMPLES_PER_WORKGROUP};
+use crate::error::{Error, Result};
+use crate::family::Family;
+use wgpu::util::DeviceExt;
+
+/// How a reduction is built; the defaults use everything the adapter offers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReductionOptions {
+    /// Use the shared-memory tree even where subgroup operations exist.
+    pub force_tree: bool,
+    /// Cap on samples per storage binding (tests use it to exercise chunking cheaply).
+    pub max_chunk_samples: Option<usize>,
+}
+
+struct Chunk {
+    bind_group: wgpu::BindGroup,
+    workgroups: u32,
+    _data: wgpu::Buffer,
+    _info: wgpu::Buffer,
+}
+
+/// A family's reduction kernel bound to one dataset that stays on the GPU.
+pub struct TermReduction {
+    ctx: GpuContext,
+    label: String,
+    pipeline: wgpu::ComputePipeline,
+    chunks: Vec<Chunk>,
+    params: wgpu::Buffer,
+    partials: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    n_terms: usize,
+    total_workgroups: usize,
+    subgroups: bool,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ChunkInfo {
+    len: u32,
+    partial_base: u32,
+    pad: [u32; 2],
+}
+
+impl TermReduction {
+    /// Uploads `data` (as f32) once and builds the family's kernel.
+    pub fn new(ctx: &GpuContext, family: &dyn Family, data: &[f64]) -> Result<Self> {
+        Self::with_options(ctx, family, data, ReductionOptions::default())
+    }
+
+    pub fn with_options(
+        ctx: &GpuContext,
+        family: &dyn Family,
+        data: &[f64],
+        options: ReductionOptions,
+    ) -> Result<Self> {
+        let label = format!("likely {} reduction", family.name());
+        let n_terms = family.n_terms();
+        if data.is_empty() {
+            return Err(Error::InvalidData("no samples to reduce".into()));
+        }
+        if n_terms > MAX_TERMS {
+            return Err(Error::Capacity(format!(
+                "the GPU kernel reduces at most {MAX_TERMS} terms per sample; {} needs {n_terms} \
+                 (use --backend cpu)",
+                family.name()
+            )));
+        }
+        let subgroups = ctx.has_subgroups() && !options.force_tree;
+        let device = &ctx.device;
+
+        let chunk_len = chunk_samples(&ctx.limits, options.max_chunk_samples);
+        let starts: Vec<usize> = (0..data.len()).step_by(chunk_len).collect();
+        let workgroups: Vec<u32> = starts
+            .iter()
+            .map(|&s| {
+                (data.len().min(s + chunk_len) - s).div_ceil(SAMPLES_PER_WORKGROUP as usize) as u32
+            })
+            .collect();
+        let total_workgroups: usize = workgroups.iter().map(|&w| w as usize).sum();
+        let partial_bytes = (total_workgroups * n_terms * 4) as u64;
+        if partial_bytes > ctx.limits.max_storage_buffer_binding_size {
+            return Err(Error::Capacity(format!(
+                "{} partial sums ({partial_bytes} bytes) exceed the adapter's storage binding limit",
+                family.name()
+            )));
+        }
+
+        let source = shader::compose(family, subgroups);
+        let layout = bind_group_layout(device, &label);
+        let pipeline = ctx.scoped(&label, || {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&label),
+                source: wgpu::ShaderSource::Wgsl(source.as_str().into()),
+            });
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(&label),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some("reduce_terms"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        })?;
+
+        let params = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("likely kernel parameters"),
+            size: (MAX_KERNEL_PARAMS * 8) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let partials = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("likely partial sums"),
+            size: partial_bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("likely partial sums readback"),
+            size: partial_bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+
+        let mut chunks = Vec::with_capacity(starts.len());
+        let mut partial_base = 0u32;
+        for (index, (&start, &groups)) in starts.iter().zip(&workgroups).enumerate() {
+            let slice = &data[start..data.len().min(start + chunk_len)];
+            let data_buffer = upload(ctx, slice, &format!("likely data chunk {index}"))?;
+            let info = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(&format!("likely chunk {index} info")),
+                contents: bytemuck::bytes_of(&ChunkInfo {
+                    len: slice.len() as u32,
+                    partial_base,
+                    pad: [0; 2],
+                }),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&format!("likely chunk {index} bindings")),
+                layout: &layout,
+                entries: &[
+                    entry(0, &data_buffer),
+                    entry(1, &partials),
+                    entry(2, &info),
+                    entry(3, &params),
+                ],
+            });
+            partial_base += groups * n_terms as u32;
+            chunks.push(Chunk {
+                bind_group,
+                workgroups: groups,
+                _data: data_buffer,
+                _info: info,
+            });
+        }
+        ctx.take_errors(&label)?;
+        Ok(TermReduction {
+            ctx: ctx.clone(),
+            label,
+            pipeline,
+            chunks,
+            params,
+            partials,
+            readback,
+            n_terms,
+            total_workgroups,
+            subgroups,
+        })
+    }
+
+    /// Number of storage bindings the data was split across.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Whether the kernel uses subgroup operations.
+    pub fn uses_subgroups(&self) -> bool {
+        self.subgroups
+    }
+
+    /// The sums over all samples of every per-sample term, finished in f64.
+    /// One submit and one readback, however many chunks the data spans.
+    pub fn sums(&mut self, kernel_params: &[f64]) -> Result<Vec<f64>> {
+        if kernel_params.len() > MAX_KERNEL_PARAMS {
+            return Err(Error::Capacity(format!(
+                "{} kernel parameters exceed the uniform's {MAX_KERNEL_PARAMS}",
+                kernel_params.len()
+            )));
+        }
+        // Each parameter as an f32 pair (hi, lo) with hi + lo = value to ~48 bits.
+        let mut packed = [0f32; MAX_KERNEL_PARAMS * 2];
+        for (i, &v) in kernel_params.iter().enumerate() {
+            let hi = v as f32;
+            packed[2 * i] = hi;
+            packed[2 * i + 1] = (v - hi as f64) as f32;
+        }
+        self.ctx
+            .queue
+            .write_buffer(&self.params, 0, bytemuck::cast_slice(&packed));
+
+        let device = &self.ctx.device;
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some(&self.label),
+        });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(&self.label),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.pipeline);
+            for chunk in &self.chunks {
+                pass.set_bind_group(0, &chunk.bind_group, &[]);
+                pass.dispatch_workgroups(chunk.workgroups, 1, 1);
+            }
+        }
+        encoder.copy_buffer_to_buffer(&self.partials, 0, &self.readback, 0, self.partials.size());
+        self.ctx.queue.submit([encoder.finish()]);
+
+        let partials = read_back(&self.ctx, &self.readback, &self.label)?;
+        self.ctx.take_errors(&self.label)?;
+        // Partials are laid out [workgroup][term]; sum each term in f64, in a fixed order.
+        let mut sums = vec![0.0f64; self.n_terms];
+        for group in partials
+            .chunks_exact(self.n_terms)
+            .take(self.total_workgroups)
+        {
+            for (s, &p) in sums.iter_mut().zip(group) {
+                *s += p as f64;
+            }
+        }
+        Ok(sums)
+    }
+}
+
+/// Samples per storage binding: the adapter's binding and buffer limits, and the dispatch
+/// limit on workgroups per dimension.
+fn chunk_samples(limits: &wgpu::Limits, cap: Option<usize>) -> usize {
+    let bytes = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    let by_bytes = (bytes / 4) as usize;
+    let by_dispatch =
+        limits.max_compute_workgroups_per_dimension as usize * SAMPLES_PER_WORKGROUP as usize;
+    let mut len = by_bytes.min(by_dispatch);
+    if let Some(cap) = cap {
+        len = len.min(cap.max(1));
+    }
+    // Keep chunk boundaries on workgroup boundaries when a chunk spans more than one.
+    if len > SAMPLES_PER_WORKGROUP as usize {
+        len -= len % SAMPLES_PER_WORKGROUP as usize;
+    }
+    len
+}
+
+fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buffer.as_entire_binding(),
+    }
+}
+
+fn bind_group_layout(device: &wgpu::Device, label: &str) -> wgpu::BindGroupLayout {
+    let buffer = |binding, ty| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    };
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &[
+            buffer(0, wgpu::BufferBindingType::Storage { read_only: true }),
+            buffer(1, wgpu::BufferBindingType::Storage { read_only: false }),
+            buffer(2, wgpu::BufferBindingType::Uniform),
+            buffer(3, wgpu::BufferBindingType::Uniform),
+        ],
+    })
+}
+
+/// Creates a storage buffer holding `values` as f32, written through a mapping (no extra copy).
+fn upload(ctx: &GpuContext, values: &[f64], label: &str) -> Result<wgpu::Buffer> {
+    let buffer = ctx.scoped(label, || {
+        ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (values.len() * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: true,
+        })
+    })?;
+    {
+        let mut view = buffer
+            .slice(..)
+            .get_mapped_range_mut()
+            .map_err(|e| Error::gpu(label, e))?;
+        // Convert in pieces so no full-size f32 copy of the data is ever held on the host.
+        const PIECE: usize = 1 << 16;
+        let mut staging: Vec<f32> = Vec::with_capacity(PIECE);
+        for (i, piece) in values.chunks(PIECE).enumerate() {
+            staging.clear();
+            staging.extend(piece.iter().map(|&v| v as f32));
+            let at = i * PIECE * 4;
+            view.slice(at..at + piece.len() * 4)
+                .copy_from_slice(bytemuck::cast_slice(&staging));
+        }
+    }
+    buffer.unmap();
+    Ok(buffer)
+}
+
+/// Maps `buffer`, waits for the GPU, and copies its f32 contents out.
+fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, label: &str) -> Result<Vec<f32>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::gpu(label, e))?;
+    rx.recv()
+        .map_err(|e| Error::gpu(label, e))?
+        .map_err(|e| Error::gpu(label, e))?;
+    let values = {
+        let view = buffer
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::gpu(label, e))?;
+        bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+    };
+    buffer.unmap();
+    Ok(values)
+}

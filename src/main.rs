@@ -1,0 +1,7 @@
+//! The `likely` command line.
+
+mod cli;
+
+fn main() {
+    std::process::exit(cli::run());
+}

@@ -1,0 +1,30 @@
+//! The accuracy policy in one place. Every comparison in tests and in `likely check` uses
+//! these named tolerances; the README explains them.
+
+/// GPU (f32 per-sample terms, tree-reduced, finished in f64) against the f64 CPU engine.
+/// The error of each output is measured relative to its condition scale
+/// sum_k |d out / d S_k| * sum_i |t_ik| (the size of what was summed, not of the result, which
+/// can cancel to near zero). Each f32 sum sees at most ~3 roundings forming a term, 15 in the
+/// per-invocation run of 16 samples and 8 in the workgroup tree (or the subgroup sums): about
+/// 26 unit roundoffs u = 2^-24 in the worst case. We allow 64 u = 3.8e-6.
+pub const GPU_VS_CPU: f64 = 64.0 * (f32::EPSILON as f64 / 2.0);
+
+/// The CPU engine's decomposition (terms + finish) against the direct sum of log-densities,
+/// both f64: relative to the sum of |log p(x_i)|.
+pub const DECOMPOSITION: f64 = 1e-11;
+
+/// Central finite differences (step 1e-6 relative) against analytic gradients, relative to
+/// the largest gradient component and the NLL's scale.
+pub const FINITE_DIFFERENCE: f64 = 1e-6;
+
+/// Fitted parameters against closed-form estimates (natural scale), relative.
+pub const CLOSED_FORM: f64 = 1e-6;
+
+/// |a - b| / |b|; 0 when equal, infinite when b = 0 and a differs.
+pub fn relative_error(a: f64, b: f64) -> f64 {
+    if a == b {
+        0.0
+    } else {
+        (a - b).abs() / b.abs()
+    }
+}
