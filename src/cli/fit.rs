@@ -117,6 +117,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "seed": args.seed,
             "seconds": seconds,
         });
+        out["warnings"] = json!(result.warnings);
         if let Some(labels) = &dataset.labels {
             out["labels"] = json!(labels);
         }
@@ -177,6 +178,9 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             result.iterations,
             result.evaluations
         );
+    }
+    for w in &result.warnings {
+        eprintln!("warning: {w}");
     }
     if !result.converged {
         eprintln!(

@@ -66,6 +66,11 @@ impl Family for Bernoulli {
     fn extreme_thetas(&self) -> Vec<Vec<f64>> {
         vec![vec![1e4], vec![-1e4]]
     }
+    fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
+        (s.min == s.max).then(|| {
+            Degenerate::Boundary(format!("every observation is {}: the MLE is p = {} (logit infinite)", s.min, s.min))
+        })
+    }
     fn clone_box(&self) -> Box<dyn Family> {
         Box::new(*self)
     }

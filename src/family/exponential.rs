@@ -61,6 +61,11 @@ impl Family for Exponential {
     fn extreme_thetas(&self) -> Vec<Vec<f64>> {
         vec![vec![40.0], vec![-40.0]]
     }
+    fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
+        (s.max == 0.0).then(|| {
+            Degenerate::Unbounded("every value is 0: the likelihood grows without bound as the rate grows".into())
+        })
+    }
     fn clone_box(&self) -> Box<dyn Family> {
         Box::new(*self)
     }

@@ -88,6 +88,14 @@ impl Family for Gaussian {
             vec![1e4, 0.0],
         ]
     }
+    fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
+        (s.min == s.max).then(|| {
+            Degenerate::Unbounded(format!(
+                "all {} values equal {}: the likelihood grows without bound as sigma -> 0",
+                s.n, s.min
+            ))
+        })
+    }
     fn clone_box(&self) -> Box<dyn Family> {
         Box::new(*self)
     }

@@ -99,6 +99,14 @@ impl Family for Laplace {
             vec![1e4, 0.0],
         ]
     }
+    fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
+        (s.min == s.max).then(|| {
+            Degenerate::Unbounded(format!(
+                "all {} values equal {}: the likelihood grows without bound as b -> 0",
+                s.n, s.min
+            ))
+        })
+    }
     fn clone_box(&self) -> Box<dyn Family> {
         Box::new(*self)
     }

@@ -69,6 +69,15 @@ pub struct NamedParam {
     pub value: ParamValue,
 }
 
+/// Data for which maximum likelihood has no finite answer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Degenerate {
+    /// The likelihood grows without bound: there is no MLE (a prior gives a MAP estimate).
+    Unbounded(String),
+    /// The MLE lies on the boundary (e.g. p = 1); the fit approaches it but cannot reach it.
+    Boundary(String),
+}
+
 /// Cheap facts about a dataset used to pick a starting point that is not the answer.
 #[derive(Clone, Copy, Debug)]
 pub struct Summary {
@@ -143,6 +152,11 @@ pub trait Family: Send + Sync + std::fmt::Debug {
     /// Extreme but valid parameters (logits of +-1e4, sigma of 1e-20 and 1e20, ...): results
     /// must stay finite and agree between engines.
     fn extreme_thetas(&self) -> Vec<Vec<f64>>;
+    /// Whether data with this summary has no MLE (the likelihood is unbounded) or an MLE on the
+    /// boundary of the parameter space (an infinite unconstrained parameter).
+    fn degenerate(&self, _s: &Summary) -> Option<Degenerate> {
+        None
+    }
     /// A boxed copy (families are small values).
     fn clone_box(&self) -> Box<dyn Family>;
     /// A plausible random parameter vector, for conformance checks.

@@ -69,6 +69,9 @@ impl Family for Poisson {
     fn extreme_thetas(&self) -> Vec<Vec<f64>> {
         vec![vec![40.0], vec![-40.0]]
     }
+    fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
+        (s.max == 0.0).then(|| Degenerate::Boundary("every count is 0: the MLE is lambda = 0 (log lambda infinite)".into()))
+    }
     fn clone_box(&self) -> Box<dyn Family> {
         Box::new(*self)
     }

@@ -11,6 +11,7 @@ pub use prior::Prior;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::family::Degenerate;
 
 /// `--optimizer`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -105,6 +106,8 @@ pub struct FitResult {
     pub reason: StopReason,
     /// Largest component of the objective's (pseudo-)gradient at `theta`.
     pub grad_norm: f64,
+    /// Things the user should know about the estimate (e.g. an MLE on the boundary).
+    pub warnings: Vec<String>,
 }
 
 impl FitResult {
@@ -179,6 +182,18 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
             family.n_params()
         )));
     }
+    let mut warnings = Vec::new();
+    match family.degenerate(&engine.summary()) {
+        Some(Degenerate::Unbounded(why)) if options.prior.is_none() => {
+            return Err(Error::InvalidData(format!(
+                "the maximum-likelihood estimate does not exist: {why}; a prior (e.g. --prior l2:10) gives a MAP estimate"
+            )))
+        }
+        Some(Degenerate::Boundary(why)) if options.prior.is_none() => {
+            warnings.push(format!("{why}; the estimate approaches it and its logarithmic parameter is large"))
+        }
+        _ => {}
+    }
     let l1 = options.prior.and_then(|p| p.l1_weight());
     let mut objective = Objective {
         engine,
@@ -199,6 +214,7 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
         converged: run.reason.converged(),
         reason: run.reason,
         grad_norm: run.grad_norm,
+        warnings,
     })
 }
 

@@ -1,0 +1,187 @@
+//! Fits against closed forms, on the CPU engine and on the GPU engine, to 1e-6 relative.
+
+mod common;
+
+use likely::engine::{CpuEngine, Engine, GpuEngine};
+use likely::family::{Family, FamilyName};
+use likely::fit::{fit, FitOptions, Optimizer, Prior};
+use likely::tolerance::{relative_error, CLOSED_FORM};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::sync::Arc;
+
+/// Data rounded to f32, so the GPU sees exactly what the closed form is computed on.
+fn draw(name: FamilyName, classes: usize, theta: &[f64], n: usize, seed: u64) -> Vec<f64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    name.build(classes).sample(theta, n, &mut rng).into_iter().map(|x| x as f32 as f64).collect()
+}
+
+/// Engines to run on: the CPU engine always, the GPU engine when there is an adapter.
+fn engines(name: FamilyName, classes: usize, data: &[f64]) -> Vec<Box<dyn Engine>> {
+    let mut v: Vec<Box<dyn Engine>> = vec![Box::new(CpuEngine::new(name.build(classes), Arc::from(data)))];
+    if let Some(ctx) = common::gpu() {
+        v.push(Box::new(GpuEngine::new(ctx, name.build(classes), data).unwrap()));
+    }
+    v
+}
+
+fn assert_natural(family: &dyn Family, got: &[f64], want: &[f64], tol: f64, what: &str) {
+    for (g, w) in family.natural(got).iter().zip(family.natural(want)) {
+        for (a, b) in g.value.values().iter().zip(w.value.values()) {
+            let err = relative_error(*a, b);
+            assert!(err <= tol, "{what}: {} = {a}, expected {b} (rel. err {err:.2e})", g.name);
+        }
+    }
+}
+
+fn check_closed_form(name: FamilyName, classes: usize, data: &[f64]) {
+    let family = name.build(classes);
+    let want = family.closed_form_mle(data);
+    for mut engine in engines(name, classes, data) {
+        let result = fit(engine.as_mut(), &FitOptions::default()).unwrap();
+        let what = format!("{} on {}", family.name(), engine.name());
+        assert!(result.converged, "{what}: {:?}", result.reason);
+        assert_natural(family.as_ref(), &result.theta, &want, CLOSED_FORM, &what);
+    }
+}
+
+#[test]
+fn bernoulli_seven_heads_in_ten() {
+    let tosses = [1., 1., 0., 1., 1., 0., 1., 0., 1., 1.];
+    for mut engine in engines(FamilyName::Bernoulli, 1, &tosses) {
+        let r = fit(engine.as_mut(), &FitOptions::default()).unwrap();
+        let p = likely::family::sigmoid(r.theta[0]);
+        assert!(relative_error(p, 0.7) <= CLOSED_FORM, "{}: p = {p}", engine.name());
+    }
+}
+
+#[test]
+fn gaussian_mean_and_biased_variance() {
+    let data = draw(FamilyName::Gaussian, 1, &[5.0, 2f64.ln()], 1000, 1);
+    let n = data.len() as f64;
+    let mean = data.iter().sum::<f64>() / n;
+    let var = data.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    for mut engine in engines(FamilyName::Gaussian, 1, &data) {
+        let r = fit(engine.as_mut(), &FitOptions::default()).unwrap();
+        assert!(relative_error(r.theta[0], mean) <= CLOSED_FORM, "{} mu", engine.name());
+        assert!(relative_error((2.0 * r.theta[1]).exp(), var) <= CLOSED_FORM, "{} sigma^2", engine.name());
+    }
+}
+
+#[test]
+fn gaussian_far_from_zero_and_large_n() {
+    // mu / sigma = 1e4 and n = 1e6: the hi/lo parameter split keeps the GPU accurate.
+    check_closed_form(FamilyName::Gaussian, 1, &draw(FamilyName::Gaussian, 1, &[1e4, 0.0], 1_000_000, 2));
+}
+
+#[test]
+fn laplace_median_and_mean_absolute_deviation() {
+    check_closed_form(FamilyName::Laplace, 1, &draw(FamilyName::Laplace, 1, &[-1.0, 0.5f64.ln()], 1001, 3));
+}
+
+#[test]
+fn laplace_even_n_gives_a_median() {
+    // Any mu between the two middle order statistics is an MLE; b is the same for all of them.
+    let data = draw(FamilyName::Laplace, 1, &[2.0, 0.0], 1000, 4);
+    let mut sorted = data.clone();
+    sorted.sort_by(f64::total_cmp);
+    let (lo, hi) = (sorted[499], sorted[500]);
+    let family = FamilyName::Laplace.build(1);
+    let b = family.closed_form_mle(&data)[1].exp();
+    for mut engine in engines(FamilyName::Laplace, 1, &data) {
+        let r = fit(engine.as_mut(), &FitOptions::default()).unwrap();
+        let tol = CLOSED_FORM * lo.abs();
+        assert!(r.theta[0] >= lo - tol && r.theta[0] <= hi + tol, "{}: mu {} not in [{lo}, {hi}]", engine.name(), r.theta[0]);
+        assert!(relative_error(r.theta[1].exp(), b) <= CLOSED_FORM, "{}: b", engine.name());
+    }
+}
+
+#[test]
+fn categorical_class_frequencies() {
+    check_closed_form(FamilyName::Categorical, 5, &draw(FamilyName::Categorical, 5, &[0.0, 1.0, -1.0, 0.5, 0.2], 5000, 5));
+}
+
+#[test]
+fn poisson_mean() {
+    check_closed_form(FamilyName::Poisson, 1, &draw(FamilyName::Poisson, 1, &[3.0f64.ln()], 2000, 6));
+}
+
+#[test]
+fn exponential_reciprocal_mean() {
+    check_closed_form(FamilyName::Exponential, 1, &draw(FamilyName::Exponential, 1, &[0.1f64.ln()], 2000, 7));
+}
+
+#[test]
+fn gaussian_mean_with_l2_prior_is_the_posterior_mode() {
+    // With an N(0, s^2) prior on mu (and on log sigma), the mode satisfies, at the fitted sigma,
+    // mu = (sum x / sigma^2) / (n / sigma^2 + 1 / s^2): the conjugate posterior mean of mu.
+    let data = draw(FamilyName::Gaussian, 1, &[3.0, 1.5f64.ln()], 20, 8);
+    let s = 0.5;
+    let n = data.len() as f64;
+    let sum: f64 = data.iter().sum();
+    for mut engine in engines(FamilyName::Gaussian, 1, &data) {
+        let options = FitOptions { prior: Some(Prior::L2 { scale: s }), ..FitOptions::default() };
+        let r = fit(engine.as_mut(), &options).unwrap();
+        let var = (2.0 * r.theta[1]).exp();
+        let mode = (sum / var) / (n / var + 1.0 / (s * s));
+        assert!(r.converged, "{}", engine.name());
+        assert!(relative_error(r.theta[0], mode) <= CLOSED_FORM, "{}: mu {} vs {mode}", engine.name(), r.theta[0]);
+        // log sigma's stationarity: n - S2 / sigma^2 + log sigma / s^2 = 0.
+        let s2: f64 = data.iter().map(|x| (x - r.theta[0]).powi(2)).sum();
+        let stationarity = n - s2 / var + r.theta[1] / (s * s);
+        assert!(stationarity.abs() <= 1e-6 * n, "{}: {stationarity}", engine.name());
+        let lp = r.log_prior.unwrap();
+        assert!((r.log_posterior().unwrap() - (lp - r.nll)).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn l1_prior_gives_exact_zeros() {
+    // Bernoulli with p close to 1/2 and a strong Laplace prior: the MAP logit is exactly 0
+    // (the subgradient condition |n sigmoid(0) - S| <= 1/scale holds).
+    let data: Vec<f64> = (0..101).map(|i| (i % 2) as f64).collect(); // 50 ones of 101
+    for mut engine in engines(FamilyName::Bernoulli, 1, &data) {
+        let options = FitOptions { prior: Some(Prior::L1 { scale: 0.5 }), ..FitOptions::default() };
+        let r = fit(engine.as_mut(), &options).unwrap();
+        assert_eq!(r.theta[0], 0.0, "{}: {:?}", engine.name(), r);
+        assert!(r.converged);
+    }
+    // A weaker prior leaves a non-zero logit, shrunk towards zero: n sigmoid(eta) - S = -1/scale.
+    let data: Vec<f64> = (0..100).map(|i| (i % 4 != 0) as u8 as f64).collect(); // 75 of 100
+    let mut engine = CpuEngine::new(FamilyName::Bernoulli.build(1), Arc::from(data));
+    let options = FitOptions { prior: Some(Prior::L1 { scale: 1.0 }), ..FitOptions::default() };
+    let r = fit(&mut engine, &options).unwrap();
+    let p = likely::family::sigmoid(r.theta[0]);
+    assert!(relative_error(p, 0.74) <= CLOSED_FORM, "p = {p}");
+}
+
+#[test]
+fn adam_gets_close() {
+    let data = draw(FamilyName::Gaussian, 1, &[5.0, 2f64.ln()], 1000, 9);
+    let want = FamilyName::Gaussian.build(1).closed_form_mle(&data);
+    let mut engine = CpuEngine::new(FamilyName::Gaussian.build(1), Arc::from(data));
+    let options = FitOptions { optimizer: Optimizer::Adam, max_iter: 5000, gtol: 1e-8, ..FitOptions::default() };
+    let r = fit(&mut engine, &options).unwrap();
+    assert!(relative_error(r.theta[0], want[0]) <= 1e-4, "{r:?}");
+    assert!(relative_error(r.theta[1].exp(), want[1].exp()) <= 1e-4, "{r:?}");
+}
+
+#[test]
+fn a_missing_mle_is_an_error_not_a_number() {
+    // One Gaussian sample: the likelihood grows without bound as sigma -> 0.
+    let mut engine = CpuEngine::new(FamilyName::Gaussian.build(1), Arc::from(vec![1.0]));
+    let err = fit(&mut engine, &FitOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    // With a prior the MAP estimate exists.
+    let options = FitOptions { prior: Some(Prior::L2 { scale: 1.0 }), ..FitOptions::default() };
+    let r = fit(&mut engine, &options).unwrap();
+    assert!(r.converged && r.theta.iter().all(|t| t.is_finite()), "{r:?}");
+}
+
+#[test]
+fn an_mle_on_the_boundary_warns() {
+    let mut engine = CpuEngine::new(FamilyName::Bernoulli.build(1), Arc::from(vec![1.0; 3]));
+    let r = fit(&mut engine, &FitOptions::default()).unwrap();
+    assert_eq!(r.warnings.len(), 1, "{r:?}");
+    assert!(likely::family::sigmoid(r.theta[0]) > 0.999_999);
+}

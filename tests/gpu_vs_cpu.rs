@@ -1,0 +1,72 @@
+//! Every family's GPU kernel against the f64 CPU engine on seeded random data at the edge
+//! sizes 1, 255, 256, 257 (workgroup - 1, workgroup, workgroup + 1), 4095..4097 (one
+//! workgroup's span of samples), 1_000_003, and one whose f32 data exceeds 128 MiB (more than
+//! one storage binding on lavapipe; the binding is capped at 128 MiB on larger adapters), at
+//! random and extreme parameters, with the subgroup and the shared-memory reduction.
+
+mod common;
+
+use likely::check::{check_families, compare, sample_f32, BINDING_CAP_SAMPLES};
+use likely::family::{Family, FamilyName};
+use likely::for_each_family;
+use likely::gpu::reduce::ReductionOptions;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::sync::Arc;
+
+const EDGE_SIZES: [usize; 8] = [1, 255, 256, 257, 4095, 4096, 4097, 1_000_003];
+
+fn assert_cases(family: &dyn Family, n: usize, seed: u64, extremes: bool, options: ReductionOptions) -> usize {
+    let ctx = common::gpu().expect("checked by caller");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let theta = family.random_theta(&mut rng);
+    let data: Arc<[f64]> = sample_f32(family, &theta, n, seed).into();
+    let mut thetas = vec![theta, family.random_theta(&mut rng)];
+    if extremes {
+        thetas.extend(family.extreme_thetas());
+    }
+    let cases = compare(ctx, family, data, &thetas, options).unwrap();
+    for c in &cases {
+        assert!(c.pass, "GPU disagrees with CPU: {c:?}");
+    }
+    cases[0].chunks
+}
+
+fn families_named(name: FamilyName) -> Vec<Box<dyn Family>> {
+    check_families().into_iter().filter(|f| f.name() == name.as_str()).collect()
+}
+
+for_each_family!(edge_sizes, |name| {
+    gpu_or_skip!();
+    for family in families_named(name) {
+        for (i, &n) in EDGE_SIZES.iter().enumerate() {
+            let extremes = n == 1 || n == 1_000_003;
+            assert_cases(family.as_ref(), n, 100 + i as u64, extremes, ReductionOptions::default());
+            let tree = ReductionOptions { force_tree: true, ..Default::default() };
+            assert_cases(family.as_ref(), n, 200 + i as u64, extremes, tree);
+        }
+    }
+});
+
+for_each_family!(larger_than_one_storage_binding, |name| {
+    let ctx = gpu_or_skip!();
+    let binding = (ctx.adapter().max_storage_binding / 4) as usize;
+    let cap = BINDING_CAP_SAMPLES.min(binding);
+    let n = BINDING_CAP_SAMPLES + 4097;
+    assert!(n * 4 > 128 << 20, "the case must exceed 128 MiB of f32 data");
+    let family = name.build(7);
+    let options = ReductionOptions { max_chunk_samples: Some(cap), ..Default::default() };
+    let chunks = assert_cases(family.as_ref(), n, 300, false, options);
+    assert!(chunks >= 2, "the data must span more than one storage binding");
+});
+
+#[test]
+fn chunked_and_unchunked_evaluations_agree() {
+    // The same data split over many small bindings gives the same sums as one binding.
+    gpu_or_skip!();
+    let family = FamilyName::Gaussian.build(1);
+    for cap in [4096, 10_000, 333_333] {
+        let options = ReductionOptions { max_chunk_samples: Some(cap), ..Default::default() };
+        assert_cases(family.as_ref(), 1_000_003, 400, false, options);
+    }
+}

@@ -1,0 +1,34 @@
+//! Every composed WGSL kernel parses and validates with naga (no GPU needed).
+
+use likely::family::FamilyName;
+use likely::gpu::shader::{compose, validate, MAX_TERMS};
+
+#[test]
+fn every_family_kernel_validates_in_both_reductions() {
+    for name in FamilyName::ALL {
+        for classes in [1, 7, MAX_TERMS] {
+            let family = name.build(classes);
+            for subgroups in [false, true] {
+                let source = compose(family.as_ref(), subgroups);
+                if let Err(e) = validate(&source, subgroups) {
+                    panic!("{} (K={classes}, subgroups={subgroups}) does not validate:\n{e}", family.name());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn subgroup_kernel_needs_the_subgroup_capability() {
+    // The validator must be able to fail: the subgroup variant without the capability is rejected.
+    let family = FamilyName::Gaussian.build(1);
+    let source = compose(family.as_ref(), true);
+    assert!(validate(&source, false).is_err());
+}
+
+#[test]
+fn a_broken_snippet_is_reported_with_its_location() {
+    let source = compose(FamilyName::Gaussian.build(1).as_ref(), false).replace("d * d", "d * undefined_name");
+    let err = validate(&source, false).unwrap_err();
+    assert!(err.contains("undefined_name"), "{err}");
+}
