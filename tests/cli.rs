@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn likely(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_likely")).args(args).output().expect("run likely")
+    Command::new(env!("CARGO_BIN_EXE_likely"))
+        .args(args)
+        .output()
+        .expect("run likely")
 }
 
 fn temp(name: &str, bytes: &[u8]) -> PathBuf {
@@ -38,7 +41,11 @@ fn fit_json(args: &[&str]) -> Value {
     let mut all = vec!["fit", "--backend", "cpu", "--json"];
     all.extend_from_slice(args);
     let out = likely(&all);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
@@ -47,9 +54,15 @@ fn fails_with(args: &[&str], needle: &str) {
     let out = likely(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let code = out.status.code();
-    assert!(matches!(code, Some(1) | Some(2)), "{args:?}: exit {code:?}, stderr {stderr}");
+    assert!(
+        matches!(code, Some(1) | Some(2)),
+        "{args:?}: exit {code:?}, stderr {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    assert!(stderr.contains(needle), "{args:?}: expected '{needle}' in: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: expected '{needle}' in: {stderr}"
+    );
 }
 
 #[test]
@@ -65,7 +78,17 @@ fn json_contract_for_every_family() {
     for (family, csv, names) in cases {
         let path = temp(&format!("{family}.csv"), csv.as_bytes());
         let j = fit_json(&["--family", family, "--data", path.to_str().unwrap()]);
-        for key in ["family", "n", "params", "nll", "converged", "iterations", "evaluations", "engine", "adapter"] {
+        for key in [
+            "family",
+            "n",
+            "params",
+            "nll",
+            "converged",
+            "iterations",
+            "evaluations",
+            "engine",
+            "adapter",
+        ] {
             assert!(j.get(key).is_some(), "{family}: missing {key} in {j}");
         }
         assert_eq!(j["family"], family);
@@ -73,7 +96,10 @@ fn json_contract_for_every_family() {
         assert_eq!(j["converged"], true, "{j}");
         assert!(j.get("log_prior").is_none());
         for name in names {
-            assert!(j["params"].get(*name).is_some(), "{family}: params lacks {name}: {j}");
+            assert!(
+                j["params"].get(*name).is_some(),
+                "{family}: params lacks {name}: {j}"
+            );
         }
     }
 }
@@ -84,33 +110,86 @@ fn coin_and_prior_through_the_cli() {
     let j = fit_json(&["--family", "bernoulli", "--data", path.to_str().unwrap()]);
     assert!((j["params"]["p"].as_f64().unwrap() - 0.7).abs() < 1e-9);
     assert_eq!(j["n"], 10);
-    let j = fit_json(&["--family", "bernoulli", "--data", path.to_str().unwrap(), "--prior", "l2:1"]);
+    let j = fit_json(&[
+        "--family",
+        "bernoulli",
+        "--data",
+        path.to_str().unwrap(),
+        "--prior",
+        "l2:1",
+    ]);
     let p = j["params"]["p"].as_f64().unwrap();
-    assert!(p < 0.7 && p > 0.5, "the prior shrinks the logit towards 0: {p}");
-    let (lp, ll, lpost) = (j["log_prior"].as_f64().unwrap(), j["loglik"].as_f64().unwrap(), j["log_posterior"].as_f64().unwrap());
+    assert!(
+        p < 0.7 && p > 0.5,
+        "the prior shrinks the logit towards 0: {p}"
+    );
+    let (lp, ll, lpost) = (
+        j["log_prior"].as_f64().unwrap(),
+        j["loglik"].as_f64().unwrap(),
+        j["log_posterior"].as_f64().unwrap(),
+    );
     assert!((lp + ll - lpost).abs() < 1e-12);
-    let j = fit_json(&["--family", "bernoulli", "--data", path.to_str().unwrap(), "--optimizer", "adam", "--max-iter", "3000"]);
-    assert!((j["params"]["p"].as_f64().unwrap() - 0.7).abs() < 1e-4, "{j}");
+    let j = fit_json(&[
+        "--family",
+        "bernoulli",
+        "--data",
+        path.to_str().unwrap(),
+        "--optimizer",
+        "adam",
+        "--max-iter",
+        "3000",
+    ]);
+    assert!(
+        (j["params"]["p"].as_f64().unwrap() - 0.7).abs() < 1e-4,
+        "{j}"
+    );
 }
 
 #[test]
 fn string_labels_and_columns() {
     let path = temp("labels.csv", b"id,colour\n1,red\n2,blue\n3,red\n4,green\n");
-    let j = fit_json(&["--family", "categorical", "--data", path.to_str().unwrap(), "--column", "colour"]);
+    let j = fit_json(&[
+        "--family",
+        "categorical",
+        "--data",
+        path.to_str().unwrap(),
+        "--column",
+        "colour",
+    ]);
     assert_eq!(j["labels"], serde_json::json!(["blue", "green", "red"]));
-    let probs: Vec<f64> = j["params"]["probs"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let probs: Vec<f64> = j["params"]["probs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     for (p, want) in probs.iter().zip([0.25, 0.25, 0.5]) {
         assert!((p - want).abs() < 1e-8, "{probs:?}");
     }
-    let j = fit_json(&["--family", "categorical", "--data", path.to_str().unwrap(), "--column", "colour", "--classes", "4"]);
+    let j = fit_json(&[
+        "--family",
+        "categorical",
+        "--data",
+        path.to_str().unwrap(),
+        "--column",
+        "colour",
+        "--classes",
+        "4",
+    ]);
     assert_eq!(j["params"]["probs"].as_array().unwrap().len(), 4);
 }
 
 #[test]
 fn npy_dtypes() {
-    let f32s: Vec<u8> = [1.0f32, 2.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let f32s: Vec<u8> = [1.0f32, 2.0, 4.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     let i64s: Vec<u8> = [1i64, 2, 4].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let be: Vec<u8> = [1.0f64, 2.0, 4.0].iter().flat_map(|v| v.to_be_bytes()).collect();
+    let be: Vec<u8> = [1.0f64, 2.0, 4.0]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect();
     let u8s = vec![1u8, 2, 4];
     let i16s: Vec<u8> = [-1i16, 2, 4].iter().flat_map(|v| v.to_le_bytes()).collect();
     for (name, descr, data, mean) in [
@@ -122,51 +201,159 @@ fn npy_dtypes() {
     ] {
         let path = npy(name, descr, "(3,)", false, &data);
         let j = fit_json(&["--family", "gaussian", "--data", path.to_str().unwrap()]);
-        assert!((j["params"]["mu"].as_f64().unwrap() - mean).abs() < 1e-9, "{name}: {j}");
+        assert!(
+            (j["params"]["mu"].as_f64().unwrap() - mean).abs() < 1e-9,
+            "{name}: {j}"
+        );
     }
     let bools = npy("b1.npy", "|b1", "(4,)", false, &[1, 0, 1, 1]);
     let j = fit_json(&["--family", "bernoulli", "--data", bools.to_str().unwrap()]);
     assert!((j["params"]["p"].as_f64().unwrap() - 0.75).abs() < 1e-9);
     // 2-D, column chosen by index.
-    let grid: Vec<u8> = [1.0f64, 10.0, 2.0, 20.0, 3.0, 30.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let grid: Vec<u8> = [1.0f64, 10.0, 2.0, 20.0, 3.0, 30.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     let path = npy("grid.npy", "<f8", "(3, 2)", false, &grid);
-    let j = fit_json(&["--family", "gaussian", "--data", path.to_str().unwrap(), "--column", "1"]);
+    let j = fit_json(&[
+        "--family",
+        "gaussian",
+        "--data",
+        path.to_str().unwrap(),
+        "--column",
+        "1",
+    ]);
     assert!((j["params"]["mu"].as_f64().unwrap() - 20.0).abs() < 1e-9);
-    fails_with(&["fit", "--family", "gaussian", "--data", path.to_str().unwrap()], "choose one with --column");
+    fails_with(
+        &[
+            "fit",
+            "--family",
+            "gaussian",
+            "--data",
+            path.to_str().unwrap(),
+        ],
+        "choose one with --column",
+    );
 }
 
 #[test]
 fn bad_csv_inputs() {
     let p = |name: &str, text: &str| temp(name, text.as_bytes()).to_str().unwrap().to_string();
     let fit = |path: &str, family: &str, extra: &[&str], needle: &str| {
-        let mut args = vec!["fit", "--family", family, "--data", path, "--backend", "cpu"];
+        let mut args = vec![
+            "fit",
+            "--family",
+            family,
+            "--data",
+            path,
+            "--backend",
+            "cpu",
+        ];
         args.extend_from_slice(extra);
         fails_with(&args, needle);
     };
-    fit("/nonexistent/data.csv", "gaussian", &[], "/nonexistent/data.csv");
+    fit(
+        "/nonexistent/data.csv",
+        "gaussian",
+        &[],
+        "/nonexistent/data.csv",
+    );
     let two = p("two.csv", "a,b\n1,2\n");
-    fit(&two, "gaussian", &["--column", "c"], "no column named 'c'; columns are: a, b");
+    fit(
+        &two,
+        "gaussian",
+        &["--column", "c"],
+        "no column named 'c'; columns are: a, b",
+    );
     fit(&two, "gaussian", &[], "choose one with --column NAME");
-    fit(&p("text.csv", "x\n1\nabc\n"), "gaussian", &[], "row 2 (line 3), column 'x': non-numeric value 'abc'");
-    fit(&p("nan.csv", "x\n1\nNaN\n"), "gaussian", &[], "row 2 (line 3), column 'x': value NaN is not finite");
-    fit(&p("inf.csv", "x\ninf\n"), "gaussian", &[], "value inf is not finite");
-    fit(&p("blank.csv", "x\n1\n\"\"\n"), "gaussian", &[], "empty cell");
+    fit(
+        &p("text.csv", "x\n1\nabc\n"),
+        "gaussian",
+        &[],
+        "row 2 (line 3), column 'x': non-numeric value 'abc'",
+    );
+    fit(
+        &p("nan.csv", "x\n1\nNaN\n"),
+        "gaussian",
+        &[],
+        "row 2 (line 3), column 'x': value NaN is not finite",
+    );
+    fit(
+        &p("inf.csv", "x\ninf\n"),
+        "gaussian",
+        &[],
+        "value inf is not finite",
+    );
+    fit(
+        &p("blank.csv", "x\n1\n\"\"\n"),
+        "gaussian",
+        &[],
+        "empty cell",
+    );
     fit(&p("header.csv", "x\n"), "gaussian", &[], "no data rows");
     fit(&p("empty.csv", ""), "gaussian", &[], "empty file");
-    fit(&p("ragged.csv", "a,b\n1,2\n3\n"), "gaussian", &["--column", "a"], "row 2");
-    fit(&p("two_heads.csv", "x\n1\n0\n2\n"), "bernoulli", &[], "row 3 (line 4), column 'x': value 2 is outside the support (0 or 1)");
-    fit(&p("neg.csv", "x\n3\n-1\n"), "poisson", &[], "row 2 (line 3), column 'x': value -1 is outside the support");
-    fit(&p("frac.csv", "x\n1.5\n"), "poisson", &[], "outside the support");
-    fit(&p("negexp.csv", "x\n1\n-0.5\n"), "exponential", &[], "outside the support (x >= 0)");
-    fit(&p("class.csv", "x\n0\n1\n5\n"), "categorical", &["--classes", "3"], "row 3 (line 4), column 'x': value 5 is outside the support (class labels 0..2)");
-    fit(&p("bernoulli_text.csv", "x\nyes\n"), "bernoulli", &[], "non-numeric value 'yes'");
-    fit(&p("const.csv", "x\n2\n2\n"), "gaussian", &[], "does not exist");
-    fit(&two, "gaussian", &["--column", "a", "--classes", "3"], "--classes applies to the categorical family only");
+    fit(
+        &p("ragged.csv", "a,b\n1,2\n3\n"),
+        "gaussian",
+        &["--column", "a"],
+        "row 2",
+    );
+    fit(
+        &p("two_heads.csv", "x\n1\n0\n2\n"),
+        "bernoulli",
+        &[],
+        "row 3 (line 4), column 'x': value 2 is outside the support (0 or 1)",
+    );
+    fit(
+        &p("neg.csv", "x\n3\n-1\n"),
+        "poisson",
+        &[],
+        "row 2 (line 3), column 'x': value -1 is outside the support",
+    );
+    fit(
+        &p("frac.csv", "x\n1.5\n"),
+        "poisson",
+        &[],
+        "outside the support",
+    );
+    fit(
+        &p("negexp.csv", "x\n1\n-0.5\n"),
+        "exponential",
+        &[],
+        "outside the support (x >= 0)",
+    );
+    fit(
+        &p("class.csv", "x\n0\n1\n5\n"),
+        "categorical",
+        &["--classes", "3"],
+        "row 3 (line 4), column 'x': value 5 is outside the support (class labels 0..2)",
+    );
+    fit(
+        &p("bernoulli_text.csv", "x\nyes\n"),
+        "bernoulli",
+        &[],
+        "non-numeric value 'yes'",
+    );
+    fit(
+        &p("const.csv", "x\n2\n2\n"),
+        "gaussian",
+        &[],
+        "does not exist",
+    );
+    fit(
+        &two,
+        "gaussian",
+        &["--column", "a", "--classes", "3"],
+        "--classes applies to the categorical family only",
+    );
 }
 
 #[test]
 fn bad_npy_inputs() {
-    let full: Vec<u8> = [1.0f64, 2.0, 3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let full: Vec<u8> = [1.0f64, 2.0, 3.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     let truncated = npy("short.npy", "<f8", "(3,)", false, &full[..20]);
     let complex = npy("complex.npy", "<c16", "(3,)", false, &full);
     let fortran = npy("fortran.npy", "<f8", "(3,)", true, &full);
@@ -181,7 +368,18 @@ fn bad_npy_inputs() {
         (&garbage, "truncated .npy header"),
         (&not_npy, "missing \\x93NUMPY magic"),
     ] {
-        fails_with(&["fit", "--family", "gaussian", "--data", path.to_str().unwrap(), "--backend", "cpu"], needle);
+        fails_with(
+            &[
+                "fit",
+                "--family",
+                "gaussian",
+                "--data",
+                path.to_str().unwrap(),
+                "--backend",
+                "cpu",
+            ],
+            needle,
+        );
     }
 }
 
@@ -189,13 +387,50 @@ fn bad_npy_inputs() {
 fn bad_options() {
     let path = temp("ok.csv", b"x\n1\n2\n");
     let data = path.to_str().unwrap();
-    fails_with(&["fit", "--family", "gaussian", "--data", data, "--prior", "l3:1"], "invalid prior 'l3:1'");
-    fails_with(&["fit", "--family", "gaussian", "--data", data, "--prior", "l2:-1"], "SCALE > 0");
-    fails_with(&["fit", "--family", "gaussian", "--data", data, "--max-iter", "0"], "--max-iter must be at least 1");
-    fails_with(&["fit", "--family", "gaussian", "--data", data, "--lr", "0"], "--lr must be positive");
-    fails_with(&["fit", "--family", "weibull", "--data", data], "invalid value 'weibull'");
     fails_with(
-        &["fit", "--family", "gaussian", "--data", data, "--backend", "gpu", "--adapter", "no-such-adapter-xyz"],
+        &[
+            "fit", "--family", "gaussian", "--data", data, "--prior", "l3:1",
+        ],
+        "invalid prior 'l3:1'",
+    );
+    fails_with(
+        &[
+            "fit", "--family", "gaussian", "--data", data, "--prior", "l2:-1",
+        ],
+        "SCALE > 0",
+    );
+    fails_with(
+        &[
+            "fit",
+            "--family",
+            "gaussian",
+            "--data",
+            data,
+            "--max-iter",
+            "0",
+        ],
+        "--max-iter must be at least 1",
+    );
+    fails_with(
+        &["fit", "--family", "gaussian", "--data", data, "--lr", "0"],
+        "--lr must be positive",
+    );
+    fails_with(
+        &["fit", "--family", "weibull", "--data", data],
+        "invalid value 'weibull'",
+    );
+    fails_with(
+        &[
+            "fit",
+            "--family",
+            "gaussian",
+            "--data",
+            data,
+            "--backend",
+            "gpu",
+            "--adapter",
+            "no-such-adapter-xyz",
+        ],
         "no usable GPU adapter",
     );
     fails_with(&["check", "--backend", "cpu"], "needs --backend gpu");
@@ -204,11 +439,22 @@ fn bad_options() {
 #[test]
 fn human_output_names_engine_and_adapter() {
     let path = temp("human.csv", b"x\n1\n2\n4\n");
-    let out = likely(&["fit", "--family", "gaussian", "--data", path.to_str().unwrap(), "--backend", "cpu"]);
+    let out = likely(&[
+        "fit",
+        "--family",
+        "gaussian",
+        "--data",
+        path.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("engine: cpu on host CPU"), "{text}");
-    assert!(text.contains("mu") && text.contains("sigma") && text.contains("converged"), "{text}");
+    assert!(
+        text.contains("mu") && text.contains("sigma") && text.contains("converged"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -217,12 +463,25 @@ fn devices_lists_adapters_as_json() {
     assert!(out.status.success());
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     for a in j["adapters"].as_array().unwrap() {
-        for key in ["name", "backend", "device_type", "driver", "max_storage_binding", "max_buffer", "subgroup", "shader_f64", "timestamp_query"] {
+        for key in [
+            "name",
+            "backend",
+            "device_type",
+            "driver",
+            "max_storage_binding",
+            "max_buffer",
+            "subgroup",
+            "shader_f64",
+            "timestamp_query",
+        ] {
             assert!(a.get(key).is_some(), "missing {key}: {a}");
         }
     }
     if std::env::var("LIKELY_REQUIRE_GPU").as_deref() == Ok("1") {
-        assert!(!j["adapters"].as_array().unwrap().is_empty(), "CI requires an adapter");
+        assert!(
+            !j["adapters"].as_array().unwrap().is_empty(),
+            "CI requires an adapter"
+        );
     }
 }
 
@@ -231,13 +490,20 @@ fn demo_agrees_with_closed_forms_on_the_cpu() {
     let out = likely(&["demo", "--backend", "cpu"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("7 heads in 10 tosses") && text.contains("every estimate agrees"), "{text}");
+    assert!(
+        text.contains("7 heads in 10 tosses") && text.contains("every estimate agrees"),
+        "{text}"
+    );
 }
 
 #[test]
 fn gpu_demo_and_quick_check() {
     if likely::gpu::list_adapters().is_empty() {
-        assert_ne!(std::env::var("LIKELY_REQUIRE_GPU").as_deref(), Ok("1"), "CI requires an adapter");
+        assert_ne!(
+            std::env::var("LIKELY_REQUIRE_GPU").as_deref(),
+            Ok("1"),
+            "CI requires an adapter"
+        );
         eprintln!("!!!!!!!! SKIPPING GPU CLI TESTS: no GPU adapter !!!!!!!!");
         return;
     }
@@ -245,8 +511,20 @@ fn gpu_demo_and_quick_check() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("engine gpu on"), "{text}");
-    let out = likely(&["check", "--backend", "gpu", "--sizes", "1,257", "--no-large", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = likely(&[
+        "check",
+        "--backend",
+        "gpu",
+        "--sizes",
+        "1,257",
+        "--no-large",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["failed"], 0);
     assert!(j["passed"].as_u64().unwrap() >= 14);

@@ -14,7 +14,11 @@ fn every_family_is_tested() {
     assert_eq!(FamilyName::ALL.len(), FAMILIES_IN_TEST_MACRO);
 }
 
-fn data_and_theta(name: FamilyName, n: usize, seed: u64) -> (Box<dyn likely::family::Family>, Vec<f64>, Vec<f64>) {
+fn data_and_theta(
+    name: FamilyName,
+    n: usize,
+    seed: u64,
+) -> (Box<dyn likely::family::Family>, Vec<f64>, Vec<f64>) {
     let family = name.build(5);
     let mut rng = StdRng::seed_from_u64(seed);
     let truth = family.random_theta(&mut rng);
@@ -25,17 +29,26 @@ fn data_and_theta(name: FamilyName, n: usize, seed: u64) -> (Box<dyn likely::fam
 }
 
 fn direct_nll(family: &dyn likely::family::Family, data: &[f64], theta: &[f64]) -> f64 {
-    -data.iter().map(|&x| family.log_density(x, theta)).sum::<f64>()
+    -data
+        .iter()
+        .map(|&x| family.log_density(x, theta))
+        .sum::<f64>()
 }
 
 for_each_family!(decomposition_matches_density, |name| {
     for seed in 0..5 {
         let (family, data, theta) = data_and_theta(name, 257, seed);
         let direct = direct_nll(family.as_ref(), &data, &theta);
-        let scale: f64 = data.iter().map(|&x| family.log_density(x, &theta).abs()).sum();
+        let scale: f64 = data
+            .iter()
+            .map(|&x| family.log_density(x, &theta).abs())
+            .sum();
         let mut engine = CpuEngine::new(family, data.into());
         let (nll, _) = engine.nll_and_grad(&theta).unwrap();
-        assert!((nll - direct).abs() <= DECOMPOSITION * scale, "{name:?}: engine {nll} vs direct {direct}");
+        assert!(
+            (nll - direct).abs() <= DECOMPOSITION * scale,
+            "{name:?}: engine {nll} vs direct {direct}"
+        );
     }
 });
 
@@ -53,7 +66,11 @@ for_each_family!(gradient_matches_finite_differences, |name| {
             down[j] -= h;
             let fd = (f(&up) - f(&down)) / (2.0 * h);
             let tol = FINITE_DIFFERENCE * gmax + 1e-9 * nll.abs() / h;
-            assert!((fd - grad[j]).abs() <= tol, "{name:?} seed {seed} d/dtheta[{j}]: analytic {} vs fd {fd}", grad[j]);
+            assert!(
+                (fd - grad[j]).abs() <= tol,
+                "{name:?} seed {seed} d/dtheta[{j}]: analytic {} vs fd {fd}",
+                grad[j]
+            );
         }
     }
 });
@@ -65,7 +82,10 @@ for_each_family!(extreme_parameters_are_finite, |name| {
     let mut engine = CpuEngine::new(family, data.into());
     for theta in extremes {
         let (nll, grad) = engine.nll_and_grad(&theta).unwrap();
-        assert!(nll.is_finite() && grad.iter().all(|g| g.is_finite()), "{name:?} at {theta:?}: {nll} {grad:?}");
+        assert!(
+            nll.is_finite() && grad.iter().all(|g| g.is_finite()),
+            "{name:?} at {theta:?}: {nll} {grad:?}"
+        );
     }
 });
 
@@ -79,7 +99,11 @@ for_each_family!(sampler_matches_closed_form_mle, |name| {
     let est = family.natural(&family.closed_form_mle(&data));
     for (e, t) in est.iter().zip(family.natural(&truth)) {
         for (a, b) in e.value.values().iter().zip(t.value.values()) {
-            assert!((a - b).abs() <= 0.02 * b.abs().max(0.1), "{name:?} {}: {a} vs {b}", e.name);
+            assert!(
+                (a - b).abs() <= 0.02 * b.abs().max(0.1),
+                "{name:?} {}: {a} vs {b}",
+                e.name
+            );
         }
     }
 });
@@ -88,10 +112,28 @@ for_each_family!(sampler_matches_closed_form_mle, |name| {
 fn anchors() -> Vec<(FamilyName, usize, f64, Vec<f64>, f64)> {
     let (sigma, b, lambda, rate) = (1.7f64, 0.3f64, 2.5f64, 4.0f64);
     vec![
-        (FamilyName::Bernoulli, 1, 1.0, vec![0.0], -std::f64::consts::LN_2),
-        (FamilyName::Gaussian, 1, 2.5, vec![2.5, sigma.ln()], -sigma.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()),
+        (
+            FamilyName::Bernoulli,
+            1,
+            1.0,
+            vec![0.0],
+            -std::f64::consts::LN_2,
+        ),
+        (
+            FamilyName::Gaussian,
+            1,
+            2.5,
+            vec![2.5, sigma.ln()],
+            -sigma.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln(),
+        ),
         (FamilyName::Categorical, 4, 2.0, vec![0.3; 4], -(4f64).ln()),
-        (FamilyName::Laplace, 1, -1.0, vec![-1.0, b.ln()], -(2.0 * b).ln()),
+        (
+            FamilyName::Laplace,
+            1,
+            -1.0,
+            vec![-1.0, b.ln()],
+            -(2.0 * b).ln(),
+        ),
         (FamilyName::Poisson, 1, 0.0, vec![lambda.ln()], -lambda),
         (FamilyName::Exponential, 1, 0.0, vec![rate.ln()], rate.ln()),
     ]
@@ -102,7 +144,11 @@ fn log_density_anchors_on_the_cpu_engine() {
     for (name, classes, x, theta, want) in anchors() {
         let mut engine = CpuEngine::new(name.build(classes), Arc::from(vec![x]));
         let (nll, _) = engine.nll_and_grad(&theta).unwrap();
-        assert!((-nll - want).abs() <= 1e-14 * want.abs().max(1.0), "{name:?}: {} vs {want}", -nll);
+        assert!(
+            (-nll - want).abs() <= 1e-14 * want.abs().max(1.0),
+            "{name:?}: {} vs {want}",
+            -nll
+        );
     }
 }
 
@@ -114,6 +160,10 @@ fn gpu_log_density_anchors() {
     for (name, classes, x, theta, want) in anchors() {
         let mut engine = likely::engine::GpuEngine::new(ctx, name.build(classes), &[x]).unwrap();
         let (nll, _) = engine.nll_and_grad(&theta).unwrap();
-        assert!((-nll - want).abs() <= 1e-6 * want.abs().max(1.0), "{name:?}: {} vs {want}", -nll);
+        assert!(
+            (-nll - want).abs() <= 1e-6 * want.abs().max(1.0),
+            "{name:?}: {} vs {want}",
+            -nll
+        );
     }
 }

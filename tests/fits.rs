@@ -13,14 +13,23 @@ use std::sync::Arc;
 /// Data rounded to f32, so the GPU sees exactly what the closed form is computed on.
 fn draw(name: FamilyName, classes: usize, theta: &[f64], n: usize, seed: u64) -> Vec<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
-    name.build(classes).sample(theta, n, &mut rng).into_iter().map(|x| x as f32 as f64).collect()
+    name.build(classes)
+        .sample(theta, n, &mut rng)
+        .into_iter()
+        .map(|x| x as f32 as f64)
+        .collect()
 }
 
 /// Engines to run on: the CPU engine always, the GPU engine when there is an adapter.
 fn engines(name: FamilyName, classes: usize, data: &[f64]) -> Vec<Box<dyn Engine>> {
-    let mut v: Vec<Box<dyn Engine>> = vec![Box::new(CpuEngine::new(name.build(classes), Arc::from(data)))];
+    let mut v: Vec<Box<dyn Engine>> = vec![Box::new(CpuEngine::new(
+        name.build(classes),
+        Arc::from(data),
+    ))];
     if let Some(ctx) = common::gpu() {
-        v.push(Box::new(GpuEngine::new(ctx, name.build(classes), data).unwrap()));
+        v.push(Box::new(
+            GpuEngine::new(ctx, name.build(classes), data).unwrap(),
+        ));
     }
     v
 }
@@ -29,7 +38,11 @@ fn assert_natural(family: &dyn Family, got: &[f64], want: &[f64], tol: f64, what
     for (g, w) in family.natural(got).iter().zip(family.natural(want)) {
         for (a, b) in g.value.values().iter().zip(w.value.values()) {
             let err = relative_error(*a, b);
-            assert!(err <= tol, "{what}: {} = {a}, expected {b} (rel. err {err:.2e})", g.name);
+            assert!(
+                err <= tol,
+                "{what}: {} = {a}, expected {b} (rel. err {err:.2e})",
+                g.name
+            );
         }
     }
 }
@@ -51,7 +64,11 @@ fn bernoulli_seven_heads_in_ten() {
     for mut engine in engines(FamilyName::Bernoulli, 1, &tosses) {
         let r = fit(engine.as_mut(), &FitOptions::default()).unwrap();
         let p = likely::family::sigmoid(r.theta[0]);
-        assert!(relative_error(p, 0.7) <= CLOSED_FORM, "{}: p = {p}", engine.name());
+        assert!(
+            relative_error(p, 0.7) <= CLOSED_FORM,
+            "{}: p = {p}",
+            engine.name()
+        );
     }
 }
 
@@ -63,20 +80,36 @@ fn gaussian_mean_and_biased_variance() {
     let var = data.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
     for mut engine in engines(FamilyName::Gaussian, 1, &data) {
         let r = fit(engine.as_mut(), &FitOptions::default()).unwrap();
-        assert!(relative_error(r.theta[0], mean) <= CLOSED_FORM, "{} mu", engine.name());
-        assert!(relative_error((2.0 * r.theta[1]).exp(), var) <= CLOSED_FORM, "{} sigma^2", engine.name());
+        assert!(
+            relative_error(r.theta[0], mean) <= CLOSED_FORM,
+            "{} mu",
+            engine.name()
+        );
+        assert!(
+            relative_error((2.0 * r.theta[1]).exp(), var) <= CLOSED_FORM,
+            "{} sigma^2",
+            engine.name()
+        );
     }
 }
 
 #[test]
 fn gaussian_far_from_zero_and_large_n() {
     // mu / sigma = 1e4 and n = 1e6: the hi/lo parameter split keeps the GPU accurate.
-    check_closed_form(FamilyName::Gaussian, 1, &draw(FamilyName::Gaussian, 1, &[1e4, 0.0], 1_000_000, 2));
+    check_closed_form(
+        FamilyName::Gaussian,
+        1,
+        &draw(FamilyName::Gaussian, 1, &[1e4, 0.0], 1_000_000, 2),
+    );
 }
 
 #[test]
 fn laplace_median_and_mean_absolute_deviation() {
-    check_closed_form(FamilyName::Laplace, 1, &draw(FamilyName::Laplace, 1, &[-1.0, 0.5f64.ln()], 1001, 3));
+    check_closed_form(
+        FamilyName::Laplace,
+        1,
+        &draw(FamilyName::Laplace, 1, &[-1.0, 0.5f64.ln()], 1001, 3),
+    );
 }
 
 #[test]
@@ -91,24 +124,51 @@ fn laplace_even_n_gives_a_median() {
     for mut engine in engines(FamilyName::Laplace, 1, &data) {
         let r = fit(engine.as_mut(), &FitOptions::default()).unwrap();
         let tol = CLOSED_FORM * lo.abs();
-        assert!(r.theta[0] >= lo - tol && r.theta[0] <= hi + tol, "{}: mu {} not in [{lo}, {hi}]", engine.name(), r.theta[0]);
-        assert!(relative_error(r.theta[1].exp(), b) <= CLOSED_FORM, "{}: b", engine.name());
+        assert!(
+            r.theta[0] >= lo - tol && r.theta[0] <= hi + tol,
+            "{}: mu {} not in [{lo}, {hi}]",
+            engine.name(),
+            r.theta[0]
+        );
+        assert!(
+            relative_error(r.theta[1].exp(), b) <= CLOSED_FORM,
+            "{}: b",
+            engine.name()
+        );
     }
 }
 
 #[test]
 fn categorical_class_frequencies() {
-    check_closed_form(FamilyName::Categorical, 5, &draw(FamilyName::Categorical, 5, &[0.0, 1.0, -1.0, 0.5, 0.2], 5000, 5));
+    check_closed_form(
+        FamilyName::Categorical,
+        5,
+        &draw(
+            FamilyName::Categorical,
+            5,
+            &[0.0, 1.0, -1.0, 0.5, 0.2],
+            5000,
+            5,
+        ),
+    );
 }
 
 #[test]
 fn poisson_mean() {
-    check_closed_form(FamilyName::Poisson, 1, &draw(FamilyName::Poisson, 1, &[3.0f64.ln()], 2000, 6));
+    check_closed_form(
+        FamilyName::Poisson,
+        1,
+        &draw(FamilyName::Poisson, 1, &[3.0f64.ln()], 2000, 6),
+    );
 }
 
 #[test]
 fn exponential_reciprocal_mean() {
-    check_closed_form(FamilyName::Exponential, 1, &draw(FamilyName::Exponential, 1, &[0.1f64.ln()], 2000, 7));
+    check_closed_form(
+        FamilyName::Exponential,
+        1,
+        &draw(FamilyName::Exponential, 1, &[0.1f64.ln()], 2000, 7),
+    );
 }
 
 #[test]
@@ -120,16 +180,28 @@ fn gaussian_mean_with_l2_prior_is_the_posterior_mode() {
     let n = data.len() as f64;
     let sum: f64 = data.iter().sum();
     for mut engine in engines(FamilyName::Gaussian, 1, &data) {
-        let options = FitOptions { prior: Some(Prior::L2 { scale: s }), ..FitOptions::default() };
+        let options = FitOptions {
+            prior: Some(Prior::L2 { scale: s }),
+            ..FitOptions::default()
+        };
         let r = fit(engine.as_mut(), &options).unwrap();
         let var = (2.0 * r.theta[1]).exp();
         let mode = (sum / var) / (n / var + 1.0 / (s * s));
         assert!(r.converged, "{}", engine.name());
-        assert!(relative_error(r.theta[0], mode) <= CLOSED_FORM, "{}: mu {} vs {mode}", engine.name(), r.theta[0]);
+        assert!(
+            relative_error(r.theta[0], mode) <= CLOSED_FORM,
+            "{}: mu {} vs {mode}",
+            engine.name(),
+            r.theta[0]
+        );
         // log sigma's stationarity: n - S2 / sigma^2 + log sigma / s^2 = 0.
         let s2: f64 = data.iter().map(|x| (x - r.theta[0]).powi(2)).sum();
         let stationarity = n - s2 / var + r.theta[1] / (s * s);
-        assert!(stationarity.abs() <= 1e-6 * n, "{}: {stationarity}", engine.name());
+        assert!(
+            stationarity.abs() <= 1e-6 * n,
+            "{}: {stationarity}",
+            engine.name()
+        );
         let lp = r.log_prior.unwrap();
         assert!((r.log_posterior().unwrap() - (lp - r.nll)).abs() < 1e-12);
     }
@@ -141,7 +213,10 @@ fn l1_prior_gives_exact_zeros() {
     // (the subgradient condition |n sigmoid(0) - S| <= 1/scale holds).
     let data: Vec<f64> = (0..101).map(|i| (i % 2) as f64).collect(); // 50 ones of 101
     for mut engine in engines(FamilyName::Bernoulli, 1, &data) {
-        let options = FitOptions { prior: Some(Prior::L1 { scale: 0.5 }), ..FitOptions::default() };
+        let options = FitOptions {
+            prior: Some(Prior::L1 { scale: 0.5 }),
+            ..FitOptions::default()
+        };
         let r = fit(engine.as_mut(), &options).unwrap();
         assert_eq!(r.theta[0], 0.0, "{}: {:?}", engine.name(), r);
         assert!(r.converged);
@@ -149,7 +224,10 @@ fn l1_prior_gives_exact_zeros() {
     // A weaker prior leaves a non-zero logit, shrunk towards zero: n sigmoid(eta) - S = -1/scale.
     let data: Vec<f64> = (0..100).map(|i| (i % 4 != 0) as u8 as f64).collect(); // 75 of 100
     let mut engine = CpuEngine::new(FamilyName::Bernoulli.build(1), Arc::from(data));
-    let options = FitOptions { prior: Some(Prior::L1 { scale: 1.0 }), ..FitOptions::default() };
+    let options = FitOptions {
+        prior: Some(Prior::L1 { scale: 1.0 }),
+        ..FitOptions::default()
+    };
     let r = fit(&mut engine, &options).unwrap();
     let p = likely::family::sigmoid(r.theta[0]);
     assert!(relative_error(p, 0.74) <= CLOSED_FORM, "p = {p}");
@@ -160,10 +238,18 @@ fn adam_gets_close() {
     let data = draw(FamilyName::Gaussian, 1, &[5.0, 2f64.ln()], 1000, 9);
     let want = FamilyName::Gaussian.build(1).closed_form_mle(&data);
     let mut engine = CpuEngine::new(FamilyName::Gaussian.build(1), Arc::from(data));
-    let options = FitOptions { optimizer: Optimizer::Adam, max_iter: 5000, gtol: 1e-8, ..FitOptions::default() };
+    let options = FitOptions {
+        optimizer: Optimizer::Adam,
+        max_iter: 5000,
+        gtol: 1e-8,
+        ..FitOptions::default()
+    };
     let r = fit(&mut engine, &options).unwrap();
     assert!(relative_error(r.theta[0], want[0]) <= 1e-4, "{r:?}");
-    assert!(relative_error(r.theta[1].exp(), want[1].exp()) <= 1e-4, "{r:?}");
+    assert!(
+        relative_error(r.theta[1].exp(), want[1].exp()) <= 1e-4,
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -173,9 +259,15 @@ fn a_missing_mle_is_an_error_not_a_number() {
     let err = fit(&mut engine, &FitOptions::default()).unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
     // With a prior the MAP estimate exists.
-    let options = FitOptions { prior: Some(Prior::L2 { scale: 1.0 }), ..FitOptions::default() };
+    let options = FitOptions {
+        prior: Some(Prior::L2 { scale: 1.0 }),
+        ..FitOptions::default()
+    };
     let r = fit(&mut engine, &options).unwrap();
-    assert!(r.converged && r.theta.iter().all(|t| t.is_finite()), "{r:?}");
+    assert!(
+        r.converged && r.theta.iter().all(|t| t.is_finite()),
+        "{r:?}"
+    );
 }
 
 #[test]

@@ -16,7 +16,13 @@ use std::sync::Arc;
 
 const EDGE_SIZES: [usize; 8] = [1, 255, 256, 257, 4095, 4096, 4097, 1_000_003];
 
-fn assert_cases(family: &dyn Family, n: usize, seed: u64, extremes: bool, options: ReductionOptions) -> usize {
+fn assert_cases(
+    family: &dyn Family,
+    n: usize,
+    seed: u64,
+    extremes: bool,
+    options: ReductionOptions,
+) -> usize {
     let ctx = common::gpu().expect("checked by caller");
     let mut rng = StdRng::seed_from_u64(seed);
     let theta = family.random_theta(&mut rng);
@@ -33,7 +39,10 @@ fn assert_cases(family: &dyn Family, n: usize, seed: u64, extremes: bool, option
 }
 
 fn families_named(name: FamilyName) -> Vec<Box<dyn Family>> {
-    check_families().into_iter().filter(|f| f.name() == name.as_str()).collect()
+    check_families()
+        .into_iter()
+        .filter(|f| f.name() == name.as_str())
+        .collect()
 }
 
 for_each_family!(edge_sizes, |name| {
@@ -41,8 +50,17 @@ for_each_family!(edge_sizes, |name| {
     for family in families_named(name) {
         for (i, &n) in EDGE_SIZES.iter().enumerate() {
             let extremes = n == 1 || n == 1_000_003;
-            assert_cases(family.as_ref(), n, 100 + i as u64, extremes, ReductionOptions::default());
-            let tree = ReductionOptions { force_tree: true, ..Default::default() };
+            assert_cases(
+                family.as_ref(),
+                n,
+                100 + i as u64,
+                extremes,
+                ReductionOptions::default(),
+            );
+            let tree = ReductionOptions {
+                force_tree: true,
+                ..Default::default()
+            };
             assert_cases(family.as_ref(), n, 200 + i as u64, extremes, tree);
         }
     }
@@ -53,11 +71,20 @@ for_each_family!(larger_than_one_storage_binding, |name| {
     let binding = (ctx.adapter().max_storage_binding / 4) as usize;
     let cap = BINDING_CAP_SAMPLES.min(binding);
     let n = BINDING_CAP_SAMPLES + 4097;
-    assert!(n * 4 > 128 << 20, "the case must exceed 128 MiB of f32 data");
+    assert!(
+        n * 4 > 128 << 20,
+        "the case must exceed 128 MiB of f32 data"
+    );
     let family = name.build(7);
-    let options = ReductionOptions { max_chunk_samples: Some(cap), ..Default::default() };
+    let options = ReductionOptions {
+        max_chunk_samples: Some(cap),
+        ..Default::default()
+    };
     let chunks = assert_cases(family.as_ref(), n, 300, false, options);
-    assert!(chunks >= 2, "the data must span more than one storage binding");
+    assert!(
+        chunks >= 2,
+        "the data must span more than one storage binding"
+    );
 });
 
 #[test]
@@ -66,7 +93,10 @@ fn chunked_and_unchunked_evaluations_agree() {
     gpu_or_skip!();
     let family = FamilyName::Gaussian.build(1);
     for cap in [4096, 10_000, 333_333] {
-        let options = ReductionOptions { max_chunk_samples: Some(cap), ..Default::default() };
+        let options = ReductionOptions {
+            max_chunk_samples: Some(cap),
+            ..Default::default()
+        };
         assert_cases(family.as_ref(), 1_000_003, 400, false, options);
     }
 }

@@ -11,7 +11,10 @@ fn every_family_kernel_validates_in_both_reductions() {
             for subgroups in [false, true] {
                 let source = compose(family.as_ref(), subgroups);
                 if let Err(e) = validate(&source, subgroups) {
-                    panic!("{} (K={classes}, subgroups={subgroups}) does not validate:\n{e}", family.name());
+                    panic!(
+                        "{} (K={classes}, subgroups={subgroups}) does not validate:\n{e}",
+                        family.name()
+                    );
                 }
             }
         }
@@ -28,7 +31,8 @@ fn subgroup_kernel_needs_the_subgroup_capability() {
 
 #[test]
 fn a_broken_snippet_is_reported_with_its_location() {
-    let source = compose(FamilyName::Gaussian.build(1).as_ref(), false).replace("d * d", "d * undefined_name");
+    let source = compose(FamilyName::Gaussian.build(1).as_ref(), false)
+        .replace("d * d", "d * undefined_name");
     let err = validate(&source, false).unwrap_err();
     assert!(err.contains("undefined_name"), "{err}");
 }

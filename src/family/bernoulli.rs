@@ -19,17 +19,9 @@ impl Family for Bernoulli {
     fn theta_names(&self) -> Vec<String> {
         vec!["logit_p".into()]
     }
-    fn n_terms(&self) -> usize {
-        1
-    }
+    sum_of_x_terms!();
     fn support_error(&self, x: f64) -> Option<String> {
         (x != 0.0 && x != 1.0).then(|| format!("value {x} is outside the support (0 or 1)"))
-    }
-    fn terms(&self, x: f64, _kp: &[f64], out: &mut [f64]) {
-        out[0] = x;
-    }
-    fn accumulate(&self, xs: &[f64], _kp: &[f64], acc: &mut [f64]) {
-        sum_terms(xs, acc, |x| [x]);
     }
     fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>) {
         let eta = theta[0];
@@ -40,9 +32,6 @@ impl Family for Bernoulli {
         // log p = x log sigmoid(eta) + (1 - x) log sigmoid(-eta)
         let eta = theta[0];
         -(x * softplus(-eta) + (1.0 - x) * softplus(eta))
-    }
-    fn wgsl(&self) -> &'static str {
-        include_str!("../../shaders/family/sum_x.wgsl")
     }
     fn initial_theta(&self, _s: &Summary) -> Vec<f64> {
         vec![0.0]
@@ -68,7 +57,10 @@ impl Family for Bernoulli {
     }
     fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
         (s.min == s.max).then(|| {
-            Degenerate::Boundary(format!("every observation is {}: the MLE is p = {} (logit infinite)", s.min, s.min))
+            Degenerate::Boundary(format!(
+                "every observation is {}: the MLE is p = {} (logit infinite)",
+                s.min, s.min
+            ))
         })
     }
     fn clone_box(&self) -> Box<dyn Family> {

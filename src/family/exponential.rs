@@ -20,17 +20,9 @@ impl Family for Exponential {
     fn theta_names(&self) -> Vec<String> {
         vec!["log_rate".into()]
     }
-    fn n_terms(&self) -> usize {
-        1
-    }
+    sum_of_x_terms!();
     fn support_error(&self, x: f64) -> Option<String> {
         (x < 0.0).then(|| format!("value {x} is outside the support (x >= 0)"))
-    }
-    fn terms(&self, x: f64, _kp: &[f64], out: &mut [f64]) {
-        out[0] = x;
-    }
-    fn accumulate(&self, xs: &[f64], _kp: &[f64], acc: &mut [f64]) {
-        sum_terms(xs, acc, |x| [x]);
     }
     fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>) {
         let rate = theta[0].exp();
@@ -38,9 +30,6 @@ impl Family for Exponential {
     }
     fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
         theta[0] - theta[0].exp() * x
-    }
-    fn wgsl(&self) -> &'static str {
-        include_str!("../../shaders/family/sum_x.wgsl")
     }
     fn initial_theta(&self, _s: &Summary) -> Vec<f64> {
         vec![0.0]
@@ -63,7 +52,9 @@ impl Family for Exponential {
     }
     fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
         (s.max == 0.0).then(|| {
-            Degenerate::Unbounded("every value is 0: the likelihood grows without bound as the rate grows".into())
+            Degenerate::Unbounded(
+                "every value is 0: the likelihood grows without bound as the rate grows".into(),
+            )
         })
     }
     fn clone_box(&self) -> Box<dyn Family> {

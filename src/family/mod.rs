@@ -261,6 +261,26 @@ pub fn rebuild(family: &dyn Family) -> Box<dyn Family> {
     family.clone_box()
 }
 
+/// The kernel-facing methods of a family whose only sample-dependent NLL part is sum x_i
+/// (its sufficient statistic): one term, x, reduced by `shaders/family/sum_x.wgsl`.
+macro_rules! sum_of_x_terms {
+    () => {
+        fn n_terms(&self) -> usize {
+            1
+        }
+        fn terms(&self, x: f64, _kp: &[f64], out: &mut [f64]) {
+            out[0] = x;
+        }
+        fn accumulate(&self, xs: &[f64], _kp: &[f64], acc: &mut [f64]) {
+            sum_terms(xs, acc, |x| [x]);
+        }
+        fn wgsl(&self) -> &'static str {
+            include_str!("../../shaders/family/sum_x.wgsl")
+        }
+    };
+}
+use sum_of_x_terms;
+
 // ---- shared numerics -------------------------------------------------------------------
 
 /// log(1 + e^z) without overflow: max(z, 0) + log1p(e^-|z|).

@@ -24,17 +24,9 @@ impl Family for Poisson {
     fn theta_names(&self) -> Vec<String> {
         vec!["log_lambda".into()]
     }
-    fn n_terms(&self) -> usize {
-        1
-    }
+    sum_of_x_terms!();
     fn support_error(&self, x: f64) -> Option<String> {
         integer_in(x, 0.0, MAX_COUNT, "counts 0, 1, 2, ... up to 2^24")
-    }
-    fn terms(&self, x: f64, _kp: &[f64], out: &mut [f64]) {
-        out[0] = x;
-    }
-    fn accumulate(&self, xs: &[f64], _kp: &[f64], acc: &mut [f64]) {
-        sum_terms(xs, acc, |x| [x]);
     }
     fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>) {
         let eta = theta[0];
@@ -46,9 +38,6 @@ impl Family for Poisson {
     }
     fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
         x * theta[0] - theta[0].exp() - libm::lgamma(x + 1.0)
-    }
-    fn wgsl(&self) -> &'static str {
-        include_str!("../../shaders/family/sum_x.wgsl")
     }
     fn initial_theta(&self, _s: &Summary) -> Vec<f64> {
         vec![0.0]
@@ -70,7 +59,11 @@ impl Family for Poisson {
         vec![vec![40.0], vec![-40.0]]
     }
     fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
-        (s.max == 0.0).then(|| Degenerate::Boundary("every count is 0: the MLE is lambda = 0 (log lambda infinite)".into()))
+        (s.max == 0.0).then(|| {
+            Degenerate::Boundary(
+                "every count is 0: the MLE is lambda = 0 (log lambda infinite)".into(),
+            )
+        })
     }
     fn clone_box(&self) -> Box<dyn Family> {
         Box::new(*self)
