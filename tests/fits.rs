@@ -277,3 +277,12 @@ fn an_mle_on_the_boundary_warns() {
     assert_eq!(r.warnings.len(), 1, "{r:?}");
     assert!(likely::family::sigmoid(r.theta[0]) > 0.999_999);
 }
+
+#[test]
+fn data_outside_f32_range_is_refused_by_the_gpu() {
+    let Some(ctx) = common::gpu() else { return };
+    let err = GpuEngine::new(ctx, FamilyName::Gaussian.build(1), &[1.0, 1e39])
+        .err()
+        .expect("must fail");
+    assert!(err.to_string().contains("sample 1"), "{err}");
+}
