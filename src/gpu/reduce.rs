@@ -61,7 +61,10 @@ impl TermReduction {
         if data.is_empty() {
             return Err(Error::InvalidData("no samples to reduce".into()));
         }
-        if let Some(i) = data.iter().position(|x| !(x.abs() <= f32::MAX as f64)) {
+        if let Some(i) = data
+            .iter()
+            .position(|x| x.is_nan() || x.abs() > f32::MAX as f64)
+        {
             return Err(Error::Capacity(format!(
                 "sample {i} ({}) is outside the f32 range the GPU kernels use (use --backend cpu)",
                 data[i]
