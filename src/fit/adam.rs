@@ -12,7 +12,7 @@ const EPS: f64 = 1e-8;
 pub(crate) fn minimize(
     obj: &mut Objective<'_>,
     theta0: Vec<f64>,
-    l1: Option<f64>,
+    l1: Option<&[f64]>,
     options: &FitOptions,
 ) -> Result<Run> {
     let n = obj.n();
@@ -47,8 +47,8 @@ pub(crate) fn minimize(
             v[j] = BETA2 * v[j] + (1.0 - BETA2) * g * g;
             let scale = lr / ((v[j] / c2).sqrt() + EPS);
             theta[j] -= scale * m[j] / c1;
-            if let Some(lambda) = l1 {
-                let shrink = scale * lambda;
+            if let Some(lambdas) = l1 {
+                let shrink = scale * lambdas[j];
                 theta[j] = theta[j].signum() * (theta[j].abs() - shrink).max(0.0);
             }
         }

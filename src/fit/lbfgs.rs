@@ -11,7 +11,7 @@
 //! orthant, so coordinates land on exactly zero.
 
 use super::{
-    dot, l1_norm, max_abs, pseudo_gradient, FitOptions, Objective, Point, Run, StopReason,
+    dot, l1_penalty, max_abs, pseudo_gradient, FitOptions, Objective, Point, Run, StopReason,
 };
 use crate::error::Result;
 use std::collections::VecDeque;
@@ -67,8 +67,8 @@ impl Memory {
 }
 
 /// The full objective including the L1 term.
-fn total(p: &Point, l1: Option<f64>) -> f64 {
-    p.f + l1.map_or(0.0, |lambda| lambda * l1_norm(&p.theta))
+fn total(p: &Point, l1: Option<&[f64]>) -> f64 {
+    p.f + l1.map_or(0.0, |lambdas| l1_penalty(&p.theta, lambdas))
 }
 
 fn step(theta: &[f64], d: &[f64], alpha: f64) -> Vec<f64> {
@@ -78,7 +78,7 @@ fn step(theta: &[f64], d: &[f64], alpha: f64) -> Vec<f64> {
 pub(crate) fn minimize(
     obj: &mut Objective<'_>,
     theta0: Vec<f64>,
-    l1: Option<f64>,
+    l1: Option<&[f64]>,
     options: &FitOptions,
 ) -> Result<Run> {
     let mut x = obj.eval(&theta0)?;
@@ -147,7 +147,7 @@ pub(crate) fn minimize(
             };
             let found = match l1 {
                 None => wolfe_search(obj, &x, &d, alpha0, options)?,
-                Some(lambda) => projected_search(obj, &x, &pg, &d, alpha0, lambda, options)?,
+                Some(lambdas) => projected_search(obj, &x, &pg, &d, alpha0, lambdas, options)?,
             };
             if let Some(p) = found {
                 let f = total(&p, l1);
@@ -252,7 +252,7 @@ fn projected_search(
     pg: &[f64],
     d: &[f64],
     alpha0: f64,
-    lambda: f64,
+    lambdas: &[f64],
     options: &FitOptions,
 ) -> Result<Option<Point>> {
     let orthant: Vec<f64> = x
@@ -261,7 +261,7 @@ fn projected_search(
         .zip(pg)
         .map(|(&t, &g)| if t != 0.0 { t.signum() } else { -g.signum() })
         .collect();
-    let f0 = total(x, Some(lambda));
+    let f0 = total(x, Some(lambdas));
     let noise = obj.f_noise(f0);
     let tiny = min_step(&x.theta, d, options.xtol);
     let mut alpha = alpha0;
@@ -275,7 +275,7 @@ fn projected_search(
         if p.finite() {
             let moved: Vec<f64> = theta.iter().zip(&x.theta).map(|(a, b)| a - b).collect();
             let decrease = dot(pg, &moved);
-            let f = total(&p, Some(lambda));
+            let f = total(&p, Some(lambdas));
             if f <= f0 + C1 * decrease || (f < f0 + noise && decrease < 0.0 && f < f0) {
                 return Ok(Some(p));
             }

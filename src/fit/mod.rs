@@ -117,11 +117,39 @@ impl FitResult {
     }
 }
 
-/// The objective an optimiser minimises: NLL plus the smooth part of -log prior.
-/// Counts evaluations. The L1 part, if any, is left to the optimiser (it is not smooth).
+/// Anything with a total NLL and its gradient over n samples: an [`Engine`] bound to a
+/// family, or a conditional model over a table.
+pub trait Differentiable {
+    /// Number of samples the NLL sums over.
+    fn n(&self) -> usize;
+    /// Unit roundoff of the per-sample arithmetic.
+    fn unit_roundoff(&self) -> f64;
+    /// Total NLL and its gradient at `theta`.
+    fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)>;
+}
+
+/// An engine seen as a [`Differentiable`] problem.
+struct EngineProblem<'a>(&'a mut dyn Engine);
+
+impl Differentiable for EngineProblem<'_> {
+    fn n(&self) -> usize {
+        self.0.n()
+    }
+    fn unit_roundoff(&self) -> f64 {
+        self.0.unit_roundoff()
+    }
+    fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
+        self.0.nll_and_grad(theta)
+    }
+}
+
+/// The objective an optimiser minimises: NLL plus the smooth part of -log prior on the
+/// coordinates the prior applies to. Counts evaluations. The L1 part, if any, is left to the
+/// optimiser (it is not smooth).
 pub(crate) struct Objective<'a> {
-    engine: &'a mut dyn Engine,
+    problem: &'a mut dyn Differentiable,
     prior: Option<Prior>,
+    mask: Vec<bool>,
     pub evaluations: usize,
 }
 
@@ -143,10 +171,10 @@ impl Point {
 impl Objective<'_> {
     pub fn eval(&mut self, theta: &[f64]) -> Result<Point> {
         self.evaluations += 1;
-        let (nll, mut grad) = self.engine.nll_and_grad(theta)?;
+        let (nll, mut grad) = self.problem.nll_and_grad(theta)?;
         let mut f = nll;
         if let Some(p) = &self.prior {
-            p.add_smooth(theta, &mut f, &mut grad);
+            p.add_smooth(theta, &self.mask, &mut f, &mut grad);
         }
         Ok(Point {
             theta: theta.to_vec(),
@@ -157,13 +185,13 @@ impl Objective<'_> {
     }
 
     pub fn n(&self) -> f64 {
-        self.engine.n().max(1) as f64
+        self.problem.n().max(1) as f64
     }
 
     /// Noise level of f from the engine's rounding, used by the line search's approximate
     /// Wolfe test (Hager and Zhang): differences below it are not trusted.
     pub fn f_noise(&self, f: f64) -> f64 {
-        64.0 * self.engine.unit_roundoff() * f.abs().max(1.0)
+        64.0 * self.problem.unit_roundoff() * f.abs().max(1.0)
     }
 }
 
@@ -194,17 +222,35 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
         }
         _ => {}
     }
-    let l1 = options.prior.and_then(|p| p.l1_weight());
+    let mask = vec![true; theta0.len()];
+    let mut result = minimize(&mut EngineProblem(engine), theta0, &mask, options)?;
+    result.warnings.extend(warnings);
+    Ok(result)
+}
+
+/// Minimises NLL - log prior over `theta`, the prior applying where `mask` is true (models
+/// leave intercepts and biases unpenalised).
+pub fn minimize(
+    problem: &mut dyn Differentiable,
+    theta0: Vec<f64>,
+    mask: &[bool],
+    options: &FitOptions,
+) -> Result<FitResult> {
+    let l1: Option<Vec<f64>> = options
+        .prior
+        .and_then(|p| p.l1_weight())
+        .map(|lambda| mask.iter().map(|&m| if m { lambda } else { 0.0 }).collect());
     let mut objective = Objective {
-        engine,
+        problem,
         prior: options.prior,
+        mask: mask.to_vec(),
         evaluations: 0,
     };
     let run = match options.optimizer {
-        Optimizer::Lbfgs => lbfgs::minimize(&mut objective, theta0, l1, options)?,
-        Optimizer::Adam => adam::minimize(&mut objective, theta0, l1, options)?,
+        Optimizer::Lbfgs => lbfgs::minimize(&mut objective, theta0, l1.as_deref(), options)?,
+        Optimizer::Adam => adam::minimize(&mut objective, theta0, l1.as_deref(), options)?,
     };
-    let log_prior = options.prior.map(|p| p.log_density(&run.point.theta));
+    let log_prior = options.prior.map(|p| p.log_density(&run.point.theta, mask));
     Ok(FitResult {
         nll: run.point.nll,
         theta: run.point.theta,
@@ -214,7 +260,7 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
         converged: run.reason.converged(),
         reason: run.reason,
         grad_norm: run.grad_norm,
-        warnings,
+        warnings: Vec::new(),
     })
 }
 
@@ -228,14 +274,15 @@ pub(crate) struct Run {
 
 /// The orthant-wise pseudo-gradient of f + lambda |theta|_1 (equals the gradient without L1):
 /// the minimum-norm subgradient.
-pub(crate) fn pseudo_gradient(theta: &[f64], grad: &[f64], l1: Option<f64>) -> Vec<f64> {
-    let Some(lambda) = l1 else {
+pub(crate) fn pseudo_gradient(theta: &[f64], grad: &[f64], l1: Option<&[f64]>) -> Vec<f64> {
+    let Some(lambdas) = l1 else {
         return grad.to_vec();
     };
     theta
         .iter()
         .zip(grad)
-        .map(|(&t, &g)| {
+        .zip(lambdas)
+        .map(|((&t, &g), &lambda)| {
             if t > 0.0 {
                 g + lambda
             } else if t < 0.0 {
@@ -251,8 +298,9 @@ pub(crate) fn pseudo_gradient(theta: &[f64], grad: &[f64], l1: Option<f64>) -> V
         .collect()
 }
 
-pub(crate) fn l1_norm(theta: &[f64]) -> f64 {
-    theta.iter().map(|t| t.abs()).sum()
+/// sum_j lambda_j |theta_j|.
+pub(crate) fn l1_penalty(theta: &[f64], lambdas: &[f64]) -> f64 {
+    theta.iter().zip(lambdas).map(|(t, l)| l * t.abs()).sum()
 }
 
 pub(crate) fn max_abs(v: &[f64]) -> f64 {

@@ -42,17 +42,14 @@ impl std::fmt::Display for Prior {
 }
 
 impl Prior {
-    /// log p(theta), normalising constants included.
-    pub fn log_density(&self, theta: &[f64]) -> f64 {
+    /// log p(theta) over the coordinates where `mask` is true, normalising constants included.
+    pub fn log_density(&self, theta: &[f64], mask: &[bool]) -> f64 {
+        let theta = theta.iter().zip(mask).filter(|(_, &m)| m).map(|(t, _)| t);
         match *self {
             Prior::L2 { scale } => theta
-                .iter()
                 .map(|t| -0.5 * (t / scale).powi(2) - scale.ln() - crate::family::HALF_LN_2PI)
                 .sum(),
-            Prior::L1 { scale } => theta
-                .iter()
-                .map(|t| -t.abs() / scale - (2.0 * scale).ln())
-                .sum(),
+            Prior::L1 { scale } => theta.map(|t| -t.abs() / scale - (2.0 * scale).ln()).sum(),
         }
     }
 
@@ -65,10 +62,10 @@ impl Prior {
     }
 
     /// Adds the smooth part of -log p (L2 only) and its gradient to (f, g).
-    pub(crate) fn add_smooth(&self, theta: &[f64], f: &mut f64, g: &mut [f64]) {
+    pub(crate) fn add_smooth(&self, theta: &[f64], mask: &[bool], f: &mut f64, g: &mut [f64]) {
         if let Prior::L2 { scale } = *self {
             let w = 1.0 / (scale * scale);
-            for (gi, t) in g.iter_mut().zip(theta) {
+            for ((gi, t), _) in g.iter_mut().zip(theta).zip(mask).filter(|(_, &m)| m) {
                 *f += 0.5 * w * t * t;
                 *gi += w * t;
             }
