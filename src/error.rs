@@ -40,7 +40,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn data(
+    pub fn data(
         path: impl Into<PathBuf>,
         location: impl Into<String>,
         message: impl Into<String>,

@@ -22,6 +22,7 @@ pub mod error;
 pub mod family;
 pub mod fit;
 pub mod gpu;
+pub mod model;
 pub mod tolerance;
 pub mod util;
 

@@ -25,14 +25,16 @@ pub struct FitArgs {
     /// MAP prior on the unconstrained parameters: l2:SCALE (Gaussian, sd SCALE) or l1:SCALE (Laplace, scale SCALE).
     #[arg(long)]
     prior: Option<Prior>,
-    #[arg(long, value_enum, default_value_t = Optimizer::Lbfgs)]
-    optimizer: Optimizer,
+    /// lbfgs or adam for a family; for --model also sgd and adamw (default: lbfgs for linear
+    /// models, adamw for MLPs).
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
     /// Maximum optimiser iterations (default 500 for lbfgs, 5000 for adam).
     #[arg(long)]
     max_iter: Option<usize>,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = 0.05)]
-    lr: f64,
+    /// Learning rate (default 0.05 for a family's Adam; for models 1e-3 for adam/adamw, 0.01 for sgd).
+    #[arg(long)]
+    lr: Option<f64>,
     /// Seed for random choices (recorded in the output; unconditional fits are deterministic).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -41,15 +43,52 @@ pub struct FitArgs {
     /// Print one JSON object instead of the human-readable report.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub model: super::model::ModelArgs,
+}
+
+/// Every optimiser name the CLI accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerArg {
+    Lbfgs,
+    Adam,
+    Adamw,
+    Sgd,
 }
 
 pub fn run(args: FitArgs) -> likely::Result<i32> {
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(likely::Error::Usage(format!(
-            "--lr must be positive, got {}",
-            args.lr
-        )));
+    if let Some(lr) = args.lr {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(likely::Error::Usage(format!(
+                "--lr must be positive, got {lr}"
+            )));
+        }
     }
+    if args.model.model.is_some() {
+        return super::model::fit_model(
+            args.family,
+            &args.data,
+            args.prior,
+            args.optimizer,
+            args.max_iter,
+            args.lr,
+            args.seed,
+            &args.engine,
+            args.json,
+            &args.model,
+        );
+    }
+    args.model.reject_without_model()?;
+    let optimizer = match args.optimizer.unwrap_or(OptimizerArg::Lbfgs) {
+        OptimizerArg::Lbfgs => Optimizer::Lbfgs,
+        OptimizerArg::Adam => Optimizer::Adam,
+        other => {
+            return Err(likely::Error::Usage(format!(
+                "--optimizer {other:?} applies to models (--model); a family fit takes lbfgs or adam"
+            )
+            .to_lowercase()))
+        }
+    };
     if args.max_iter == Some(0) {
         return Err(likely::Error::Usage("--max-iter must be at least 1".into()));
     }
@@ -71,13 +110,13 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     let mut engine = engine::create(args.engine.backend, family, values, &args.engine.selector())?;
 
     let options = FitOptions {
-        optimizer: args.optimizer,
+        optimizer,
         prior: args.prior,
-        max_iter: args.max_iter.unwrap_or(match args.optimizer {
+        max_iter: args.max_iter.unwrap_or(match optimizer {
             Optimizer::Lbfgs => 500,
             Optimizer::Adam => 5000,
         }),
-        learning_rate: args.lr,
+        learning_rate: args.lr.unwrap_or(0.05),
         ..FitOptions::default()
     };
     let started = std::time::Instant::now();
@@ -111,7 +150,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "iterations": result.iterations,
             "evaluations": result.evaluations,
             "grad_norm": json_f64(result.grad_norm),
-            "optimizer": format!("{:?}", args.optimizer).to_lowercase(),
+            "optimizer": format!("{optimizer:?}").to_lowercase(),
             "engine": engine.name(),
             "adapter": engine.adapter(),
             "seed": args.seed,

@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod devices;
 mod fit;
+mod model;
 
 use clap::{Parser, Subcommand};
 use likely::engine::Backend;
@@ -49,6 +50,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// List every GPU adapter wgpu can see.
     Devices(devices::DevicesArgs),
+    /// Evaluate a saved model on a table: n, total and mean NLL, accuracy for classifiers.
+    Eval(model::EvalArgs),
+    /// Write a saved model's predictions (class probabilities or mean) as CSV.
+    Predict(model::PredictArgs),
 }
 
 /// Runs the CLI and returns the process exit code (0 success, 1 failure, 2 usage).
@@ -65,6 +70,8 @@ pub fn run() -> i32 {
         Command::Check(args) => check::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Devices(args) => devices::run(args),
+        Command::Eval(args) => model::eval(args),
+        Command::Predict(args) => model::predict(args),
     };
     match outcome {
         Ok(code) => code,

@@ -3,8 +3,10 @@
 
 mod csv_file;
 mod npy;
+mod table;
 
 pub use npy::write_npy_f64;
+pub use table::{load_table, Table, TargetSpec};
 
 use crate::error::{Error, Result};
 use crate::family::{Family, FamilyName};

@@ -1,0 +1,316 @@
+//! Conditional models y | x ~ family(f_theta(x)): a linear model or an MLP with a family head.
+//! The CPU code here is the f64 reference for forward and backward passes.
+
+pub mod head;
+pub mod network;
+pub mod train;
+
+pub use head::Head;
+pub use network::{Activation, Network};
+pub use train::{train, ModelOptimizer, TrainOptions, TrainReport};
+
+use crate::data::Table;
+use crate::error::{Error, Result};
+use crate::family::FamilyName;
+use crate::util::json_f64;
+use serde_json::{json, Map, Value};
+use std::path::Path;
+
+/// `--model`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Linear,
+    Mlp,
+}
+
+/// A fitted model with what is needed to apply it to new data.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub kind: ModelKind,
+    pub network: Network,
+    pub params: Vec<f64>,
+    pub features: Vec<String>,
+    pub target: String,
+    /// Class names for the categorical family (string labels, or "0".."K-1").
+    pub labels: Option<Vec<String>>,
+    /// Whether class labels were strings in the training data.
+    pub string_labels: bool,
+    pub intercept: bool,
+    /// Training summary as written to the model file.
+    pub training: Value,
+}
+
+/// Quality of a model on a table.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Evaluation {
+    pub n: usize,
+    pub nll: f64,
+    pub mean_nll: f64,
+    pub accuracy: Option<f64>,
+}
+
+impl Model {
+    pub fn family(&self) -> FamilyName {
+        self.network.head.family
+    }
+
+    /// NLL, mean NLL and (classifiers) accuracy of the model on rows with targets.
+    pub fn evaluate(&self, x: &[f64], y: &[f64]) -> Evaluation {
+        let rows: Vec<usize> = (0..y.len()).collect();
+        let (nll, _) = self.network.nll_and_grad(&self.params, x, y, &rows);
+        let accuracy = self.network.head.is_classifier().then(|| {
+            let mut z = Vec::new();
+            let d = self.network.inputs;
+            let hits = rows
+                .iter()
+                .filter(|&&r| {
+                    let eta = self
+                        .network
+                        .forward(&self.params, &x[r * d..(r + 1) * d], &mut z);
+                    self.network.head.predicted_class(&eta) == y[r]
+                })
+                .count();
+            hits as f64 / y.len() as f64
+        });
+        Evaluation {
+            n: y.len(),
+            nll,
+            mean_nll: nll / y.len() as f64,
+            accuracy,
+        }
+    }
+
+    /// Predictions per row: class probabilities, P(y = 1), or the mean.
+    pub fn predict(&self, x: &[f64], n: usize) -> Vec<Vec<f64>> {
+        let d = self.network.inputs;
+        let g = self.network.globals_offset();
+        let mut z = Vec::new();
+        (0..n)
+            .map(|r| {
+                let eta = self
+                    .network
+                    .forward(&self.params, &x[r * d..(r + 1) * d], &mut z);
+                self.network.head.predict(&eta, &self.params[g..])
+            })
+            .collect()
+    }
+
+    /// Column names of `predict`'s output.
+    pub fn prediction_columns(&self) -> Vec<String> {
+        match (self.family(), &self.labels) {
+            (FamilyName::Categorical, Some(labels)) => {
+                labels.iter().map(|l| format!("prob_{l}")).collect()
+            }
+            (FamilyName::Bernoulli, _) => vec!["prob_1".into()],
+            _ => vec!["mean".into()],
+        }
+    }
+
+    /// Linear models: coefficients keyed by feature name plus `intercept`; for the categorical
+    /// family one such object per non-reference class, keyed by the class label.
+    pub fn coefficients(&self) -> Option<Value> {
+        if self.kind != ModelKind::Linear {
+            return None;
+        }
+        let layer = self.network.layers()[0];
+        let per_output = |o: usize| {
+            let mut m = Map::new();
+            for (j, f) in self.features.iter().enumerate() {
+                m.insert(
+                    f.clone(),
+                    json_f64(self.params[layer.weights + j * layer.fan_out + o]),
+                );
+            }
+            if self.intercept {
+                m.insert("intercept".into(), json_f64(self.params[layer.bias + o]));
+            }
+            Value::Object(m)
+        };
+        Some(match (self.family(), &self.labels) {
+            (FamilyName::Categorical, Some(labels)) => {
+                let skip = self.network.head.reference as usize;
+                Value::Object(
+                    (0..layer.fan_out)
+                        .map(|o| (labels[o + skip].clone(), per_output(o)))
+                        .collect(),
+                )
+            }
+            _ => per_output(0),
+        })
+    }
+
+    /// The head's global parameter on the natural scale (sigma or b), if any.
+    pub fn global(&self) -> Option<(&'static str, f64)> {
+        self.network
+            .head
+            .global_name()
+            .map(|name| (name, self.params[self.network.globals_offset()].exp()))
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "format": "likely-model",
+            "version": 1,
+            "model": self.kind,
+            "family": self.family().as_str(),
+            "classes": self.network.head.classes,
+            "reference_class": self.network.head.reference,
+            "labels": self.labels,
+            "string_labels": self.string_labels,
+            "features": self.features,
+            "target": self.target,
+            "intercept": self.intercept,
+            "hidden": self.network.hidden,
+            "activation": self.network.activation,
+            "params": self.params,
+            "training": self.training,
+        })
+    }
+
+    /// Writes the model atomically: a temporary file beside `path`, then a rename, so a crash
+    /// never leaves a half-written model.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let text = serde_json::to_string_pretty(&self.to_json())
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::Usage(format!("--save {}: not a file path", path.display())))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&tmp).map_err(io)?;
+            file.write_all(text.as_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
+    }
+
+    /// Reads a model written by [`Model::save`]; anything malformed is a clear error.
+    pub fn load(path: &Path) -> Result<Model> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad =
+            |why: String| Error::data(path, "", format!("not a valid likely model file: {why}"));
+        let v: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if v["format"] != "likely-model" {
+            return Err(bad("missing \"format\": \"likely-model\"".into()));
+        }
+        let field = |k: &str| {
+            v.get(k)
+                .cloned()
+                .ok_or_else(|| bad(format!("missing '{k}'")))
+        };
+        let parse = |k: &str| -> Result<Value> { field(k) };
+        let kind: ModelKind =
+            serde_json::from_value(parse("model")?).map_err(|e| bad(format!("model: {e}")))?;
+        let family_name: String =
+            serde_json::from_value(parse("family")?).map_err(|e| bad(format!("family: {e}")))?;
+        let family = FamilyName::ALL
+            .into_iter()
+            .find(|f| f.as_str() == family_name)
+            .ok_or_else(|| bad(format!("unknown family '{family_name}'")))?;
+        let get = |k: &str| -> Result<Value> { parse(k) };
+        let from = |k: &str, e: serde_json::Error| bad(format!("{k}: {e}"));
+        let classes: usize =
+            serde_json::from_value(get("classes")?).map_err(|e| from("classes", e))?;
+        let reference: bool = serde_json::from_value(get("reference_class")?)
+            .map_err(|e| from("reference_class", e))?;
+        let labels: Option<Vec<String>> =
+            serde_json::from_value(get("labels")?).map_err(|e| from("labels", e))?;
+        let string_labels: bool =
+            serde_json::from_value(get("string_labels")?).map_err(|e| from("string_labels", e))?;
+        let features: Vec<String> =
+            serde_json::from_value(get("features")?).map_err(|e| from("features", e))?;
+        let target: String =
+            serde_json::from_value(get("target")?).map_err(|e| from("target", e))?;
+        let intercept: bool =
+            serde_json::from_value(get("intercept")?).map_err(|e| from("intercept", e))?;
+        let hidden: Vec<usize> =
+            serde_json::from_value(get("hidden")?).map_err(|e| from("hidden", e))?;
+        let activation: Activation =
+            serde_json::from_value(get("activation")?).map_err(|e| from("activation", e))?;
+        let params: Vec<f64> =
+            serde_json::from_value(get("params")?).map_err(|e| from("params", e))?;
+        if classes == 0
+            || (family == FamilyName::Categorical && classes < 2)
+            || features.is_empty()
+            || hidden.contains(&0)
+        {
+            return Err(bad(
+                "inconsistent shape (classes, features or hidden widths)".into(),
+            ));
+        }
+        if labels.as_ref().is_some_and(|l| l.len() != classes) {
+            return Err(bad(format!(
+                "{} labels for {classes} classes",
+                labels.as_ref().map_or(0, |l| l.len())
+            )));
+        }
+        let network = Network {
+            inputs: features.len(),
+            hidden,
+            activation,
+            head: Head {
+                family,
+                classes,
+                reference,
+            },
+        };
+        if params.len() != network.param_count() {
+            return Err(bad(format!(
+                "{} parameters, the architecture needs {}",
+                params.len(),
+                network.param_count()
+            )));
+        }
+        if params.iter().any(|p| !p.is_finite()) {
+            return Err(bad("non-finite parameters".into()));
+        }
+        Ok(Model {
+            kind,
+            network,
+            params,
+            features,
+            target,
+            labels,
+            string_labels,
+            intercept,
+            training: v["training"].clone(),
+        })
+    }
+
+    /// Checks that a table was read with this model's features.
+    pub fn check_table(&self, table: &Table) -> Result<()> {
+        if table.features != self.features {
+            return Err(Error::Usage(format!(
+                "{}: the model expects {} features ({}), the data gave {} ({})",
+                table.path.display(),
+                self.features.len(),
+                self.features.join(", "),
+                table.features.len(),
+                table.features.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,245 @@
+//! Dense networks: the linear model (no hidden layer) and the MLP share one definition.
+//!
+//! Parameters are one flat vector: for each layer l with `fan_in` inputs and `fan_out`
+//! outputs, W_l as `fan_in x fan_out` row-major, then b_l; then the head's globals.
+//! Forward: a_0 = x, z_l = a_{l-1} W_l + b_l, a_l = act(z_l) for hidden layers; eta = z_last.
+//! Backward: delta_last = dNLL/deta; dW_l = a_{l-1}^T delta_l, db_l = delta_l,
+//! delta_{l-1} = (W_l delta_l) * act'(z_{l-1}).
+
+use super::head::Head;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+use rayon::prelude::*;
+
+/// Hidden-layer nonlinearity.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Relu,
+    Tanh,
+    /// GELU in its tanh form (PyTorch's `approximate="tanh"`).
+    Gelu,
+}
+
+const GELU_C: f64 = 0.797_884_560_802_865_4; // sqrt(2 / pi)
+const GELU_A: f64 = 0.044_715;
+
+impl Activation {
+    pub fn apply(self, z: f64) -> f64 {
+        match self {
+            Activation::Relu => z.max(0.0),
+            Activation::Tanh => z.tanh(),
+            Activation::Gelu => 0.5 * z * (1.0 + (GELU_C * (z + GELU_A * z * z * z)).tanh()),
+        }
+    }
+    pub fn derivative(self, z: f64) -> f64 {
+        match self {
+            Activation::Relu => (z > 0.0) as u8 as f64,
+            Activation::Tanh => 1.0 - z.tanh().powi(2),
+            Activation::Gelu => {
+                let t = (GELU_C * (z + GELU_A * z * z * z)).tanh();
+                0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * z * z)
+            }
+        }
+    }
+}
+
+/// A network's shape: inputs, hidden widths, activation, head.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    pub inputs: usize,
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+    pub head: Head,
+}
+
+/// Where one layer's weights and biases sit in the flat parameter vector.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerSlots {
+    pub fan_in: usize,
+    pub fan_out: usize,
+    pub weights: usize,
+    pub bias: usize,
+}
+
+impl Network {
+    /// Widths from input to output.
+    pub fn widths(&self) -> Vec<usize> {
+        let mut w = vec![self.inputs];
+        w.extend(&self.hidden);
+        w.push(self.head.outputs());
+        w
+    }
+
+    pub fn layers(&self) -> Vec<LayerSlots> {
+        let widths = self.widths();
+        let mut at = 0;
+        widths
+            .windows(2)
+            .map(|w| {
+                let slots = LayerSlots {
+                    fan_in: w[0],
+                    fan_out: w[1],
+                    weights: at,
+                    bias: at + w[0] * w[1],
+                };
+                at += w[0] * w[1] + w[1];
+                slots
+            })
+            .collect()
+    }
+
+    /// Offset of the head's globals.
+    pub fn globals_offset(&self) -> usize {
+        self.layers().last().map_or(0, |l| l.bias + l.fan_out)
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.globals_offset() + self.head.globals()
+    }
+
+    /// True for weights (which priors and weight decay act on), false for biases and globals.
+    pub fn weight_mask(&self) -> Vec<bool> {
+        let mut mask = vec![false; self.param_count()];
+        for l in self.layers() {
+            mask[l.weights..l.bias].iter_mut().for_each(|m| *m = true);
+        }
+        mask
+    }
+
+    /// Seeded initialisation: He normal (sqrt(2 / fan_in)) before ReLU and GELU, Glorot normal
+    /// (sqrt(2 / (fan_in + fan_out))) before tanh and for the output layer; zero biases. A
+    /// linear model (no hidden layer) starts at zero: its NLL is convex.
+    pub fn init(&self, seed: u64, y: &[f64]) -> Vec<f64> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut params = vec![0.0; self.param_count()];
+        let layers = self.layers();
+        if !self.hidden.is_empty() {
+            for (i, l) in layers.iter().enumerate() {
+                let last = i + 1 == layers.len();
+                let var = if !last && self.activation != Activation::Tanh {
+                    2.0 / l.fan_in as f64
+                } else {
+                    2.0 / (l.fan_in + l.fan_out) as f64
+                };
+                let normal = Normal::new(0.0, var.sqrt()).expect("finite variance");
+                for p in &mut params[l.weights..l.bias] {
+                    *p = normal.sample(&mut rng);
+                }
+            }
+        }
+        let g = self.globals_offset();
+        params[g..].copy_from_slice(&self.head.initial_globals(y));
+        params
+    }
+
+    /// The outputs eta for one input row; `z` receives every layer's pre-activations.
+    pub fn forward(&self, params: &[f64], x: &[f64], z: &mut Vec<Vec<f64>>) -> Vec<f64> {
+        z.clear();
+        let layers = self.layers();
+        let mut a = x.to_vec();
+        for (i, l) in layers.iter().enumerate() {
+            let mut out = params[l.bias..l.bias + l.fan_out].to_vec();
+            for (j, &aj) in a.iter().enumerate() {
+                let row = &params[l.weights + j * l.fan_out..l.weights + (j + 1) * l.fan_out];
+                for (o, w) in out.iter_mut().zip(row) {
+                    *o += aj * w;
+                }
+            }
+            z.push(out.clone());
+            a = if i + 1 < layers.len() {
+                out.iter().map(|&v| self.activation.apply(v)).collect()
+            } else {
+                out
+            };
+        }
+        a
+    }
+
+    /// Total NLL over `rows` (indices into the n x d row-major `x`) and its gradient, in f64.
+    /// Rows are processed in parallel blocks whose results are added in a fixed order.
+    pub fn nll_and_grad(
+        &self,
+        params: &[f64],
+        x: &[f64],
+        y: &[f64],
+        rows: &[usize],
+    ) -> (f64, Vec<f64>) {
+        let p = self.param_count();
+        let blocks: Vec<(f64, Vec<f64>)> = rows
+            .par_chunks(256)
+            .map(|block| {
+                let mut grad = vec![0.0; p];
+                let mut nll = 0.0;
+                let mut z = Vec::new();
+                for &r in block {
+                    nll += self.sample_backward(
+                        params,
+                        &x[r * self.inputs..(r + 1) * self.inputs],
+                        y[r],
+                        &mut z,
+                        &mut grad,
+                    );
+                }
+                (nll, grad)
+            })
+            .collect();
+        let mut grad = vec![0.0; p];
+        let mut nll = 0.0;
+        for (f, g) in blocks {
+            nll += f;
+            grad.iter_mut().zip(&g).for_each(|(a, b)| *a += b);
+        }
+        (nll, grad)
+    }
+
+    /// One sample's NLL; adds its gradient into `grad`.
+    fn sample_backward(
+        &self,
+        params: &[f64],
+        x: &[f64],
+        y: f64,
+        z: &mut Vec<Vec<f64>>,
+        grad: &mut [f64],
+    ) -> f64 {
+        let eta = self.forward(params, x, z);
+        let g = self.globals_offset();
+        let mut delta = vec![0.0; eta.len()];
+        let nll = self
+            .head
+            .nll(&eta, &params[g..], y, &mut delta, &mut grad[g..]);
+        let layers = self.layers();
+        for i in (0..layers.len()).rev() {
+            let l = layers[i];
+            let input: Vec<f64> = if i == 0 {
+                x.to_vec()
+            } else {
+                z[i - 1].iter().map(|&v| self.activation.apply(v)).collect()
+            };
+            for (j, &aj) in input.iter().enumerate() {
+                let row = &mut grad[l.weights + j * l.fan_out..l.weights + (j + 1) * l.fan_out];
+                for (gw, d) in row.iter_mut().zip(&delta) {
+                    *gw += aj * d;
+                }
+            }
+            for (gb, d) in grad[l.bias..l.bias + l.fan_out].iter_mut().zip(&delta) {
+                *gb += d;
+            }
+            if i > 0 {
+                let prev: Vec<f64> = (0..l.fan_in)
+                    .map(|j| {
+                        let row =
+                            &params[l.weights + j * l.fan_out..l.weights + (j + 1) * l.fan_out];
+                        let back: f64 = row.iter().zip(&delta).map(|(w, d)| w * d).sum();
+                        back * self.activation.derivative(z[i - 1][j])
+                    })
+                    .collect();
+                delta = prev;
+            }
+        }
+        nll
+    }
+}

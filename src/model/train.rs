@@ -1,0 +1,325 @@
+//! Training a network: full-batch L-BFGS through the shared optimiser, or minibatch SGD
+//! (momentum), Adam and AdamW with seeded shuffles, early stopping and a divergence guard.
+
+use super::network::Network;
+use crate::error::{Error, Result};
+use crate::fit::{self, Differentiable, FitOptions, Prior};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+/// `--optimizer` for models.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelOptimizer {
+    Sgd,
+    Adam,
+    Adamw,
+    Lbfgs,
+}
+
+/// Training settings, named as in PyTorch and scikit-learn.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub optimizer: ModelOptimizer,
+    pub lr: f64,
+    pub momentum: f64,
+    /// AdamW's decoupled weight decay (on weights, as torch applies it to what it is given).
+    pub weight_decay: f64,
+    /// Minibatch size; `None` or >= n is full batch.
+    pub batch_size: Option<usize>,
+    pub epochs: usize,
+    /// Optimiser steps at most (L-BFGS iterations, or minibatch steps).
+    pub max_iter: Option<usize>,
+    pub seed: u64,
+    pub prior: Option<Prior>,
+    /// Fraction of rows held out for early stopping (minibatch optimisers).
+    pub validation: Option<f64>,
+    /// Epochs without validation improvement before stopping.
+    pub patience: usize,
+    /// Report the loss every this many steps (0: once per epoch).
+    pub log_every: usize,
+    /// Parameters held at their initial value (the intercept under `--no-intercept`).
+    pub frozen: Vec<bool>,
+}
+
+/// One reported point of the loss curve.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LossPoint {
+    pub epoch: usize,
+    pub step: usize,
+    pub train_mean_nll: f64,
+    pub validation_mean_nll: Option<f64>,
+}
+
+/// What happened during training.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrainReport {
+    pub steps: usize,
+    pub epochs: usize,
+    pub converged: bool,
+    pub reason: String,
+    pub history: Vec<LossPoint>,
+    pub log_prior: Option<f64>,
+}
+
+/// The full-batch problem over a table, for L-BFGS.
+struct FullBatch<'a> {
+    net: &'a Network,
+    x: &'a [f64],
+    y: &'a [f64],
+    rows: Vec<usize>,
+    frozen: &'a [bool],
+}
+
+impl Differentiable for FullBatch<'_> {
+    fn n(&self) -> usize {
+        self.rows.len()
+    }
+    fn unit_roundoff(&self) -> f64 {
+        f64::EPSILON / 2.0
+    }
+    fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
+        let (nll, mut grad) = self.net.nll_and_grad(theta, self.x, self.y, &self.rows);
+        zero_frozen(&mut grad, self.frozen);
+        Ok((nll, grad))
+    }
+}
+
+fn zero_frozen(grad: &mut [f64], frozen: &[bool]) {
+    for (g, &f) in grad.iter_mut().zip(frozen) {
+        if f {
+            *g = 0.0;
+        }
+    }
+}
+
+/// Trains `params` in place; `progress(step, epoch, mean_nll)` is called at each report.
+pub fn train(
+    net: &Network,
+    params: &mut Vec<f64>,
+    x: &[f64],
+    y: &[f64],
+    options: &TrainOptions,
+    mut progress: impl FnMut(&LossPoint),
+) -> Result<TrainReport> {
+    let n = y.len();
+    if n == 0 {
+        return Err(Error::InvalidData("no rows to train on".into()));
+    }
+    let mask = net.weight_mask();
+    if options.optimizer == ModelOptimizer::Lbfgs {
+        let mut problem = FullBatch {
+            net,
+            x,
+            y,
+            rows: (0..n).collect(),
+            frozen: &options.frozen,
+        };
+        let fit_options = FitOptions {
+            prior: options.prior,
+            max_iter: options.max_iter.unwrap_or(1000),
+            ..FitOptions::default()
+        };
+        let result = fit::minimize(&mut problem, params.clone(), &mask, &fit_options)?;
+        *params = result.theta;
+        let point = LossPoint {
+            epoch: result.iterations,
+            step: result.iterations,
+            train_mean_nll: result.nll / n as f64,
+            validation_mean_nll: None,
+        };
+        progress(&point);
+        return Ok(TrainReport {
+            steps: result.iterations,
+            epochs: result.iterations,
+            converged: result.converged,
+            reason: result.reason.describe().to_string(),
+            history: vec![point],
+            log_prior: result.log_prior,
+        });
+    }
+    minibatch(net, params, x, y, options, &mask, progress)
+}
+
+fn minibatch(
+    net: &Network,
+    params: &mut Vec<f64>,
+    x: &[f64],
+    y: &[f64],
+    options: &TrainOptions,
+    mask: &[bool],
+    mut progress: impl FnMut(&LossPoint),
+) -> Result<TrainReport> {
+    let n = y.len();
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    let (mut train_rows, validation_rows) = match options.validation {
+        Some(f) if f > 0.0 => {
+            order.shuffle(&mut rng);
+            let held = ((n as f64 * f).round() as usize).clamp(1, n.saturating_sub(1));
+            if n < 2 {
+                return Err(Error::Usage("--validation needs at least 2 rows".into()));
+            }
+            let validation = order.split_off(n - held);
+            (order, validation)
+        }
+        _ => (order, Vec::new()),
+    };
+    let batch = options
+        .batch_size
+        .unwrap_or(train_rows.len())
+        .clamp(1, train_rows.len());
+    let p = params.len();
+    let (mut m, mut v) = (vec![0.0; p], vec![0.0; p]);
+    let (beta1, beta2, eps) = (0.9, 0.999, 1e-8);
+    let n_train = train_rows.len() as f64;
+    let lambda_l1 = options.prior.and_then(|pr| match pr {
+        Prior::L1 { scale } => Some(1.0 / scale),
+        _ => None,
+    });
+    let mut history = Vec::new();
+    let mut step = 0usize;
+    let mut best: Option<(f64, Vec<f64>)> = None;
+    let mut since_best = 0usize;
+    let mut reason = format!("{} epochs completed", options.epochs);
+    let mut converged = true;
+    let mut last_finite = params.clone();
+    let max_steps = options.max_iter.unwrap_or(usize::MAX);
+    let mut epochs_run = 0;
+    let mut running = (0.0, 0usize);
+    'epochs: for epoch in 1..=options.epochs {
+        epochs_run = epoch;
+        train_rows.shuffle(&mut rng);
+        for rows in train_rows.chunks(batch) {
+            if step >= max_steps {
+                reason = format!("--max-iter {max_steps} steps reached");
+                break 'epochs;
+            }
+            step += 1;
+            let (nll, mut grad) = net.nll_and_grad(params, x, y, rows);
+            if !nll.is_finite() || grad.iter().any(|g| !g.is_finite()) {
+                *params = last_finite;
+                converged = false;
+                reason = format!("diverged at step {step}: the loss became {nll}; kept the last finite parameters (try a smaller --lr)");
+                break 'epochs;
+            }
+            last_finite.copy_from_slice(params);
+            running.0 += nll;
+            running.1 += rows.len();
+            // Gradient of the batch's mean NLL plus the prior's share: (-log prior) / n.
+            let scale = 1.0 / rows.len() as f64;
+            grad.iter_mut().for_each(|g| *g *= scale);
+            if let Some(Prior::L2 { scale: s }) = options.prior {
+                for ((g, t), _) in grad
+                    .iter_mut()
+                    .zip(params.iter())
+                    .zip(mask)
+                    .filter(|(_, &mk)| mk)
+                {
+                    *g += t / (s * s) / n_train;
+                }
+            }
+            zero_frozen(&mut grad, &options.frozen);
+            let t = step as i32;
+            for j in 0..p {
+                if options.frozen.get(j).copied().unwrap_or(false) {
+                    continue;
+                }
+                let g = grad[j];
+                let effective_lr = match options.optimizer {
+                    ModelOptimizer::Sgd => {
+                        // torch.optim.SGD: buf = momentum * buf + g; p -= lr * buf.
+                        m[j] = if step == 1 {
+                            g
+                        } else {
+                            options.momentum * m[j] + g
+                        };
+                        params[j] -= options.lr * m[j];
+                        options.lr
+                    }
+                    ModelOptimizer::Adam | ModelOptimizer::Adamw => {
+                        if options.optimizer == ModelOptimizer::Adamw {
+                            // Decoupled weight decay, as torch.optim.AdamW: p *= 1 - lr * wd.
+                            params[j] *= 1.0 - options.lr * options.weight_decay;
+                        }
+                        m[j] = beta1 * m[j] + (1.0 - beta1) * g;
+                        v[j] = beta2 * v[j] + (1.0 - beta2) * g * g;
+                        let mhat = m[j] / (1.0 - f64::powi(beta1, t));
+                        let vhat = v[j] / (1.0 - f64::powi(beta2, t));
+                        let lr = options.lr / (vhat.sqrt() + eps);
+                        params[j] -= lr * mhat;
+                        lr
+                    }
+                    ModelOptimizer::Lbfgs => unreachable!("handled by the full-batch path"),
+                };
+                if let (Some(lambda), true) = (lambda_l1, mask[j]) {
+                    // Proximal step for (lambda / n) |theta_j|: soft-threshold, exact zeros.
+                    let shrink = effective_lr * lambda / n_train;
+                    params[j] = params[j].signum() * (params[j].abs() - shrink).max(0.0);
+                }
+            }
+            if options.log_every > 0 && step.is_multiple_of(options.log_every) {
+                let point = LossPoint {
+                    epoch,
+                    step,
+                    train_mean_nll: running.0 / running.1 as f64,
+                    validation_mean_nll: None,
+                };
+                running = (0.0, 0);
+                progress(&point);
+                history.push(point);
+            }
+        }
+        if options.log_every == 0 || !validation_rows.is_empty() {
+            let train_mean = if running.1 > 0 {
+                running.0 / running.1 as f64
+            } else {
+                f64::NAN
+            };
+            running = (0.0, 0);
+            let validation = (!validation_rows.is_empty()).then(|| {
+                net.nll_and_grad(params, x, y, &validation_rows).0 / validation_rows.len() as f64
+            });
+            let point = LossPoint {
+                epoch,
+                step,
+                train_mean_nll: train_mean,
+                validation_mean_nll: validation,
+            };
+            progress(&point);
+            history.push(point);
+            if let Some(val) = validation {
+                if best.as_ref().is_none_or(|(b, _)| val < *b) {
+                    best = Some((val, params.clone()));
+                    since_best = 0;
+                } else {
+                    since_best += 1;
+                    if since_best >= options.patience {
+                        reason = format!(
+                            "early stopping: validation loss did not improve for {} epochs",
+                            options.patience
+                        );
+                        break 'epochs;
+                    }
+                }
+            }
+        }
+    }
+    if converged {
+        if let Some((_, best_params)) = best {
+            *params = best_params;
+        }
+    }
+    let log_prior = options.prior.map(|pr| pr.log_density(params, mask));
+    Ok(TrainReport {
+        steps: step,
+        epochs: epochs_run,
+        converged,
+        reason,
+        history,
+        log_prior,
+    })
+}
