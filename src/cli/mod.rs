@@ -43,7 +43,7 @@ impl EngineArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Fit a family to one column of a CSV or .npy file by maximum likelihood (or MAP with --prior).
-    Fit(fit::FitArgs),
+    Fit(Box<fit::FitArgs>),
     /// Run the CPU-vs-GPU conformance suite on this machine's GPU.
     Check(check::CheckArgs),
     /// Fit the worked examples on built-in data and compare with closed forms.
@@ -66,7 +66,7 @@ pub fn run() -> i32 {
         }
     };
     let outcome = match cli.command {
-        Command::Fit(args) => fit::run(args),
+        Command::Fit(args) => fit::run(*args),
         Command::Check(args) => check::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Devices(args) => devices::run(args),
