@@ -1,0 +1,387 @@
+//! `likely fit --model`, `eval` and `predict` through the command line.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn likely(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_likely"))
+        .args(args)
+        .output()
+        .expect("run likely")
+}
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("likely-models-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn temp(name: &str, text: &str) -> String {
+    let p = dir().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    let out = likely(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn fails_with(args: &[&str], needle: &str) {
+    let out = likely(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(1) | Some(2)),
+        "{args:?}: {:?} {stderr}",
+        out.status.code()
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: expected '{needle}' in {stderr}"
+    );
+}
+
+/// Three classes that depend on two features, with string labels.
+fn classes_csv(n: usize, seed: u64) -> String {
+    let mut s = String::from("x1,x2,kind\n");
+    let mut state = seed;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
+    };
+    for _ in 0..n {
+        let (a, b) = (next(), next());
+        let noise = next() * 0.3;
+        let label = if a + noise > 0.5 {
+            "high"
+        } else if b + noise > 0.0 {
+            "mid"
+        } else {
+            "low"
+        };
+        s += &format!("{a},{b},{label}\n");
+    }
+    s
+}
+
+#[test]
+fn multinomial_coefficients_save_eval_predict() {
+    let train = temp("train.csv", &classes_csv(600, 1));
+    let model = dir().join("multi.json");
+    let model = model.to_str().unwrap();
+    let j = ok_json(&[
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "categorical",
+        "--data",
+        &train,
+        "--target",
+        "kind",
+        "--json",
+        "--save",
+        model,
+    ]);
+    assert_eq!(j["model"], "linear");
+    // Reference class "high" (first in sorted order): coefficients for "low" and "mid".
+    let c = j["coefficients"].as_object().unwrap();
+    assert_eq!(c.keys().cloned().collect::<Vec<_>>(), vec!["low", "mid"]);
+    for class in c.values() {
+        for key in ["x1", "x2", "intercept"] {
+            assert!(class.get(key).is_some(), "{class}");
+        }
+    }
+    let (nll, mean, acc) = (
+        j["nll"].as_f64().unwrap(),
+        j["mean_nll"].as_f64().unwrap(),
+        j["accuracy"].as_f64().unwrap(),
+    );
+    assert!((nll / 600.0 - mean).abs() < 1e-12 && acc > 0.8, "{j}");
+    // eval on the training data reproduces the training NLL.
+    let e = ok_json(&["eval", "--model", model, "--data", &train, "--json"]);
+    assert_eq!(e["n"], 600);
+    assert!((e["nll"].as_f64().unwrap() - nll).abs() <= 1e-9 * nll);
+    assert!((e["accuracy"].as_f64().unwrap() - acc).abs() < 1e-12);
+    // predict: one probability column per class, rows summing to 1; the target may be absent.
+    let features_only = temp("x.csv", "x2,x1\n0.1,1.5\n-1,-1\n");
+    let out = likely(&["predict", "--model", model, "--data", &features_only]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), "prob_high,prob_low,prob_mid");
+    let first: Vec<f64> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(
+        (first.iter().sum::<f64>() - 1.0).abs() < 1e-12 && first[0] > 0.5,
+        "{first:?}"
+    );
+}
+
+#[test]
+fn mlp_seed_example_and_validation() {
+    // 10 features -> 32 ReLU -> 5 classes, cross-entropy, AdamW with weight decay 0.01.
+    let mut s = (0..10)
+        .map(|j| format!("f{j}"))
+        .collect::<Vec<_>>()
+        .join(",")
+        + ",y\n";
+    let mut state = 7u64;
+    for _ in 0..2000 {
+        let x: Vec<f64> = (0..10)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+            })
+            .collect();
+        let scores = [
+            x[0] + x[1],
+            x[2] - x[3],
+            x[4] * 2.0,
+            -x[0] + x[5],
+            x[6] - x[7] + x[8],
+        ];
+        let y = (0..5)
+            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+            .unwrap();
+        s += &format!(
+            "{},{y}\n",
+            x.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
+    let data = temp("mlp.csv", &s);
+    let j = ok_json(&[
+        "fit",
+        "--model",
+        "mlp",
+        "--family",
+        "categorical",
+        "--data",
+        &data,
+        "--target",
+        "y",
+        "--hidden",
+        "32",
+        "--activation",
+        "relu",
+        "--optimizer",
+        "adamw",
+        "--weight-decay",
+        "0.01",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "15",
+        "--validation",
+        "0.1",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    assert!(j.get("coefficients").is_none(), "MLPs have no coefficients");
+    assert!(j["accuracy"].as_f64().unwrap() > 0.6, "{j}");
+    let history = j["history"].as_array().unwrap();
+    assert!(history.iter().all(|h| h["validation_mean_nll"].is_number()));
+    let first = history[0]["train_mean_nll"].as_f64().unwrap();
+    let last = history.last().unwrap()["train_mean_nll"].as_f64().unwrap();
+    assert!(last < first, "training reduces the loss: {first} -> {last}");
+    // Same seed, same result.
+    let again = ok_json(&[
+        "fit",
+        "--model",
+        "mlp",
+        "--family",
+        "categorical",
+        "--data",
+        &data,
+        "--target",
+        "y",
+        "--hidden",
+        "32",
+        "--activation",
+        "relu",
+        "--optimizer",
+        "adamw",
+        "--weight-decay",
+        "0.01",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "15",
+        "--validation",
+        "0.1",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(j["nll"], again["nll"]);
+}
+
+#[test]
+fn bad_model_inputs() {
+    let train = temp("t.csv", "a,b,y\n1,2,0\n2,1,1\n3,0,1\n0,3,0\n");
+    fails_with(
+        &[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "bernoulli",
+            "--data",
+            &train,
+            "--target",
+            "z",
+        ],
+        "no target column named 'z'",
+    );
+    fails_with(
+        &[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "bernoulli",
+            "--data",
+            &train,
+            "--target",
+            "y",
+            "--features",
+            "a,q",
+        ],
+        "no feature column named 'q'",
+    );
+    let text = temp("text.csv", "a,b,y\n1,x,0\n");
+    fails_with(
+        &[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "bernoulli",
+            "--data",
+            &text,
+            "--target",
+            "y",
+        ],
+        "row 1 (line 2), column 'b': non-numeric feature value 'x'",
+    );
+    fails_with(
+        &[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "bernoulli",
+            "--data",
+            &train,
+        ],
+        "--model needs --target",
+    );
+    fails_with(
+        &[
+            "fit",
+            "--family",
+            "bernoulli",
+            "--data",
+            &train,
+            "--target",
+            "y",
+        ],
+        "--target applies to models",
+    );
+    let two = temp("two.csv", "a,b,y\n1,2,0\n2,1,2\n");
+    fails_with(
+        &[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "bernoulli",
+            "--data",
+            &two,
+            "--target",
+            "y",
+        ],
+        "row 2 (line 3), column 'y': value 2 is outside the support",
+    );
+
+    let labels = temp("labels.csv", "a,y\n1,cat\n2,dog\n3,cat\n0,dog\n");
+    let model = dir().join("labels.json");
+    let model = model.to_str().unwrap();
+    ok_json(&[
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "categorical",
+        "--data",
+        &labels,
+        "--target",
+        "y",
+        "--json",
+        "--save",
+        model,
+    ]);
+    let unseen = temp("unseen.csv", "a,y\n1,cat\n2,eel\n");
+    fails_with(
+        &["eval", "--model", model, "--data", &unseen],
+        "row 2 (line 3), column 'y': class 'eel' was not seen in training",
+    );
+    let wrong = temp("wrong.csv", "b,y\n1,cat\n");
+    fails_with(
+        &["eval", "--model", model, "--data", &wrong],
+        "no feature column named 'a'",
+    );
+    let corrupt = temp(
+        "corrupt.json",
+        "{\"format\": \"likely-model\", \"model\": \"linear\"",
+    );
+    fails_with(
+        &["eval", "--model", &corrupt, "--data", &labels],
+        "not a valid likely model file",
+    );
+    let text = std::fs::read_to_string(model)
+        .unwrap()
+        .replace("\"params\": [", "\"params\": [1.0, ");
+    let extra = temp("extra.json", &text);
+    fails_with(
+        &["predict", "--model", &extra, "--data", &labels],
+        "parameters, the architecture needs",
+    );
+    fails_with(
+        &[
+            "eval",
+            "--model",
+            "/nonexistent/model.json",
+            "--data",
+            &labels,
+        ],
+        "/nonexistent/model.json",
+    );
+}
