@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)] // matrix code reads best with indices
 //! Conditional models on the CPU reference: finite-difference gradients for every head and
 //! activation, logistic regression against an independent Newton (IRLS) implementation, the
 //! linear Gaussian model against least squares, L1 zeros on weights only, save/load.
