@@ -7,7 +7,9 @@
 //! * [`reduce`]: the fused per-sample reduction: data uploaded once (split across storage
 //!   bindings as needed), every chunk's dispatch recorded into one encoder, one readback.
 
+mod buffers;
 pub mod context;
+pub mod mlp;
 pub mod reduce;
 pub mod shader;
 

@@ -7,7 +7,7 @@ pub mod train;
 
 pub use head::Head;
 pub use network::{Activation, Network};
-pub use train::{train, ModelOptimizer, TrainOptions, TrainReport};
+pub use train::{train, train_gpu, ModelOptimizer, TrainOptions, TrainReport};
 
 use crate::data::Table;
 use crate::error::{Error, Result};

@@ -4,6 +4,7 @@
 use super::network::Network;
 use crate::error::{Error, Result};
 use crate::fit::{self, Differentiable, FitOptions, Prior};
+use crate::gpu::mlp::{GpuNetwork, Hyper};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -96,6 +97,27 @@ fn zero_frozen(grad: &mut [f64], frozen: &[bool]) {
     }
 }
 
+/// Seeded split into training and validation rows (the same on every engine).
+fn split_rows(
+    n: usize,
+    validation: Option<f64>,
+    rng: &mut StdRng,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let mut order: Vec<usize> = (0..n).collect();
+    match validation {
+        Some(f) if f > 0.0 => {
+            if n < 2 {
+                return Err(Error::Usage("--validation needs at least 2 rows".into()));
+            }
+            order.shuffle(rng);
+            let held = ((n as f64 * f).round() as usize).clamp(1, n - 1);
+            let validation = order.split_off(n - held);
+            Ok((order, validation))
+        }
+        _ => Ok((order, Vec::new())),
+    }
+}
+
 /// Trains `params` in place; `progress(step, epoch, mean_nll)` is called at each report.
 pub fn train(
     net: &Network,
@@ -155,19 +177,7 @@ fn minibatch(
 ) -> Result<TrainReport> {
     let n = y.len();
     let mut rng = StdRng::seed_from_u64(options.seed);
-    let mut order: Vec<usize> = (0..n).collect();
-    let (mut train_rows, validation_rows) = match options.validation {
-        Some(f) if f > 0.0 => {
-            order.shuffle(&mut rng);
-            let held = ((n as f64 * f).round() as usize).clamp(1, n.saturating_sub(1));
-            if n < 2 {
-                return Err(Error::Usage("--validation needs at least 2 rows".into()));
-            }
-            let validation = order.split_off(n - held);
-            (order, validation)
-        }
-        _ => (order, Vec::new()),
-    };
+    let (mut train_rows, validation_rows) = split_rows(n, options.validation, &mut rng)?;
     let batch = options
         .batch_size
         .unwrap_or(train_rows.len())
@@ -314,6 +324,207 @@ fn minibatch(
         }
     }
     let log_prior = options.prior.map(|pr| pr.log_density(params, mask));
+    Ok(TrainReport {
+        steps: step,
+        epochs: epochs_run,
+        converged,
+        reason,
+        history,
+        log_prior,
+    })
+}
+
+/// The full-batch problem on the GPU, for L-BFGS.
+struct GpuFullBatch<'a> {
+    gpu: &'a GpuNetwork,
+    frozen: &'a [bool],
+}
+
+impl Differentiable for GpuFullBatch<'_> {
+    fn n(&self) -> usize {
+        self.gpu.rows()
+    }
+    fn unit_roundoff(&self) -> f64 {
+        f32::EPSILON as f64 / 2.0
+    }
+    fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
+        let (nll, mut grad) = self.gpu.nll_and_grad(theta)?;
+        zero_frozen(&mut grad, self.frozen);
+        Ok((nll, grad))
+    }
+}
+
+/// [`train`] on the GPU: the same seeded shuffles, split and stopping rules; parameters,
+/// optimiser state and the row order stay on the GPU, and the host reads back the per-step
+/// losses once per epoch (and the parameters when it must keep a copy). A non-finite loss
+/// restores the parameters from the start of that epoch.
+pub fn train_gpu(
+    gpu: &GpuNetwork,
+    net: &Network,
+    params: &mut Vec<f64>,
+    options: &TrainOptions,
+    mut progress: impl FnMut(&LossPoint),
+) -> Result<TrainReport> {
+    let n = gpu.rows();
+    let mask = net.weight_mask();
+    if options.optimizer == ModelOptimizer::Lbfgs {
+        let mut problem = GpuFullBatch {
+            gpu,
+            frozen: &options.frozen,
+        };
+        let fit_options = FitOptions {
+            prior: options.prior,
+            max_iter: options.max_iter.unwrap_or(1000),
+            ..FitOptions::default()
+        };
+        let result = fit::minimize(&mut problem, params.clone(), &mask, &fit_options)?;
+        *params = result.theta;
+        let point = LossPoint {
+            epoch: result.iterations,
+            step: result.iterations,
+            train_mean_nll: result.nll / n as f64,
+            validation_mean_nll: None,
+        };
+        progress(&point);
+        return Ok(TrainReport {
+            steps: result.iterations,
+            epochs: result.iterations,
+            converged: result.converged,
+            reason: result.reason.describe().to_string(),
+            history: vec![point],
+            log_prior: result.log_prior,
+        });
+    }
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let (mut train_rows, validation_rows) = split_rows(n, options.validation, &mut rng)?;
+    let validation_rows: Vec<u32> = validation_rows.iter().map(|&r| r as u32).collect();
+    let n_train = train_rows.len() as f64;
+    let (l2, l1) = match options.prior {
+        Some(Prior::L2 { scale }) => (1.0 / (scale * scale * n_train), 0.0),
+        Some(Prior::L1 { scale }) => (0.0, 1.0 / (scale * n_train)),
+        None => (0.0, 0.0),
+    };
+    let hyper = Hyper {
+        lr: options.lr as f32,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: options.weight_decay as f32,
+        momentum: options.momentum as f32,
+        l2: l2 as f32,
+        l1: l1 as f32,
+        optimizer: match options.optimizer {
+            ModelOptimizer::Sgd => 0,
+            ModelOptimizer::Adam => 1,
+            _ => 2,
+        },
+        accumulate: 0,
+        pad: [0; 2],
+    };
+    gpu.set_params(params);
+    gpu.reset_optimizer();
+    let max_steps = options.max_iter.unwrap_or(usize::MAX);
+    let (mut step, mut epochs_run) = (0usize, 0usize);
+    let mut history = Vec::new();
+    let mut best: Option<(f64, Vec<f64>)> = None;
+    let mut since_best = 0;
+    let mut converged = true;
+    let mut reason = format!("{} epochs completed", options.epochs);
+    let mut epoch_start = params.clone();
+    let batch = options
+        .batch_size
+        .unwrap_or(train_rows.len())
+        .clamp(1, train_rows.len());
+    for epoch in 1..=options.epochs {
+        if step >= max_steps {
+            reason = format!("--max-iter {max_steps} steps reached");
+            break;
+        }
+        epochs_run = epoch;
+        train_rows.shuffle(&mut rng);
+        // Honour --max-iter inside the epoch by truncating its row order.
+        let allowed = (max_steps - step)
+            .saturating_mul(batch)
+            .min(train_rows.len());
+        let order: Vec<u32> = train_rows[..allowed].iter().map(|&r| r as u32).collect();
+        let losses = gpu.train_epoch(&order, hyper, step as u32)?;
+        let sizes: Vec<usize> = order.chunks(batch).map(|c| c.len()).collect();
+        if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
+            gpu.set_params(&epoch_start);
+            *params = epoch_start;
+            converged = false;
+            reason = format!(
+                "diverged at step {}: the loss became {}; kept the parameters from the start of epoch {epoch} (try a smaller --lr)",
+                step + bad + 1,
+                losses[bad]
+            );
+            return Ok(TrainReport {
+                steps: step + bad + 1,
+                epochs: epoch,
+                converged,
+                reason,
+                history,
+                log_prior: None,
+            });
+        }
+        if options.log_every > 0 {
+            for (chunk_losses, chunk_sizes) in losses
+                .chunks(options.log_every)
+                .zip(sizes.chunks(options.log_every))
+            {
+                let point = LossPoint {
+                    epoch,
+                    step: step + chunk_losses.len(),
+                    train_mean_nll: chunk_losses.iter().sum::<f64>()
+                        / chunk_sizes.iter().sum::<usize>() as f64,
+                    validation_mean_nll: None,
+                };
+                step += chunk_losses.len();
+                if chunk_losses.len() == options.log_every {
+                    progress(&point);
+                    history.push(point);
+                }
+            }
+        } else {
+            step += losses.len();
+        }
+        *params = gpu.read_params()?;
+        epoch_start = params.clone();
+        if options.log_every == 0 || !validation_rows.is_empty() {
+            let validation = if validation_rows.is_empty() {
+                None
+            } else {
+                Some(gpu.nll(&validation_rows)? / validation_rows.len() as f64)
+            };
+            let point = LossPoint {
+                epoch,
+                step,
+                train_mean_nll: losses.iter().sum::<f64>() / order.len() as f64,
+                validation_mean_nll: validation,
+            };
+            progress(&point);
+            history.push(point);
+            if let Some(val) = validation {
+                if best.as_ref().is_none_or(|(b, _)| val < *b) {
+                    best = Some((val, params.clone()));
+                    since_best = 0;
+                } else {
+                    since_best += 1;
+                    if since_best >= options.patience {
+                        reason = format!(
+                            "early stopping: validation loss did not improve for {} epochs",
+                            options.patience
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if let Some((_, best_params)) = best {
+        *params = best_params;
+    }
+    let log_prior = options.prior.map(|pr| pr.log_density(params, &mask));
     Ok(TrainReport {
         steps: step,
         epochs: epochs_run,

@@ -1,0 +1,328 @@
+// Dense network training on the GPU: tiled forward products, the family head, the backward
+// products with the batch reduction folded into the weight-gradient tiles, the loss
+// reduction, and the optimiser step. Generated before this text: TILE, HEAD, N_OUT,
+// REFERENCE, ACT, N_PARAMS, N_GLOBALS, GLOBALS_AT, D, N_ROWS, HALF_LN_2PI.
+//
+// Parameters of a layer with fan_in inputs: W (fan_in x fan_out, row-major) then b, which is
+// row fan_in of the augmented matrix [W; b] whose input is 1. Gradients use the same layout.
+
+struct Desc {
+    fan_in: u32,
+    fan_out: u32,
+    w_off: u32,
+    in_off: u32,      // work offset of the previous layer's pre-activations (layer > 0)
+    out_off: u32,     // work offset of this layer's pre-activations
+    delta_off: u32,   // work offset of this layer's deltas
+    prev_delta_off: u32,
+    first: u32,       // 1 for the first layer (input from x through idx)
+    batch: u32,       // rows per step
+    loss_off: u32,    // work offset of per-row losses (then per-row global gradients)
+    pad0: u32,
+    pad1: u32,
+}
+
+struct Hyper {
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    momentum: f32,
+    l2: f32,          // 1 / (scale^2 n): the L2 prior's per-sample share
+    l1: f32,          // lambda / n: the L1 prior's per-sample share
+    optimizer: u32,   // 0 sgd, 1 adam, 2 adamw
+    accumulate: u32,  // 1: add gradients into grads (full-batch passes), 0: overwrite
+    pad0: u32,
+    pad1: u32,
+}
+
+// state: [step within the pass, optimiser steps taken, first idx of the pass, rows in the pass]
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<f32>;   // y, then constant NLL parts
+@group(0) @binding(2) var<storage, read> idx: array<u32>;
+@group(0) @binding(3) var<storage, read_write> params: array<f32>; // params, then flags
+@group(0) @binding(4) var<storage, read_write> opt: array<f32>;    // grads, m, v
+@group(0) @binding(5) var<storage, read_write> work: array<f32>;
+@group(0) @binding(6) var<storage, read_write> losses: array<f32>;
+@group(0) @binding(7) var<storage, read_write> state: array<u32>;
+@group(0) @binding(8) var<uniform> desc: Desc;
+@group(0) @binding(9) var<uniform> hyper: Hyper;
+
+var<workgroup> tile_a: array<array<f32, TILE>, TILE>;
+var<workgroup> tile_b: array<array<f32, TILE>, TILE>;
+
+fn rows_now() -> u32 {
+    let start = state[0] * desc.batch;
+    if (start >= state[3]) {
+        return 0u;
+    }
+    return min(desc.batch, state[3] - start);
+}
+
+fn row_index(b: u32) -> u32 {
+    return idx[state[2] + state[0] * desc.batch + b];
+}
+
+fn activate(z: f32) -> f32 {
+    if (ACT == 0u) {
+        return max(z, 0.0);
+    } else if (ACT == 1u) {
+        return tanh(z);
+    }
+    return 0.5 * z * (1.0 + tanh(0.7978845608 * (z + 0.044715 * z * z * z)));
+}
+
+fn activate_derivative(z: f32) -> f32 {
+    if (ACT == 0u) {
+        return select(0.0, 1.0, z > 0.0);
+    } else if (ACT == 1u) {
+        let t = tanh(z);
+        return 1.0 - t * t;
+    }
+    let t = tanh(0.7978845608 * (z + 0.044715 * z * z * z));
+    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * 0.7978845608 * (1.0 + 3.0 * 0.044715 * z * z);
+}
+
+// The layer's input for row b, column j (j = fan_in is the bias input 1).
+fn layer_input(b: u32, j: u32) -> f32 {
+    if (j == desc.fan_in) {
+        return 1.0;
+    }
+    if (desc.first == 1u) {
+        return x[row_index(b) * D + j];
+    }
+    return activate(work[desc.in_off + b * desc.fan_in + j]);
+}
+
+// Z[b, o] = sum_j input(b, j) W[j, o] + bias[o], in TILE x TILE tiles of (rows, outputs).
+@compute @workgroup_size(TILE, TILE)
+fn forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let rows = rows_now();
+    let b = wid.x * TILE + lid.y;
+    let o = wid.y * TILE + lid.x;
+    var acc = 0.0;
+    let k_total = desc.fan_in + 1u;
+    for (var k0 = 0u; k0 < k_total; k0 = k0 + TILE) {
+        let kb = k0 + lid.x;
+        tile_a[lid.y][lid.x] = select(0.0, layer_input(b, kb), b < rows && kb < k_total);
+        let kw = k0 + lid.y;
+        tile_b[lid.y][lid.x] = select(0.0, params[desc.w_off + kw * desc.fan_out + o], kw < k_total && o < desc.fan_out);
+        workgroupBarrier();
+        for (var k = 0u; k < TILE; k = k + 1u) {
+            acc = acc + tile_a[lid.y][k] * tile_b[k][lid.x];
+        }
+        workgroupBarrier();
+    }
+    if (b < rows && o < desc.fan_out) {
+        work[desc.out_off + b * desc.fan_out + o] = acc;
+    }
+}
+
+fn softplus(z: f32) -> f32 {
+    return max(z, 0.0) + log(1.0 + exp(-abs(z)));
+}
+
+// Per row: NLL, dNLL/deta into the output deltas, dNLL/dglobal into the row's slot.
+@compute @workgroup_size(256)
+fn head(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let b = gid.x;
+    if (b >= rows_now()) {
+        return;
+    }
+    let r = row_index(b);
+    let y = targets[r];
+    let z = desc.out_off + b * N_OUT;
+    let d = desc.delta_off + b * N_OUT;
+    var loss = targets[N_ROWS + r];
+    var dglobal = 0.0;
+    if (HEAD == 0u) {
+        let eta = work[z];
+        work[d] = 1.0 / (1.0 + exp(-eta)) - y;
+        loss = loss + softplus(eta) - y * eta;
+    } else if (HEAD == 1u) {
+        let s = params[GLOBALS_AT];
+        let inv_var = exp(-2.0 * s);
+        let res = y - work[z];
+        work[d] = -res * inv_var;
+        dglobal = 1.0 - res * res * inv_var;
+        loss = loss + s + HALF_LN_2PI + 0.5 * res * res * inv_var;
+    } else if (HEAD == 2u) {
+        let s = params[GLOBALS_AT];
+        let inv_b = exp(-s);
+        let res = y - work[z];
+        work[d] = -sign(res) * inv_b;
+        dglobal = 1.0 - abs(res) * inv_b;
+        loss = loss + 0.6931471806 + s + abs(res) * inv_b;
+    } else if (HEAD == 3u) {
+        let eta = work[z];
+        let rate = exp(eta);
+        work[d] = rate - y;
+        loss = loss + rate - y * eta;
+    } else if (HEAD == 4u) {
+        let eta = work[z];
+        let rate = exp(eta);
+        work[d] = rate * y - 1.0;
+        loss = loss + rate * y - eta;
+    } else {
+        // Categorical: logits are the outputs, with a fixed 0 first when REFERENCE.
+        let label = u32(y);
+        var m = select(-3.4e38, 0.0, REFERENCE == 1u);
+        for (var k = 0u; k < N_OUT; k = k + 1u) {
+            m = max(m, work[z + k]);
+        }
+        var total = select(0.0, exp(-m), REFERENCE == 1u);
+        for (var k = 0u; k < N_OUT; k = k + 1u) {
+            total = total + exp(work[z + k] - m);
+        }
+        let lse = m + log(total);
+        var picked = 0.0;
+        for (var k = 0u; k < N_OUT; k = k + 1u) {
+            let cls = k + REFERENCE;
+            let zk = work[z + k];
+            work[d + k] = exp(zk - lse) - select(0.0, 1.0, cls == label);
+            if (cls == label) {
+                picked = zk;
+            }
+        }
+        loss = loss + lse - picked;
+    }
+    work[desc.loss_off + b] = loss;
+    work[desc.loss_off + desc.batch + b] = dglobal;
+}
+
+var<workgroup> sums: array<vec2<f32>, 256>;
+
+// One workgroup: the batch's loss into losses[step] and the global's gradient into grads.
+@compute @workgroup_size(256)
+fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
+    let rows = rows_now();
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var b = lid; b < rows; b = b + 256u) {
+        acc = acc + vec2<f32>(work[desc.loss_off + b], work[desc.loss_off + desc.batch + b]);
+    }
+    sums[lid] = acc;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            sums[lid] = sums[lid] + sums[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        losses[state[0]] = sums[0].x;
+        if (N_GLOBALS > 0u) {
+            opt[GLOBALS_AT] = select(0.0, opt[GLOBALS_AT], hyper.accumulate == 1u) + sums[0].y;
+        }
+    }
+}
+
+// G[j, o] = sum_b input(b, j) delta[b, o]: tiles of (inputs + bias row, outputs), looping
+// over the batch in TILE-row slabs, so the batch reduction happens inside the product.
+@compute @workgroup_size(TILE, TILE)
+fn weight_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let rows = rows_now();
+    let j = wid.x * TILE + lid.y;
+    let o = wid.y * TILE + lid.x;
+    let k_total = desc.fan_in + 1u;
+    var acc = 0.0;
+    for (var b0 = 0u; b0 < rows; b0 = b0 + TILE) {
+        // tile_a[j_local][b_local] = input(b, j); tile_b[b_local][o_local] = delta[b, o]
+        let bj = b0 + lid.x;
+        tile_a[lid.y][lid.x] = select(0.0, layer_input(bj, j), bj < rows && j < k_total);
+        let bd = b0 + lid.y;
+        tile_b[lid.y][lid.x] = select(0.0, work[desc.delta_off + bd * desc.fan_out + o], bd < rows && o < desc.fan_out);
+        workgroupBarrier();
+        for (var k = 0u; k < TILE; k = k + 1u) {
+            acc = acc + tile_a[lid.y][k] * tile_b[k][lid.x];
+        }
+        workgroupBarrier();
+    }
+    if (j < k_total && o < desc.fan_out) {
+        let at = desc.w_off + j * desc.fan_out + o;
+        opt[at] = select(0.0, opt[at], hyper.accumulate == 1u) + acc;
+    }
+}
+
+// delta_prev[b, j] = (sum_o delta[b, o] W[j, o]) act'(Z_prev[b, j]), tiles of (rows, inputs).
+@compute @workgroup_size(TILE, TILE)
+fn backward_delta(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let rows = rows_now();
+    let b = wid.x * TILE + lid.y;
+    let j = wid.y * TILE + lid.x;
+    var acc = 0.0;
+    for (var o0 = 0u; o0 < desc.fan_out; o0 = o0 + TILE) {
+        let od = o0 + lid.x;
+        tile_a[lid.y][lid.x] = select(0.0, work[desc.delta_off + b * desc.fan_out + od], b < rows && od < desc.fan_out);
+        let ow = o0 + lid.y;
+        // tile_b[o_local][j_local] = W[j, o]
+        tile_b[lid.y][lid.x] = select(0.0, params[desc.w_off + j * desc.fan_out + ow], ow < desc.fan_out && j < desc.fan_in);
+        workgroupBarrier();
+        for (var k = 0u; k < TILE; k = k + 1u) {
+            acc = acc + tile_a[lid.y][k] * tile_b[k][lid.x];
+        }
+        workgroupBarrier();
+    }
+    if (b < rows && j < desc.fan_in) {
+        work[desc.prev_delta_off + b * desc.fan_in + j] = acc * activate_derivative(work[desc.in_off + b * desc.fan_in + j]);
+    }
+}
+
+// One optimiser step on every parameter, on the batch's mean gradient plus the prior's share.
+// flags (after the parameters): 1 = a weight (prior and decay apply), 2 = frozen.
+@compute @workgroup_size(256)
+fn optimizer_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let p = gid.x;
+    let rows = rows_now();
+    if (p >= N_PARAMS || rows == 0u) {
+        return;
+    }
+    let flag = u32(params[N_PARAMS + p]);
+    if (flag == 2u) {
+        return;
+    }
+    let weight = flag == 1u;
+    var theta = params[p];
+    var g = opt[p] / f32(rows);
+    if (weight) {
+        g = g + hyper.l2 * theta;
+    }
+    let t = f32(state[1] + 1u);
+    var lr = hyper.lr;
+    if (hyper.optimizer == 0u) {
+        var buf = g;
+        if (state[1] > 0u) {
+            buf = hyper.momentum * opt[N_PARAMS + p] + g;
+        }
+        opt[N_PARAMS + p] = buf;
+        theta = theta - hyper.lr * buf;
+    } else {
+        if (hyper.optimizer == 2u) {
+            theta = theta * (1.0 - hyper.lr * hyper.weight_decay);
+        }
+        let m = hyper.beta1 * opt[N_PARAMS + p] + (1.0 - hyper.beta1) * g;
+        let v = hyper.beta2 * opt[2u * N_PARAMS + p] + (1.0 - hyper.beta2) * g * g;
+        opt[N_PARAMS + p] = m;
+        opt[2u * N_PARAMS + p] = v;
+        let mhat = m / (1.0 - pow(hyper.beta1, t));
+        let vhat = v / (1.0 - pow(hyper.beta2, t));
+        lr = hyper.lr / (sqrt(vhat) + hyper.eps);
+        theta = theta - lr * mhat;
+    }
+    if (weight && hyper.l1 > 0.0) {
+        theta = sign(theta) * max(abs(theta) - lr * hyper.l1, 0.0);
+    }
+    params[p] = theta;
+}
+
+// Moves the pass to its next batch and counts the optimiser step.
+@compute @workgroup_size(1)
+fn advance() {
+    state[0] = state[0] + 1u;
+    state[1] = state[1] + 1u;
+}
+
+// Moves a forward-only or full-batch pass to its next batch.
+@compute @workgroup_size(1)
+fn next_batch() {
+    state[0] = state[0] + 1u;
+}

@@ -1,0 +1,74 @@
+//! Buffer helpers shared by the kernels: upload as f32, bind, read back.
+
+use super::context::GpuContext;
+use crate::error::{Error, Result};
+
+pub(crate) fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buffer.as_entire_binding(),
+    }
+}
+
+/// Creates a storage buffer holding `values` as f32, written through a mapping (no extra copy).
+pub(crate) fn upload(ctx: &GpuContext, values: &[f64], label: &str) -> Result<wgpu::Buffer> {
+    upload_with(ctx, values, label, wgpu::BufferUsages::STORAGE)
+}
+
+/// As [`upload`], with extra usages (e.g. COPY_SRC / COPY_DST for buffers read back later).
+pub(crate) fn upload_with(
+    ctx: &GpuContext,
+    values: &[f64],
+    label: &str,
+    usage: wgpu::BufferUsages,
+) -> Result<wgpu::Buffer> {
+    let buffer = ctx.scoped(label, || {
+        ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (values.len() * 4) as u64,
+            usage,
+            mapped_at_creation: true,
+        })
+    })?;
+    {
+        let mut view = buffer
+            .slice(..)
+            .get_mapped_range_mut()
+            .map_err(|e| Error::gpu(label, e))?;
+        // Convert in pieces so no full-size f32 copy of the data is ever held on the host.
+        const PIECE: usize = 1 << 16;
+        let mut staging: Vec<f32> = Vec::with_capacity(PIECE);
+        for (i, piece) in values.chunks(PIECE).enumerate() {
+            staging.clear();
+            staging.extend(piece.iter().map(|&v| v as f32));
+            let at = i * PIECE * 4;
+            view.slice(at..at + piece.len() * 4)
+                .copy_from_slice(bytemuck::cast_slice(&staging));
+        }
+    }
+    buffer.unmap();
+    Ok(buffer)
+}
+
+/// Maps `buffer`, waits for the GPU, and copies its f32 contents out.
+pub(crate) fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, label: &str) -> Result<Vec<f32>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::gpu(label, e))?;
+    rx.recv()
+        .map_err(|e| Error::gpu(label, e))?
+        .map_err(|e| Error::gpu(label, e))?;
+    let values = {
+        let view = buffer
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::gpu(label, e))?;
+        bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+    };
+    buffer.unmap();
+    Ok(values)
+}

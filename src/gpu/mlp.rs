@@ -1,0 +1,546 @@
+//! Dense networks on the GPU: data, parameters, optimiser state and the shuffled row order
+//! live in GPU buffers; a training epoch is one submit of every step's dispatches, and the
+//! host reads back only the per-step losses.
+
+use super::buffers::{entry, read_back, upload, upload_with};
+use super::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::family::{FamilyName, HALF_LN_2PI};
+use crate::model::{Activation, Network};
+use wgpu::util::DeviceExt;
+
+const TILE: u32 = 16;
+/// Stride of the per-layer descriptors in their uniform buffer (dynamic offsets).
+const DESC_STRIDE: u64 = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Desc {
+    fan_in: u32,
+    fan_out: u32,
+    w_off: u32,
+    in_off: u32,
+    out_off: u32,
+    delta_off: u32,
+    prev_delta_off: u32,
+    first: u32,
+    batch: u32,
+    loss_off: u32,
+    pad: [u32; 2],
+}
+
+/// Optimiser settings for a training pass, as the kernel reads them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Hyper {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub momentum: f32,
+    /// L2 prior's share per sample: 1 / (scale^2 n).
+    pub l2: f32,
+    /// L1 prior's share per sample: lambda / n.
+    pub l1: f32,
+    /// 0 sgd, 1 adam, 2 adamw.
+    pub optimizer: u32,
+    pub accumulate: u32,
+    pub pad: [u32; 2],
+}
+
+struct Pipelines {
+    forward: wgpu::ComputePipeline,
+    head: wgpu::ComputePipeline,
+    reduce_loss: wgpu::ComputePipeline,
+    weight_grad: wgpu::ComputePipeline,
+    backward_delta: wgpu::ComputePipeline,
+    optimizer_step: wgpu::ComputePipeline,
+    advance: wgpu::ComputePipeline,
+    next_batch: wgpu::ComputePipeline,
+}
+
+/// A network bound to a table on the GPU.
+pub struct GpuNetwork {
+    ctx: GpuContext,
+    network: Network,
+    n: usize,
+    batch: usize,
+    p: usize,
+    pipelines: Pipelines,
+    bind_group: wgpu::BindGroup,
+    idx: wgpu::Buffer,
+    params: wgpu::Buffer,
+    opt: wgpu::Buffer,
+    losses: wgpu::Buffer,
+    state: wgpu::Buffer,
+    hyper: wgpu::Buffer,
+    losses_readback: wgpu::Buffer,
+    grads_readback: wgpu::Buffer,
+    params_readback: wgpu::Buffer,
+    flags: Vec<f32>,
+    descs: usize,
+    _keep: Vec<wgpu::Buffer>,
+}
+
+fn head_code(family: FamilyName) -> u32 {
+    match family {
+        FamilyName::Bernoulli => 0,
+        FamilyName::Gaussian => 1,
+        FamilyName::Laplace => 2,
+        FamilyName::Poisson => 3,
+        FamilyName::Exponential => 4,
+        FamilyName::Categorical => 5,
+    }
+}
+
+/// The WGSL for `network`, with its sizes in a generated header.
+pub fn compose(network: &Network, n_rows: usize) -> String {
+    let act = match network.activation {
+        Activation::Relu => 0,
+        Activation::Tanh => 1,
+        Activation::Gelu => 2,
+    };
+    let header = format!(
+        "const TILE: u32 = {TILE}u;\nconst HEAD: u32 = {}u;\nconst N_OUT: u32 = {}u;\nconst REFERENCE: u32 = {}u;\n\
+         const ACT: u32 = {act}u;\nconst N_PARAMS: u32 = {}u;\nconst N_GLOBALS: u32 = {}u;\nconst GLOBALS_AT: u32 = {}u;\n\
+         const D: u32 = {}u;\nconst N_ROWS: u32 = {}u;\nconst HALF_LN_2PI: f32 = {HALF_LN_2PI};\n",
+        head_code(network.head.family),
+        network.head.outputs(),
+        network.head.reference as u32,
+        network.param_count(),
+        network.head.globals(),
+        network.globals_offset(),
+        network.inputs,
+        n_rows,
+    );
+    header + include_str!("../../shaders/mlp.wgsl")
+}
+
+impl GpuNetwork {
+    /// Uploads the table (x row-major n x d, y, and each row's constant NLL part) once.
+    /// `frozen` parameters never move; `batch` is the rows per step.
+    pub fn new(
+        ctx: &GpuContext,
+        network: &Network,
+        x: &[f64],
+        y: &[f64],
+        constants: &[f64],
+        frozen: &[bool],
+        batch: usize,
+    ) -> Result<Self> {
+        let n = y.len();
+        let p = network.param_count();
+        let batch = batch.clamp(1, n.max(1));
+        let label = "likely mlp";
+        let device = &ctx.device;
+        let x_bytes = (x.len() * 4) as u64;
+        if x_bytes > ctx.limits.max_storage_buffer_binding_size {
+            return Err(Error::Capacity(format!(
+                "the feature table ({x_bytes} bytes) exceeds one storage binding of this adapter ({} bytes); \
+                 GPU models do not split tables across bindings yet: use --backend cpu",
+                ctx.limits.max_storage_buffer_binding_size
+            )));
+        }
+        if n == 0 {
+            return Err(Error::InvalidData("no rows".into()));
+        }
+
+        // Work: per layer Z (batch x width) then deltas, then per-row losses and global grads.
+        let layers = network.layers();
+        let mut at = 0u32;
+        let mut z_off = Vec::new();
+        let mut d_off = Vec::new();
+        for l in &layers {
+            z_off.push(at);
+            at += (batch * l.fan_out) as u32;
+            d_off.push(at);
+            at += (batch * l.fan_out) as u32;
+        }
+        let loss_off = at;
+        let work_len = at as usize + 2 * batch;
+        let descs: Vec<Desc> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| Desc {
+                fan_in: l.fan_in as u32,
+                fan_out: l.fan_out as u32,
+                w_off: l.weights as u32,
+                in_off: if i == 0 { 0 } else { z_off[i - 1] },
+                out_off: z_off[i],
+                delta_off: d_off[i],
+                prev_delta_off: if i == 0 { 0 } else { d_off[i - 1] },
+                first: (i == 0) as u32,
+                batch: batch as u32,
+                loss_off,
+                pad: [0; 2],
+            })
+            .collect();
+        let mut desc_bytes = vec![0u8; descs.len() * DESC_STRIDE as usize];
+        for (i, d) in descs.iter().enumerate() {
+            let at = i * DESC_STRIDE as usize;
+            desc_bytes[at..at + std::mem::size_of::<Desc>()].copy_from_slice(bytemuck::bytes_of(d));
+        }
+
+        let mask = network.weight_mask();
+        let flags: Vec<f32> = (0..p)
+            .map(|j| {
+                if frozen.get(j).copied().unwrap_or(false) {
+                    2.0
+                } else {
+                    mask[j] as u8 as f32
+                }
+            })
+            .collect();
+        let x_buf = upload(
+            ctx,
+            if x.is_empty() { &[0.0] } else { x },
+            "likely mlp features",
+        )?;
+        let mut target_values = y.to_vec();
+        target_values.extend_from_slice(constants);
+        let targets = upload(ctx, &target_values, "likely mlp targets")?;
+        let storage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC;
+        let make = |label: &str, size: u64| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: size.max(4),
+                usage: storage,
+                mapped_at_creation: false,
+            })
+        };
+        let idx = make("likely mlp row order", (n * 4) as u64);
+        let params = make("likely mlp parameters and flags", (2 * p * 4) as u64);
+        let opt = upload_with(
+            ctx,
+            &vec![0.0; 3 * p],
+            "likely mlp gradients and moments",
+            storage,
+        )?;
+        let work = make("likely mlp activations and deltas", (work_len * 4) as u64);
+        let steps = n.div_ceil(batch) + 1;
+        let losses = make("likely mlp per-step losses", (steps * 4) as u64);
+        let state = make("likely mlp pass state", 16);
+        let desc = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("likely mlp layer descriptors"),
+            contents: &desc_bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let hyper = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("likely mlp optimiser settings"),
+            size: std::mem::size_of::<Hyper>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let readback = |label: &str, size: u64| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: size.max(4),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
+        let losses_readback = readback("likely mlp losses readback", (steps * 4) as u64);
+        let grads_readback = readback("likely mlp gradients readback", (p * 4) as u64);
+        let params_readback = readback("likely mlp parameters readback", (p * 4) as u64);
+
+        let storage_entry = |binding, read_only| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let uniform_entry = |binding, dynamic| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: dynamic,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &[
+                storage_entry(0, true),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, false),
+                storage_entry(4, false),
+                storage_entry(5, false),
+                storage_entry(6, false),
+                storage_entry(7, false),
+                uniform_entry(8, true),
+                uniform_entry(9, false),
+            ],
+        });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &layout,
+            entries: &[
+                entry(0, &x_buf),
+                entry(1, &targets),
+                entry(2, &idx),
+                entry(3, &params),
+                entry(4, &opt),
+                entry(5, &work),
+                entry(6, &losses),
+                entry(7, &state),
+                wgpu::BindGroupEntry {
+                    binding: 8,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &desc,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(std::mem::size_of::<Desc>() as u64),
+                    }),
+                },
+                entry(9, &hyper),
+            ],
+        });
+        let source = compose(network, n);
+        let pipelines = ctx.scoped(label, || {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.as_str().into()),
+            });
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(label),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let pipeline = |entry: &str| {
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(&format!("likely mlp {entry}")),
+                    layout: Some(&pipeline_layout),
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            };
+            Pipelines {
+                forward: pipeline("forward"),
+                head: pipeline("head"),
+                reduce_loss: pipeline("reduce_loss"),
+                weight_grad: pipeline("weight_grad"),
+                backward_delta: pipeline("backward_delta"),
+                optimizer_step: pipeline("optimizer_step"),
+                advance: pipeline("advance"),
+                next_batch: pipeline("next_batch"),
+            }
+        })?;
+        ctx.take_errors(label)?;
+        Ok(GpuNetwork {
+            ctx: ctx.clone(),
+            network: network.clone(),
+            n,
+            batch,
+            p,
+            pipelines,
+            bind_group,
+            idx,
+            params,
+            opt,
+            losses,
+            state,
+            hyper,
+            losses_readback,
+            grads_readback,
+            params_readback,
+            flags,
+            descs: descs.len(),
+            _keep: vec![x_buf, targets, work, desc],
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// Writes parameters (as f32) and resets the optimiser state.
+    pub fn set_params(&self, params: &[f64]) {
+        let mut values: Vec<f32> = params.iter().map(|&v| v as f32).collect();
+        values.extend_from_slice(&self.flags);
+        self.ctx
+            .queue
+            .write_buffer(&self.params, 0, bytemuck::cast_slice(&values));
+    }
+
+    /// Zeroes the optimiser's moments (a new training run).
+    pub fn reset_optimizer(&self) {
+        self.ctx
+            .queue
+            .write_buffer(&self.opt, 0, bytemuck::cast_slice(&vec![0f32; 3 * self.p]));
+    }
+
+    pub fn read_params(&self) -> Result<Vec<f64>> {
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("likely mlp read parameters"),
+            });
+        encoder.copy_buffer_to_buffer(
+            &self.params,
+            0,
+            &self.params_readback,
+            0,
+            (self.p * 4) as u64,
+        );
+        self.ctx.queue.submit([encoder.finish()]);
+        Ok(
+            read_back(&self.ctx, &self.params_readback, "likely mlp parameters")?
+                .iter()
+                .map(|&v| v as f64)
+                .collect(),
+        )
+    }
+
+    /// Runs one pass over `rows` (in that order), `train` steps included, and returns the
+    /// per-step loss sums; with `want_grads` also the gradient summed over the pass.
+    fn pass(
+        &self,
+        rows: &[u32],
+        hyper: Hyper,
+        t: u32,
+        train: bool,
+        want_grads: bool,
+    ) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
+        let label = "likely mlp pass";
+        let queue = &self.ctx.queue;
+        queue.write_buffer(&self.idx, 0, bytemuck::cast_slice(rows));
+        queue.write_buffer(
+            &self.state,
+            0,
+            bytemuck::cast_slice(&[0u32, t, 0, rows.len() as u32]),
+        );
+        queue.write_buffer(&self.hyper, 0, bytemuck::bytes_of(&hyper));
+        let steps = rows.len().div_ceil(self.batch);
+        let layers = self.network.layers();
+        let last = (self.descs - 1) as u32;
+        let offset = |i: u32| [i * DESC_STRIDE as u32];
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        if want_grads {
+            encoder.clear_buffer(&self.opt, 0, Some((self.p * 4) as u64));
+        }
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(label),
+                timestamp_writes: None,
+            });
+            let row_tiles = (self.batch as u32).div_ceil(TILE);
+            for _ in 0..steps {
+                for (i, l) in layers.iter().enumerate() {
+                    pass.set_pipeline(&self.pipelines.forward);
+                    pass.set_bind_group(0, &self.bind_group, &offset(i as u32));
+                    pass.dispatch_workgroups(row_tiles, (l.fan_out as u32).div_ceil(TILE), 1);
+                }
+                pass.set_bind_group(0, &self.bind_group, &offset(last));
+                pass.set_pipeline(&self.pipelines.head);
+                pass.dispatch_workgroups((self.batch as u32).div_ceil(256), 1, 1);
+                pass.set_pipeline(&self.pipelines.reduce_loss);
+                pass.dispatch_workgroups(1, 1, 1);
+                if train || want_grads {
+                    for (i, l) in layers.iter().enumerate().rev() {
+                        pass.set_bind_group(0, &self.bind_group, &offset(i as u32));
+                        pass.set_pipeline(&self.pipelines.weight_grad);
+                        pass.dispatch_workgroups(
+                            (l.fan_in as u32 + 1).div_ceil(TILE),
+                            (l.fan_out as u32).div_ceil(TILE),
+                            1,
+                        );
+                        if i > 0 {
+                            pass.set_pipeline(&self.pipelines.backward_delta);
+                            pass.dispatch_workgroups(
+                                row_tiles,
+                                (l.fan_in as u32).div_ceil(TILE),
+                                1,
+                            );
+                        }
+                    }
+                }
+                if train {
+                    pass.set_pipeline(&self.pipelines.optimizer_step);
+                    pass.dispatch_workgroups((self.p as u32).div_ceil(256), 1, 1);
+                    pass.set_pipeline(&self.pipelines.advance);
+                } else {
+                    pass.set_pipeline(&self.pipelines.next_batch);
+                }
+                pass.dispatch_workgroups(1, 1, 1);
+            }
+        }
+        encoder.copy_buffer_to_buffer(
+            &self.losses,
+            0,
+            &self.losses_readback,
+            0,
+            (steps * 4) as u64,
+        );
+        if want_grads {
+            encoder.copy_buffer_to_buffer(
+                &self.opt,
+                0,
+                &self.grads_readback,
+                0,
+                (self.p * 4) as u64,
+            );
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+        let losses = read_back(&self.ctx, &self.losses_readback, label)?;
+        let losses = losses[..steps].iter().map(|&v| v as f64).collect();
+        let grads = if want_grads {
+            Some(
+                read_back(&self.ctx, &self.grads_readback, label)?
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        self.ctx.take_errors(label)?;
+        Ok((losses, grads))
+    }
+
+    /// Total NLL and gradient over all rows at `params` (full batch, for L-BFGS).
+    pub fn nll_and_grad(&self, params: &[f64]) -> Result<(f64, Vec<f64>)> {
+        self.set_params(params);
+        let rows: Vec<u32> = (0..self.n as u32).collect();
+        let hyper = Hyper {
+            accumulate: 1,
+            ..Hyper::default()
+        };
+        let (losses, grads) = self.pass(&rows, hyper, 0, false, true)?;
+        Ok((losses.iter().sum(), grads.expect("requested")))
+    }
+
+    /// Total NLL over `rows` at the current parameters.
+    pub fn nll(&self, rows: &[u32]) -> Result<f64> {
+        Ok(self
+            .pass(rows, Hyper::default(), 0, false, false)?
+            .0
+            .iter()
+            .sum())
+    }
+
+    /// One epoch of optimiser steps over `order`; returns each step's loss sum. `t` is the
+    /// number of optimiser steps already taken (Adam's bias correction).
+    pub fn train_epoch(&self, order: &[u32], hyper: Hyper, t: u32) -> Result<Vec<f64>> {
+        Ok(self.pass(order, hyper, t, true, false)?.0)
+    }
+
+    /// Steps per pass over `rows` rows.
+    pub fn steps(&self, rows: usize) -> usize {
+        rows.div_ceil(self.batch)
+    }
+}

@@ -1,0 +1,212 @@
+//! Model kernels on the GPU against the f64 CPU reference: forward, head and backward on
+//! random networks and data at edge batch sizes and shapes that are not multiples of the
+//! 16-wide tile; and training trajectories from the same seed.
+
+mod common;
+
+use likely::family::FamilyName;
+use likely::gpu::mlp::GpuNetwork;
+use likely::model::{Activation, Head, Network};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn table(
+    n: usize,
+    d: usize,
+    family: FamilyName,
+    classes: usize,
+    seed: u64,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    // f32-representable inputs, so both sides see the same data.
+    let x = (0..n * d)
+        .map(|_| rng.random_range(-2.0f32..2.0) as f64)
+        .collect();
+    let y = (0..n)
+        .map(|_| match family {
+            FamilyName::Bernoulli => rng.random_range(0..2) as f64,
+            FamilyName::Categorical => rng.random_range(0..classes) as f64,
+            FamilyName::Poisson => rng.random_range(0..5) as f64,
+            FamilyName::Exponential => rng.random_range(0.1f32..3.0) as f64,
+            _ => rng.random_range(-2.0f32..2.0) as f64,
+        })
+        .collect();
+    (x, y)
+}
+
+fn constants(family: FamilyName, y: &[f64]) -> Vec<f64> {
+    y.iter()
+        .map(|&v| {
+            if family == FamilyName::Poisson {
+                libm::lgamma(v + 1.0)
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn full_batch_nll_and_gradient_match_the_cpu() {
+    let ctx = gpu_or_skip!();
+    let shapes: [(usize, usize, Vec<usize>, usize); 5] = [
+        (1, 3, vec![], 1),
+        (15, 10, vec![32], 16),
+        (16, 17, vec![5], 16),
+        (17, 1, vec![33, 7], 16),
+        (1000, 10, vec![32], 256),
+    ];
+    for family in FamilyName::ALL {
+        for (i, (n, d, hidden, batch)) in shapes.iter().enumerate() {
+            for activation in [Activation::Relu, Activation::Tanh, Activation::Gelu] {
+                let reference = hidden.is_empty();
+                let net = Network {
+                    inputs: *d,
+                    hidden: hidden.clone(),
+                    activation,
+                    head: Head {
+                        family,
+                        classes: 5,
+                        reference,
+                    },
+                };
+                let (x, y) = table(*n, *d, family, 5, i as u64);
+                let mut rng = StdRng::seed_from_u64(100 + i as u64);
+                let params: Vec<f64> = (0..net.param_count())
+                    .map(|_| rng.random_range(-0.5f32..0.5) as f64)
+                    .collect();
+                let rows: Vec<usize> = (0..*n).collect();
+                let (cpu_nll, cpu_grad) = net.nll_and_grad(&params, &x, &y, &rows);
+                let gpu = GpuNetwork::new(ctx, &net, &x, &y, &constants(family, &y), &[], *batch)
+                    .unwrap();
+                let (gpu_nll, gpu_grad) = gpu.nll_and_grad(&params).unwrap();
+                // f32 products of length <= fan_in + 1 and sums over <= n rows: relative to the
+                // size of the summed magnitudes (bounded here by the values themselves).
+                let scale = cpu_grad.iter().fold(1.0f64, |m, g| m.max(g.abs()));
+                let what = format!(
+                    "{family:?} {activation:?} n={n} d={d} hidden={hidden:?} batch={batch}"
+                );
+                assert!(
+                    (gpu_nll - cpu_nll).abs() <= 1e-4 * cpu_nll.abs().max(1.0),
+                    "{what}: nll {gpu_nll} vs {cpu_nll}"
+                );
+                for (j, (g, c)) in gpu_grad.iter().zip(&cpu_grad).enumerate() {
+                    assert!(
+                        (g - c).abs() <= 1e-4 * scale,
+                        "{what}: grad[{j}] {g} vs {c}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn train_options(
+    optimizer: likely::model::ModelOptimizer,
+    p: usize,
+    batch: usize,
+    epochs: usize,
+) -> likely::model::TrainOptions {
+    likely::model::TrainOptions {
+        optimizer,
+        lr: 1e-2,
+        momentum: 0.9,
+        weight_decay: 0.01,
+        batch_size: Some(batch),
+        epochs,
+        max_iter: None,
+        seed: 4,
+        prior: None,
+        validation: None,
+        patience: 5,
+        log_every: 1,
+        frozen: vec![false; p],
+    }
+}
+
+#[test]
+fn training_follows_the_cpu_trajectory() {
+    use likely::model::{train, train_gpu, ModelOptimizer};
+    let ctx = gpu_or_skip!();
+    // The seed example's shape: 10 features -> 32 ReLU -> 5 classes.
+    let net = Network {
+        inputs: 10,
+        hidden: vec![32],
+        activation: Activation::Relu,
+        head: Head {
+            family: FamilyName::Categorical,
+            classes: 5,
+            reference: false,
+        },
+    };
+    let (x, y) = table(500, 10, FamilyName::Categorical, 5, 9);
+    for optimizer in [
+        ModelOptimizer::Adamw,
+        ModelOptimizer::Adam,
+        ModelOptimizer::Sgd,
+    ] {
+        let options = train_options(optimizer, net.param_count(), 50, 2);
+        let start = net.init(4, &y);
+        let mut cpu_params = start.clone();
+        let cpu = train(&net, &mut cpu_params, &x, &y, &options, |_| {}).unwrap();
+        let gpu_net = GpuNetwork::new(ctx, &net, &x, &y, &vec![0.0; y.len()], &[], 50).unwrap();
+        let mut gpu_params = start.clone();
+        let gpu = train_gpu(&gpu_net, &net, &mut gpu_params, &options, |_| {}).unwrap();
+        assert_eq!(cpu.history.len(), 20, "{optimizer:?}: 2 epochs of 10 steps");
+        assert_eq!(gpu.history.len(), cpu.history.len(), "{optimizer:?}");
+        for (c, g) in cpu.history.iter().zip(&gpu.history) {
+            assert_eq!(c.step, g.step);
+            let rel = (c.train_mean_nll - g.train_mean_nll).abs() / c.train_mean_nll;
+            assert!(
+                rel <= 1e-4,
+                "{optimizer:?} step {}: cpu {} gpu {}",
+                c.step,
+                c.train_mean_nll,
+                g.train_mean_nll
+            );
+        }
+        let first = cpu.history[0].train_mean_nll;
+        let last = cpu.history.last().unwrap().train_mean_nll;
+        assert!(
+            last < first,
+            "{optimizer:?}: the loss falls ({first} -> {last})"
+        );
+        let scale = cpu_params.iter().fold(1.0f64, |m, p| m.max(p.abs()));
+        for (c, g) in cpu_params.iter().zip(&gpu_params) {
+            assert!(
+                (c - g).abs() <= 1e-3 * scale,
+                "{optimizer:?}: parameters {c} vs {g}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gpu_lbfgs_fits_a_logistic_regression_like_the_cpu() {
+    use likely::model::{train, train_gpu, ModelOptimizer};
+    let ctx = gpu_or_skip!();
+    let net = Network {
+        inputs: 3,
+        hidden: vec![],
+        activation: Activation::Relu,
+        head: Head {
+            family: FamilyName::Bernoulli,
+            classes: 1,
+            reference: true,
+        },
+    };
+    let (x, y) = table(2000, 3, FamilyName::Bernoulli, 1, 10);
+    let options = likely::model::TrainOptions {
+        batch_size: None,
+        ..train_options(ModelOptimizer::Lbfgs, net.param_count(), 1, 1)
+    };
+    let mut cpu_params = net.init(0, &y);
+    let cpu = train(&net, &mut cpu_params, &x, &y, &options, |_| {}).unwrap();
+    let gpu_net = GpuNetwork::new(ctx, &net, &x, &y, &vec![0.0; y.len()], &[], 1024).unwrap();
+    let mut gpu_params = net.init(0, &y);
+    let gpu = train_gpu(&gpu_net, &net, &mut gpu_params, &options, |_| {}).unwrap();
+    assert!(cpu.converged && gpu.converged, "{cpu:?} {gpu:?}");
+    for (c, g) in cpu_params.iter().zip(&gpu_params) {
+        assert!((c - g).abs() <= 1e-4 * c.abs().max(0.01), "{c} vs {g}");
+    }
+}
