@@ -358,3 +358,106 @@ fn divergence_keeps_the_last_finite_parameters() {
     );
     assert!(params.iter().all(|p| p.is_finite()));
 }
+
+fn fit_with(
+    family: FamilyName,
+    classes: usize,
+    x: &[f64],
+    y: &[f64],
+    d: usize,
+    optimizer: ModelOptimizer,
+) -> (Network, Vec<f64>, usize) {
+    let net = Network {
+        inputs: d,
+        hidden: vec![],
+        activation: Activation::Relu,
+        head: Head {
+            family,
+            classes,
+            reference: true,
+        },
+    };
+    let mut params = net.init(0, y);
+    let report = train(
+        &net,
+        &mut params,
+        x,
+        y,
+        &options(optimizer, net.param_count()),
+        |_| {},
+    )
+    .unwrap();
+    assert!(report.converged, "{family:?} {optimizer:?}: {report:?}");
+    (net, params, report.steps)
+}
+
+#[test]
+fn newton_agrees_with_irls_and_lbfgs_in_a_handful_of_steps() {
+    let (n, d) = (500, 3);
+    let x = features(n, d, 20);
+    let mut rng = StdRng::seed_from_u64(21);
+    let logistic: Vec<f64> = (0..n)
+        .map(|i| {
+            let eta = 0.4 + x[i * d] - 0.5 * x[i * d + 2];
+            (rng.random::<f64>() < 1.0 / (1.0 + (-eta).exp())) as u8 as f64
+        })
+        .collect();
+    let (net, params, steps) = fit_with(
+        FamilyName::Bernoulli,
+        1,
+        &x,
+        &logistic,
+        d,
+        ModelOptimizer::Newton,
+    );
+    let want = irls_logistic(&x, &logistic, d);
+    let l = net.layers()[0];
+    assert!((params[l.bias] - want[0]).abs() <= 1e-8 * want[0].abs());
+    for j in 0..d {
+        assert!((params[l.weights + j] - want[j + 1]).abs() <= 1e-8 * want[j + 1].abs().max(1e-3));
+    }
+    assert!(
+        steps <= 10,
+        "Newton converges in a handful of steps: {steps}"
+    );
+
+    let counts: Vec<f64> = (0..n)
+        .map(|i| {
+            rand_distr::Poisson::new((0.5 + 0.3 * x[i * d]).exp())
+                .unwrap()
+                .sample(&mut rng)
+        })
+        .collect();
+    // Noisy thresholds, so no class is separable and the MLE exists.
+    let classes: Vec<f64> = (0..n)
+        .map(|i| {
+            let (u, v): (f64, f64) = (rng.random_range(-1.5..1.5), rng.random_range(-1.5..1.5));
+            if x[i * d] + u > 0.3 {
+                2.0
+            } else if x[i * d + 1] + v > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let gaussian: Vec<f64> = (0..n)
+        .map(|i| 1.0 + x[i * d] + 0.1 * rng.random::<f64>())
+        .collect();
+    for (family, k, y) in [
+        (FamilyName::Poisson, 1, &counts),
+        (FamilyName::Categorical, 3, &classes),
+        (FamilyName::Gaussian, 1, &gaussian),
+    ] {
+        let (_, newton, steps) = fit_with(family, k, &x, y, d, ModelOptimizer::Newton);
+        let (_, lbfgs, _) = fit_with(family, k, &x, y, d, ModelOptimizer::Lbfgs);
+        let scale = lbfgs.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (a, b) in newton.iter().zip(&lbfgs) {
+            assert!(
+                (a - b).abs() <= 1e-5 * scale,
+                "{family:?}: newton {a} vs lbfgs {b}"
+            );
+        }
+        assert!(steps <= 25, "{family:?}: {steps} Newton steps");
+    }
+}

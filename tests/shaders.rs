@@ -36,3 +36,28 @@ fn a_broken_snippet_is_reported_with_its_location() {
     let err = validate(&source, false).unwrap_err();
     assert!(err.contains("undefined_name"), "{err}");
 }
+
+#[test]
+fn every_model_kernel_validates() {
+    use likely::model::{Activation, Head, Network};
+    for family in FamilyName::ALL {
+        for activation in [Activation::Relu, Activation::Tanh, Activation::Gelu] {
+            for (hidden, reference) in [(vec![], true), (vec![32], false), (vec![64, 32], false)] {
+                let net = Network {
+                    inputs: 10,
+                    hidden,
+                    activation,
+                    head: Head {
+                        family,
+                        classes: 5,
+                        reference,
+                    },
+                };
+                let source = likely::gpu::mlp::compose(&net, 1000);
+                if let Err(e) = validate(&source, false) {
+                    panic!("{family:?} {activation:?} model kernel does not validate:\n{e}");
+                }
+            }
+        }
+    }
+}

@@ -54,6 +54,8 @@ pub enum OptimizerArg {
     Adam,
     Adamw,
     Sgd,
+    /// Newton / Fisher scoring (linear models).
+    Newton,
 }
 
 pub fn run(args: FitArgs) -> likely::Result<i32> {

@@ -6,6 +6,9 @@ use likely::data::{load_table, TargetSpec};
 use likely::engine::Backend;
 use likely::family::FamilyName;
 use likely::fit::Prior;
+use likely::gpu::context::best_is_hardware;
+use likely::gpu::mlp::GpuNetwork;
+use likely::gpu::GpuContext;
 use likely::model::{Activation, Head, Model, ModelKind, ModelOptimizer, Network, TrainOptions};
 use likely::util::json_f64;
 use likely::Error;
@@ -80,15 +83,15 @@ impl ModelArgs {
     }
 }
 
-fn engine_for_models(engine: &EngineArgs) -> likely::Result<()> {
-    if engine.backend == Backend::Gpu {
-        return Err(Error::Usage(
-            "conditional models run on the CPU engine in this version (their WGSL kernels are not \
-             written yet): use --backend cpu or auto"
-                .into(),
-        ));
-    }
-    Ok(())
+/// The GPU context a model fit should use, or `None` for the CPU engine.
+fn gpu_for_models(engine: &EngineArgs) -> likely::Result<Option<GpuContext>> {
+    let selector = engine.selector();
+    let use_gpu = match engine.backend {
+        Backend::Cpu => false,
+        Backend::Gpu => true,
+        Backend::Auto => best_is_hardware(&selector),
+    };
+    use_gpu.then(|| GpuContext::new(&selector)).transpose()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -105,7 +108,7 @@ pub fn fit_model(
     args: &ModelArgs,
 ) -> likely::Result<i32> {
     let kind = args.model.expect("called with --model");
-    engine_for_models(engine)?;
+    let gpu_context = gpu_for_models(engine)?;
     let target = args
         .target
         .as_deref()
@@ -197,6 +200,13 @@ pub fn fit_model(
         OptimizerArg::Adam => ModelOptimizer::Adam,
         OptimizerArg::Adamw => ModelOptimizer::Adamw,
         OptimizerArg::Sgd => ModelOptimizer::Sgd,
+        OptimizerArg::Newton => ModelOptimizer::Newton,
+    };
+    // Newton's Hessian is reduced on the CPU engine.
+    let gpu_context = if optimizer == ModelOptimizer::Newton && engine.backend != Backend::Gpu {
+        None
+    } else {
+        gpu_context
     };
     let intercept = !(kind == ModelKind::Linear && args.no_intercept);
     let mut frozen = vec![false; network.param_count()];
@@ -236,7 +246,7 @@ pub fn fit_model(
     let mut params = network.init(seed, &y);
     let started = std::time::Instant::now();
     let verbose = !as_json;
-    let report = likely::model::train(&network, &mut params, &table.x, &y, &options, |p| {
+    let report_progress = |p: &likely::model::train::LossPoint| {
         if verbose && optimizer != ModelOptimizer::Lbfgs {
             let val = p
                 .validation_mean_nll
@@ -246,7 +256,40 @@ pub fn fit_model(
                 p.epoch, p.step, p.train_mean_nll
             );
         }
-    })?;
+    };
+    let (report, engine_name, adapter) = match &gpu_context {
+        Some(ctx) => {
+            let constants: Vec<f64> = y.iter().map(|&v| support.constant(v)).collect();
+            let batch = options.batch_size.unwrap_or(table.n.min(4096));
+            let gpu = GpuNetwork::new(
+                ctx,
+                &network,
+                &table.x,
+                &y,
+                &constants,
+                &options.frozen,
+                batch,
+            )?;
+            let report =
+                likely::model::train_gpu(&gpu, &network, &mut params, &options, report_progress)?;
+            (report, "gpu", ctx.adapter_label())
+        }
+        None => {
+            let report = likely::model::train(
+                &network,
+                &mut params,
+                &table.x,
+                &y,
+                &options,
+                report_progress,
+            )?;
+            (
+                report,
+                "cpu",
+                format!("host CPU, {} threads, f64", rayon::current_num_threads()),
+            )
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
     let labels = match (&table.labels, family) {
         (Some(l), _) => Some(l.clone()),
@@ -268,8 +311,6 @@ pub fn fit_model(
     if let Some(path) = &args.save {
         model.save(path)?;
     }
-    let engine_name = "cpu";
-    let adapter = format!("host CPU, {} threads, f64", rayon::current_num_threads());
     if as_json {
         let mut out = json!({
             "model": kind,
@@ -359,14 +400,11 @@ pub struct EvalArgs {
     /// CSV with the model's feature columns and its target.
     #[arg(long)]
     data: PathBuf,
-    #[command(flatten)]
-    engine: EngineArgs,
     #[arg(long)]
     json: bool,
 }
 
 pub fn eval(args: EvalArgs) -> likely::Result<i32> {
-    engine_for_models(&args.engine)?;
     let model = Model::load(&args.model)?;
     let table = load_table(
         &args.data,
@@ -426,12 +464,9 @@ pub struct PredictArgs {
     /// Write predictions here instead of standard output.
     #[arg(long)]
     output: Option<PathBuf>,
-    #[command(flatten)]
-    engine: EngineArgs,
 }
 
 pub fn predict(args: PredictArgs) -> likely::Result<i32> {
-    engine_for_models(&args.engine)?;
     let model = Model::load(&args.model)?;
     let table = load_table(
         &args.data,

@@ -3,6 +3,7 @@
 
 pub mod head;
 pub mod network;
+pub mod newton;
 pub mod train;
 
 pub use head::Head;

@@ -19,6 +19,8 @@ pub enum ModelOptimizer {
     Adam,
     Adamw,
     Lbfgs,
+    /// Newton / Fisher scoring, for linear models.
+    Newton,
 }
 
 /// Training settings, named as in PyTorch and scikit-learn.
@@ -132,6 +134,13 @@ pub fn train(
         return Err(Error::InvalidData("no rows to train on".into()));
     }
     let mask = net.weight_mask();
+    if options.optimizer == ModelOptimizer::Newton {
+        let report = super::newton::newton(net, params, x, y, options)?;
+        if let Some(last) = report.history.last() {
+            progress(last);
+        }
+        return Ok(report);
+    }
     if options.optimizer == ModelOptimizer::Lbfgs {
         let mut problem = FullBatch {
             net,
@@ -263,7 +272,9 @@ fn minibatch(
                         params[j] -= lr * mhat;
                         lr
                     }
-                    ModelOptimizer::Lbfgs => unreachable!("handled by the full-batch path"),
+                    ModelOptimizer::Lbfgs | ModelOptimizer::Newton => {
+                        unreachable!("handled by the full-batch paths")
+                    }
                 };
                 if let (Some(lambda), true) = (lambda_l1, mask[j]) {
                     // Proximal step for (lambda / n) |theta_j|: soft-threshold, exact zeros.
@@ -367,6 +378,11 @@ pub fn train_gpu(
 ) -> Result<TrainReport> {
     let n = gpu.rows();
     let mask = net.weight_mask();
+    if options.optimizer == ModelOptimizer::Newton {
+        return Err(Error::Usage(
+            "--optimizer newton runs on the CPU engine: use --backend cpu".into(),
+        ));
+    }
     if options.optimizer == ModelOptimizer::Lbfgs {
         let mut problem = GpuFullBatch {
             gpu,
