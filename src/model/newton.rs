@@ -84,6 +84,9 @@ fn solve(mut a: Vec<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
     x.iter().all(|v| v.is_finite()).then_some(x)
 }
 
+/// (NLL, gradient, row-major Hessian).
+type Derivatives = (f64, Vec<f64>, Vec<f64>);
+
 /// NLL, gradient and Hessian of a linear model (no hidden layer) over all rows.
 fn derivatives(
     net: &Network,
@@ -106,7 +109,7 @@ fn derivatives(
         }
     };
     let rows: Vec<usize> = (0..y.len()).collect();
-    let blocks: Vec<Result<(f64, Vec<f64>, Vec<f64>)>> = rows
+    let blocks: Vec<Result<Derivatives>> = rows
         .par_chunks(512)
         .map(|block| {
             let (mut f, mut g, mut h) = (0.0, vec![0.0; p], vec![0.0; p * p]);
@@ -190,7 +193,7 @@ pub fn newton(
         _ => 0.0,
     };
     let n = y.len() as f64;
-    let objective = |params: &[f64]| -> Result<(f64, Vec<f64>, Vec<f64>)> {
+    let objective = |params: &[f64]| -> Result<Derivatives> {
         let (mut f, mut g, mut h) = derivatives(net, params, x, y)?;
         for j in 0..p {
             if mask[j] && l2 > 0.0 {
