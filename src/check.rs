@@ -235,3 +235,100 @@ pub fn run(
     }
     Ok(results)
 }
+
+/// The model kernels' shapes `likely check` runs: (rows, inputs, hidden, batch); none of the
+/// sizes is a multiple of the 16-wide tile except where the edge is the point.
+pub const MODEL_SHAPES: [(usize, usize, &[usize], usize); 4] = [
+    (1, 3, &[], 1),
+    (17, 10, &[32], 16),
+    (255, 17, &[33, 7], 64),
+    (1000, 10, &[32], 256),
+];
+
+/// Compares the GPU's full-batch NLL and gradient of a random network with the CPU's.
+/// Errors are relative to the NLL's size and to the largest gradient component.
+pub fn compare_model(
+    ctx: &GpuContext,
+    net: &crate::model::Network,
+    n: usize,
+    batch: usize,
+    seed: u64,
+) -> Result<CaseResult> {
+    use rand::Rng;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let family = net.head.family;
+    let x: Vec<f64> = (0..n * net.inputs)
+        .map(|_| rng.random_range(-2.0f32..2.0) as f64)
+        .collect();
+    let y: Vec<f64> = (0..n)
+        .map(|_| match family {
+            FamilyName::Bernoulli => rng.random_range(0..2) as f64,
+            FamilyName::Categorical => rng.random_range(0..net.head.classes) as f64,
+            FamilyName::Poisson => rng.random_range(0..5) as f64,
+            FamilyName::Exponential => rng.random_range(0.1f32..3.0) as f64,
+            _ => rng.random_range(-2.0f32..2.0) as f64,
+        })
+        .collect();
+    let params: Vec<f64> = (0..net.param_count())
+        .map(|_| rng.random_range(-0.5f32..0.5) as f64)
+        .collect();
+    let constants: Vec<f64> = y
+        .iter()
+        .map(|&v| family.build(net.head.classes).constant(v))
+        .collect();
+    let rows: Vec<usize> = (0..n).collect();
+    let (cpu_nll, cpu_grad) = net.nll_and_grad(&params, &x, &y, &rows);
+    let gpu = crate::gpu::mlp::GpuNetwork::new(ctx, net, &x, &y, &constants, &[], batch)?;
+    let (gpu_nll, gpu_grad) = gpu.nll_and_grad(&params)?;
+    let gscale = cpu_grad.iter().fold(1.0f64, |m, g| m.max(g.abs()));
+    let mut abs = (gpu_nll - cpu_nll).abs();
+    let mut rel = abs / cpu_nll.abs().max(1e-300);
+    let mut scaled = abs / cpu_nll.abs().max(1.0);
+    for (g, c) in gpu_grad.iter().zip(&cpu_grad) {
+        let d = (g - c).abs();
+        abs = abs.max(d);
+        rel = rel.max(if d == 0.0 { 0.0 } else { d / c.abs() });
+        scaled = scaled.max(d / gscale);
+    }
+    let finite = gpu_nll.is_finite() && gpu_grad.iter().all(|g| g.is_finite());
+    Ok(CaseResult {
+        family: format!("{} {:?} {:?}", family.as_str(), net.hidden, net.activation).to_lowercase(),
+        n,
+        reduction: format!("batch {batch}"),
+        chunks: 1,
+        theta: Vec::new(),
+        max_abs_err: abs,
+        max_rel_err: rel,
+        max_scaled_err: scaled,
+        pass: finite && scaled <= crate::tolerance::MODEL_GPU_VS_CPU,
+    })
+}
+
+/// Every head and activation at [`MODEL_SHAPES`].
+pub fn run_models(
+    ctx: &GpuContext,
+    seed: u64,
+    mut progress: impl FnMut(&CaseResult),
+) -> Result<Vec<CaseResult>> {
+    use crate::model::{Activation, Head, Network};
+    let mut out = Vec::new();
+    for family in FamilyName::ALL {
+        for (i, (n, d, hidden, batch)) in MODEL_SHAPES.iter().enumerate() {
+            let activation = [Activation::Relu, Activation::Tanh, Activation::Gelu][i % 3];
+            let net = Network {
+                inputs: *d,
+                hidden: hidden.to_vec(),
+                activation,
+                head: Head {
+                    family,
+                    classes: 5,
+                    reference: hidden.is_empty(),
+                },
+            };
+            let case = compare_model(ctx, &net, *n, *batch, seed + i as u64)?;
+            progress(&case);
+            out.push(case);
+        }
+    }
+    Ok(out)
+}

@@ -34,68 +34,25 @@ fn table(
     (x, y)
 }
 
-fn constants(family: FamilyName, y: &[f64]) -> Vec<f64> {
-    y.iter()
-        .map(|&v| {
-            if family == FamilyName::Poisson {
-                libm::lgamma(v + 1.0)
-            } else {
-                0.0
-            }
-        })
-        .collect()
-}
-
 #[test]
 fn full_batch_nll_and_gradient_match_the_cpu() {
     let ctx = gpu_or_skip!();
-    let shapes: [(usize, usize, Vec<usize>, usize); 5] = [
-        (1, 3, vec![], 1),
-        (15, 10, vec![32], 16),
-        (16, 17, vec![5], 16),
-        (17, 1, vec![33, 7], 16),
-        (1000, 10, vec![32], 256),
-    ];
     for family in FamilyName::ALL {
-        for (i, (n, d, hidden, batch)) in shapes.iter().enumerate() {
+        for (i, (n, d, hidden, batch)) in likely::check::MODEL_SHAPES.iter().enumerate() {
             for activation in [Activation::Relu, Activation::Tanh, Activation::Gelu] {
-                let reference = hidden.is_empty();
                 let net = Network {
                     inputs: *d,
-                    hidden: hidden.clone(),
+                    hidden: hidden.to_vec(),
                     activation,
                     head: Head {
                         family,
                         classes: 5,
-                        reference,
+                        reference: hidden.is_empty(),
                     },
                 };
-                let (x, y) = table(*n, *d, family, 5, i as u64);
-                let mut rng = StdRng::seed_from_u64(100 + i as u64);
-                let params: Vec<f64> = (0..net.param_count())
-                    .map(|_| rng.random_range(-0.5f32..0.5) as f64)
-                    .collect();
-                let rows: Vec<usize> = (0..*n).collect();
-                let (cpu_nll, cpu_grad) = net.nll_and_grad(&params, &x, &y, &rows);
-                let gpu = GpuNetwork::new(ctx, &net, &x, &y, &constants(family, &y), &[], *batch)
-                    .unwrap();
-                let (gpu_nll, gpu_grad) = gpu.nll_and_grad(&params).unwrap();
-                // f32 products of length <= fan_in + 1 and sums over <= n rows: relative to the
-                // size of the summed magnitudes (bounded here by the values themselves).
-                let scale = cpu_grad.iter().fold(1.0f64, |m, g| m.max(g.abs()));
-                let what = format!(
-                    "{family:?} {activation:?} n={n} d={d} hidden={hidden:?} batch={batch}"
-                );
-                assert!(
-                    (gpu_nll - cpu_nll).abs() <= 1e-4 * cpu_nll.abs().max(1.0),
-                    "{what}: nll {gpu_nll} vs {cpu_nll}"
-                );
-                for (j, (g, c)) in gpu_grad.iter().zip(&cpu_grad).enumerate() {
-                    assert!(
-                        (g - c).abs() <= 1e-4 * scale,
-                        "{what}: grad[{j}] {g} vs {c}"
-                    );
-                }
+                let case =
+                    likely::check::compare_model(ctx, &net, *n, *batch, 50 + i as u64).unwrap();
+                assert!(case.pass, "{case:?}");
             }
         }
     }

@@ -68,7 +68,14 @@ pub fn run(args: CheckArgs) -> likely::Result<i32> {
             );
         }
     };
-    let results = check::run(&ctx, &plan, print)?;
+    let mut results = check::run(&ctx, &plan, print)?;
+    if !args.json {
+        println!(
+            "model kernels (tolerance: {:e} of the NLL and of the largest gradient component)",
+            likely::tolerance::MODEL_GPU_VS_CPU
+        );
+    }
+    results.extend(check::run_models(&ctx, args.seed, print)?);
     let failed = results.iter().filter(|c| !c.pass).count();
     let passed = results.len() - failed;
     if args.json {

@@ -245,17 +245,30 @@ pub fn fit_model(
     };
     let mut params = network.init(seed, &y);
     let started = std::time::Instant::now();
-    let verbose = !as_json;
-    let report_progress = |p: &likely::model::train::LossPoint| {
-        if verbose && optimizer != ModelOptimizer::Lbfgs {
-            let val = p
-                .validation_mean_nll
-                .map_or(String::new(), |v| format!("  validation mean NLL {v:.6}"));
-            eprintln!(
-                "epoch {:>4} step {:>7}  train mean NLL {:.6}{val}",
-                p.epoch, p.step, p.train_mean_nll
+    // A progress bar on stderr: hidden with --json, and by indicatif when stderr is not a terminal.
+    let bar =
+        if as_json || optimizer == ModelOptimizer::Lbfgs || optimizer == ModelOptimizer::Newton {
+            indicatif::ProgressBar::hidden()
+        } else {
+            let bar = indicatif::ProgressBar::new(args.epochs as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-        }
+            bar
+        };
+    let rows_per_epoch = table.n as f64 * (1.0 - args.validation.unwrap_or(0.0));
+    let report_progress = |p: &likely::model::train::LossPoint| {
+        let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+        let rate = (p.epoch.saturating_sub(1) as f64 * rows_per_epoch + rows_per_epoch) / elapsed;
+        let val = p
+            .validation_mean_nll
+            .map_or(String::new(), |v| format!(", validation {v:.5}"));
+        bar.set_position(p.epoch as u64);
+        bar.set_message(format!(
+            "loss {:.5}{val}, {:.3e} samples/s",
+            p.train_mean_nll, rate
+        ));
     };
     let (report, engine_name, adapter) = match &gpu_context {
         Some(ctx) => {
@@ -290,6 +303,7 @@ pub fn fit_model(
             )
         }
     };
+    bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let labels = match (&table.labels, family) {
         (Some(l), _) => Some(l.clone()),
