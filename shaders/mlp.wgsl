@@ -17,8 +17,8 @@ struct Desc {
     first: u32,       // 1 for the first layer (input from x through idx)
     batch: u32,       // rows per step
     loss_off: u32,    // work offset of per-row losses (then per-row global gradients)
-    pad0: u32,
-    pad1: u32,
+    chunk_row0: u32,  // gather: first table row held by the bound x chunk
+    chunk_rows: u32,  // gather: rows in that chunk
 }
 
 struct Hyper {
@@ -36,6 +36,8 @@ struct Hyper {
     pad1: u32,
 }
 
+// x is one chunk of the feature table (tables larger than a storage binding span several);
+// each step first gathers its batch's rows from every chunk into the work area.
 // state: [step within the pass, optimiser steps taken, first idx of the pass, rows in the pass]
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> targets: array<f32>;   // y, then constant NLL parts
@@ -83,15 +85,31 @@ fn activate_derivative(z: f32) -> f32 {
     return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * 0.7978845608 * (1.0 + 3.0 * 0.044715 * z * z);
 }
 
-// The layer's input for row b, column j (j = fan_in is the bias input 1).
+// The layer's input for row b, column j (j = fan_in is the bias input 1). The first layer's
+// input is the gathered batch of features, which is not activated.
 fn layer_input(b: u32, j: u32) -> f32 {
     if (j == desc.fan_in) {
         return 1.0;
     }
+    let v = work[desc.in_off + b * desc.fan_in + j];
     if (desc.first == 1u) {
-        return x[row_index(b) * D + j];
+        return v;
     }
-    return activate(work[desc.in_off + b * desc.fan_in + j]);
+    return activate(v);
+}
+
+// Copies the batch's feature rows held by the bound x chunk into the work area.
+@compute @workgroup_size(256)
+fn gather(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let b = gid.x / D;
+    let j = gid.x % D;
+    if (b >= rows_now()) {
+        return;
+    }
+    let r = row_index(b);
+    if (r >= desc.chunk_row0 && r < desc.chunk_row0 + desc.chunk_rows) {
+        work[desc.in_off + b * D + j] = x[(r - desc.chunk_row0) * D + j];
+    }
 }
 
 // Z[b, o] = sum_j input(b, j) W[j, o] + bias[o], in TILE x TILE tiles of (rows, outputs).

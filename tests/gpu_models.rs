@@ -167,3 +167,69 @@ fn gpu_lbfgs_fits_a_logistic_regression_like_the_cpu() {
         assert!((c - g).abs() <= 1e-4 * c.abs().max(0.01), "{c} vs {g}");
     }
 }
+
+fn compare_chunked(
+    ctx: &likely::gpu::GpuContext,
+    net: &Network,
+    n: usize,
+    batch: usize,
+    cap: Option<usize>,
+) -> usize {
+    let (x, y) = table(n, net.inputs, net.head.family, net.head.classes, 77);
+    let mut rng = StdRng::seed_from_u64(78);
+    let params: Vec<f64> = (0..net.param_count())
+        .map(|_| rng.random_range(-0.5f32..0.5) as f64)
+        .collect();
+    let rows: Vec<usize> = (0..n).collect();
+    let (cpu_nll, cpu_grad) = net.nll_and_grad(&params, &x, &y, &rows);
+    let gpu = GpuNetwork::with_chunk_cap(ctx, net, &x, &y, &vec![0.0; n], &[], batch, cap).unwrap();
+    let (gpu_nll, gpu_grad) = gpu.nll_and_grad(&params).unwrap();
+    let scale = cpu_grad.iter().fold(1.0f64, |m, g| m.max(g.abs()));
+    let tol = likely::tolerance::MODEL_GPU_VS_CPU;
+    assert!(
+        (gpu_nll - cpu_nll).abs() <= tol * cpu_nll.abs(),
+        "nll {gpu_nll} vs {cpu_nll}"
+    );
+    for (g, c) in gpu_grad.iter().zip(&cpu_grad) {
+        assert!((g - c).abs() <= tol * scale, "grad {g} vs {c}");
+    }
+    gpu.chunk_count()
+}
+
+#[test]
+fn tables_spanning_several_bindings() {
+    let ctx = gpu_or_skip!();
+    let net = Network {
+        inputs: 10,
+        hidden: vec![7],
+        activation: Activation::Tanh,
+        head: Head {
+            family: FamilyName::Categorical,
+            classes: 3,
+            reference: false,
+        },
+    };
+    // Small chunks: batches draw rows from several bindings at once.
+    assert_eq!(compare_chunked(ctx, &net, 1000, 64, Some(300)), 4);
+    assert_eq!(compare_chunked(ctx, &net, 1000, 64, Some(1)), 1000);
+}
+
+#[test]
+fn a_feature_table_larger_than_128_mib() {
+    let ctx = gpu_or_skip!();
+    let net = Network {
+        inputs: 10,
+        hidden: vec![],
+        activation: Activation::Relu,
+        head: Head {
+            family: FamilyName::Bernoulli,
+            classes: 1,
+            reference: true,
+        },
+    };
+    let cap_rows = (128usize << 20) / (4 * 10);
+    let n = cap_rows + 1000;
+    assert!(n * 10 * 4 > 128 << 20);
+    let chunks = compare_chunked(ctx, &net, n, 8192, Some(cap_rows));
+    assert!(chunks >= 2);
+}

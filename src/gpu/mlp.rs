@@ -26,7 +26,8 @@ struct Desc {
     first: u32,
     batch: u32,
     loss_off: u32,
-    pad: [u32; 2],
+    chunk_row0: u32,
+    chunk_rows: u32,
 }
 
 /// Optimiser settings for a training pass, as the kernel reads them.
@@ -50,6 +51,7 @@ pub struct Hyper {
 }
 
 struct Pipelines {
+    gather: wgpu::ComputePipeline,
     forward: wgpu::ComputePipeline,
     head: wgpu::ComputePipeline,
     reduce_loss: wgpu::ComputePipeline,
@@ -68,7 +70,8 @@ pub struct GpuNetwork {
     batch: usize,
     p: usize,
     pipelines: Pipelines,
-    bind_group: wgpu::BindGroup,
+    /// One bind group per chunk of the feature table (they differ only in the x binding).
+    bind_groups: Vec<wgpu::BindGroup>,
     idx: wgpu::Buffer,
     params: wgpu::Buffer,
     opt: wgpu::Buffer,
@@ -79,7 +82,7 @@ pub struct GpuNetwork {
     grads_readback: wgpu::Buffer,
     params_readback: wgpu::Buffer,
     flags: Vec<f32>,
-    descs: usize,
+    layers: usize,
     _keep: Vec<wgpu::Buffer>,
 }
 
@@ -129,26 +132,50 @@ impl GpuNetwork {
         frozen: &[bool],
         batch: usize,
     ) -> Result<Self> {
+        Self::with_chunk_cap(ctx, network, x, y, constants, frozen, batch, None)
+    }
+
+    /// As [`GpuNetwork::new`], with at most `max_chunk_rows` table rows per storage binding
+    /// (tests use it to exercise the multi-binding path cheaply).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_chunk_cap(
+        ctx: &GpuContext,
+        network: &Network,
+        x: &[f64],
+        y: &[f64],
+        constants: &[f64],
+        frozen: &[bool],
+        batch: usize,
+        max_chunk_rows: Option<usize>,
+    ) -> Result<Self> {
         let n = y.len();
         let p = network.param_count();
         let batch = batch.clamp(1, n.max(1));
         let label = "likely mlp";
         let device = &ctx.device;
-        let x_bytes = (x.len() * 4) as u64;
-        if x_bytes > ctx.limits.max_storage_buffer_binding_size {
+        let binding = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
+        if (2 * n * 4) as u64 > binding {
             return Err(Error::Capacity(format!(
-                "the feature table ({x_bytes} bytes) exceeds one storage binding of this adapter ({} bytes); \
-                 GPU models do not split tables across bindings yet: use --backend cpu",
-                ctx.limits.max_storage_buffer_binding_size
+                "{n} rows: the targets ({} bytes) exceed one storage binding ({binding} bytes); use --backend cpu",
+                2 * n * 4
             )));
         }
+        let d = network.inputs.max(1);
+        let chunk_rows = ((binding / (4 * d as u64)) as usize)
+            .min(max_chunk_rows.unwrap_or(usize::MAX))
+            .max(1);
         if n == 0 {
             return Err(Error::InvalidData("no rows".into()));
         }
 
-        // Work: per layer Z (batch x width) then deltas, then per-row losses and global grads.
         let layers = network.layers();
-        let mut at = 0u32;
+        // Work: the gathered batch of features, then per layer Z and deltas, then per-row
+        // losses and global gradients.
+        let xb_off = 0u32;
+        let mut at = (batch * network.inputs) as u32;
         let mut z_off = Vec::new();
         let mut d_off = Vec::new();
         for l in &layers {
@@ -159,23 +186,34 @@ impl GpuNetwork {
         }
         let loss_off = at;
         let work_len = at as usize + 2 * batch;
-        let descs: Vec<Desc> = layers
+        let mut descs: Vec<Desc> = layers
             .iter()
             .enumerate()
             .map(|(i, l)| Desc {
                 fan_in: l.fan_in as u32,
                 fan_out: l.fan_out as u32,
                 w_off: l.weights as u32,
-                in_off: if i == 0 { 0 } else { z_off[i - 1] },
+                in_off: if i == 0 { xb_off } else { z_off[i - 1] },
                 out_off: z_off[i],
                 delta_off: d_off[i],
                 prev_delta_off: if i == 0 { 0 } else { d_off[i - 1] },
                 first: (i == 0) as u32,
                 batch: batch as u32,
                 loss_off,
-                pad: [0; 2],
+                chunk_row0: 0,
+                chunk_rows: 0,
             })
             .collect();
+        let chunk_starts: Vec<usize> = (0..n).step_by(chunk_rows).collect();
+        for &row0 in &chunk_starts {
+            descs.push(Desc {
+                in_off: xb_off,
+                batch: batch as u32,
+                chunk_row0: row0 as u32,
+                chunk_rows: (n.min(row0 + chunk_rows) - row0) as u32,
+                ..Desc::default()
+            });
+        }
         let mut desc_bytes = vec![0u8; descs.len() * DESC_STRIDE as usize];
         for (i, d) in descs.iter().enumerate() {
             let at = i * DESC_STRIDE as usize;
@@ -192,11 +230,18 @@ impl GpuNetwork {
                 }
             })
             .collect();
-        let x_buf = upload(
-            ctx,
-            if x.is_empty() { &[0.0] } else { x },
-            "likely mlp features",
-        )?;
+        let x_chunks: Vec<wgpu::Buffer> = chunk_starts
+            .iter()
+            .enumerate()
+            .map(|(c, &row0)| {
+                let rows = &x[row0 * network.inputs..n.min(row0 + chunk_rows) * network.inputs];
+                upload(
+                    ctx,
+                    if rows.is_empty() { &[0.0] } else { rows },
+                    &format!("likely mlp features chunk {c}"),
+                )
+            })
+            .collect::<Result<_>>()?;
         let mut target_values = y.to_vec();
         target_values.extend_from_slice(constants);
         let targets = upload(ctx, &target_values, "likely mlp targets")?;
@@ -281,29 +326,35 @@ impl GpuNetwork {
                 uniform_entry(9, false),
             ],
         });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(label),
-            layout: &layout,
-            entries: &[
-                entry(0, &x_buf),
-                entry(1, &targets),
-                entry(2, &idx),
-                entry(3, &params),
-                entry(4, &opt),
-                entry(5, &work),
-                entry(6, &losses),
-                entry(7, &state),
-                wgpu::BindGroupEntry {
-                    binding: 8,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &desc,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(std::mem::size_of::<Desc>() as u64),
-                    }),
-                },
-                entry(9, &hyper),
-            ],
-        });
+        let bind_groups: Vec<wgpu::BindGroup> = x_chunks
+            .iter()
+            .enumerate()
+            .map(|(c, x_buf)| {
+                device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(&format!("likely mlp bindings, features chunk {c}")),
+                    layout: &layout,
+                    entries: &[
+                        entry(0, x_buf),
+                        entry(1, &targets),
+                        entry(2, &idx),
+                        entry(3, &params),
+                        entry(4, &opt),
+                        entry(5, &work),
+                        entry(6, &losses),
+                        entry(7, &state),
+                        wgpu::BindGroupEntry {
+                            binding: 8,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: &desc,
+                                offset: 0,
+                                size: wgpu::BufferSize::new(std::mem::size_of::<Desc>() as u64),
+                            }),
+                        },
+                        entry(9, &hyper),
+                    ],
+                })
+            })
+            .collect();
         let source = compose(network, n);
         let pipelines = ctx.scoped(label, || {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -326,6 +377,7 @@ impl GpuNetwork {
                 })
             };
             Pipelines {
+                gather: pipeline("gather"),
                 forward: pipeline("forward"),
                 head: pipeline("head"),
                 reduce_loss: pipeline("reduce_loss"),
@@ -344,7 +396,7 @@ impl GpuNetwork {
             batch,
             p,
             pipelines,
-            bind_group,
+            bind_groups,
             idx,
             params,
             opt,
@@ -355,8 +407,8 @@ impl GpuNetwork {
             grads_readback,
             params_readback,
             flags,
-            descs: descs.len(),
-            _keep: vec![x_buf, targets, work, desc],
+            layers: layers.len(),
+            _keep: x_chunks.into_iter().chain([targets, work, desc]).collect(),
         })
     }
 
@@ -424,7 +476,8 @@ impl GpuNetwork {
         queue.write_buffer(&self.hyper, 0, bytemuck::bytes_of(&hyper));
         let steps = rows.len().div_ceil(self.batch);
         let layers = self.network.layers();
-        let last = (self.descs - 1) as u32;
+        let last = (self.layers - 1) as u32;
+        let group = &self.bind_groups[0];
         let offset = |i: u32| [i * DESC_STRIDE as u32];
         let mut encoder = self
             .ctx
@@ -439,20 +492,26 @@ impl GpuNetwork {
                 timestamp_writes: None,
             });
             let row_tiles = (self.batch as u32).div_ceil(TILE);
+            let gather_groups = (self.batch * self.network.inputs).div_ceil(256) as u32;
             for _ in 0..steps {
+                pass.set_pipeline(&self.pipelines.gather);
+                for (c, chunk_group) in self.bind_groups.iter().enumerate() {
+                    pass.set_bind_group(0, chunk_group, &offset((self.layers + c) as u32));
+                    pass.dispatch_workgroups(gather_groups, 1, 1);
+                }
                 for (i, l) in layers.iter().enumerate() {
                     pass.set_pipeline(&self.pipelines.forward);
-                    pass.set_bind_group(0, &self.bind_group, &offset(i as u32));
+                    pass.set_bind_group(0, group, &offset(i as u32));
                     pass.dispatch_workgroups(row_tiles, (l.fan_out as u32).div_ceil(TILE), 1);
                 }
-                pass.set_bind_group(0, &self.bind_group, &offset(last));
+                pass.set_bind_group(0, group, &offset(last));
                 pass.set_pipeline(&self.pipelines.head);
                 pass.dispatch_workgroups((self.batch as u32).div_ceil(256), 1, 1);
                 pass.set_pipeline(&self.pipelines.reduce_loss);
                 pass.dispatch_workgroups(1, 1, 1);
                 if train || want_grads {
                     for (i, l) in layers.iter().enumerate().rev() {
-                        pass.set_bind_group(0, &self.bind_group, &offset(i as u32));
+                        pass.set_bind_group(0, group, &offset(i as u32));
                         pass.set_pipeline(&self.pipelines.weight_grad);
                         pass.dispatch_workgroups(
                             (l.fan_in as u32 + 1).div_ceil(TILE),
@@ -542,5 +601,12 @@ impl GpuNetwork {
     /// Steps per pass over `rows` rows.
     pub fn steps(&self, rows: usize) -> usize {
         rows.div_ceil(self.batch)
+    }
+}
+
+impl GpuNetwork {
+    /// Storage bindings the feature table spans.
+    pub fn chunk_count(&self) -> usize {
+        self.bind_groups.len()
     }
 }
