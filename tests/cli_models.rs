@@ -385,3 +385,122 @@ fn bad_model_inputs() {
         "/nonexistent/model.json",
     );
 }
+
+#[test]
+fn newton_and_gpu_models_through_the_cli() {
+    let train = temp("gpu.csv", &classes_csv(400, 5));
+    let newton = ok_json(&[
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "categorical",
+        "--data",
+        &train,
+        "--target",
+        "kind",
+        "--optimizer",
+        "newton",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    let lbfgs = ok_json(&[
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "categorical",
+        "--data",
+        &train,
+        "--target",
+        "kind",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    assert!(newton["iterations"].as_u64().unwrap() <= 15, "{newton}");
+    let (a, b) = (
+        newton["nll"].as_f64().unwrap(),
+        lbfgs["nll"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() <= 1e-8 * b, "newton {a} vs lbfgs {b}");
+    fails_with(
+        &[
+            "fit",
+            "--model",
+            "mlp",
+            "--family",
+            "categorical",
+            "--data",
+            &train,
+            "--target",
+            "kind",
+            "--optimizer",
+            "newton",
+            "--backend",
+            "cpu",
+        ],
+        "applies to linear models",
+    );
+    fails_with(
+        &[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "laplace",
+            "--data",
+            &temp("lap.csv", "a,y\n1,2\n2,3\n3,5\n"),
+            "--target",
+            "y",
+            "--optimizer",
+            "newton",
+        ],
+        "twice-differentiable",
+    );
+    if likely::gpu::list_adapters().is_empty() {
+        assert_ne!(
+            std::env::var("LIKELY_REQUIRE_GPU").as_deref(),
+            Ok("1"),
+            "CI requires an adapter"
+        );
+        eprintln!("!!!!!!!! SKIPPING GPU MODEL CLI TEST: no GPU adapter !!!!!!!!");
+        return;
+    }
+    let gpu = ok_json(&[
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "categorical",
+        "--data",
+        &train,
+        "--target",
+        "kind",
+        "--backend",
+        "gpu",
+        "--json",
+    ]);
+    assert_eq!(gpu["engine"], "gpu");
+    let g = gpu["nll"].as_f64().unwrap();
+    assert!((g - b).abs() <= 1e-5 * b, "gpu {g} vs cpu {b}");
+    let mlp = ok_json(&[
+        "fit",
+        "--model",
+        "mlp",
+        "--family",
+        "categorical",
+        "--data",
+        &train,
+        "--target",
+        "kind",
+        "--backend",
+        "gpu",
+        "--epochs",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(mlp["engine"], "gpu");
+    assert_eq!(mlp["history"].as_array().unwrap().len(), 3);
+}
