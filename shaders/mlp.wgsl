@@ -19,6 +19,10 @@ struct Desc {
     loss_off: u32,    // work offset of per-row losses (then per-row global gradients)
     chunk_row0: u32,  // gather: first table row held by the bound x chunk
     chunk_rows: u32,  // gather: rows in that chunk
+    hess_off: u32,    // Newton: per-row head Hessians (batch x M x M)
+    hsum_off: u32,    // Newton: the parameter Hessian (N_PARAMS x N_PARAMS), summed over the pass
+    pad0: u32,
+    pad1: u32,
 }
 
 struct Hyper {
@@ -343,4 +347,84 @@ fn advance() {
 @compute @workgroup_size(1)
 fn next_batch() {
     state[0] = state[0] + 1u;
+}
+
+// ---- Newton / Fisher scoring for linear models -----------------------------------------
+// M = N_OUT + N_GLOBALS: the head's second derivatives with respect to (eta, globals).
+const M: u32 = N_OUT + N_GLOBALS;
+
+@compute @workgroup_size(256)
+fn head_hessian(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let b = gid.x;
+    if (b >= rows_now()) {
+        return;
+    }
+    let y = targets[row_index(b)];
+    let z = desc.out_off + b * N_OUT;
+    let h = desc.hess_off + b * M * M;
+    if (HEAD == 0u) {
+        let p = 1.0 / (1.0 + exp(-work[z]));
+        work[h] = p * (1.0 - p);
+    } else if (HEAD == 1u) {
+        let w = exp(-2.0 * params[GLOBALS_AT]);
+        let r = y - work[z];
+        work[h] = w;
+        work[h + 1u] = 2.0 * r * w;
+        work[h + 2u] = 2.0 * r * w;
+        work[h + 3u] = 2.0 * r * r * w;
+    } else if (HEAD == 2u) {
+        work[h] = 0.0; // not twice differentiable: the host refuses Newton for it
+        work[h + 1u] = 0.0;
+        work[h + 2u] = 0.0;
+        work[h + 3u] = 0.0;
+    } else if (HEAD == 3u) {
+        work[h] = exp(work[z]);
+    } else if (HEAD == 4u) {
+        work[h] = exp(work[z]) * y;
+    } else {
+        var m = select(-3.4e38, 0.0, REFERENCE == 1u);
+        for (var k = 0u; k < N_OUT; k = k + 1u) {
+            m = max(m, work[z + k]);
+        }
+        var total = select(0.0, exp(-m), REFERENCE == 1u);
+        for (var k = 0u; k < N_OUT; k = k + 1u) {
+            total = total + exp(work[z + k] - m);
+        }
+        for (var a = 0u; a < N_OUT; a = a + 1u) {
+            let pa = exp(work[z + a] - m) / total;
+            for (var c = 0u; c < N_OUT; c = c + 1u) {
+                let pc = exp(work[z + c] - m) / total;
+                work[h + a * M + c] = pa * (select(0.0, 1.0, a == c) - pc);
+            }
+        }
+    }
+}
+
+// Parameter u of a linear model as (head slot, input): W and b rows j = 0..D (j = D is the
+// intercept's input 1), slot = output; globals have slot N_OUT + q and input 1.
+fn slot_of(u: u32) -> vec2<u32> {
+    if (u < GLOBALS_AT) {
+        return vec2<u32>(u % N_OUT, u / N_OUT);
+    }
+    return vec2<u32>(N_OUT + u - GLOBALS_AT, D);
+}
+
+// H[u, v] += sum_b input(b, j_u) input(b, j_v) h_b[slot_u, slot_v]: the batch reduction of
+// X^T W X, one invocation per entry of the (small) parameter Hessian.
+@compute @workgroup_size(256)
+fn hessian(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let e = gid.x;
+    if (e >= N_PARAMS * N_PARAMS) {
+        return;
+    }
+    let a = slot_of(e / N_PARAMS);
+    let c = slot_of(e % N_PARAMS);
+    let rows = rows_now();
+    var acc = 0.0;
+    for (var b = 0u; b < rows; b = b + 1u) {
+        let xa = select(work[desc.in_off + b * D + a.y], 1.0, a.y == D);
+        let xc = select(work[desc.in_off + b * D + c.y], 1.0, c.y == D);
+        acc = acc + xa * xc * work[desc.hess_off + b * M * M + a.x * M + c.x];
+    }
+    work[desc.hsum_off + e] = work[desc.hsum_off + e] + acc;
 }

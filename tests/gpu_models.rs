@@ -233,3 +233,105 @@ fn a_feature_table_larger_than_128_mib() {
     let chunks = compare_chunked(ctx, &net, n, 8192, Some(cap_rows));
     assert!(chunks >= 2);
 }
+
+#[test]
+fn gpu_reduced_hessian_matches_the_cpu_newton() {
+    use likely::model::{train, train_gpu, ModelOptimizer};
+    let ctx = gpu_or_skip!();
+    for (family, classes) in [
+        (FamilyName::Bernoulli, 1),
+        (FamilyName::Categorical, 4),
+        (FamilyName::Poisson, 1),
+        (FamilyName::Gaussian, 1),
+    ] {
+        let net = Network {
+            inputs: 5,
+            hidden: vec![],
+            activation: Activation::Relu,
+            head: Head {
+                family,
+                classes,
+                reference: true,
+            },
+        };
+        let (x, y) = table(3000, 5, family, classes, 30);
+        let constants: Vec<f64> = y
+            .iter()
+            .map(|&v| family.build(classes).constant(v))
+            .collect();
+        let options = likely::model::TrainOptions {
+            batch_size: None,
+            ..train_options(ModelOptimizer::Newton, net.param_count(), 1, 1)
+        };
+        let mut cpu_params = net.init(0, &y);
+        let cpu = train(&net, &mut cpu_params, &x, &y, &options, |_| {}).unwrap();
+        // A batch that is not a multiple of the tile, and several batches per pass.
+        let gpu_net = GpuNetwork::new(ctx, &net, &x, &y, &constants, &[], 999).unwrap();
+        let mut gpu_params = net.init(0, &y);
+        let gpu = train_gpu(&gpu_net, &net, &mut gpu_params, &options, |_| {}).unwrap();
+        assert!(
+            cpu.converged && gpu.converged,
+            "{family:?}: {cpu:?} {gpu:?}"
+        );
+        assert!(
+            gpu.steps <= 12,
+            "{family:?}: {} Newton steps on the GPU",
+            gpu.steps
+        );
+        let scale = cpu_params.iter().fold(0.1f64, |m, v| m.max(v.abs()));
+        for (c, g) in cpu_params.iter().zip(&gpu_params) {
+            assert!((c - g).abs() <= 1e-4 * scale, "{family:?}: {c} vs {g}");
+        }
+    }
+}
+
+#[test]
+fn gpu_hessian_matches_the_cpu_hessian() {
+    let ctx = gpu_or_skip!();
+    for (family, classes) in [
+        (FamilyName::Bernoulli, 1),
+        (FamilyName::Categorical, 4),
+        (FamilyName::Poisson, 1),
+        (FamilyName::Gaussian, 1),
+        (FamilyName::Exponential, 1),
+    ] {
+        let net = Network {
+            inputs: 5,
+            hidden: vec![],
+            activation: Activation::Relu,
+            head: Head {
+                family,
+                classes,
+                reference: true,
+            },
+        };
+        let (x, y) = table(777, 5, family, classes, 31);
+        let constants: Vec<f64> = y
+            .iter()
+            .map(|&v| family.build(classes).constant(v))
+            .collect();
+        let mut rng = StdRng::seed_from_u64(32);
+        let params: Vec<f64> = (0..net.param_count())
+            .map(|_| rng.random_range(-0.3f32..0.3) as f64)
+            .collect();
+        let (cf, cg, ch) = likely::model::newton::derivatives(&net, &params, &x, &y).unwrap();
+        let gpu = GpuNetwork::new(ctx, &net, &x, &y, &constants, &[], 100).unwrap();
+        let (gf, gg, gh) = gpu.derivatives(&params).unwrap();
+        let tol = likely::tolerance::MODEL_GPU_VS_CPU;
+        assert!(
+            (cf - gf).abs() <= tol * cf.abs(),
+            "{family:?} nll {gf} vs {cf}"
+        );
+        let gs = cg.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (a, b) in gg.iter().zip(&cg) {
+            assert!((a - b).abs() <= tol * gs, "{family:?} grad {a} vs {b}");
+        }
+        let hs = ch.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (k, (a, b)) in gh.iter().zip(&ch).enumerate() {
+            assert!(
+                (a - b).abs() <= tol * hs,
+                "{family:?} hessian[{k}] {a} vs {b}"
+            );
+        }
+    }
+}

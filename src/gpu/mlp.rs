@@ -12,6 +12,8 @@ use wgpu::util::DeviceExt;
 const TILE: u32 = 16;
 /// Stride of the per-layer descriptors in their uniform buffer (dynamic offsets).
 const DESC_STRIDE: u64 = 256;
+/// Largest linear model whose Hessian the GPU reduces (Newton / Fisher scoring).
+pub const MAX_NEWTON_PARAMS: usize = 2048;
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -28,6 +30,9 @@ struct Desc {
     loss_off: u32,
     chunk_row0: u32,
     chunk_rows: u32,
+    hess_off: u32,
+    hsum_off: u32,
+    pad: [u32; 2],
 }
 
 /// Optimiser settings for a training pass, as the kernel reads them.
@@ -60,6 +65,8 @@ struct Pipelines {
     optimizer_step: wgpu::ComputePipeline,
     advance: wgpu::ComputePipeline,
     next_batch: wgpu::ComputePipeline,
+    head_hessian: wgpu::ComputePipeline,
+    hessian: wgpu::ComputePipeline,
 }
 
 /// A network bound to a table on the GPU.
@@ -83,6 +90,9 @@ pub struct GpuNetwork {
     params_readback: wgpu::Buffer,
     flags: Vec<f32>,
     layers: usize,
+    work: wgpu::Buffer,
+    hsum_off: Option<u64>,
+    hess_readback: wgpu::Buffer,
     _keep: Vec<wgpu::Buffer>,
 }
 
@@ -185,7 +195,20 @@ impl GpuNetwork {
             at += (batch * l.fan_out) as u32;
         }
         let loss_off = at;
-        let work_len = at as usize + 2 * batch;
+        at += 2 * batch as u32;
+        // Newton (linear models with a modest number of parameters): per-row head Hessians and
+        // the parameter Hessian.
+        let newton = network.hidden.is_empty() && p <= MAX_NEWTON_PARAMS;
+        let m = network.head.outputs() + network.head.globals();
+        let hess_off = at;
+        if newton {
+            at += (batch * m * m) as u32;
+        }
+        let hsum_off = at;
+        if newton {
+            at += (p * p) as u32;
+        }
+        let work_len = at as usize;
         let mut descs: Vec<Desc> = layers
             .iter()
             .enumerate()
@@ -202,6 +225,9 @@ impl GpuNetwork {
                 loss_off,
                 chunk_row0: 0,
                 chunk_rows: 0,
+                hess_off,
+                hsum_off,
+                pad: [0; 2],
             })
             .collect();
         let chunk_starts: Vec<usize> = (0..n).step_by(chunk_rows).collect();
@@ -290,6 +316,10 @@ impl GpuNetwork {
         let losses_readback = readback("likely mlp losses readback", (steps * 4) as u64);
         let grads_readback = readback("likely mlp gradients readback", (p * 4) as u64);
         let params_readback = readback("likely mlp parameters readback", (p * 4) as u64);
+        let hess_readback = readback(
+            "likely mlp Hessian readback",
+            if newton { (p * p * 4) as u64 } else { 4 },
+        );
 
         let storage_entry = |binding, read_only| wgpu::BindGroupLayoutEntry {
             binding,
@@ -386,6 +416,8 @@ impl GpuNetwork {
                 optimizer_step: pipeline("optimizer_step"),
                 advance: pipeline("advance"),
                 next_batch: pipeline("next_batch"),
+                head_hessian: pipeline("head_hessian"),
+                hessian: pipeline("hessian"),
             }
         })?;
         ctx.take_errors(label)?;
@@ -408,7 +440,10 @@ impl GpuNetwork {
             params_readback,
             flags,
             layers: layers.len(),
-            _keep: x_chunks.into_iter().chain([targets, work, desc]).collect(),
+            work,
+            hsum_off: newton.then_some(hsum_off as u64),
+            hess_readback,
+            _keep: x_chunks.into_iter().chain([targets, desc]).collect(),
         })
     }
 
@@ -465,6 +500,20 @@ impl GpuNetwork {
         train: bool,
         want_grads: bool,
     ) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
+        let (losses, grads, _) = self.pass_with(rows, hyper, t, train, want_grads, false)?;
+        Ok((losses, grads))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn pass_with(
+        &self,
+        rows: &[u32],
+        hyper: Hyper,
+        t: u32,
+        train: bool,
+        want_grads: bool,
+        want_hessian: bool,
+    ) -> Result<(Vec<f64>, Option<Vec<f64>>, Option<Vec<f64>>)> {
         let label = "likely mlp pass";
         let queue = &self.ctx.queue;
         queue.write_buffer(&self.idx, 0, bytemuck::cast_slice(rows));
@@ -486,6 +535,15 @@ impl GpuNetwork {
         if want_grads {
             encoder.clear_buffer(&self.opt, 0, Some((self.p * 4) as u64));
         }
+        let hsum = if want_hessian {
+            let at = self.hsum_off.ok_or_else(|| {
+                Error::Usage("the GPU reduces Hessians of linear models only".into())
+            })?;
+            encoder.clear_buffer(&self.work, at * 4, Some((self.p * self.p * 4) as u64));
+            Some(at)
+        } else {
+            None
+        };
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(label),
@@ -528,6 +586,12 @@ impl GpuNetwork {
                         }
                     }
                 }
+                if want_hessian {
+                    pass.set_pipeline(&self.pipelines.head_hessian);
+                    pass.dispatch_workgroups((self.batch as u32).div_ceil(256), 1, 1);
+                    pass.set_pipeline(&self.pipelines.hessian);
+                    pass.dispatch_workgroups(((self.p * self.p) as u32).div_ceil(256), 1, 1);
+                }
                 if train {
                     pass.set_pipeline(&self.pipelines.optimizer_step);
                     pass.dispatch_workgroups((self.p as u32).div_ceil(256), 1, 1);
@@ -554,6 +618,15 @@ impl GpuNetwork {
                 (self.p * 4) as u64,
             );
         }
+        if let Some(at) = hsum {
+            encoder.copy_buffer_to_buffer(
+                &self.work,
+                at * 4,
+                &self.hess_readback,
+                0,
+                (self.p * self.p * 4) as u64,
+            );
+        }
         self.ctx.queue.submit([encoder.finish()]);
         let losses = read_back(&self.ctx, &self.losses_readback, label)?;
         let losses = losses[..steps].iter().map(|&v| v as f64).collect();
@@ -567,8 +640,35 @@ impl GpuNetwork {
         } else {
             None
         };
+        let hessian = if hsum.is_some() {
+            Some(
+                read_back(&self.ctx, &self.hess_readback, label)?
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect(),
+            )
+        } else {
+            None
+        };
         self.ctx.take_errors(label)?;
-        Ok((losses, grads))
+        Ok((losses, grads, hessian))
+    }
+
+    /// NLL, gradient and Hessian (row-major P x P) over all rows, for Newton's method on a
+    /// linear model: one pass, one readback.
+    pub fn derivatives(&self, params: &[f64]) -> Result<(f64, Vec<f64>, Vec<f64>)> {
+        self.set_params(params);
+        let rows: Vec<u32> = (0..self.n as u32).collect();
+        let hyper = Hyper {
+            accumulate: 1,
+            ..Hyper::default()
+        };
+        let (losses, grads, hessian) = self.pass_with(&rows, hyper, 0, false, true, true)?;
+        Ok((
+            losses.iter().sum(),
+            grads.expect("requested"),
+            hessian.expect("requested"),
+        ))
     }
 
     /// Total NLL and gradient over all rows at `params` (full batch, for L-BFGS).

@@ -85,10 +85,10 @@ fn solve(mut a: Vec<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
 }
 
 /// (NLL, gradient, row-major Hessian).
-type Derivatives = (f64, Vec<f64>, Vec<f64>);
+pub type Derivatives = (f64, Vec<f64>, Vec<f64>);
 
 /// NLL, gradient and Hessian of a linear model (no hidden layer) over all rows.
-fn derivatives(
+pub fn derivatives(
     net: &Network,
     params: &[f64],
     x: &[f64],
@@ -172,6 +172,28 @@ pub fn newton(
     y: &[f64],
     options: &TrainOptions,
 ) -> Result<TrainReport> {
+    newton_with(
+        net,
+        params,
+        y.len(),
+        &mut |theta| derivatives(net, theta, x, y),
+        options,
+    )
+}
+
+/// Damped Newton iterations given a function returning the NLL's derivatives (CPU or GPU).
+pub fn newton_with(
+    net: &Network,
+    params: &mut Vec<f64>,
+    rows: usize,
+    nll_derivatives: &mut dyn FnMut(&[f64]) -> Result<Derivatives>,
+    options: &TrainOptions,
+) -> Result<TrainReport> {
+    if net.head.family == FamilyName::Laplace {
+        return Err(Error::Usage(
+            "Newton's method needs a twice-differentiable NLL; the Laplace NLL (absolute error) is not: use --optimizer lbfgs".into(),
+        ));
+    }
     if !net.hidden.is_empty() {
         return Err(Error::Usage("--optimizer newton applies to linear models; an MLP's NLL is not convex: use adamw or lbfgs".into()));
     }
@@ -182,7 +204,7 @@ pub fn newton(
         ));
     }
     let p = net.param_count();
-    if p > 2000 {
+    if p > crate::gpu::mlp::MAX_NEWTON_PARAMS {
         return Err(Error::Usage(format!(
             "--optimizer newton with {p} parameters needs a {p} x {p} Hessian: use lbfgs"
         )));
@@ -192,9 +214,9 @@ pub fn newton(
         Some(Prior::L2 { scale }) => 1.0 / (scale * scale),
         _ => 0.0,
     };
-    let n = y.len() as f64;
-    let objective = |params: &[f64]| -> Result<Derivatives> {
-        let (mut f, mut g, mut h) = derivatives(net, params, x, y)?;
+    let n = rows as f64;
+    let mut objective = |params: &[f64]| -> Result<Derivatives> {
+        let (mut f, mut g, mut h) = nll_derivatives(params)?;
         for j in 0..p {
             if mask[j] && l2 > 0.0 {
                 f += 0.5 * l2 * params[j] * params[j];
@@ -276,10 +298,18 @@ pub fn newton(
             }
         };
         let Some((trial, tf, tg, th)) = accepted else {
+            // Near the optimum the objective's rounding hides further decrease; elsewhere a
+            // failed line search is a failure.
+            let converged = gmax <= 1e-6 * n;
+            let reason = if converged {
+                "no decrease possible with a step above tolerance"
+            } else {
+                "line search failed along the Newton direction"
+            };
             return Ok(report(
                 iteration - 1,
-                true,
-                "no decrease possible with a step above tolerance",
+                converged,
+                reason,
                 history,
                 options,
                 params,

@@ -379,9 +379,18 @@ pub fn train_gpu(
     let n = gpu.rows();
     let mask = net.weight_mask();
     if options.optimizer == ModelOptimizer::Newton {
-        return Err(Error::Usage(
-            "--optimizer newton runs on the CPU engine: use --backend cpu".into(),
-        ));
+        // Newton's Hessian is reduced on the GPU; the small solve runs on the host in f64.
+        let report = super::newton::newton_with(
+            net,
+            params,
+            n,
+            &mut |theta| gpu.derivatives(theta),
+            options,
+        )?;
+        if let Some(last) = report.history.last() {
+            progress(last);
+        }
+        return Ok(report);
     }
     if options.optimizer == ModelOptimizer::Lbfgs {
         let mut problem = GpuFullBatch {
