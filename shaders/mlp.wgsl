@@ -129,15 +129,23 @@ fn forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
         tile_a[lid.y][lid.x] = select(0.0, layer_input(b, kb), b < rows && kb < k_total);
         let kw = k0 + lid.y;
         tile_b[lid.y][lid.x] = select(0.0, params[desc.w_off + kw * desc.fan_out + o], kw < k_total && o < desc.fan_out);
-        workgroupBarrier();
-        for (var k = 0u; k < TILE; k = k + 1u) {
-            acc = acc + tile_a[lid.y][k] * tile_b[k][lid.x];
-        }
-        workgroupBarrier();
+        acc = acc + tile_product(lid);
     }
     if (b < rows && o < desc.fan_out) {
         work[desc.out_off + b * desc.fan_out + o] = acc;
     }
+}
+
+// Row lid.y of tile_a times column lid.x of tile_b, between barriers that make the tiles'
+// loads visible and keep them until every invocation has used them.
+fn tile_product(lid: vec3<u32>) -> f32 {
+    workgroupBarrier();
+    var acc = 0.0;
+    for (var k = 0u; k < TILE; k = k + 1u) {
+        acc = acc + tile_a[lid.y][k] * tile_b[k][lid.x];
+    }
+    workgroupBarrier();
+    return acc;
 }
 
 fn softplus(z: f32) -> f32 {
@@ -253,11 +261,7 @@ fn weight_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
         tile_a[lid.y][lid.x] = select(0.0, layer_input(bj, j), bj < rows && j < k_total);
         let bd = b0 + lid.y;
         tile_b[lid.y][lid.x] = select(0.0, work[desc.delta_off + bd * desc.fan_out + o], bd < rows && o < desc.fan_out);
-        workgroupBarrier();
-        for (var k = 0u; k < TILE; k = k + 1u) {
-            acc = acc + tile_a[lid.y][k] * tile_b[k][lid.x];
-        }
-        workgroupBarrier();
+        acc = acc + tile_product(lid);
     }
     if (j < k_total && o < desc.fan_out) {
         let at = desc.w_off + j * desc.fan_out + o;
@@ -278,11 +282,7 @@ fn backward_delta(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
         let ow = o0 + lid.y;
         // tile_b[o_local][j_local] = W[j, o]
         tile_b[lid.y][lid.x] = select(0.0, params[desc.w_off + j * desc.fan_out + ow], ow < desc.fan_out && j < desc.fan_in);
-        workgroupBarrier();
-        for (var k = 0u; k < TILE; k = k + 1u) {
-            acc = acc + tile_a[lid.y][k] * tile_b[k][lid.x];
-        }
-        workgroupBarrier();
+        acc = acc + tile_product(lid);
     }
     if (b < rows && j < desc.fan_in) {
         work[desc.prev_delta_off + b * desc.fan_in + j] = acc * activate_derivative(work[desc.in_off + b * desc.fan_in + j]);

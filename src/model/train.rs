@@ -120,6 +120,39 @@ fn split_rows(
     }
 }
 
+/// Full-batch L-BFGS through the shared optimiser, on either engine's problem.
+fn full_batch_lbfgs(
+    problem: &mut dyn Differentiable,
+    params: &mut Vec<f64>,
+    mask: &[bool],
+    options: &TrainOptions,
+    mut progress: impl FnMut(&LossPoint),
+) -> Result<TrainReport> {
+    let n = problem.n() as f64;
+    let fit_options = FitOptions {
+        prior: options.prior,
+        max_iter: options.max_iter.unwrap_or(1000),
+        ..FitOptions::default()
+    };
+    let result = fit::minimize(problem, params.clone(), mask, &fit_options)?;
+    *params = result.theta;
+    let point = LossPoint {
+        epoch: result.iterations,
+        step: result.iterations,
+        train_mean_nll: result.nll / n,
+        validation_mean_nll: None,
+    };
+    progress(&point);
+    Ok(TrainReport {
+        steps: result.iterations,
+        epochs: result.iterations,
+        converged: result.converged,
+        reason: result.reason.describe().to_string(),
+        history: vec![point],
+        log_prior: result.log_prior,
+    })
+}
+
 /// Trains `params` in place; `progress(step, epoch, mean_nll)` is called at each report.
 pub fn train(
     net: &Network,
@@ -149,28 +182,7 @@ pub fn train(
             rows: (0..n).collect(),
             frozen: &options.frozen,
         };
-        let fit_options = FitOptions {
-            prior: options.prior,
-            max_iter: options.max_iter.unwrap_or(1000),
-            ..FitOptions::default()
-        };
-        let result = fit::minimize(&mut problem, params.clone(), &mask, &fit_options)?;
-        *params = result.theta;
-        let point = LossPoint {
-            epoch: result.iterations,
-            step: result.iterations,
-            train_mean_nll: result.nll / n as f64,
-            validation_mean_nll: None,
-        };
-        progress(&point);
-        return Ok(TrainReport {
-            steps: result.iterations,
-            epochs: result.iterations,
-            converged: result.converged,
-            reason: result.reason.describe().to_string(),
-            history: vec![point],
-            log_prior: result.log_prior,
-        });
+        return full_batch_lbfgs(&mut problem, params, &mask, options, progress);
     }
     minibatch(net, params, x, y, options, &mask, progress)
 }
@@ -397,28 +409,7 @@ pub fn train_gpu(
             gpu,
             frozen: &options.frozen,
         };
-        let fit_options = FitOptions {
-            prior: options.prior,
-            max_iter: options.max_iter.unwrap_or(1000),
-            ..FitOptions::default()
-        };
-        let result = fit::minimize(&mut problem, params.clone(), &mask, &fit_options)?;
-        *params = result.theta;
-        let point = LossPoint {
-            epoch: result.iterations,
-            step: result.iterations,
-            train_mean_nll: result.nll / n as f64,
-            validation_mean_nll: None,
-        };
-        progress(&point);
-        return Ok(TrainReport {
-            steps: result.iterations,
-            epochs: result.iterations,
-            converged: result.converged,
-            reason: result.reason.describe().to_string(),
-            history: vec![point],
-            log_prior: result.log_prior,
-        });
+        return full_batch_lbfgs(&mut problem, params, &mask, options, progress);
     }
     let mut rng = StdRng::seed_from_u64(options.seed);
     let (mut train_rows, validation_rows) = split_rows(n, options.validation, &mut rng)?;
