@@ -22,7 +22,10 @@ pub mod error;
 pub mod family;
 pub mod fit;
 pub mod gpu;
+pub mod inference;
+pub mod linalg;
 pub mod model;
+pub mod study;
 pub mod tolerance;
 pub mod util;
 

@@ -45,6 +45,8 @@ pub struct FitArgs {
     json: bool,
     #[command(flatten)]
     pub model: super::model::ModelArgs,
+    #[command(flatten)]
+    pub inference: super::report::InferenceArgs,
 }
 
 /// Every optimiser name the CLI accepts.
@@ -59,6 +61,7 @@ pub enum OptimizerArg {
 }
 
 pub fn run(args: FitArgs) -> likely::Result<i32> {
+    args.inference.validate()?;
     if let Some(lr) = args.lr {
         if !(lr.is_finite() && lr > 0.0) {
             return Err(likely::Error::Usage(format!(
@@ -78,6 +81,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             &args.engine,
             args.json,
             &args.model,
+            &args.inference,
         );
     }
     args.model.reject_without_model()?;
@@ -124,8 +128,30 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     let started = std::time::Instant::now();
     let result = fit::fit(engine.as_mut(), &options)?;
     let seconds = started.elapsed().as_secs_f64();
+    let natural = engine.family().natural(&result.theta);
+    let mut inference = likely::inference::for_family(
+        engine.as_mut(),
+        &result.theta,
+        result.nll,
+        &dataset.values,
+        args.prior,
+        args.inference.cov,
+        args.inference.alpha,
+    )?;
+    if args.inference.ci == super::report::CiMethod::Profile {
+        likely::inference::profile_family(
+            engine.as_mut(),
+            &result,
+            &options,
+            args.inference.alpha,
+            &mut inference,
+        )?;
+    }
     let family = engine.family();
-    let natural = family.natural(&result.theta);
+    let shape: super::report::Shape = natural
+        .iter()
+        .map(|p| (p.name.to_string(), p.value.values().len()))
+        .collect();
 
     if args.json {
         let mut params = Map::new();
@@ -159,6 +185,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "seconds": seconds,
         });
         out["warnings"] = json!(result.warnings);
+        super::report::add_json(&mut out, &inference, &shape, None);
         if let Some(labels) = &dataset.labels {
             out["labels"] = json!(labels);
         }
@@ -208,6 +235,10 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         if let (Some(lp), Some(lpost)) = (result.log_prior, result.log_posterior()) {
             println!("  log prior = {lp:.10}   log posterior = {lpost:.10}");
         }
+        super::report::print_table(
+            &inference,
+            &format!("{:?}", args.inference.ci).to_lowercase(),
+        );
         println!(
             "{} ({}) after {} iterations, {} evaluations, {seconds:.3} s",
             if result.converged {

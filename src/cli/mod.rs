@@ -5,6 +5,8 @@ mod demo;
 mod devices;
 mod fit;
 mod model;
+mod report;
+mod study;
 
 use clap::{Parser, Subcommand};
 use likely::engine::Backend;
@@ -54,6 +56,8 @@ enum Command {
     Eval(model::EvalArgs),
     /// Write a saved model's predictions (class probabilities or mean) as CSV.
     Predict(model::PredictArgs),
+    /// Simulate and refit many datasets to show bias, efficiency and coverage against n.
+    Study(study::StudyArgs),
 }
 
 /// Runs the CLI and returns the process exit code (0 success, 1 failure, 2 usage).
@@ -72,6 +76,7 @@ pub fn run() -> i32 {
         Command::Devices(args) => devices::run(args),
         Command::Eval(args) => model::eval(args),
         Command::Predict(args) => model::predict(args),
+        Command::Study(args) => study::run(args),
     };
     match outcome {
         Ok(code) => code,

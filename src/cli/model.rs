@@ -12,7 +12,7 @@ use likely::gpu::GpuContext;
 use likely::model::{Activation, Head, Model, ModelKind, ModelOptimizer, Network, TrainOptions};
 use likely::util::json_f64;
 use likely::Error;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -106,6 +106,7 @@ pub fn fit_model(
     engine: &EngineArgs,
     as_json: bool,
     args: &ModelArgs,
+    inference_args: &super::report::InferenceArgs,
 ) -> likely::Result<i32> {
     let kind = args.model.expect("called with --model");
     let gpu_context = gpu_for_models(engine)?;
@@ -270,7 +271,10 @@ pub fn fit_model(
             p.train_mean_nll, rate
         ));
     };
-    let (report, engine_name, adapter) = match &gpu_context {
+    let wants_hessian = kind == ModelKind::Linear
+        && family != FamilyName::Laplace
+        && network.param_count() <= likely::gpu::mlp::MAX_NEWTON_PARAMS;
+    let (report, engine_name, adapter, hessian) = match &gpu_context {
         Some(ctx) => {
             let constants: Vec<f64> = y.iter().map(|&v| support.constant(v)).collect();
             let batch = options.batch_size.unwrap_or(table.n.min(4096));
@@ -285,7 +289,13 @@ pub fn fit_model(
             )?;
             let report =
                 likely::model::train_gpu(&gpu, &network, &mut params, &options, report_progress)?;
-            (report, "gpu", ctx.adapter_label())
+            // Observed information of a linear model, reduced on the GPU.
+            let hessian = if wants_hessian {
+                Some(gpu.derivatives(&params)?.2)
+            } else {
+                None
+            };
+            (report, "gpu", ctx.adapter_label(), hessian)
         }
         None => {
             let report = likely::model::train(
@@ -296,10 +306,16 @@ pub fn fit_model(
                 &options,
                 report_progress,
             )?;
+            let hessian = if wants_hessian {
+                Some(likely::model::newton::derivatives(&network, &params, &table.x, &y)?.2)
+            } else {
+                None
+            };
             (
                 report,
                 "cpu",
                 format!("host CPU, {} threads, f64", rayon::current_num_threads()),
+                hessian,
             )
         }
     };
@@ -322,6 +338,30 @@ pub fn fit_model(
         training: json!({ "data": data.display().to_string(), "n": table.n, "optimizer": optimizer, "seed": seed, "report": report }),
     };
     let eval = model.evaluate(&table.x, &y);
+    let separation = model.separation(&table.x, &y);
+    let inference = (kind == ModelKind::Linear).then(|| {
+        likely::inference::for_linear_model(
+            &model,
+            &table.x,
+            &y,
+            hessian,
+            eval.nll,
+            &options.frozen,
+            prior,
+            inference_args.cov,
+            inference_args.alpha,
+        )
+    });
+    let keep: Vec<usize> = (0..model.network.param_count())
+        .filter(|&j| !options.frozen[j])
+        .collect();
+    let keyed = |values: &[f64]| {
+        let mut full = vec![None; model.network.param_count()];
+        keep.iter()
+            .zip(values)
+            .for_each(|(&j, &v)| full[j] = Some(v));
+        model.keyed(&full)
+    };
     if let Some(path) = &args.save {
         model.save(path)?;
     }
@@ -348,6 +388,15 @@ pub fn fit_model(
         if let Some(c) = model.coefficients() {
             out["coefficients"] = c;
         }
+        match &inference {
+            Some(inf) => super::report::add_json(&mut out, inf, &Vec::new(), Some(&keyed)),
+            None => {
+                out["std_errors"] = Value::Null;
+                out["inference"] = json!(MLP_NO_SE);
+                out["llf"] = json_f64(-eval.nll);
+            }
+        }
+        out["separation"] = json!(separation);
         if let Some(a) = eval.accuracy {
             out["accuracy"] = json_f64(a);
         }
@@ -374,14 +423,14 @@ pub fn fit_model(
             table.n
         );
         println!("engine: {engine_name} on {adapter}");
-        if let Some(c) = model.coefficients() {
-            println!(
-                "coefficients: {}",
-                serde_json::to_string_pretty(&c).unwrap_or_default()
-            );
-        }
-        if let Some((name, v)) = model.global() {
-            println!("  {name} = {v:.10}");
+        match &inference {
+            Some(inf) => super::report::print_table(inf, "wald"),
+            None => {
+                println!("{MLP_NO_SE}");
+                if let Some((name, v)) = model.global() {
+                    println!("  {name} = {v:.10}");
+                }
+            }
         }
         println!(
             "  NLL = {:.10}   mean NLL = {:.10}",
@@ -400,11 +449,16 @@ pub fn fit_model(
             println!("saved to {}", path.display());
         }
     }
+    for w in &separation {
+        eprintln!("warning: {w}: the MLE does not exist; coefficients drift and their standard errors are meaningless (a prior, e.g. --prior l2:10, gives a MAP estimate)");
+    }
     if !report.converged {
         eprintln!("warning: {}", report.reason);
     }
     Ok(0)
 }
+
+const MLP_NO_SE: &str = "standard errors are not reported for MLPs: their parameters are not identified (hidden units can be permuted and rescaled), so the asymptotics behind standard errors do not apply";
 
 #[derive(clap::Args)]
 pub struct EvalArgs {

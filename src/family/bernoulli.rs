@@ -28,6 +28,18 @@ impl Family for Bernoulli {
         let nll = n * softplus(eta) - eta * sums[0];
         (nll, vec![n * sigmoid(eta) - sums[0]])
     }
+    fn hessian(&self, n: f64, sums: &[f64], theta: &[f64]) -> Vec<f64> {
+        let p = sigmoid(theta[0]);
+        let _ = sums;
+        vec![n * p * (1.0 - p)]
+    }
+    fn links(&self) -> Vec<Link> {
+        vec![Link::Logit]
+    }
+    fn crlb_sd(&self, theta: &[f64]) -> Vec<f64> {
+        let p = sigmoid(theta[0]);
+        vec![(p * (1.0 - p)).sqrt()]
+    }
     fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
         // log p = x log sigmoid(eta) + (1 - x) log sigmoid(-eta)
         let eta = theta[0];

@@ -69,6 +69,27 @@ impl Family for Categorical {
             .collect();
         (nll, grad)
     }
+    fn hessian(&self, n: f64, sums: &[f64], theta: &[f64]) -> Vec<f64> {
+        let _ = sums;
+        let p = Self::softmax(theta);
+        let k = self.classes;
+        let mut h = vec![0.0; k * k];
+        for i in 0..k {
+            for j in 0..k {
+                h[i * k + j] = n * p[i] * ((i == j) as u8 as f64 - p[j]);
+            }
+        }
+        h
+    }
+    fn links(&self) -> Vec<Link> {
+        vec![Link::Logit]
+    }
+    fn crlb_sd(&self, theta: &[f64]) -> Vec<f64> {
+        Self::softmax(theta)
+            .iter()
+            .map(|p| (p * (1.0 - p)).sqrt())
+            .collect()
+    }
     fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
         theta[x as usize] - log_sum_exp(theta)
     }

@@ -28,6 +28,16 @@ impl Family for Exponential {
         let rate = theta[0].exp();
         (rate * sums[0] - n * theta[0], vec![rate * sums[0] - n])
     }
+    fn hessian(&self, n: f64, sums: &[f64], theta: &[f64]) -> Vec<f64> {
+        let _ = n;
+        vec![theta[0].exp() * sums[0]]
+    }
+    fn links(&self) -> Vec<Link> {
+        vec![Link::Log]
+    }
+    fn crlb_sd(&self, theta: &[f64]) -> Vec<f64> {
+        vec![theta[0].exp()]
+    }
     fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
         theta[0] - theta[0].exp() * x
     }

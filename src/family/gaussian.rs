@@ -49,6 +49,22 @@ impl Family for Gaussian {
         let nll = n * (log_sigma + HALF_LN_2PI) + 0.5 * sums[1] * inv_var;
         (nll, vec![-sums[0] * inv_var, n - sums[1] * inv_var])
     }
+    fn hessian(&self, n: f64, sums: &[f64], theta: &[f64]) -> Vec<f64> {
+        let w = (-2.0 * theta[1]).exp();
+        vec![
+            n * w,
+            2.0 * sums[0] * w,
+            2.0 * sums[0] * w,
+            2.0 * sums[1] * w,
+        ]
+    }
+    fn links(&self) -> Vec<Link> {
+        vec![Link::Identity, Link::Log]
+    }
+    fn crlb_sd(&self, theta: &[f64]) -> Vec<f64> {
+        let sigma = theta[1].exp();
+        vec![sigma, sigma / 2f64.sqrt()]
+    }
     fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
         let z = (x - theta[0]) * (-theta[1]).exp();
         -theta[1] - HALF_LN_2PI - 0.5 * z * z

@@ -47,6 +47,22 @@ impl Family for Laplace {
         let nll = n * (std::f64::consts::LN_2 + log_b) + sums[0] * inv_b;
         (nll, vec![-sums[1] * inv_b, n - sums[0] * inv_b])
     }
+    fn hessian(&self, n: f64, sums: &[f64], theta: &[f64]) -> Vec<f64> {
+        let inv_b = (-theta[1]).exp();
+        vec![
+            n * inv_b * inv_b,
+            sums[1] * inv_b,
+            sums[1] * inv_b,
+            sums[0] * inv_b,
+        ]
+    }
+    fn links(&self) -> Vec<Link> {
+        vec![Link::Identity, Link::Log]
+    }
+    fn crlb_sd(&self, theta: &[f64]) -> Vec<f64> {
+        let b = theta[1].exp();
+        vec![b, b]
+    }
     fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
         -std::f64::consts::LN_2 - theta[1] - (x - theta[0]).abs() * (-theta[1]).exp()
     }

@@ -69,6 +69,42 @@ pub struct NamedParam {
     pub value: ParamValue,
 }
 
+/// The scale on which a natural parameter's interval is symmetric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Unbounded parameters (mu).
+    Identity,
+    /// Positive parameters (sigma, b, lambda, rate).
+    Log,
+    /// Probabilities (p, probs).
+    Logit,
+}
+
+impl Link {
+    pub fn forward(self, v: f64) -> f64 {
+        match self {
+            Link::Identity => v,
+            Link::Log => v.ln(),
+            Link::Logit => (v / (1.0 - v)).ln(),
+        }
+    }
+    pub fn inverse(self, g: f64) -> f64 {
+        match self {
+            Link::Identity => g,
+            Link::Log => g.exp(),
+            Link::Logit => sigmoid(g),
+        }
+    }
+    /// d link / d v.
+    pub fn derivative(self, v: f64) -> f64 {
+        match self {
+            Link::Identity => 1.0,
+            Link::Log => 1.0 / v,
+            Link::Logit => 1.0 / (v * (1.0 - v)),
+        }
+    }
+}
+
 /// Data for which maximum likelihood has no finite answer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Degenerate {
@@ -133,6 +169,16 @@ pub trait Family: Send + Sync + std::fmt::Debug {
     fn accumulate(&self, xs: &[f64], kernel_params: &[f64], acc: &mut [f64]);
     /// NLL (without the constant) and its gradient in theta, from the term sums. Affine in `sums`.
     fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>);
+    /// Observed information: the Hessian of the NLL in theta (row-major), from the same term
+    /// sums as `finish` (so any engine reduces it). The Laplace family, whose NLL has no second
+    /// derivative in mu, uses the expected information n / b^2 for mu.
+    fn hessian(&self, n: f64, sums: &[f64], theta: &[f64]) -> Vec<f64>;
+    /// How each natural parameter maps to an unbounded scale, for intervals that respect its
+    /// support.
+    fn links(&self) -> Vec<Link>;
+    /// Cramer-Rao bound: the asymptotic standard deviation of sqrt(n) (estimate - truth) for
+    /// each natural parameter (flattened), from the per-sample Fisher information at theta.
+    fn crlb_sd(&self, theta: &[f64]) -> Vec<f64>;
     /// The parameter-free part of one sample's NLL (e.g. log x! for Poisson).
     fn constant(&self, _x: f64) -> f64 {
         0.0

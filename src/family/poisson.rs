@@ -36,6 +36,16 @@ impl Family for Poisson {
     fn constant(&self, x: f64) -> f64 {
         libm::lgamma(x + 1.0)
     }
+    fn hessian(&self, n: f64, sums: &[f64], theta: &[f64]) -> Vec<f64> {
+        let _ = sums;
+        vec![n * theta[0].exp()]
+    }
+    fn links(&self) -> Vec<Link> {
+        vec![Link::Log]
+    }
+    fn crlb_sd(&self, theta: &[f64]) -> Vec<f64> {
+        vec![theta[0].exp().sqrt()]
+    }
     fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
         x * theta[0] - theta[0].exp() - libm::lgamma(x + 1.0)
     }

@@ -129,7 +129,7 @@ pub trait Differentiable {
 }
 
 /// An engine seen as a [`Differentiable`] problem.
-struct EngineProblem<'a>(&'a mut dyn Engine);
+pub(crate) struct EngineProblem<'a>(pub(crate) &'a mut dyn Engine);
 
 impl Differentiable for EngineProblem<'_> {
     fn n(&self) -> usize {

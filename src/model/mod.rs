@@ -315,3 +315,135 @@ impl Model {
         Ok(())
     }
 }
+
+impl Model {
+    /// For each parameter: (class label for the categorical family, name) — `name` is a
+    /// feature, `intercept`, or the head's global (`sigma`, `b`).
+    pub fn param_keys(&self) -> Vec<(Option<String>, String)> {
+        let mut keys = vec![(None, String::new()); self.network.param_count()];
+        if let Some(l) = self
+            .network
+            .layers()
+            .first()
+            .filter(|_| self.kind == ModelKind::Linear)
+        {
+            let class = |o: usize| match (self.family(), &self.labels) {
+                (FamilyName::Categorical, Some(labels)) => {
+                    Some(labels[o + self.network.head.reference as usize].clone())
+                }
+                _ => None,
+            };
+            for o in 0..l.fan_out {
+                for (j, f) in self.features.iter().enumerate() {
+                    keys[l.weights + j * l.fan_out + o] = (class(o), f.clone());
+                }
+                keys[l.bias + o] = (class(o), "intercept".into());
+            }
+        }
+        if let Some(name) = self.network.head.global_name() {
+            keys[self.network.globals_offset()] = (None, name.into());
+        }
+        keys
+    }
+
+    /// Values per parameter as JSON keyed like `coefficients` (globals at the top level);
+    /// parameters without a value (`None`, e.g. a dropped intercept) are left out.
+    pub fn keyed(&self, values: &[Option<f64>]) -> Value {
+        let mut out = Map::new();
+        for ((class, name), v) in self.param_keys().into_iter().zip(values) {
+            let Some(v) = v else { continue };
+            match class {
+                Some(c) => {
+                    let entry = out.entry(c).or_insert_with(|| Value::Object(Map::new()));
+                    entry[name.as_str()] = json_f64(*v);
+                }
+                None => {
+                    out.insert(name, json_f64(*v));
+                }
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// Features that separate the classes on their own (complete or quasi-complete
+    /// separation), for Bernoulli and categorical linear models: the MLE does not exist and
+    /// coefficients drift. Also reports separation by a combination of features when every
+    /// fitted probability of the observed class is within 1e-6 of 1.
+    pub fn separation(&self, x: &[f64], y: &[f64]) -> Vec<String> {
+        if self.kind != ModelKind::Linear || !self.network.head.is_classifier() {
+            return Vec::new();
+        }
+        let d = self.network.inputs;
+        let classes = if self.family() == FamilyName::Bernoulli {
+            2
+        } else {
+            self.network.head.classes
+        };
+        let label = |k: usize| self.labels.as_ref().map_or(k.to_string(), |l| l[k].clone());
+        let mut found = Vec::new();
+        for (j, feature) in self.features.iter().enumerate() {
+            for c in 0..classes {
+                let (mut in_min, mut in_max, mut out_min, mut out_max) = (
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                );
+                for (r, &yr) in y.iter().enumerate() {
+                    let v = x[r * d + j];
+                    if yr as usize == c {
+                        in_min = in_min.min(v);
+                        in_max = in_max.max(v);
+                    } else {
+                        out_min = out_min.min(v);
+                        out_max = out_max.max(v);
+                    }
+                }
+                if !in_min.is_finite() || !out_min.is_finite() {
+                    continue;
+                }
+                let kind = |strict: bool| if strict { "complete" } else { "quasi-complete" };
+                if in_min >= out_max {
+                    found.push(format!(
+                        "{} separation: feature '{feature}' >= {in_min} for every row of class {} and <= {out_max} for the others",
+                        kind(in_min > out_max),
+                        label(c)
+                    ));
+                } else if in_max <= out_min {
+                    found.push(format!(
+                        "{} separation: feature '{feature}' <= {in_max} for every row of class {} and >= {out_min} for the others",
+                        kind(in_max < out_min),
+                        label(c)
+                    ));
+                }
+                if classes == 2 {
+                    break;
+                }
+            }
+        }
+        if found.is_empty() {
+            let g = self.network.globals_offset();
+            let mut z = Vec::new();
+            let perfect = (0..y.len()).all(|r| {
+                let eta = self
+                    .network
+                    .forward(&self.params, &x[r * d..(r + 1) * d], &mut z);
+                let probs = self.network.head.predict(&eta, &self.params[g..]);
+                let p = if self.family() == FamilyName::Bernoulli {
+                    if y[r] == 1.0 {
+                        probs[0]
+                    } else {
+                        1.0 - probs[0]
+                    }
+                } else {
+                    probs[y[r] as usize]
+                };
+                p > 1.0 - 1e-6
+            });
+            if perfect {
+                found.push("separation by a combination of features: every observation is predicted with probability > 1 - 1e-6".into());
+            }
+        }
+        found
+    }
+}

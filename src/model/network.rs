@@ -196,6 +196,13 @@ impl Network {
         (nll, grad)
     }
 
+    /// One sample's gradient (for the outer product of gradients).
+    pub fn row_gradient(&self, params: &[f64], x: &[f64], y: f64) -> Vec<f64> {
+        let mut grad = vec![0.0; self.param_count()];
+        self.sample_backward(params, x, y, &mut Vec::new(), &mut grad);
+        grad
+    }
+
     /// One sample's NLL; adds its gradient into `grad`.
     fn sample_backward(
         &self,

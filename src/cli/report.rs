@@ -1,0 +1,112 @@
+//! Reporting uncertainty: the `--cov/--alpha/--ci` flags, JSON objects keyed like the
+//! parameters, and a summary table in the style of statsmodels.
+
+use likely::inference::{CovType, Inference};
+use likely::util::json_f64;
+use serde_json::{json, Map, Value};
+
+/// `--ci`: Wald intervals (on each parameter's link scale), or profile-likelihood intervals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CiMethod {
+    #[default]
+    Wald,
+    Profile,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct InferenceArgs {
+    /// Covariance of the estimates: hessian (observed information), opg, or robust (sandwich).
+    #[arg(long, value_enum, default_value_t = CovType::Hessian)]
+    pub cov: CovType,
+    /// 1 - confidence level of the intervals.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Interval method: wald, or profile (constrained re-fits; models with few parameters).
+    #[arg(long, value_enum, default_value_t = CiMethod::Wald)]
+    pub ci: CiMethod,
+}
+
+impl InferenceArgs {
+    pub fn validate(&self) -> likely::Result<()> {
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            return Err(likely::Error::Usage(format!(
+                "--alpha must be in (0, 1), got {}",
+                self.alpha
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How estimates map onto JSON: each key takes `count` consecutive estimates (1: a number).
+pub type Shape = Vec<(String, usize)>;
+
+fn keyed(values: impl Iterator<Item = f64>, shape: &Shape) -> Value {
+    let mut values = values;
+    let mut out = Map::new();
+    for (name, count) in shape {
+        let taken: Vec<f64> = values.by_ref().take(*count).collect();
+        let v = if *count == 1 {
+            json_f64(taken[0])
+        } else {
+            Value::Array(taken.into_iter().map(json_f64).collect())
+        };
+        out.insert(name.clone(), v);
+    }
+    Value::Object(out)
+}
+
+/// Adds `std_errors`, `ci_low`, `ci_high`, `z`, `p_values`, `llf`, `aic`, `bic`, `cov_type`,
+/// `alpha`, `k` and `inference_warnings` to a JSON report.
+pub fn add_json(
+    out: &mut Value,
+    inf: &Inference,
+    shape: &Shape,
+    keyed_by: Option<&dyn Fn(&[f64]) -> Value>,
+) {
+    let field = |f: &dyn Fn(&likely::inference::Estimate) -> f64| {
+        let values: Vec<f64> = inf.estimates.iter().map(f).collect();
+        match keyed_by {
+            Some(k) => k(&values),
+            None => keyed(values.into_iter(), shape),
+        }
+    };
+    out["std_errors"] = field(&|e| e.se);
+    out["ci_low"] = field(&|e| e.ci_low);
+    out["ci_high"] = field(&|e| e.ci_high);
+    out["z"] = field(&|e| e.z);
+    out["p_values"] = field(&|e| e.p_value);
+    out["llf"] = json_f64(inf.llf);
+    out["aic"] = json_f64(inf.aic);
+    out["bic"] = json_f64(inf.bic);
+    out["cov_type"] = json!(inf.cov_type);
+    out["alpha"] = json!(inf.alpha);
+    out["k"] = json!(inf.k);
+    out["inference_warnings"] = json!(inf.warnings);
+}
+
+/// The summary table users know from statsmodels.
+pub fn print_table(inf: &Inference, ci_label: &str) {
+    let lo = format!("[{:.3}", inf.alpha / 2.0);
+    let hi = format!("{:.3}]", 1.0 - inf.alpha / 2.0);
+    println!("{}", "=".repeat(90));
+    println!(
+        "log-likelihood {:.6}   k = {}   n = {}   AIC {:.4}   BIC {:.4}   covariance: {:?}, intervals: {ci_label}",
+        inf.llf, inf.k, inf.n, inf.aic, inf.bic, inf.cov_type
+    );
+    println!("{}", "-".repeat(90));
+    println!(
+        "{:<22} {:>13} {:>11} {:>9} {:>8} {:>11} {:>11}",
+        "", "estimate", "std err", "z", "P>|z|", lo, hi
+    );
+    for e in &inf.estimates {
+        println!(
+            "{:<22} {:>13.6} {:>11.6} {:>9.3} {:>8.4} {:>11.5} {:>11.5}",
+            e.name, e.estimate, e.se, e.z, e.p_value, e.ci_low, e.ci_high
+        );
+    }
+    println!("{}", "=".repeat(90));
+    for w in &inf.warnings {
+        println!("warning: {w}");
+    }
+}

@@ -1,0 +1,562 @@
+//! Statistical inference at the optimum: covariance of the estimates (observed information,
+//! outer product of gradients, or the sandwich), standard errors on the natural scale by the
+//! delta method, Wald z and p-values, confidence intervals built on each parameter's link
+//! scale (so they respect its support), log-likelihood, AIC and BIC, and diagnostics for
+//! singular information.
+
+use crate::family::Link;
+use crate::linalg::{matmul, pseudo_inverse};
+
+/// `--cov`: how the covariance of the estimates is estimated (as statsmodels' cov_type).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CovType {
+    /// Inverse of the observed information (the NLL's Hessian).
+    #[default]
+    Hessian,
+    /// Inverse of the outer product of per-sample gradients.
+    Opg,
+    /// The sandwich H^-1 G H^-1, robust to misspecification.
+    Robust,
+}
+
+/// One parameter's estimate with its uncertainty.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Estimate {
+    pub name: String,
+    pub estimate: f64,
+    pub se: f64,
+    pub z: f64,
+    pub p_value: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+/// The inputs inference needs about a fit, in the unconstrained parameters theta.
+pub struct FitSummary<'a> {
+    pub theta: &'a [f64],
+    /// Names of theta's coordinates (for diagnostics).
+    pub theta_names: Vec<String>,
+    /// Hessian of the objective at theta (row-major).
+    pub hessian: Vec<f64>,
+    /// Sum of outer products of per-sample gradients, when OPG or robust is asked for.
+    pub outer: Option<Vec<f64>>,
+    /// Natural parameters as a function of theta (flattened), with names and links.
+    pub natural: &'a dyn Fn(&[f64]) -> Vec<f64>,
+    pub natural_names: Vec<String>,
+    pub links: Vec<Link>,
+    pub nll: f64,
+    pub n: usize,
+}
+
+/// Everything `--json` reports about uncertainty.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Inference {
+    pub cov_type: CovType,
+    pub alpha: f64,
+    pub estimates: Vec<Estimate>,
+    pub llf: f64,
+    /// Number of identified parameters (the rank of the information).
+    pub k: usize,
+    pub n: usize,
+    pub aic: f64,
+    pub bic: f64,
+    pub warnings: Vec<String>,
+}
+
+/// P(|Z| > |z|) for a standard normal Z.
+pub fn two_sided_p(z: f64) -> f64 {
+    libm::erfc(z.abs() / std::f64::consts::SQRT_2)
+}
+
+/// The z with P(|Z| > z) = alpha (bisection on erfc, to f64 precision).
+pub fn normal_quantile_two_sided(alpha: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0f64, 40.0f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if two_sided_p(mid) > alpha {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// Central-difference Jacobian of `f` at `x` (rows: outputs, columns: inputs).
+fn jacobian(f: &dyn Fn(&[f64]) -> Vec<f64>, x: &[f64]) -> Vec<Vec<f64>> {
+    let m = f(x).len();
+    let mut jac = vec![vec![0.0; x.len()]; m];
+    for j in 0..x.len() {
+        let h = 1e-6 * x[j].abs().max(1.0);
+        let (mut up, mut down) = (x.to_vec(), x.to_vec());
+        up[j] += h;
+        down[j] -= h;
+        let (fu, fd) = (f(&up), f(&down));
+        for i in 0..m {
+            jac[i][j] = (fu[i] - fd[i]) / (2.0 * h);
+        }
+    }
+    jac
+}
+
+/// Computes standard errors, tests, intervals and information criteria.
+pub fn infer(fit: &FitSummary<'_>, cov_type: CovType, alpha: f64) -> Inference {
+    let p = fit.theta.len();
+    let mut warnings = Vec::new();
+    let (h_inv, null) = pseudo_inverse(&fit.hessian, p, 1e-10);
+    let cov = match (cov_type, &fit.outer) {
+        (CovType::Hessian, _) | (_, None) => h_inv.clone(),
+        (CovType::Opg, Some(g)) => pseudo_inverse(g, p, 1e-10).0,
+        (CovType::Robust, Some(g)) => matmul(&matmul(&h_inv, g, p), &h_inv, p),
+    };
+    let values = (fit.natural)(fit.theta);
+    let jac = jacobian(fit.natural, fit.theta);
+    // A direction the data does not determine is harmless when no natural parameter moves
+    // along it (the categorical logits' common shift); otherwise those parameters have no
+    // standard error.
+    let mut undetermined = vec![false; values.len()];
+    for v in &null {
+        let moved: Vec<usize> = (0..values.len())
+            .filter(|&i| {
+                let along: f64 = jac[i].iter().zip(v).map(|(a, b)| a * b).sum();
+                let size = jac[i].iter().map(|a| a * a).sum::<f64>().sqrt();
+                along.abs() > 1e-6 * size.max(1e-300)
+            })
+            .collect();
+        if !moved.is_empty() {
+            let involved: Vec<&str> = v
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.abs() > 0.1)
+                .map(|(i, _)| fit.theta_names[i].as_str())
+                .collect();
+            warnings.push(format!(
+                "the information matrix is singular (not positive definite) along {}: the data do not determine them; \
+                 their standard errors are NaN",
+                involved.join(", ")
+            ));
+            moved.iter().for_each(|&i| undetermined[i] = true);
+        }
+    }
+    let z_crit = normal_quantile_two_sided(alpha);
+    let estimates = values
+        .iter()
+        .enumerate()
+        .map(|(i, &estimate)| {
+            let var: f64 = (0..p)
+                .map(|a| {
+                    (0..p)
+                        .map(|b| jac[i][a] * cov[a * p + b] * jac[i][b])
+                        .sum::<f64>()
+                })
+                .sum();
+            let se = if undetermined[i] || var.is_nan() || var < 0.0 {
+                f64::NAN
+            } else {
+                var.sqrt()
+            };
+            let link = fit.links[i];
+            let g = link.forward(estimate);
+            let se_g = se * link.derivative(estimate);
+            let (ci_low, ci_high) = (
+                link.inverse(g - z_crit * se_g),
+                link.inverse(g + z_crit * se_g),
+            );
+            let z = estimate / se;
+            Estimate {
+                name: fit.natural_names[i].clone(),
+                estimate,
+                se,
+                z,
+                p_value: two_sided_p(z),
+                ci_low,
+                ci_high,
+            }
+        })
+        .collect();
+    let k = p - null.len();
+    let llf = -fit.nll;
+    let n = fit.n as f64;
+    Inference {
+        cov_type,
+        alpha,
+        estimates,
+        llf,
+        k,
+        n: fit.n,
+        aic: 2.0 * k as f64 - 2.0 * llf,
+        bic: k as f64 * n.ln() - 2.0 * llf,
+        warnings,
+    }
+}
+
+/// Sum over samples of g_i g_i^T, given each sample's gradient.
+pub fn outer_sum(gradients: impl Iterator<Item = Vec<f64>>, p: usize) -> Vec<f64> {
+    let mut g = vec![0.0; p * p];
+    for gi in gradients {
+        for a in 0..p {
+            if gi[a] != 0.0 {
+                for b in 0..p {
+                    g[a * p + b] += gi[a] * gi[b];
+                }
+            }
+        }
+    }
+    g
+}
+
+/// Inference for a family fitted on an engine: the Hessian from the engine's term sums (so
+/// the GPU reduces it), the outer product of per-sample gradients in f64 on the host, and the
+/// prior's curvature for an L2 MAP fit.
+pub fn for_family(
+    engine: &mut dyn crate::engine::Engine,
+    theta: &[f64],
+    nll: f64,
+    data: &[f64],
+    prior: Option<crate::fit::Prior>,
+    cov_type: CovType,
+    alpha: f64,
+) -> crate::Result<Inference> {
+    let sums = engine.term_sums(theta)?;
+    let family = engine.family();
+    let p = theta.len();
+    let n = engine.n();
+    let mut hessian = family.hessian(n as f64, &sums, theta);
+    if let Some(crate::fit::Prior::L2 { scale }) = prior {
+        (0..p).for_each(|j| hessian[j * p + j] += 1.0 / (scale * scale));
+    }
+    let outer = (cov_type != CovType::Hessian).then(|| {
+        let mut t = vec![0.0; family.n_terms()];
+        let kp = family.kernel_params(theta);
+        outer_sum(
+            data.iter().map(|&x| {
+                family.terms(x, &kp, &mut t);
+                family.finish(1.0, &t, theta).1
+            }),
+            p,
+        )
+    });
+    let natural_params = family.natural(theta);
+    let mut names = Vec::new();
+    let mut links = Vec::new();
+    for (param, link) in natural_params.iter().zip(family.links()) {
+        match &param.value {
+            crate::family::ParamValue::Scalar(_) => names.push(param.name.to_string()),
+            crate::family::ParamValue::Vector(v) => {
+                names.extend((0..v.len()).map(|k| format!("{}[{k}]", param.name)))
+            }
+        }
+        links.extend(std::iter::repeat_n(link, param.value.values().len()));
+    }
+    let natural = |t: &[f64]| {
+        family
+            .natural(t)
+            .iter()
+            .flat_map(|p| p.value.values())
+            .collect::<Vec<f64>>()
+    };
+    let mut result = infer(
+        &FitSummary {
+            theta,
+            theta_names: family.theta_names(),
+            hessian,
+            outer,
+            natural: &natural,
+            natural_names: names,
+            links,
+            nll,
+            n,
+        },
+        cov_type,
+        alpha,
+    );
+    if matches!(prior, Some(crate::fit::Prior::L1 { .. })) {
+        result.warnings.push("standard errors ignore the L1 prior (its curvature is zero away from 0 and undefined at 0)".into());
+    }
+    Ok(result)
+}
+
+/// A problem with coordinate `j` held at `value`: the profile likelihood's inner fit.
+struct Fixed<'a> {
+    inner: &'a mut dyn crate::fit::Differentiable,
+    full: Vec<f64>,
+    j: usize,
+}
+
+impl Fixed<'_> {
+    fn expand(&self, reduced: &[f64]) -> Vec<f64> {
+        let mut full = self.full.clone();
+        let mut it = reduced.iter();
+        for (i, v) in full.iter_mut().enumerate() {
+            if i != self.j {
+                *v = *it.next().expect("reduced has p - 1 values");
+            }
+        }
+        full
+    }
+}
+
+impl crate::fit::Differentiable for Fixed<'_> {
+    fn n(&self) -> usize {
+        self.inner.n()
+    }
+    fn unit_roundoff(&self) -> f64 {
+        self.inner.unit_roundoff()
+    }
+    fn nll_and_grad(&mut self, reduced: &[f64]) -> crate::Result<(f64, Vec<f64>)> {
+        let full = self.expand(reduced);
+        let (f, g) = self.inner.nll_and_grad(&full)?;
+        Ok((
+            f,
+            g.iter()
+                .enumerate()
+                .filter(|(i, _)| *i != self.j)
+                .map(|(_, v)| *v)
+                .collect(),
+        ))
+    }
+}
+
+/// The profile objective at theta_j = t: the NLL minimised over the other coordinates
+/// (with the prior on the coordinates `mask` marks, as in the original fit).
+fn profile_nll(
+    problem: &mut dyn crate::fit::Differentiable,
+    theta_hat: &[f64],
+    j: usize,
+    t: f64,
+    mask: &[bool],
+    options: &crate::fit::FitOptions,
+) -> crate::Result<f64> {
+    let mut full = theta_hat.to_vec();
+    full[j] = t;
+    let prior_at = |theta: &[f64]| options.prior.map_or(0.0, |p| -p.log_density(theta, mask));
+    if theta_hat.len() == 1 {
+        return Ok(problem.nll_and_grad(&full)?.0 + prior_at(&full));
+    }
+    let reduced_mask: Vec<bool> = mask
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != j)
+        .map(|(_, m)| *m)
+        .collect();
+    let start: Vec<f64> = full
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != j)
+        .map(|(_, v)| *v)
+        .collect();
+    let mut fixed = Fixed {
+        inner: problem,
+        full: full.clone(),
+        j,
+    };
+    let result = crate::fit::minimize(&mut fixed, start, &reduced_mask, options)?;
+    let full = fixed.expand(&result.theta);
+    Ok(result.nll + prior_at(&full))
+}
+
+/// The two values of theta_j where the profile objective rises by z^2 / 2 above its minimum
+/// (the likelihood-ratio interval), found by bracketing outwards from the Wald step and
+/// bisecting; `None` on a side where no crossing exists within 2^20 Wald steps.
+#[allow(clippy::too_many_arguments)]
+pub fn profile_interval(
+    problem: &mut dyn crate::fit::Differentiable,
+    theta_hat: &[f64],
+    objective_hat: f64,
+    j: usize,
+    se_j: f64,
+    z_crit: f64,
+    mask: &[bool],
+    options: &crate::fit::FitOptions,
+) -> crate::Result<(Option<f64>, Option<f64>)> {
+    let target = objective_hat + 0.5 * z_crit * z_crit;
+    let step = if se_j.is_finite() && se_j > 0.0 {
+        se_j * z_crit
+    } else {
+        0.1 * theta_hat[j].abs().max(1.0)
+    };
+    let mut ends = [None, None];
+    for (side, sign) in [(0, -1.0), (1, 1.0)] {
+        let (mut inside, mut width) = (theta_hat[j], step);
+        let mut outside = None;
+        for _ in 0..20 {
+            let t = theta_hat[j] + sign * width;
+            if profile_nll(problem, theta_hat, j, t, mask, options)? >= target {
+                outside = Some(t);
+                break;
+            }
+            inside = t;
+            width *= 2.0;
+        }
+        let Some(mut out) = outside else { continue };
+        for _ in 0..60 {
+            let mid = 0.5 * (inside + out);
+            if profile_nll(problem, theta_hat, j, mid, mask, options)? >= target {
+                out = mid;
+            } else {
+                inside = mid;
+            }
+            if (out - inside).abs() <= 1e-10 * (1.0 + out.abs()) {
+                break;
+            }
+        }
+        ends[side] = Some(0.5 * (inside + out));
+    }
+    Ok((ends[0], ends[1]))
+}
+
+/// Replaces the Wald intervals of a family's scalar natural parameters by profile-likelihood
+/// intervals (natural parameter i is a monotone function of theta_i for those families).
+pub fn profile_family(
+    engine: &mut dyn crate::engine::Engine,
+    result: &crate::fit::FitResult,
+    options: &crate::fit::FitOptions,
+    alpha: f64,
+    inference: &mut Inference,
+) -> crate::Result<()> {
+    let family = crate::family::rebuild(engine.family());
+    if family.name() == "categorical" {
+        inference.warnings.push("profile intervals are not computed for categorical probabilities: they are Wald intervals on the logit scale".into());
+        return Ok(());
+    }
+    let z_crit = normal_quantile_two_sided(alpha);
+    let mask = vec![true; result.theta.len()];
+    let objective_hat = result.nll - result.log_prior.unwrap_or(0.0);
+    let mut problem = crate::fit::EngineProblem(engine);
+    for j in 0..result.theta.len() {
+        // For these families theta_j = link(natural_j), so se on theta's scale is the delta method.
+        let (estimate, se, name) = {
+            let e = &inference.estimates[j];
+            (e.estimate, e.se, e.name.clone())
+        };
+        let se_theta = se * family.links()[j].derivative(estimate);
+        let (lo, hi) = profile_interval(
+            &mut problem,
+            &result.theta,
+            objective_hat,
+            j,
+            se_theta,
+            z_crit,
+            &mask,
+            options,
+        )?;
+        let at = |t: f64| {
+            let mut theta = result.theta.clone();
+            theta[j] = t;
+            family.natural(&theta)[j].value.values()[0]
+        };
+        let (a, b) = (lo.map_or(f64::NAN, at), hi.map_or(f64::NAN, at));
+        inference.estimates[j].ci_low = a.min(b);
+        inference.estimates[j].ci_high = a.max(b);
+        if lo.is_none() || hi.is_none() {
+            inference.warnings.push(format!("the profile likelihood of {name} does not cross the interval's level on one side: the interval is unbounded there (NaN)"));
+        }
+    }
+    Ok(())
+}
+
+/// Inference for a linear model. `hessian` is the NLL's Hessian over all rows (from the CPU
+/// or the GPU reduction), or `None` where the head has none (Laplace). Parameters held fixed
+/// (a dropped intercept) are left out; an L2 prior's curvature is added on the weights.
+#[allow(clippy::too_many_arguments)]
+pub fn for_linear_model(
+    model: &crate::model::Model,
+    x: &[f64],
+    y: &[f64],
+    hessian: Option<Vec<f64>>,
+    nll: f64,
+    frozen: &[bool],
+    prior: Option<crate::fit::Prior>,
+    cov_type: CovType,
+    alpha: f64,
+) -> Inference {
+    let net = &model.network;
+    let p_all = net.param_count();
+    let keep: Vec<usize> = (0..p_all)
+        .filter(|&j| !frozen.get(j).copied().unwrap_or(false))
+        .collect();
+    let p = keep.len();
+    let mask = net.weight_mask();
+    let reduce = |m: &[f64]| -> Vec<f64> {
+        keep.iter()
+            .flat_map(|&a| keep.iter().map(move |&b| m[a * p_all + b]))
+            .collect()
+    };
+    let mut warnings = Vec::new();
+    let mut h = match &hessian {
+        Some(full) => reduce(full),
+        None => {
+            warnings.push("the Laplace NLL (absolute error) has no Hessian: standard errors from the observed information are NaN (use --cov opg)".into());
+            vec![0.0; p * p]
+        }
+    };
+    if let Some(crate::fit::Prior::L2 { scale }) = prior {
+        for (i, &j) in keep.iter().enumerate() {
+            if mask[j] {
+                h[i * p + i] += 1.0 / (scale * scale);
+            }
+        }
+    }
+    let d = net.inputs;
+    let outer = (cov_type != CovType::Hessian).then(|| {
+        let full = outer_sum(
+            (0..y.len()).map(|r| net.row_gradient(&model.params, &x[r * d..(r + 1) * d], y[r])),
+            p_all,
+        );
+        reduce(&full)
+    });
+    let g_at = net.globals_offset();
+    let theta: Vec<f64> = keep.iter().map(|&j| model.params[j]).collect();
+    let natural = |t: &[f64]| -> Vec<f64> {
+        keep.iter()
+            .zip(t)
+            .map(|(&j, &v)| if j >= g_at { v.exp() } else { v })
+            .collect()
+    };
+    let keys = model.param_keys();
+    let names: Vec<String> = keep
+        .iter()
+        .map(|&j| match &keys[j] {
+            (Some(c), name) => format!("{c}:{name}"),
+            (None, name) => name.clone(),
+        })
+        .collect();
+    let links = keep
+        .iter()
+        .map(|&j| if j >= g_at { Link::Log } else { Link::Identity })
+        .collect();
+    let mut result = infer(
+        &FitSummary {
+            theta: &theta,
+            theta_names: names.clone(),
+            hessian: h,
+            outer,
+            natural: &natural,
+            natural_names: names,
+            links,
+            nll,
+            n: y.len(),
+        },
+        cov_type,
+        alpha,
+    );
+    if hessian.is_none() && cov_type != CovType::Opg {
+        result.estimates.iter_mut().for_each(|e| {
+            e.se = f64::NAN;
+            e.z = f64::NAN;
+            e.p_value = f64::NAN;
+            e.ci_low = f64::NAN;
+            e.ci_high = f64::NAN;
+        });
+        result.warnings.retain(|w| !w.contains("singular"));
+    }
+    if hessian.is_none() {
+        result.k = p;
+        result.aic = 2.0 * p as f64 - 2.0 * result.llf;
+        result.bic = p as f64 * (y.len() as f64).ln() - 2.0 * result.llf;
+    }
+    warnings.append(&mut result.warnings);
+    result.warnings = warnings;
+    result
+}

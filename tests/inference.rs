@@ -1,0 +1,474 @@
+//! Standard errors, intervals, information criteria and diagnostics against formulas and an
+//! independent implementation; the coverage of a seeded simulation study.
+#![allow(clippy::needless_range_loop)] // matrix code reads best with indices
+
+mod common;
+
+use likely::engine::{CpuEngine, Engine, GpuEngine};
+use likely::family::FamilyName;
+use likely::fit::{fit, FitOptions};
+use likely::inference::{for_family, for_linear_model, CovType};
+use likely::model::{Activation, Head, Model, ModelKind, ModelOptimizer, Network, TrainOptions};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use std::sync::Arc;
+
+fn engines(name: FamilyName, classes: usize, data: &[f64]) -> Vec<Box<dyn Engine>> {
+    let mut v: Vec<Box<dyn Engine>> = vec![Box::new(CpuEngine::new(
+        name.build(classes),
+        Arc::from(data),
+    ))];
+    if let Some(ctx) = common::gpu() {
+        v.push(Box::new(
+            GpuEngine::new(ctx, name.build(classes), data).unwrap(),
+        ));
+    }
+    v
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs()
+}
+
+#[test]
+fn gaussian_standard_errors_are_sigma_over_root_n_and_root_2n() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let data: Vec<f64> = FamilyName::Gaussian
+        .build(1)
+        .sample(&[3.0, 0.5], 2000, &mut rng)
+        .into_iter()
+        .map(|x| x as f32 as f64)
+        .collect();
+    let n = data.len() as f64;
+    for mut engine in engines(FamilyName::Gaussian, 1, &data) {
+        let r = fit(engine.as_mut(), &FitOptions::default()).unwrap();
+        let sigma = r.theta[1].exp();
+        for cov in [CovType::Hessian, CovType::Opg, CovType::Robust] {
+            let inf = for_family(engine.as_mut(), &r.theta, r.nll, &data, None, cov, 0.05).unwrap();
+            if cov != CovType::Hessian {
+                // Consistent estimators of the same covariance under a correct model: they
+                // differ by the sample's skewness and kurtosis, a few percent at n = 2000.
+                for e in &inf.estimates {
+                    assert!(e.se.is_finite() && e.se > 0.0, "{cov:?}: {e:?}");
+                }
+                assert!(
+                    rel(inf.estimates[0].se, sigma / n.sqrt()) <= 0.1,
+                    "{cov:?}: {:?}",
+                    inf.estimates[0]
+                );
+                continue;
+            }
+            assert!(
+                rel(inf.estimates[0].se, sigma / n.sqrt()) <= 1e-4,
+                "{} mu: {:?}",
+                engine.name(),
+                inf.estimates[0]
+            );
+            {
+                assert!(
+                    rel(inf.estimates[1].se, sigma / (2.0 * n).sqrt()) <= 1e-4,
+                    "{} sigma: {:?}",
+                    engine.name(),
+                    inf.estimates[1]
+                );
+                // The interval for sigma is built on log sigma: asymmetric and positive.
+                let e = &inf.estimates[1];
+                assert!(e.ci_low > 0.0 && (e.ci_high - e.estimate) > (e.estimate - e.ci_low));
+                assert!(
+                    (inf.aic - (4.0 + 2.0 * r.nll)).abs() < 1e-9
+                        && (inf.bic - (2.0 * n.ln() + 2.0 * r.nll)).abs() < 1e-9
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn categorical_probabilities_have_multinomial_standard_errors() {
+    let mut rng = StdRng::seed_from_u64(2);
+    let data = FamilyName::Categorical
+        .build(4)
+        .sample(&[0.0, 0.5, -0.5, 1.0], 3000, &mut rng);
+    let n = data.len() as f64;
+    for mut engine in engines(FamilyName::Categorical, 4, &data) {
+        let r = fit(engine.as_mut(), &FitOptions::default()).unwrap();
+        let inf = for_family(
+            engine.as_mut(),
+            &r.theta,
+            r.nll,
+            &data,
+            None,
+            CovType::Hessian,
+            0.05,
+        )
+        .unwrap();
+        assert!(
+            inf.warnings.is_empty(),
+            "the logits' common shift is not a problem: {:?}",
+            inf.warnings
+        );
+        assert_eq!(inf.k, 3, "K - 1 identified parameters");
+        for e in &inf.estimates {
+            let want = (e.estimate * (1.0 - e.estimate) / n).sqrt();
+            assert!(
+                rel(e.se, want) <= 1e-4,
+                "{}: {e:?} vs {want}",
+                engine.name()
+            );
+            assert!(e.ci_low > 0.0 && e.ci_high < 1.0);
+        }
+    }
+}
+
+/// statsmodels' formulas, independently: IRLS to the MLE, then cov = (X^T W X)^-1.
+fn glm_reference(x: &[f64], y: &[f64], d: usize, poisson: bool) -> (Vec<f64>, Vec<f64>, f64) {
+    let n = y.len();
+    let p = d + 1;
+    let row = |i: usize| -> Vec<f64> {
+        std::iter::once(1.0)
+            .chain(x[i * d..(i + 1) * d].iter().copied())
+            .collect()
+    };
+    let mut beta = vec![0.0; p];
+    let mut info = vec![vec![0.0; p]; p];
+    for _ in 0..100 {
+        info = vec![vec![0.0; p]; p];
+        let mut score = vec![0.0; p];
+        for i in 0..n {
+            let r = row(i);
+            let eta: f64 = r.iter().zip(&beta).map(|(a, b)| a * b).sum();
+            let (mu, w) = if poisson {
+                (eta.exp(), eta.exp())
+            } else {
+                let m = 1.0 / (1.0 + (-eta).exp());
+                (m, m * (1.0 - m))
+            };
+            for a in 0..p {
+                score[a] += (y[i] - mu) * r[a];
+                for b in 0..p {
+                    info[a][b] += w * r[a] * r[b];
+                }
+            }
+        }
+        let step = gauss_solve(info.clone(), score);
+        beta.iter_mut().zip(&step).for_each(|(b, s)| *b += s);
+        if step.iter().all(|s| s.abs() < 1e-13) {
+            break;
+        }
+    }
+    // Invert the information column by column.
+    let mut se = vec![0.0; p];
+    for c in 0..p {
+        let mut e = vec![0.0; p];
+        e[c] = 1.0;
+        se[c] = gauss_solve(info.clone(), e)[c].sqrt();
+    }
+    let llf: f64 = (0..n)
+        .map(|i| {
+            let eta: f64 = row(i).iter().zip(&beta).map(|(a, b)| a * b).sum();
+            if poisson {
+                y[i] * eta - eta.exp() - libm::lgamma(y[i] + 1.0)
+            } else {
+                y[i] * eta - (1.0 + eta.exp()).ln()
+            }
+        })
+        .sum();
+    (beta, se, llf)
+}
+
+fn gauss_solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
+    let p = b.len();
+    for c in 0..p {
+        let piv = (c..p)
+            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
+            .unwrap();
+        a.swap(c, piv);
+        b.swap(c, piv);
+        for r in c + 1..p {
+            let f = a[r][c] / a[c][c];
+            for k in c..p {
+                a[r][k] -= f * a[c][k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = vec![0.0; p];
+    for r in (0..p).rev() {
+        x[r] = (b[r] - (r + 1..p).map(|k| a[r][k] * x[k]).sum::<f64>()) / a[r][r];
+    }
+    x
+}
+
+fn linear_model(family: FamilyName, x: &[f64], y: &[f64], d: usize) -> Model {
+    let network = Network {
+        inputs: d,
+        hidden: vec![],
+        activation: Activation::Relu,
+        head: Head {
+            family,
+            classes: 1,
+            reference: true,
+        },
+    };
+    let mut params = network.init(0, y);
+    let options = TrainOptions {
+        optimizer: ModelOptimizer::Newton,
+        lr: 0.0,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        batch_size: None,
+        epochs: 1,
+        max_iter: None,
+        seed: 0,
+        prior: None,
+        validation: None,
+        patience: 1,
+        log_every: 0,
+        frozen: vec![false; network.param_count()],
+    };
+    likely::model::train(&network, &mut params, x, y, &options, |_| {}).unwrap();
+    Model {
+        kind: ModelKind::Linear,
+        network,
+        params,
+        features: (0..d).map(|j| format!("x{j}")).collect(),
+        target: "y".into(),
+        labels: None,
+        string_labels: false,
+        intercept: true,
+        training: serde_json::Value::Null,
+    }
+}
+
+#[test]
+fn logistic_and_poisson_regression_match_statsmodels_formulas() {
+    let (n, d) = (800, 3);
+    let mut rng = StdRng::seed_from_u64(3);
+    let x: Vec<f64> = (0..n * d)
+        .map(|_| <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng))
+        .collect();
+    for poisson in [false, true] {
+        let y: Vec<f64> = (0..n)
+            .map(|i| {
+                let eta = 0.3 + 0.5 * x[i * d] - 0.4 * x[i * d + 1];
+                if poisson {
+                    rand_distr::Poisson::new(eta.exp())
+                        .unwrap()
+                        .sample(&mut rng)
+                } else {
+                    (rng.random::<f64>() < 1.0 / (1.0 + (-eta).exp())) as u8 as f64
+                }
+            })
+            .collect();
+        let family = if poisson {
+            FamilyName::Poisson
+        } else {
+            FamilyName::Bernoulli
+        };
+        let model = linear_model(family, &x, &y, d);
+        let hessian = likely::model::newton::derivatives(&model.network, &model.params, &x, &y)
+            .unwrap()
+            .2;
+        let nll = model.evaluate(&x, &y).nll;
+        let inf = for_linear_model(
+            &model,
+            &x,
+            &y,
+            Some(hessian),
+            nll,
+            &[],
+            None,
+            CovType::Hessian,
+            0.05,
+        );
+        let (beta, se, llf) = glm_reference(&x, &y, d, poisson);
+        // Our order: weights x0..x2, then the intercept; the reference: intercept first.
+        let ours: Vec<(f64, f64)> = inf.estimates.iter().map(|e| (e.estimate, e.se)).collect();
+        for j in 0..d {
+            assert!(rel(ours[j].0, beta[j + 1]) <= 1e-5, "{family:?} coef {j}");
+            assert!(
+                rel(ours[j].1, se[j + 1]) <= 1e-4,
+                "{family:?} se {j}: {} vs {}",
+                ours[j].1,
+                se[j + 1]
+            );
+        }
+        assert!(rel(ours[d].1, se[0]) <= 1e-4, "{family:?} intercept se");
+        assert!(rel(inf.llf, llf) <= 1e-8);
+        let k = (d + 1) as f64;
+        assert!(rel(inf.aic, 2.0 * k - 2.0 * llf) <= 1e-8);
+        assert!(rel(inf.bic, k * (n as f64).ln() - 2.0 * llf) <= 1e-8);
+        // z and p from the estimate and its se.
+        let e = &inf.estimates[0];
+        assert!((e.z - e.estimate / e.se).abs() < 1e-12);
+        assert!((e.p_value - libm::erfc(e.z.abs() / 2f64.sqrt())).abs() < 1e-15);
+    }
+}
+
+#[test]
+fn collinear_features_give_a_named_warning_and_nan_standard_errors() {
+    let (n, d) = (200, 3);
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut x = vec![0.0; n * d];
+    for i in 0..n {
+        x[i * d] = rng.random_range(-1.0..1.0);
+        x[i * d + 1] = 2.0 * x[i * d]; // collinear with x0
+        x[i * d + 2] = rng.random_range(-1.0..1.0);
+    }
+    let y: Vec<f64> = (0..n)
+        .map(|i| 1.0 + x[i * d] + x[i * d + 2] + 0.1 * rng.random::<f64>())
+        .collect();
+    let model = linear_model(FamilyName::Gaussian, &x, &y, d);
+    let hessian = likely::model::newton::derivatives(&model.network, &model.params, &x, &y)
+        .unwrap()
+        .2;
+    let inf = for_linear_model(
+        &model,
+        &x,
+        &y,
+        Some(hessian),
+        model.evaluate(&x, &y).nll,
+        &[],
+        None,
+        CovType::Hessian,
+        0.05,
+    );
+    assert_eq!(inf.warnings.len(), 1, "{:?}", inf.warnings);
+    assert!(
+        inf.warnings[0].contains("x0")
+            && inf.warnings[0].contains("x1")
+            && !inf.warnings[0].contains("x2"),
+        "{:?}",
+        inf.warnings
+    );
+    assert!(inf.estimates[0].se.is_nan() && inf.estimates[1].se.is_nan());
+    assert!(
+        inf.estimates[2].se.is_finite(),
+        "the unaffected coefficient keeps its standard error"
+    );
+}
+
+#[test]
+fn separation_is_detected_and_named() {
+    let x = vec![1.0, 0.3, 2.0, -0.5, 3.0, 0.1, 4.0, 0.9];
+    let y = vec![0.0, 0.0, 1.0, 1.0];
+    let model = Model {
+        kind: ModelKind::Linear,
+        network: Network {
+            inputs: 2,
+            hidden: vec![],
+            activation: Activation::Relu,
+            head: Head {
+                family: FamilyName::Bernoulli,
+                classes: 1,
+                reference: true,
+            },
+        },
+        params: vec![0.0; 3],
+        features: vec!["dose".into(), "noise".into()],
+        target: "y".into(),
+        labels: None,
+        string_labels: false,
+        intercept: true,
+        training: serde_json::Value::Null,
+    };
+    let found = model.separation(&x, &y);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("complete separation") && found[0].contains("'dose'"),
+        "{found:?}"
+    );
+    // Overlapping classes: nothing to report.
+    assert!(model.separation(&x, &[0.0, 1.0, 0.0, 1.0]).is_empty());
+}
+
+#[test]
+fn profile_interval_of_a_proportion_is_the_likelihood_ratio_interval() {
+    // 7 heads in 10: the LR interval solves 2 (l(0.7) - l(p)) = z^2 for p.
+    let data = [1., 1., 0., 1., 1., 0., 1., 0., 1., 1.];
+    let loglik = |p: f64| 7.0 * p.ln() + 3.0 * (1.0 - p).ln();
+    let z = likely::inference::normal_quantile_two_sided(0.05);
+    let inside = |p: f64| 2.0 * (loglik(0.7) - loglik(p)) < z * z;
+    // Bisection between a point inside the interval and one outside it.
+    let root = |mut inner: f64, mut outer: f64| {
+        for _ in 0..200 {
+            let mid = 0.5 * (inner + outer);
+            if inside(mid) {
+                inner = mid;
+            } else {
+                outer = mid;
+            }
+        }
+        0.5 * (inner + outer)
+    };
+    let (want_lo, want_hi) = (root(0.7, 1e-9), root(0.7, 1.0 - 1e-9));
+    for mut engine in engines(FamilyName::Bernoulli, 1, &data) {
+        let options = FitOptions::default();
+        let r = fit(engine.as_mut(), &options).unwrap();
+        let mut inf = for_family(
+            engine.as_mut(),
+            &r.theta,
+            r.nll,
+            &data,
+            None,
+            CovType::Hessian,
+            0.05,
+        )
+        .unwrap();
+        let wald = (inf.estimates[0].ci_low, inf.estimates[0].ci_high);
+        likely::inference::profile_family(engine.as_mut(), &r, &options, 0.05, &mut inf).unwrap();
+        let e = &inf.estimates[0];
+        assert!(
+            rel(e.ci_low, want_lo) <= 1e-6 && rel(e.ci_high, want_hi) <= 1e-6,
+            "{}: {e:?} vs ({want_lo}, {want_hi})",
+            engine.name()
+        );
+        assert!(
+            e.ci_low != wald.0,
+            "profile and Wald intervals differ at n = 10"
+        );
+    }
+}
+
+#[test]
+fn study_coverage_at_n_1000_is_nominal() {
+    let family = FamilyName::Gaussian.build(1);
+    let theta = likely::study::parse_params(family.as_ref(), "mu=5,sigma=2").unwrap();
+    let rows = likely::study::run(
+        family.as_ref(),
+        &theta,
+        &[1000],
+        400,
+        11,
+        0.05,
+        likely::engine::Backend::Cpu,
+        &Default::default(),
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r.reps, 400);
+        assert!(
+            (0.93..=0.97).contains(&r.coverage),
+            "{} coverage {}",
+            r.param,
+            r.coverage
+        );
+        // Efficiency: sqrt(n) rmse near the bound; reported se near the empirical sd.
+        assert!(rel(r.sqrt_n_rmse, r.crlb_sd) < 0.15, "{r:?}");
+        assert!(rel(r.mean_se, r.sd) < 0.15, "{r:?}");
+    }
+}
+
+#[test]
+fn study_parameters_are_checked() {
+    let family = FamilyName::Gaussian.build(1);
+    assert!(likely::study::parse_params(family.as_ref(), "mu=5").is_err());
+    assert!(likely::study::parse_params(family.as_ref(), "mu=5,sigma=-1").is_err());
+    assert!(likely::study::parse_params(family.as_ref(), "mu=5,sigma=1,nu=3").is_err());
+    let cat = FamilyName::Categorical.build(3);
+    assert!(likely::study::parse_params(cat.as_ref(), "probs=0.2:0.3:0.6").is_err());
+    assert!(likely::study::parse_params(cat.as_ref(), "probs=0.2:0.3:0.5").is_ok());
+}
