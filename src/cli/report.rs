@@ -41,6 +41,9 @@ impl InferenceArgs {
 /// How estimates map onto JSON: each key takes `count` consecutive estimates (1: a number).
 pub type Shape = Vec<(String, usize)>;
 
+/// Maps per-estimate values to JSON keyed like a model's coefficients.
+pub type KeyedBy<'a> = &'a dyn Fn(&[f64]) -> Value;
+
 fn keyed(values: impl Iterator<Item = f64>, shape: &Shape) -> Value {
     let mut values = values;
     let mut out = Map::new();
@@ -62,7 +65,7 @@ pub fn add_json(
     out: &mut Value,
     inf: &Inference,
     shape: &Shape,
-    keyed_by: Option<&dyn Fn(&[f64]) -> Value>,
+    keyed_by: Option<KeyedBy<'_>>,
 ) {
     let field = |f: &dyn Fn(&likely::inference::Estimate) -> f64| {
         let values: Vec<f64> = inf.estimates.iter().map(f).collect();
