@@ -61,12 +61,7 @@ fn keyed(values: impl Iterator<Item = f64>, shape: &Shape) -> Value {
 
 /// Adds `std_errors`, `ci_low`, `ci_high`, `z`, `p_values`, `llf`, `aic`, `bic`, `cov_type`,
 /// `alpha`, `k` and `inference_warnings` to a JSON report.
-pub fn add_json(
-    out: &mut Value,
-    inf: &Inference,
-    shape: &Shape,
-    keyed_by: Option<KeyedBy<'_>>,
-) {
+pub fn add_json(out: &mut Value, inf: &Inference, shape: &Shape, keyed_by: Option<KeyedBy<'_>>) {
     let field = |f: &dyn Fn(&likely::inference::Estimate) -> f64| {
         let values: Vec<f64> = inf.estimates.iter().map(f).collect();
         match keyed_by {
