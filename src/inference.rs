@@ -560,3 +560,65 @@ pub fn for_linear_model(
     result.warnings = warnings;
     result
 }
+
+/// Profile-likelihood intervals for a linear model's parameters (CPU engine re-fits): for
+/// coefficients on their own scale, for sigma or b on the log scale.
+#[allow(clippy::too_many_arguments)]
+pub fn profile_linear_model(
+    model: &crate::model::Model,
+    x: &[f64],
+    y: &[f64],
+    frozen: &[bool],
+    prior: Option<crate::fit::Prior>,
+    objective_hat: f64,
+    alpha: f64,
+    inference: &mut Inference,
+) -> crate::Result<()> {
+    const MAX_PROFILED: usize = 50;
+    let net = &model.network;
+    let keep: Vec<usize> = (0..net.param_count())
+        .filter(|&j| !frozen.get(j).copied().unwrap_or(false))
+        .collect();
+    if keep.len() > MAX_PROFILED {
+        return Err(crate::Error::Usage(format!(
+            "--ci profile re-fits the model twice per parameter; {} parameters is too many (at most {MAX_PROFILED}): use --ci wald",
+            keep.len()
+        )));
+    }
+    let mut problem = crate::model::train::FullBatch {
+        net,
+        x,
+        y,
+        rows: (0..y.len()).collect(),
+        frozen,
+    };
+    let options = crate::fit::FitOptions {
+        prior,
+        ..crate::fit::FitOptions::default()
+    };
+    let mask = net.weight_mask();
+    let z_crit = normal_quantile_two_sided(alpha);
+    let g_at = net.globals_offset();
+    for (i, &j) in keep.iter().enumerate() {
+        let (estimate, se) = (inference.estimates[i].estimate, inference.estimates[i].se);
+        let se_theta = if j >= g_at { se / estimate } else { se };
+        let (lo, hi) = profile_interval(
+            &mut problem,
+            &model.params,
+            objective_hat,
+            j,
+            se_theta,
+            z_crit,
+            &mask,
+            &options,
+        )?;
+        let natural = |t: f64| if j >= g_at { t.exp() } else { t };
+        inference.estimates[i].ci_low = lo.map_or(f64::NAN, natural);
+        inference.estimates[i].ci_high = hi.map_or(f64::NAN, natural);
+        if lo.is_none() || hi.is_none() {
+            let name = inference.estimates[i].name.clone();
+            inference.warnings.push(format!("the profile likelihood of {name} does not cross the interval's level on one side: the interval is unbounded there (NaN)"));
+        }
+    }
+    Ok(())
+}

@@ -472,3 +472,104 @@ fn study_parameters_are_checked() {
     assert!(likely::study::parse_params(cat.as_ref(), "probs=0.2:0.3:0.6").is_err());
     assert!(likely::study::parse_params(cat.as_ref(), "probs=0.2:0.3:0.5").is_ok());
 }
+
+#[test]
+fn profile_interval_of_a_one_parameter_logistic_regression() {
+    // y ~ Bernoulli(sigmoid(b x)) without an intercept: the profile is the likelihood itself.
+    let n = 80;
+    let x: Vec<f64> = (0..n).map(|i| ((i as f64) * 0.37).sin()).collect();
+    let y: Vec<f64> = (0..n)
+        .map(|i| ((x[i] + 0.8 * ((i as f64) * 1.3).cos()) > 0.0) as u8 as f64)
+        .collect();
+    let network = Network {
+        inputs: 1,
+        hidden: vec![],
+        activation: Activation::Relu,
+        head: Head {
+            family: FamilyName::Bernoulli,
+            classes: 1,
+            reference: true,
+        },
+    };
+    let frozen = vec![false, true];
+    let mut params = vec![0.0, 0.0];
+    let options = TrainOptions {
+        optimizer: ModelOptimizer::Lbfgs,
+        lr: 0.0,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        batch_size: None,
+        epochs: 1,
+        max_iter: None,
+        seed: 0,
+        prior: None,
+        validation: None,
+        patience: 1,
+        log_every: 0,
+        frozen: frozen.clone(),
+    };
+    likely::model::train(&network, &mut params, &x, &y, &options, |_| {}).unwrap();
+    let model = Model {
+        kind: ModelKind::Linear,
+        network,
+        params: params.clone(),
+        features: vec!["x".into()],
+        target: "y".into(),
+        labels: None,
+        string_labels: false,
+        intercept: false,
+        training: serde_json::Value::Null,
+    };
+    let nll = |b: f64| -> f64 {
+        (0..n)
+            .map(|i| (1.0 + (b * x[i]).exp()).ln() - y[i] * b * x[i])
+            .sum()
+    };
+    let hessian = likely::model::newton::derivatives(&model.network, &model.params, &x, &y)
+        .unwrap()
+        .2;
+    let mut inf = for_linear_model(
+        &model,
+        &x,
+        &y,
+        Some(hessian),
+        nll(params[0]),
+        &frozen,
+        None,
+        CovType::Hessian,
+        0.05,
+    );
+    likely::inference::profile_linear_model(
+        &model,
+        &x,
+        &y,
+        &frozen,
+        None,
+        nll(params[0]),
+        0.05,
+        &mut inf,
+    )
+    .unwrap();
+    let z = likely::inference::normal_quantile_two_sided(0.05);
+    let crossing = |mut inner: f64, mut outer: f64| {
+        for _ in 0..200 {
+            let mid = 0.5 * (inner + outer);
+            if 2.0 * (nll(mid) - nll(params[0])) < z * z {
+                inner = mid;
+            } else {
+                outer = mid;
+            }
+        }
+        inner
+    };
+    let (lo, hi) = (
+        crossing(params[0], params[0] - 50.0),
+        crossing(params[0], params[0] + 50.0),
+    );
+    assert_eq!(inf.estimates.len(), 1);
+    assert!(
+        rel(inf.estimates[0].ci_low, lo) <= 1e-6 && rel(inf.estimates[0].ci_high, hi) <= 1e-6,
+        "{:?} vs ({lo}, {hi})",
+        inf.estimates[0]
+    );
+}

@@ -109,6 +109,12 @@ pub fn fit_model(
     inference_args: &super::report::InferenceArgs,
 ) -> likely::Result<i32> {
     let kind = args.model.expect("called with --model");
+    inference_args.validate()?;
+    if inference_args.ci == super::report::CiMethod::Profile && kind != ModelKind::Linear {
+        return Err(Error::Usage(
+            "--ci profile applies to families and linear models; MLPs get no intervals".into(),
+        ));
+    }
     let gpu_context = gpu_for_models(engine)?;
     let target = args
         .target
@@ -339,7 +345,7 @@ pub fn fit_model(
     };
     let eval = model.evaluate(&table.x, &y);
     let separation = model.separation(&table.x, &y);
-    let inference = (kind == ModelKind::Linear).then(|| {
+    let mut inference = (kind == ModelKind::Linear).then(|| {
         likely::inference::for_linear_model(
             &model,
             &table.x,
@@ -352,6 +358,19 @@ pub fn fit_model(
             inference_args.alpha,
         )
     });
+    if let (Some(inf), super::report::CiMethod::Profile) = (inference.as_mut(), inference_args.ci) {
+        let objective_hat = eval.nll - report.log_prior.unwrap_or(0.0);
+        likely::inference::profile_linear_model(
+            &model,
+            &table.x,
+            &y,
+            &options.frozen,
+            prior,
+            objective_hat,
+            inference_args.alpha,
+            inf,
+        )?;
+    }
     let keep: Vec<usize> = (0..model.network.param_count())
         .filter(|&j| !options.frozen[j])
         .collect();
@@ -424,7 +443,9 @@ pub fn fit_model(
         );
         println!("engine: {engine_name} on {adapter}");
         match &inference {
-            Some(inf) => super::report::print_table(inf, "wald"),
+            Some(inf) => {
+                super::report::print_table(inf, &format!("{:?}", inference_args.ci).to_lowercase())
+            }
             None => {
                 println!("{MLP_NO_SE}");
                 if let Some((name, v)) = model.global() {

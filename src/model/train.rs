@@ -68,13 +68,13 @@ pub struct TrainReport {
     pub log_prior: Option<f64>,
 }
 
-/// The full-batch problem over a table, for L-BFGS.
-struct FullBatch<'a> {
-    net: &'a Network,
-    x: &'a [f64],
-    y: &'a [f64],
-    rows: Vec<usize>,
-    frozen: &'a [bool],
+/// The full-batch problem over a table on the CPU engine (L-BFGS, profile likelihoods).
+pub struct FullBatch<'a> {
+    pub net: &'a Network,
+    pub x: &'a [f64],
+    pub y: &'a [f64],
+    pub rows: Vec<usize>,
+    pub frozen: &'a [bool],
 }
 
 impl Differentiable for FullBatch<'_> {
