@@ -1,5 +1,6 @@
 //! clap commands: fit, check, demo, devices.
 
+mod bench;
 mod check;
 mod demo;
 mod devices;
@@ -56,6 +57,8 @@ enum Command {
     Eval(model::EvalArgs),
     /// Write a saved model's predictions (class probabilities or mean) as CSV.
     Predict(model::PredictArgs),
+    /// Time the peer-benchmark jobs on an engine (samples/s, GB/s, the GPU's roofline).
+    Bench(bench::BenchArgs),
     /// Simulate and refit many datasets to show bias, efficiency and coverage against n.
     Study(study::StudyArgs),
 }
@@ -77,6 +80,7 @@ pub fn run() -> i32 {
         Command::Eval(args) => model::eval(args),
         Command::Predict(args) => model::predict(args),
         Command::Study(args) => study::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match outcome {
         Ok(code) => code,

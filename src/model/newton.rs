@@ -115,6 +115,7 @@ pub fn derivatives(
             let (mut f, mut g, mut h) = (0.0, vec![0.0; p], vec![0.0; p * p]);
             let mut z = Vec::new();
             let mut d_eta = vec![0.0; o];
+            let mut xt = vec![0.0; d + 1];
             for &r in block {
                 let xr = &x[r * d..(r + 1) * d];
                 let eta = net.forward(params, xr, &mut z);
@@ -132,21 +133,37 @@ pub fn derivatives(
                 for q in 0..ng {
                     g[g_at + q] += d_glob[q];
                 }
+                // H += x~ x~^T (x) h for the output block, x~ h for the output-global cross
+                // terms, h for the globals, with x~ = (x, 1) and no allocation per row.
+                xt[..d].copy_from_slice(xr);
+                xt[d] = 1.0;
                 for a in 0..m {
-                    let ja: Vec<usize> = if a < o { (0..=d).collect() } else { vec![0] };
                     for b in 0..m {
                         let w = hh[a * m + b];
                         if w == 0.0 {
                             continue;
                         }
-                        let jb: Vec<usize> = if b < o { (0..=d).collect() } else { vec![0] };
-                        for &j in &ja {
-                            let xa = if a < o { input(j) } else { 1.0 };
-                            let row = index(a, j) * p;
-                            for &k in &jb {
-                                let xb = if b < o { input(k) } else { 1.0 };
-                                h[row + index(b, k)] += w * xa * xb;
+                        match (a < o, b < o) {
+                            (true, true) => {
+                                for (j, &xj) in xt.iter().enumerate() {
+                                    let row = (j * o + a) * p;
+                                    let wj = w * xj;
+                                    for (k, &xk) in xt.iter().enumerate() {
+                                        h[row + k * o + b] += wj * xk;
+                                    }
+                                }
                             }
+                            (true, false) => {
+                                for (j, &xj) in xt.iter().enumerate() {
+                                    h[(j * o + a) * p + g_at + b - o] += w * xj;
+                                }
+                            }
+                            (false, true) => {
+                                for (k, &xk) in xt.iter().enumerate() {
+                                    h[(g_at + a - o) * p + k * o + b] += w * xk;
+                                }
+                            }
+                            (false, false) => h[(g_at + a - o) * p + g_at + b - o] += w,
                         }
                     }
                 }
