@@ -1,6 +1,8 @@
 use super::EngineArgs;
 use likely::data;
 use likely::engine;
+use likely::engine::stream::{parse_size, Source};
+use likely::engine::StreamingEngine;
 use likely::family::{FamilyName, ParamValue};
 use likely::fit::{self, FitOptions, Optimizer, Prior};
 use likely::util::json_f64;
@@ -47,6 +49,29 @@ pub struct FitArgs {
     pub model: super::model::ModelArgs,
     #[command(flatten)]
     pub inference: super::report::InferenceArgs,
+    /// Stream a .npy file in chunks instead of loading it (automatic when its f64 footprint
+    /// exceeds --host-memory).
+    #[arg(long)]
+    stream: bool,
+    /// Host memory for data (default: half of the available memory), e.g. 8GiB.
+    #[arg(long)]
+    host_memory: Option<String>,
+    /// Device memory for data (default: the adapter's largest buffer, at most 2 GiB); larger
+    /// data is streamed through two buffers.
+    #[arg(long)]
+    gpu_memory: Option<String>,
+}
+
+/// Half of the memory the kernel reports as available (4 GiB where it cannot be read).
+fn default_host_budget() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(4 << 30, |kib| kib * 1024 / 2)
 }
 
 /// Every optimiser name the CLI accepts.
@@ -98,22 +123,85 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     if args.max_iter == Some(0) {
         return Err(likely::Error::Usage("--max-iter must be at least 1".into()));
     }
-    let dataset = data::load(&args.data, args.column.as_deref(), args.family)?;
-    let classes = if args.family == FamilyName::Categorical {
-        dataset.classes(args.classes)?
-    } else {
-        if args.classes.is_some() {
-            return Err(likely::Error::Usage(
-                "--classes applies to the categorical family only".into(),
-            ));
-        }
-        1
+    let host_budget = match &args.host_memory {
+        Some(text) => parse_size(text)?,
+        None => default_host_budget(),
     };
-    let family = args.family.build(classes);
-    dataset.check_support(family.as_ref())?;
-    let n = dataset.values.len();
-    let values: Arc<[f64]> = dataset.values.clone().into();
-    let mut engine = engine::create(args.engine.backend, family, values, &args.engine.selector())?;
+    let is_npy = args
+        .data
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let reader = if is_npy {
+        let reader = data::NpyReader::open(&args.data, args.column.as_deref())?;
+        (args.stream || reader.len() as u64 * 8 > host_budget).then_some(reader)
+    } else if args.stream {
+        return Err(likely::Error::Usage(
+            "--stream reads .npy files; convert the CSV with numpy.save".into(),
+        ));
+    } else {
+        None
+    };
+    if args.family != FamilyName::Categorical && args.classes.is_some() {
+        return Err(likely::Error::Usage(
+            "--classes applies to the categorical family only".into(),
+        ));
+    }
+    let gpu = engine::gpu_for(args.engine.backend, &args.engine.selector())?;
+    let gpu_budget = match (&args.gpu_memory, &gpu) {
+        (Some(text), _) => parse_size(text)?,
+        (None, Some(ctx)) => ctx.adapter().max_buffer.min(2 << 30),
+        (None, None) => 0,
+    };
+    let host_chunk_bytes = (host_budget / 4).clamp(1 << 16, 256 << 20);
+    let (mut engine, dataset): (Box<dyn engine::Engine>, data::Dataset) = match reader {
+        Some(reader) => {
+            if args.family == FamilyName::Categorical && args.classes.is_none() {
+                return Err(likely::Error::Usage(
+                    "streamed categorical data needs --classes K".into(),
+                ));
+            }
+            let family = args.family.build(args.classes.unwrap_or(1));
+            let dataset = data::Dataset::streamed(&args.data, reader.column_label());
+            let engine = StreamingEngine::new(
+                family,
+                Source::Npy(reader),
+                host_chunk_bytes,
+                gpu.as_ref().map(|c| (c, gpu_budget)),
+            )?;
+            (Box::new(engine), dataset)
+        }
+        None => {
+            let dataset = data::load(&args.data, args.column.as_deref(), args.family)?;
+            let classes = if args.family == FamilyName::Categorical {
+                dataset.classes(args.classes)?
+            } else {
+                1
+            };
+            let family = args.family.build(classes);
+            dataset.check_support(family.as_ref())?;
+            let values: Arc<[f64]> = dataset.values.clone().into();
+            let engine: Box<dyn engine::Engine> = match &gpu {
+                // Larger than the device budget: stream it through two device buffers.
+                Some(ctx) if values.len() as u64 * 4 > gpu_budget => {
+                    Box::new(StreamingEngine::new(
+                        family,
+                        Source::Memory(values),
+                        host_chunk_bytes,
+                        Some((ctx, gpu_budget)),
+                    )?)
+                }
+                Some(ctx) => Box::new(engine::GpuEngine::new(ctx, family, &values)?),
+                None => Box::new(engine::CpuEngine::new(family, values)),
+            };
+            (engine, dataset)
+        }
+    };
+    let n = engine.n();
+    if dataset.values.is_empty() && args.inference.cov != likely::inference::CovType::Hessian {
+        return Err(likely::Error::Usage(
+            "--cov opg and robust need the data in memory; streamed fits use --cov hessian".into(),
+        ));
+    }
 
     let options = FitOptions {
         optimizer,
@@ -183,6 +271,8 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "adapter": engine.adapter(),
             "seed": args.seed,
             "seconds": seconds,
+            "streamed": dataset.values.is_empty(),
+            "peak_rss_bytes": likely::engine::stream::peak_rss_bytes(),
         });
         out["warnings"] = json!(result.warnings);
         super::report::add_json(&mut out, &inference, &shape, None);

@@ -5,7 +5,7 @@ mod csv_file;
 mod npy;
 mod table;
 
-pub use npy::write_npy_f64;
+pub use npy::{write_npy_f64, NpyReader};
 pub use table::{load_table, Table, TargetSpec};
 
 use crate::error::{Error, Result};
@@ -31,6 +31,17 @@ enum FileKind {
 }
 
 impl Dataset {
+    /// A dataset that is streamed from `path` rather than held in memory (no values).
+    pub fn streamed(path: &Path, column: &str) -> Dataset {
+        Dataset {
+            values: Vec::new(),
+            labels: None,
+            path: path.to_path_buf(),
+            column: column.to_string(),
+            kind: FileKind::Npy,
+        }
+    }
+
     /// Where sample `i` sits in the file, for error messages.
     pub fn location(&self, i: usize) -> String {
         match self.kind {

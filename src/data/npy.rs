@@ -27,6 +27,116 @@ fn bad(path: &Path, message: impl Into<String>) -> Error {
 
 /// Parses the file; returns the values and the column label ("" for 1-D data).
 pub(super) fn parse(path: &Path, bytes: &[u8], column: Option<&str>) -> Result<(Vec<f64>, String)> {
+    let l = layout(path, bytes, column, bytes.len() as u64)?;
+    let data = &bytes[l.data_offset as usize..];
+    let values = (0..l.rows).map(|r| l.value(data, r)).collect();
+    Ok((values, l.label))
+}
+
+/// One column of a .npy file: where it is and how to decode it.
+#[derive(Clone, Debug)]
+struct Layout {
+    data_offset: u64,
+    rows: usize,
+    cols: usize,
+    col: usize,
+    label: String,
+    width: usize,
+    scalar: Scalar,
+    big_endian: bool,
+}
+
+impl Layout {
+    /// Row `r`'s value, from `data` holding rows starting at row 0 of `data`.
+    fn value(&self, data: &[u8], r: usize) -> f64 {
+        let at = (r * self.cols + self.col) * self.width;
+        decode(&data[at..at + self.width], self.scalar, self.big_endian)
+    }
+}
+
+/// A .npy file read in chunks with positioned reads, so memory stays bounded however large
+/// the file is (no mapping whose pages would count as resident).
+#[derive(Debug)]
+pub struct NpyReader {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    layout: Layout,
+    buffer: Vec<u8>,
+}
+
+impl NpyReader {
+    pub fn open(path: &Path, column: Option<&str>) -> Result<NpyReader> {
+        use std::io::Read;
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let file_len = file.metadata().map_err(io)?.len();
+        let mut head = vec![0u8; 12];
+        let got = file.read(&mut head).map_err(io)?;
+        head.truncate(got);
+        let header_len = match head.get(6) {
+            Some(1) if head.len() >= 10 => 10 + u16::from_le_bytes([head[8], head[9]]) as usize,
+            Some(2 | 3) if head.len() >= 12 => {
+                12 + u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize
+            }
+            _ => head.len().max(10),
+        };
+        let mut bytes = vec![0u8; header_len.min(file_len as usize)];
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+        file.read_exact(&mut bytes).map_err(io)?;
+        let layout = layout(path, &bytes, column, file_len)?;
+        Ok(NpyReader {
+            path: path.to_path_buf(),
+            file,
+            layout,
+            buffer: Vec::new(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.layout.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.layout.rows == 0
+    }
+
+    pub fn column_label(&self) -> &str {
+        &self.layout.label
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads rows `start..start + out.len()` into `out`.
+    pub fn read(&mut self, start: usize, out: &mut [f64]) -> Result<()> {
+        use std::io::{Read, Seek};
+        let l = &self.layout;
+        let row_bytes = l.cols * l.width;
+        self.buffer.resize(out.len() * row_bytes, 0);
+        let io = |source| Error::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file
+            .seek(std::io::SeekFrom::Start(
+                l.data_offset + (start * row_bytes) as u64,
+            ))
+            .map_err(io)?;
+        self.file.read_exact(&mut self.buffer).map_err(io)?;
+        for (r, v) in out.iter_mut().enumerate() {
+            *v = l.value(&self.buffer, r);
+        }
+        Ok(())
+    }
+}
+
+/// Where one column's values sit in a .npy file, from its first bytes (the header).
+fn layout(path: &Path, bytes: &[u8], column: Option<&str>, file_len: u64) -> Result<Layout> {
     if !bytes.starts_with(MAGIC) {
         return Err(bad(path, "not a .npy file (missing \\x93NUMPY magic)"));
     }
@@ -98,27 +208,23 @@ pub(super) fn parse(path: &Path, bytes: &[u8], column: Option<&str>) -> Result<(
         .checked_mul(cols)
         .and_then(|c| c.checked_mul(header.width))
         .ok_or_else(|| bad(path, "array shape overflows"))?;
-    let data = &bytes[end..];
-    if data.len() < count {
+    let held = file_len.saturating_sub(end as u64);
+    if held < count as u64 {
         return Err(bad(
             path,
-            format!(
-                "truncated .npy data: header promises {count} bytes, file holds {}",
-                data.len()
-            ),
+            format!("truncated .npy data: header promises {count} bytes, file holds {held}"),
         ));
     }
-    let values = (0..rows)
-        .map(|r| {
-            let at = (r * cols + col) * header.width;
-            decode(
-                &data[at..at + header.width],
-                header.scalar,
-                header.big_endian,
-            )
-        })
-        .collect();
-    Ok((values, label))
+    Ok(Layout {
+        data_offset: end as u64,
+        rows,
+        cols,
+        col,
+        label,
+        width: header.width,
+        scalar: header.scalar,
+        big_endian: header.big_endian,
+    })
 }
 
 fn decode(b: &[u8], scalar: Scalar, big_endian: bool) -> f64 {

@@ -3,9 +3,11 @@
 
 mod cpu;
 mod gpu;
+pub mod stream;
 
 pub use cpu::CpuEngine;
 pub use gpu::GpuEngine;
+pub use stream::StreamingEngine;
 
 use crate::error::{Error, Result};
 use crate::family::{Family, Summary};
@@ -96,15 +98,18 @@ pub fn create(
     selector: &AdapterSelector,
 ) -> Result<Box<dyn Engine>> {
     validate_support(family.as_ref(), &data)?;
+    match gpu_for(backend, selector)? {
+        Some(ctx) => Ok(Box::new(GpuEngine::new(&ctx, family, &data)?)),
+        None => Ok(Box::new(CpuEngine::new(family, data))),
+    }
+}
+
+/// The GPU context `backend` asks for, or `None` for the CPU engine.
+pub fn gpu_for(backend: Backend, selector: &AdapterSelector) -> Result<Option<GpuContext>> {
     let use_gpu = match backend {
         Backend::Cpu => false,
         Backend::Gpu => true,
         Backend::Auto => crate::gpu::context::best_is_hardware(selector),
     };
-    if use_gpu {
-        let ctx = GpuContext::new(selector)?;
-        Ok(Box::new(GpuEngine::new(&ctx, family, &data)?))
-    } else {
-        Ok(Box::new(CpuEngine::new(family, data)))
-    }
+    use_gpu.then(|| GpuContext::new(selector)).transpose()
 }

@@ -98,27 +98,7 @@ impl TermReduction {
             )));
         }
 
-        let source = shader::compose(family, subgroups);
-        let layout = bind_group_layout(device, &label);
-        let pipeline = ctx.scoped(&label, || {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&label),
-                source: wgpu::ShaderSource::Wgsl(source.as_str().into()),
-            });
-            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(&label),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&label),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some("reduce_terms"),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        })?;
+        let (pipeline, layout) = build_pipeline(ctx, family, subgroups, &label)?;
 
         let params = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("likely kernel parameters"),
@@ -250,6 +230,38 @@ impl TermReduction {
     }
 }
 
+/// The family's reduction pipeline and its bind group layout, built in an error scope.
+fn build_pipeline(
+    ctx: &GpuContext,
+    family: &dyn Family,
+    subgroups: bool,
+    label: &str,
+) -> Result<(wgpu::ComputePipeline, wgpu::BindGroupLayout)> {
+    let device = &ctx.device;
+    let source = shader::compose(family, subgroups);
+    let layout = bind_group_layout(device, label);
+    let pipeline = ctx.scoped(label, || {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(source.as_str().into()),
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("reduce_terms"),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    })?;
+    Ok((pipeline, layout))
+}
+
 /// Samples per storage binding: the adapter's binding and buffer limits, and the dispatch
 /// limit on workgroups per dimension.
 fn chunk_samples(limits: &wgpu::Limits, cap: Option<usize>) -> usize {
@@ -290,4 +302,212 @@ fn bind_group_layout(device: &wgpu::Device, label: &str) -> wgpu::BindGroupLayou
             buffer(3, wgpu::BufferBindingType::Uniform),
         ],
     })
+}
+
+/// The same reduction over data streamed from the host: two device buffers of `chunk`
+/// samples take turns (double buffering), so the upload of one chunk overlaps the kernel on
+/// the other and at most two chunks are ever in flight; partial sums are combined exactly as
+/// in the resident path.
+pub struct StreamReduction {
+    ctx: GpuContext,
+    label: String,
+    pipeline: wgpu::ComputePipeline,
+    slots: [(wgpu::Buffer, wgpu::Buffer, wgpu::BindGroup); 2],
+    params: wgpu::Buffer,
+    partials: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    n_terms: usize,
+    chunk: usize,
+    staging: Vec<f32>,
+}
+
+impl StreamReduction {
+    /// `budget` bytes of device memory for the two data buffers (the adapter's binding limit
+    /// caps each), chunks of at most `max_chunk` samples (the host's buffer); `n` samples.
+    pub fn new(
+        ctx: &GpuContext,
+        family: &dyn Family,
+        n: usize,
+        budget: u64,
+        max_chunk: usize,
+    ) -> Result<Self> {
+        let label = format!("likely {} streamed reduction", family.name());
+        let n_terms = family.n_terms();
+        if n_terms > MAX_TERMS {
+            return Err(Error::Capacity(format!(
+                "the GPU kernel reduces at most {MAX_TERMS} terms per sample (use --backend cpu)"
+            )));
+        }
+        let per_slot = (budget / 2)
+            .min(ctx.limits.max_storage_buffer_binding_size)
+            .min(ctx.limits.max_buffer_size);
+        let span = SAMPLES_PER_WORKGROUP as usize;
+        let chunk = ((per_slot / 4) as usize).min(max_chunk) / span * span;
+        let chunk = chunk.max(span).min(n.div_ceil(span) * span);
+        let (pipeline, layout) = build_pipeline(ctx, family, ctx.has_subgroups(), &label)?;
+        let device = &ctx.device;
+        let groups_per_chunk = chunk.div_ceil(span);
+        let chunks = n.div_ceil(chunk);
+        let partial_bytes = (chunks * groups_per_chunk * n_terms * 4) as u64;
+        if partial_bytes > ctx.limits.max_storage_buffer_binding_size {
+            return Err(Error::Capacity(format!(
+                "{partial_bytes} bytes of partial sums exceed one storage binding"
+            )));
+        }
+        let params = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("likely kernel parameters"),
+            size: (MAX_KERNEL_PARAMS * 8) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let partials = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("likely streamed partial sums"),
+            size: partial_bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("likely streamed partial sums readback"),
+            size: partial_bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let slot = |i: usize| {
+            let data = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(&format!("likely streamed data slot {i}")),
+                size: (chunk * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let info = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(&format!("likely streamed chunk info {i}")),
+                size: std::mem::size_of::<ChunkInfo>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&format!("likely streamed slot {i} bindings")),
+                layout: &layout,
+                entries: &[
+                    entry(0, &data),
+                    entry(1, &partials),
+                    entry(2, &info),
+                    entry(3, &params),
+                ],
+            });
+            (data, info, bind_group)
+        };
+        let slots = [slot(0), slot(1)];
+        ctx.take_errors(&label)?;
+        Ok(StreamReduction {
+            ctx: ctx.clone(),
+            label,
+            pipeline,
+            slots,
+            params,
+            partials,
+            readback,
+            n_terms,
+            chunk,
+            staging: Vec::new(),
+        })
+    }
+
+    /// Samples per uploaded chunk.
+    pub fn chunk(&self) -> usize {
+        self.chunk
+    }
+
+    /// Term sums over all `n` samples, which `read(start, out)` supplies chunk by chunk.
+    pub fn sums(
+        &mut self,
+        kernel_params: &[f64],
+        n: usize,
+        mut read: impl FnMut(usize, &mut [f64]) -> Result<()>,
+    ) -> Result<Vec<f64>> {
+        let mut packed = [0f32; MAX_KERNEL_PARAMS * 2];
+        for (i, &v) in kernel_params.iter().enumerate() {
+            let hi = v as f32;
+            packed[2 * i] = hi;
+            packed[2 * i + 1] = (v - hi as f64) as f32;
+        }
+        let queue = &self.ctx.queue;
+        queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&packed));
+        let span = SAMPLES_PER_WORKGROUP as usize;
+        let groups_per_chunk = self.chunk.div_ceil(span);
+        let mut host = vec![0.0f64; self.chunk];
+        let mut in_flight: [Option<wgpu::SubmissionIndex>; 2] = [None, None];
+        let mut total_groups = 0usize;
+        for (k, start) in (0..n).step_by(self.chunk).enumerate() {
+            let len = self.chunk.min(n - start);
+            read(start, &mut host[..len])?;
+            let slot = k % 2;
+            // Wait until the kernel that last used this slot is done before overwriting it.
+            if let Some(index) = in_flight[slot].take() {
+                self.ctx
+                    .device
+                    .poll(wgpu::PollType::Wait {
+                        submission_index: Some(index),
+                        timeout: None,
+                    })
+                    .map_err(|e| Error::gpu(&self.label, e))?;
+            }
+            self.staging.clear();
+            self.staging.extend(host[..len].iter().map(|&v| v as f32));
+            let (data, info, bind_group) = &self.slots[slot];
+            queue.write_buffer(data, 0, bytemuck::cast_slice(&self.staging));
+            let groups = len.div_ceil(span);
+            let chunk_info = ChunkInfo {
+                len: len as u32,
+                partial_base: (k * groups_per_chunk * self.n_terms) as u32,
+                pad: [0; 2],
+            };
+            queue.write_buffer(info, 0, bytemuck::bytes_of(&chunk_info));
+            let mut encoder =
+                self.ctx
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some(&self.label),
+                    });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(&self.label),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&self.pipeline);
+                pass.set_bind_group(0, bind_group, &[]);
+                pass.dispatch_workgroups(groups as u32, 1, 1);
+            }
+            in_flight[slot] = Some(queue.submit([encoder.finish()]));
+            total_groups = k * groups_per_chunk + groups;
+        }
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some(&self.label),
+            });
+        encoder.copy_buffer_to_buffer(&self.partials, 0, &self.readback, 0, self.partials.size());
+        queue.submit([encoder.finish()]);
+        let partials = read_back(&self.ctx, &self.readback, &self.label)?;
+        self.ctx.take_errors(&self.label)?;
+        // Chunks' partials sit at k * groups_per_chunk; unused slots of a short last chunk
+        // are never read.
+        let mut sums = vec![0.0f64; self.n_terms];
+        for (g, group) in partials
+            .chunks_exact(self.n_terms)
+            .enumerate()
+            .take(total_groups)
+        {
+            let k = g / groups_per_chunk;
+            let within = g % groups_per_chunk;
+            let len = self.chunk.min(n - k * self.chunk);
+            if within < len.div_ceil(span) {
+                for (s, &p) in sums.iter_mut().zip(group) {
+                    *s += p as f64;
+                }
+            }
+        }
+        Ok(sums)
+    }
 }

@@ -1,0 +1,220 @@
+//! An engine over data streamed in chunks: from a .npy file read with positioned reads, or
+//! from memory when only the GPU's budget is exceeded. Host memory stays bounded by the
+//! chunk size; on the GPU the chunks are double-buffered.
+
+use super::Engine;
+use crate::data::NpyReader;
+use crate::error::{Error, Result};
+use crate::family::{Family, Summary};
+use crate::gpu::reduce::StreamReduction;
+use crate::gpu::GpuContext;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Where streamed samples come from.
+pub enum Source {
+    Npy(NpyReader),
+    Memory(Arc<[f64]>),
+}
+
+impl Source {
+    fn len(&self) -> usize {
+        match self {
+            Source::Npy(r) => r.len(),
+            Source::Memory(m) => m.len(),
+        }
+    }
+    fn read(&mut self, start: usize, out: &mut [f64]) -> Result<()> {
+        match self {
+            Source::Npy(r) => r.read(start, out),
+            Source::Memory(m) => {
+                out.copy_from_slice(&m[start..start + out.len()]);
+                Ok(())
+            }
+        }
+    }
+}
+
+pub struct StreamingEngine {
+    family: Box<dyn Family>,
+    source: Source,
+    n: usize,
+    chunk: usize,
+    constant: f64,
+    summary: Summary,
+    gpu: Option<StreamReduction>,
+    adapter: String,
+    buffer: Vec<f64>,
+}
+
+impl StreamingEngine {
+    /// Validates every sample (finite, in the family's support) in one streamed pass, which
+    /// also sums the parameter-free NLL part and finds the range. `host_bytes` bounds the
+    /// host's chunk buffer; with `gpu`, `gpu_bytes` bounds the two device buffers.
+    pub fn new(
+        family: Box<dyn Family>,
+        mut source: Source,
+        host_bytes: u64,
+        gpu: Option<(&GpuContext, u64)>,
+    ) -> Result<Self> {
+        let n = source.len();
+        if n == 0 {
+            return Err(Error::InvalidData("no samples".into()));
+        }
+        let chunk = ((host_bytes / 8) as usize).clamp(4096, n.max(4096));
+        let mut buffer = vec![0.0; chunk.min(n)];
+        let (mut constant, mut min, mut max) = (0.0, f64::INFINITY, f64::NEG_INFINITY);
+        for start in (0..n).step_by(chunk) {
+            let len = chunk.min(n - start);
+            source.read(start, &mut buffer[..len])?;
+            for (i, &x) in buffer[..len].iter().enumerate() {
+                let why = if !x.is_finite() {
+                    Some(format!("value {x} is not finite"))
+                } else {
+                    family.support_error(x)
+                };
+                if let Some(why) = why {
+                    let at = format!("element {}", start + i);
+                    return Err(match &source {
+                        Source::Npy(r) => Error::data(
+                            r.path(),
+                            at,
+                            format!("{why} of the {} family", family.name()),
+                        ),
+                        Source::Memory(_) => Error::InvalidData(format!("{at}: {why}")),
+                    });
+                }
+                min = min.min(x);
+                max = max.max(x);
+            }
+            constant += super::constant_sum(family.as_ref(), &buffer[..len]);
+        }
+        let (gpu, adapter) = match gpu {
+            Some((ctx, budget)) => (
+                Some(StreamReduction::new(
+                    ctx,
+                    family.as_ref(),
+                    n,
+                    budget,
+                    chunk,
+                )?),
+                format!("{} (streamed)", ctx.adapter_label()),
+            ),
+            None => (
+                None,
+                format!(
+                    "host CPU, {} threads, f64 (streamed)",
+                    rayon::current_num_threads()
+                ),
+            ),
+        };
+        Ok(StreamingEngine {
+            family,
+            source,
+            n,
+            chunk,
+            constant,
+            summary: Summary { n, min, max },
+            gpu,
+            adapter,
+            buffer,
+        })
+    }
+}
+
+impl Engine for StreamingEngine {
+    fn name(&self) -> &'static str {
+        if self.gpu.is_some() {
+            "gpu"
+        } else {
+            "cpu"
+        }
+    }
+    fn adapter(&self) -> String {
+        self.adapter.clone()
+    }
+    fn family(&self) -> &dyn Family {
+        self.family.as_ref()
+    }
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn constant(&self) -> f64 {
+        self.constant
+    }
+    fn summary(&self) -> Summary {
+        self.summary
+    }
+    fn unit_roundoff(&self) -> f64 {
+        if self.gpu.is_some() {
+            f32::EPSILON as f64 / 2.0
+        } else {
+            f64::EPSILON / 2.0
+        }
+    }
+    fn term_sums(&mut self, theta: &[f64]) -> Result<Vec<f64>> {
+        let kp = self.family.kernel_params(theta);
+        let (n, source) = (self.n, &mut self.source);
+        if let Some(gpu) = &mut self.gpu {
+            return gpu.sums(&kp, n, |start, out| source.read(start, out));
+        }
+        let family = self.family.as_ref();
+        let terms = family.n_terms();
+        let mut sums = vec![0.0; terms];
+        for start in (0..n).step_by(self.chunk) {
+            let len = self.chunk.min(n - start);
+            source.read(start, &mut self.buffer[..len])?;
+            // The same blocks, in the same order, as the in-memory CPU engine.
+            let blocks: Vec<Vec<f64>> = self.buffer[..len]
+                .par_chunks(super::cpu::BLOCK)
+                .map(|block| {
+                    let mut acc = vec![0.0; terms];
+                    family.accumulate(block, &kp, &mut acc);
+                    acc
+                })
+                .collect();
+            for block in &blocks {
+                sums.iter_mut().zip(block).for_each(|(s, b)| *s += b);
+            }
+        }
+        Ok(sums)
+    }
+}
+
+/// Peak resident memory of this process in bytes (Linux), for reports and tests.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Parses sizes such as `512MiB`, `2GiB`, `100MB` or a plain number of bytes.
+pub fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| Error::Usage(format!("invalid size '{text}': e.g. 512MiB, 2GiB")))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => {
+            return Err(Error::Usage(format!(
+                "invalid size unit in '{text}': use B, KiB, MiB, GiB (or KB, MB, GB)"
+            )))
+        }
+    };
+    let bytes = value * scale;
+    if !(bytes >= 1.0 && bytes.is_finite()) {
+        return Err(Error::Usage(format!("invalid size '{text}'")));
+    }
+    Ok(bytes as u64)
+}
