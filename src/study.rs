@@ -237,28 +237,47 @@ pub fn run(
     Ok(rows)
 }
 
-/// An SVG of each parameter's estimates minus the truth against n (log scale), with the
-/// Cramer-Rao band +- z crlb_sd / sqrt(n) beside them.
-pub fn svg(rows: &[StudyRow], alpha: f64) -> String {
+/// A drawing primitive of the study plot, in pixels.
+enum Shape {
+    Line {
+        x1: f64,
+        y1: f64,
+        x2: f64,
+        y2: f64,
+        rgb: [u8; 3],
+        width: f64,
+    },
+    Dot {
+        x: f64,
+        y: f64,
+        rgb: [u8; 3],
+    },
+    Text {
+        x: f64,
+        y: f64,
+        text: String,
+    },
+}
+
+const WIDTH: f64 = 560.0;
+const PANEL: f64 = 300.0;
+const PAD: f64 = 50.0;
+
+/// Each parameter's estimates minus the truth against n (log scale), with the Cramer-Rao band
+/// +- z crlb_sd / sqrt(n) beside them: one panel per parameter.
+fn shapes(rows: &[StudyRow], alpha: f64) -> (Vec<Shape>, f64) {
     let z = crate::inference::normal_quantile_two_sided(alpha);
     let mut params: Vec<&str> = rows.iter().map(|r| r.param.as_str()).collect();
-    params.dedup();
     params.sort();
     params.dedup();
-    let (w, h, pad) = (520.0, 300.0, 50.0);
-    let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n",
-        w,
-        h * params.len() as f64
-    );
+    let mut out = Vec::new();
+    let (blue, red, grey) = ([51, 102, 204], [221, 51, 51], [153, 153, 153]);
     for (pi, param) in params.iter().enumerate() {
         let sel: Vec<&StudyRow> = rows.iter().filter(|r| r.param == *param).collect();
-        let top = pi as f64 * h;
+        let top = pi as f64 * PANEL;
         let ns: Vec<f64> = sel.iter().map(|r| (r.n as f64).log10()).collect();
-        let (x0, x1) = (
-            ns.iter().cloned().fold(f64::INFINITY, f64::min) - 0.3,
-            ns.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + 0.3,
-        );
+        let x0 = ns.iter().cloned().fold(f64::INFINITY, f64::min) - 0.3;
+        let x1 = ns.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + 0.3;
         let spread = sel
             .iter()
             .flat_map(|r| {
@@ -268,43 +287,150 @@ pub fn svg(rows: &[StudyRow], alpha: f64) -> String {
                     .chain(std::iter::once(z * r.crlb_sd / (r.n as f64).sqrt()))
             })
             .fold(1e-12, f64::max);
-        let sx = |v: f64| pad + (v - x0) / (x1 - x0) * (w - 2.0 * pad);
-        let sy = |v: f64| top + h / 2.0 - v / spread * (h / 2.0 - pad);
-        out += &format!("<text x=\"{}\" y=\"{}\">{param}: estimate - truth vs n; band: +-{z:.2} CRLB sd / sqrt(n)</text>\n", pad, top + 20.0);
-        out += &format!(
-            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/>\n",
-            pad,
-            sy(0.0),
-            w - pad,
-            sy(0.0)
-        );
+        let sx = |v: f64| PAD + (v - x0) / (x1 - x0) * (WIDTH - 2.0 * PAD);
+        let sy = |v: f64| top + PANEL / 2.0 - v / spread * (PANEL / 2.0 - PAD);
+        out.push(Shape::Text {
+            x: PAD,
+            y: top + 12.0,
+            text: format!("{param}: estimate - truth vs n, band +-{z:.2} CRLB sd/sqrt(n)"),
+        });
+        out.push(Shape::Line {
+            x1: PAD,
+            y1: sy(0.0),
+            x2: WIDTH - PAD,
+            y2: sy(0.0),
+            rgb: grey,
+            width: 1.0,
+        });
         let band: Vec<(f64, f64)> = sel
             .iter()
-            .map(|r| ((r.n as f64).log10(), z * r.crlb_sd / (r.n as f64).sqrt()))
+            .map(|r| {
+                (
+                    sx((r.n as f64).log10()),
+                    z * r.crlb_sd / (r.n as f64).sqrt(),
+                )
+            })
             .collect();
         for sign in [1.0, -1.0] {
-            let pts: Vec<String> = band
-                .iter()
-                .map(|(x, b)| format!("{:.1},{:.1}", sx(*x), sy(sign * b)))
-                .collect();
-            out += &format!(
-                "<polyline points=\"{}\" fill=\"none\" stroke=\"#d33\" stroke-width=\"2\"/>\n",
-                pts.join(" ")
-            );
+            for w in band.windows(2) {
+                out.push(Shape::Line {
+                    x1: w[0].0,
+                    y1: sy(sign * w[0].1),
+                    x2: w[1].0,
+                    y2: sy(sign * w[1].1),
+                    rgb: red,
+                    width: 2.0,
+                });
+            }
         }
         for r in &sel {
             let x = (r.n as f64).log10();
             for (k, e) in r.estimates.iter().enumerate() {
                 let jitter = ((k * 7919) % 100) as f64 / 100.0 * 0.16 - 0.08;
-                out += &format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"1.5\" fill=\"#36c\" fill-opacity=\"0.4\"/>\n", sx(x + jitter), sy(e - r.truth));
+                out.push(Shape::Dot {
+                    x: sx(x + jitter),
+                    y: sy(e - r.truth),
+                    rgb: blue,
+                });
             }
-            out += &format!(
-                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">n={}</text>\n",
-                sx(x),
-                top + h - 15.0,
-                r.n
-            );
+            out.push(Shape::Text {
+                x: sx(x) - 24.0,
+                y: top + PANEL - 22.0,
+                text: format!("n={}", r.n),
+            });
         }
     }
+    (out, PANEL * params.len() as f64)
+}
+
+/// The study plot as SVG.
+pub fn svg(rows: &[StudyRow], alpha: f64) -> String {
+    let (shapes, height) = shapes(rows, alpha);
+    let mut out = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" font-family=\"monospace\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
+    let hex = |c: [u8; 3]| format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2]);
+    for s in shapes {
+        out += &match s {
+            Shape::Line { x1, y1, x2, y2, rgb, width } => format!("<line x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\" stroke=\"{}\" stroke-width=\"{width}\"/>\n", hex(rgb)),
+            Shape::Dot { x, y, rgb } => format!("<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"1.5\" fill=\"{}\" fill-opacity=\"0.4\"/>\n", hex(rgb)),
+            Shape::Text { x, y, text } => format!("<text x=\"{x:.1}\" y=\"{:.1}\">{text}</text>\n", y + 9.0),
+        };
+    }
     out + "</svg>\n"
+}
+
+/// The study plot as PNG (8x8 bitmap text).
+pub fn png(rows: &[StudyRow], alpha: f64) -> Result<Vec<u8>> {
+    let (shapes, height) = shapes(rows, alpha);
+    let (w, h) = (WIDTH as usize, height.max(1.0) as usize);
+    let mut pixels = vec![255u8; w * h * 3];
+    let mut blend = |x: i64, y: i64, rgb: [u8; 3], opacity: f64| {
+        if x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h {
+            let at = (y as usize * w + x as usize) * 3;
+            for c in 0..3 {
+                pixels[at + c] =
+                    (pixels[at + c] as f64 * (1.0 - opacity) + rgb[c] as f64 * opacity) as u8;
+            }
+        }
+    };
+    for s in shapes {
+        match s {
+            Shape::Line {
+                x1,
+                y1,
+                x2,
+                y2,
+                rgb,
+                width,
+            } => {
+                let steps = ((x2 - x1).abs().max((y2 - y1).abs()) * 2.0).ceil().max(1.0) as usize;
+                for k in 0..=steps {
+                    let t = k as f64 / steps as f64;
+                    let (x, y) = (x1 + t * (x2 - x1), y1 + t * (y2 - y1));
+                    for d in 0..width as i64 {
+                        blend(x as i64, y as i64 + d, rgb, 1.0);
+                    }
+                }
+            }
+            Shape::Dot { x, y, rgb } => {
+                for dy in -1..=1 {
+                    for dx in -1..=1 {
+                        blend(x as i64 + dx, y as i64 + dy, rgb, 0.4);
+                    }
+                }
+            }
+            Shape::Text { x, y, text } => {
+                for (i, ch) in text.chars().enumerate() {
+                    let glyph = font8x8::legacy::BASIC_LEGACY
+                        .get(ch as usize)
+                        .copied()
+                        .unwrap_or([0; 8]);
+                    for (row, bits) in glyph.iter().enumerate() {
+                        for col in 0..8 {
+                            if bits >> col & 1 == 1 {
+                                blend(
+                                    x as i64 + (i * 8 + col) as i64,
+                                    y as i64 + row as i64,
+                                    [0, 0, 0],
+                                    1.0,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut bytes, w as u32, h as u32);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder
+            .write_header()
+            .map_err(|e| Error::Usage(format!("PNG: {e}")))?;
+        writer
+            .write_image_data(&pixels)
+            .map_err(|e| Error::Usage(format!("PNG: {e}")))?;
+    }
+    Ok(bytes)
 }

@@ -220,7 +220,27 @@ fn study_json_plot_and_bad_options() {
         assert!((r["crlb_sd"].as_f64().unwrap() - 3f64.sqrt()).abs() < 1e-12);
     }
     let text = std::fs::read_to_string(&svg).unwrap();
-    assert!(text.starts_with("<svg") && text.contains("<circle") && text.contains("<polyline"));
+    assert!(text.starts_with("<svg") && text.contains("<circle") && text.contains("<line"));
+    let png = svg.with_extension("png");
+    ok_json(&[
+        "study",
+        "--family",
+        "bernoulli",
+        "--params",
+        "p=0.3",
+        "--n",
+        "40,400",
+        "--reps",
+        "20",
+        "--backend",
+        "cpu",
+        "--json",
+        "--plot",
+        png.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read(&png)
+        .unwrap()
+        .starts_with(b"\x89PNG\r\n\x1a\n"));
     for (args, needle) in [
         (
             vec!["study", "--family", "gaussian", "--params", "mu=1"],

@@ -20,7 +20,7 @@ pub struct StudyArgs {
     /// 1 - confidence level of the intervals whose coverage is measured.
     #[arg(long, default_value_t = 0.05)]
     alpha: f64,
-    /// Draw the estimates' spread against n beside the Cramer-Rao band into this SVG file.
+    /// Draw the estimates' spread against n beside the Cramer-Rao band into this .svg or .png file.
     #[arg(long)]
     plot: Option<std::path::PathBuf>,
     #[command(flatten)]
@@ -42,9 +42,9 @@ pub fn run(args: StudyArgs) -> likely::Result<i32> {
         )));
     }
     if let Some(p) = &args.plot {
-        if p.extension().and_then(|e| e.to_str()) != Some("svg") {
+        if !matches!(p.extension().and_then(|e| e.to_str()), Some("svg" | "png")) {
             return Err(likely::Error::Usage(format!(
-                "--plot {}: only .svg is supported",
+                "--plot {}: the file must end in .svg or .png",
                 p.display()
             )));
         }
@@ -78,11 +78,14 @@ pub fn run(args: StudyArgs) -> likely::Result<i32> {
     )?;
     bar.finish_and_clear();
     if let Some(path) = &args.plot {
-        std::fs::write(path, study::svg(&rows, args.alpha)).map_err(|source| {
-            likely::Error::Io {
-                path: path.clone(),
-                source,
-            }
+        let bytes = if path.extension().and_then(|e| e.to_str()) == Some("png") {
+            study::png(&rows, args.alpha)?
+        } else {
+            study::svg(&rows, args.alpha).into_bytes()
+        };
+        std::fs::write(path, bytes).map_err(|source| likely::Error::Io {
+            path: path.clone(),
+            source,
         })?;
     }
     if args.json {
