@@ -266,9 +266,9 @@ fn study_json_plot_and_bad_options() {
                 "--params",
                 "mu=1,sigma=1",
                 "--plot",
-                "x.png",
+                "x.jpg",
             ],
-            "only .svg",
+            "must end in .svg or .png",
         ),
         (
             vec![
