@@ -185,13 +185,7 @@ impl TermReduction {
                 kernel_params.len()
             )));
         }
-        // Each parameter as an f32 pair (hi, lo) with hi + lo = value to ~48 bits.
-        let mut packed = [0f32; MAX_KERNEL_PARAMS * 2];
-        for (i, &v) in kernel_params.iter().enumerate() {
-            let hi = v as f32;
-            packed[2 * i] = hi;
-            packed[2 * i + 1] = (v - hi as f64) as f32;
-        }
+        let packed = pack_kernel_params(kernel_params);
         self.ctx
             .queue
             .write_buffer(&self.params, 0, bytemuck::cast_slice(&packed));
@@ -228,6 +222,17 @@ impl TermReduction {
         }
         Ok(sums)
     }
+}
+
+/// Each kernel parameter as an f32 pair (hi, lo) with hi + lo = value to ~48 bits.
+fn pack_kernel_params(kernel_params: &[f64]) -> [f32; MAX_KERNEL_PARAMS * 2] {
+    let mut packed = [0f32; MAX_KERNEL_PARAMS * 2];
+    for (i, &v) in kernel_params.iter().take(MAX_KERNEL_PARAMS).enumerate() {
+        let hi = v as f32;
+        packed[2 * i] = hi;
+        packed[2 * i + 1] = (v - hi as f64) as f32;
+    }
+    packed
 }
 
 /// The family's reduction pipeline and its bind group layout, built in an error scope.
@@ -425,12 +430,7 @@ impl StreamReduction {
         n: usize,
         mut read: impl FnMut(usize, &mut [f64]) -> Result<()>,
     ) -> Result<Vec<f64>> {
-        let mut packed = [0f32; MAX_KERNEL_PARAMS * 2];
-        for (i, &v) in kernel_params.iter().enumerate() {
-            let hi = v as f32;
-            packed[2 * i] = hi;
-            packed[2 * i + 1] = (v - hi as f64) as f32;
-        }
+        let packed = pack_kernel_params(kernel_params);
         let queue = &self.ctx.queue;
         queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&packed));
         let span = SAMPLES_PER_WORKGROUP as usize;

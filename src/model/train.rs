@@ -99,6 +99,42 @@ fn zero_frozen(grad: &mut [f64], frozen: &[bool]) {
     }
 }
 
+/// Early stopping on a validation loss: keeps the best parameters seen.
+struct EarlyStopping {
+    best: Option<Vec<f64>>,
+    best_loss: f64,
+    since_best: usize,
+    patience: usize,
+}
+
+impl EarlyStopping {
+    fn new(patience: usize) -> Self {
+        EarlyStopping {
+            best: None,
+            best_loss: f64::INFINITY,
+            since_best: 0,
+            patience,
+        }
+    }
+
+    /// Records an epoch's validation loss; returns the reason to stop, if it is time.
+    fn observe(&mut self, loss: f64, params: &[f64]) -> Option<String> {
+        if self.best.is_none() || loss < self.best_loss {
+            self.best = Some(params.to_vec());
+            self.best_loss = loss;
+            self.since_best = 0;
+            return None;
+        }
+        self.since_best += 1;
+        (self.since_best >= self.patience).then(|| {
+            format!(
+                "early stopping: validation loss did not improve for {} epochs",
+                self.patience
+            )
+        })
+    }
+}
+
 /// Seeded split into training and validation rows (the same on every engine).
 fn split_rows(
     n: usize,
@@ -213,8 +249,7 @@ fn minibatch(
     });
     let mut history = Vec::new();
     let mut step = 0usize;
-    let mut best: Option<(f64, Vec<f64>)> = None;
-    let mut since_best = 0usize;
+    let mut early = EarlyStopping::new(options.patience);
     let mut reason = format!("{} epochs completed", options.epochs);
     let mut converged = true;
     let mut last_finite = params.clone();
@@ -324,25 +359,14 @@ fn minibatch(
             };
             progress(&point);
             history.push(point);
-            if let Some(val) = validation {
-                if best.as_ref().is_none_or(|(b, _)| val < *b) {
-                    best = Some((val, params.clone()));
-                    since_best = 0;
-                } else {
-                    since_best += 1;
-                    if since_best >= options.patience {
-                        reason = format!(
-                            "early stopping: validation loss did not improve for {} epochs",
-                            options.patience
-                        );
-                        break 'epochs;
-                    }
-                }
+            if let Some(stop) = validation.and_then(|val| early.observe(val, params)) {
+                reason = stop;
+                break 'epochs;
             }
         }
     }
     if converged {
-        if let Some((_, best_params)) = best {
+        if let Some(best_params) = early.best {
             *params = best_params;
         }
     }
@@ -442,8 +466,7 @@ pub fn train_gpu(
     let max_steps = options.max_iter.unwrap_or(usize::MAX);
     let (mut step, mut epochs_run) = (0usize, 0usize);
     let mut history = Vec::new();
-    let mut best: Option<(f64, Vec<f64>)> = None;
-    let mut since_best = 0;
+    let mut early = EarlyStopping::new(options.patience);
     let mut converged = true;
     let mut reason = format!("{} epochs completed", options.epochs);
     let mut epoch_start = params.clone();
@@ -520,24 +543,13 @@ pub fn train_gpu(
             };
             progress(&point);
             history.push(point);
-            if let Some(val) = validation {
-                if best.as_ref().is_none_or(|(b, _)| val < *b) {
-                    best = Some((val, params.clone()));
-                    since_best = 0;
-                } else {
-                    since_best += 1;
-                    if since_best >= options.patience {
-                        reason = format!(
-                            "early stopping: validation loss did not improve for {} epochs",
-                            options.patience
-                        );
-                        break;
-                    }
-                }
+            if let Some(stop) = validation.and_then(|val| early.observe(val, params)) {
+                reason = stop;
+                break;
             }
         }
     }
-    if let Some((_, best_params)) = best {
+    if let Some(best_params) = early.best {
         *params = best_params;
     }
     let log_prior = options.prior.map(|pr| pr.log_density(params, &mask));
