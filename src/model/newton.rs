@@ -100,6 +100,9 @@ pub fn derivatives(
     let g_at = net.globals_offset();
     let ng = net.head.globals();
     let m = o + ng;
+    if o == 1 && ng == 0 && net.hidden.is_empty() {
+        return scalar_derivatives(net, params, x, y);
+    }
     // Parameter index of (input j, output k), j = d being the intercept, and of global q.
     let index = |slot: usize, j: usize| {
         if slot < o {
@@ -177,6 +180,60 @@ pub fn derivatives(
         f += bf;
         g.iter_mut().zip(&bg).for_each(|(a, b)| *a += b);
         h.iter_mut().zip(&bh).for_each(|(a, b)| *a += b);
+    }
+    Ok((f, g, h))
+}
+
+/// The common case of one output and no globals (logistic, Poisson, exponential regression):
+/// eta = x w + b per row, H = sum_i h_i x~ x~^T accumulated on the upper triangle without
+/// allocation per row, then mirrored.
+fn scalar_derivatives(net: &Network, params: &[f64], x: &[f64], y: &[f64]) -> Result<Derivatives> {
+    let d = net.inputs;
+    let p = d + 1;
+    let (w, b) = (&params[..d], params[d]);
+    let blocks: Vec<Result<Derivatives>> = (0..y.len())
+        .collect::<Vec<usize>>()
+        .par_chunks(4096)
+        .map(|rows| {
+            let (mut f, mut g, mut h) = (0.0, vec![0.0; p], vec![0.0; p * p]);
+            let mut d_eta = [0.0];
+            let mut xt = vec![1.0; p];
+            for &r in rows {
+                let xr = &x[r * d..(r + 1) * d];
+                let eta = b + xr.iter().zip(w).map(|(a, c)| a * c).sum::<f64>();
+                f += net.head.nll(&[eta], &[], y[r], &mut d_eta, &mut []);
+                let curvature = match net.head.family {
+                    FamilyName::Bernoulli => {
+                        let q = d_eta[0] + y[r]; // sigmoid(eta), from dNLL/deta = sigmoid - y
+                        q * (1.0 - q)
+                    }
+                    FamilyName::Poisson => d_eta[0] + y[r], // e^eta
+                    _ => head_hessian(net, &[eta], &[], y[r])?[0],
+                };
+                xt[..d].copy_from_slice(xr);
+                for j in 0..p {
+                    g[j] += d_eta[0] * xt[j];
+                    let wj = curvature * xt[j];
+                    let row = &mut h[j * p..(j + 1) * p];
+                    for k in j..p {
+                        row[k] += wj * xt[k];
+                    }
+                }
+            }
+            Ok((f, g, h))
+        })
+        .collect();
+    let (mut f, mut g, mut h) = (0.0, vec![0.0; p], vec![0.0; p * p]);
+    for block in blocks {
+        let (bf, bg, bh) = block?;
+        f += bf;
+        g.iter_mut().zip(&bg).for_each(|(a, v)| *a += v);
+        h.iter_mut().zip(&bh).for_each(|(a, v)| *a += v);
+    }
+    for j in 0..p {
+        for k in 0..j {
+            h[j * p + k] = h[k * p + j];
+        }
     }
     Ok((f, g, h))
 }
