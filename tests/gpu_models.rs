@@ -65,19 +65,14 @@ fn train_options(
     epochs: usize,
 ) -> likely::model::TrainOptions {
     likely::model::TrainOptions {
-        optimizer,
         lr: 1e-2,
         momentum: 0.9,
         weight_decay: 0.01,
         batch_size: Some(batch),
         epochs,
-        max_iter: None,
         seed: 4,
-        prior: None,
-        validation: None,
-        patience: 5,
         log_every: 1,
-        frozen: vec![false; p],
+        ..likely::model::TrainOptions::new(optimizer, p)
     }
 }
 

@@ -212,21 +212,7 @@ fn linear_model(family: FamilyName, x: &[f64], y: &[f64], d: usize) -> Model {
         },
     };
     let mut params = network.init(0, y);
-    let options = TrainOptions {
-        optimizer: ModelOptimizer::Newton,
-        lr: 0.0,
-        momentum: 0.0,
-        weight_decay: 0.0,
-        batch_size: None,
-        epochs: 1,
-        max_iter: None,
-        seed: 0,
-        prior: None,
-        validation: None,
-        patience: 1,
-        log_every: 0,
-        frozen: vec![false; network.param_count()],
-    };
+    let options = TrainOptions::new(ModelOptimizer::Newton, network.param_count());
     likely::model::train(&network, &mut params, x, y, &options, |_| {}).unwrap();
     Model {
         kind: ModelKind::Linear,
@@ -494,19 +480,8 @@ fn profile_interval_of_a_one_parameter_logistic_regression() {
     let frozen = vec![false, true];
     let mut params = vec![0.0, 0.0];
     let options = TrainOptions {
-        optimizer: ModelOptimizer::Lbfgs,
-        lr: 0.0,
-        momentum: 0.0,
-        weight_decay: 0.0,
-        batch_size: None,
-        epochs: 1,
-        max_iter: None,
-        seed: 0,
-        prior: None,
-        validation: None,
-        patience: 1,
-        log_every: 0,
         frozen: frozen.clone(),
+        ..TrainOptions::new(ModelOptimizer::Lbfgs, 2)
     };
     likely::model::train(&network, &mut params, &x, &y, &options, |_| {}).unwrap();
     let model = Model {

@@ -31,21 +31,7 @@ fn targets(family: FamilyName, classes: usize, n: usize, seed: u64) -> Vec<f64> 
 }
 
 fn options(optimizer: ModelOptimizer, p: usize) -> TrainOptions {
-    TrainOptions {
-        optimizer,
-        lr: 1e-3,
-        momentum: 0.0,
-        weight_decay: 0.0,
-        batch_size: None,
-        epochs: 1,
-        max_iter: None,
-        seed: 0,
-        prior: None,
-        validation: None,
-        patience: 5,
-        log_every: 0,
-        frozen: vec![false; p],
-    }
+    TrainOptions::new(optimizer, p)
 }
 
 #[test]

@@ -289,18 +289,8 @@ fn train_options(
     weight_decay: f64,
 ) -> TrainOptions {
     TrainOptions {
-        optimizer,
-        lr: 1e-3,
-        momentum: 0.0,
         weight_decay,
         batch_size: batch,
-        epochs: 1,
-        max_iter: None,
-        seed: 0,
-        prior: None,
-        validation: None,
-        patience: 1,
-        log_every: 0,
-        frozen: vec![false; net.param_count()],
+        ..TrainOptions::new(optimizer, net.param_count())
     }
 }

@@ -182,19 +182,12 @@ fn mlp_example(args: &DemoArgs) -> likely::Result<bool> {
         head: teacher.head,
     };
     let options = TrainOptions {
-        optimizer: ModelOptimizer::Adamw,
         lr: 1e-2,
-        momentum: 0.0,
         weight_decay: 0.01,
         batch_size: Some(256),
         epochs: 10,
-        max_iter: None,
         seed: args.seed,
-        prior: None,
-        validation: None,
-        patience: 5,
-        log_every: 0,
-        frozen: vec![false; net.param_count()],
+        ..TrainOptions::new(ModelOptimizer::Adamw, net.param_count())
     };
     let mut params = net.init(args.seed, &y);
     let rows: Vec<usize> = (0..n).collect();

@@ -90,6 +90,8 @@ pub struct GpuNetwork {
     params_readback: wgpu::Buffer,
     flags: Vec<f32>,
     layers: usize,
+    /// Whether the index buffer holds every row in order (full-batch passes reuse it).
+    all_rows_resident: std::cell::Cell<bool>,
     work: wgpu::Buffer,
     hsum_off: Option<u64>,
     hess_readback: wgpu::Buffer,
@@ -440,6 +442,7 @@ impl GpuNetwork {
             params_readback,
             flags,
             layers: layers.len(),
+            all_rows_resident: std::cell::Cell::new(false),
             work,
             hsum_off: newton.then_some(hsum_off as u64),
             hess_readback,
@@ -490,11 +493,34 @@ impl GpuNetwork {
         )
     }
 
+    /// Puts the pass's row order in the index buffer: `None` is every row in order, uploaded
+    /// once and kept while full-batch passes follow each other (L-BFGS, Newton).
+    fn upload_rows(&self, rows: Option<&[u32]>) -> usize {
+        match rows {
+            Some(order) => {
+                self.ctx
+                    .queue
+                    .write_buffer(&self.idx, 0, bytemuck::cast_slice(order));
+                self.all_rows_resident.set(false);
+                order.len()
+            }
+            None => {
+                if !self.all_rows_resident.replace(true) {
+                    let all: Vec<u32> = (0..self.n as u32).collect();
+                    self.ctx
+                        .queue
+                        .write_buffer(&self.idx, 0, bytemuck::cast_slice(&all));
+                }
+                self.n
+            }
+        }
+    }
+
     /// Runs one pass over `rows` (in that order), `train` steps included, and returns the
     /// per-step loss sums; with `want_grads` also the gradient summed over the pass.
     fn pass(
         &self,
-        rows: &[u32],
+        rows: Option<&[u32]>,
         hyper: Hyper,
         t: u32,
         train: bool,
@@ -507,7 +533,7 @@ impl GpuNetwork {
     #[allow(clippy::type_complexity)]
     fn pass_with(
         &self,
-        rows: &[u32],
+        rows: Option<&[u32]>,
         hyper: Hyper,
         t: u32,
         train: bool,
@@ -516,14 +542,14 @@ impl GpuNetwork {
     ) -> Result<(Vec<f64>, Option<Vec<f64>>, Option<Vec<f64>>)> {
         let label = "likely mlp pass";
         let queue = &self.ctx.queue;
-        queue.write_buffer(&self.idx, 0, bytemuck::cast_slice(rows));
+        let count = self.upload_rows(rows);
         queue.write_buffer(
             &self.state,
             0,
-            bytemuck::cast_slice(&[0u32, t, 0, rows.len() as u32]),
+            bytemuck::cast_slice(&[0u32, t, 0, count as u32]),
         );
         queue.write_buffer(&self.hyper, 0, bytemuck::bytes_of(&hyper));
-        let steps = rows.len().div_ceil(self.batch);
+        let steps = count.div_ceil(self.batch);
         let layers = self.network.layers();
         let last = (self.layers - 1) as u32;
         let group = &self.bind_groups[0];
@@ -658,12 +684,11 @@ impl GpuNetwork {
     /// linear model: one pass, one readback.
     pub fn derivatives(&self, params: &[f64]) -> Result<(f64, Vec<f64>, Vec<f64>)> {
         self.set_params(params);
-        let rows: Vec<u32> = (0..self.n as u32).collect();
         let hyper = Hyper {
             accumulate: 1,
             ..Hyper::default()
         };
-        let (losses, grads, hessian) = self.pass_with(&rows, hyper, 0, false, true, true)?;
+        let (losses, grads, hessian) = self.pass_with(None, hyper, 0, false, true, true)?;
         Ok((
             losses.iter().sum(),
             grads.expect("requested"),
@@ -674,19 +699,18 @@ impl GpuNetwork {
     /// Total NLL and gradient over all rows at `params` (full batch, for L-BFGS).
     pub fn nll_and_grad(&self, params: &[f64]) -> Result<(f64, Vec<f64>)> {
         self.set_params(params);
-        let rows: Vec<u32> = (0..self.n as u32).collect();
         let hyper = Hyper {
             accumulate: 1,
             ..Hyper::default()
         };
-        let (losses, grads) = self.pass(&rows, hyper, 0, false, true)?;
+        let (losses, grads) = self.pass(None, hyper, 0, false, true)?;
         Ok((losses.iter().sum(), grads.expect("requested")))
     }
 
     /// Total NLL over `rows` at the current parameters.
     pub fn nll(&self, rows: &[u32]) -> Result<f64> {
         Ok(self
-            .pass(rows, Hyper::default(), 0, false, false)?
+            .pass(Some(rows), Hyper::default(), 0, false, false)?
             .0
             .iter()
             .sum())
@@ -695,7 +719,7 @@ impl GpuNetwork {
     /// One epoch of optimiser steps over `order`; returns each step's loss sum. `t` is the
     /// number of optimiser steps already taken (Adam's bias correction).
     pub fn train_epoch(&self, order: &[u32], hyper: Hyper, t: u32) -> Result<Vec<f64>> {
-        Ok(self.pass(order, hyper, t, true, false)?.0)
+        Ok(self.pass(Some(order), hyper, t, true, false)?.0)
     }
 
     /// Steps per pass over `rows` rows.

@@ -100,24 +100,7 @@ impl TermReduction {
 
         let (pipeline, layout) = build_pipeline(ctx, family, subgroups, &label)?;
 
-        let params = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("likely kernel parameters"),
-            size: (MAX_KERNEL_PARAMS * 8) as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let partials = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("likely partial sums"),
-            size: partial_bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let readback = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("likely partial sums readback"),
-            size: partial_bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let (params, partials, readback) = reduction_buffers(device, partial_bytes, "likely");
 
         let mut chunks = Vec::with_capacity(starts.len());
         let mut partial_base = 0u32;
@@ -222,6 +205,39 @@ impl TermReduction {
         }
         Ok(sums)
     }
+}
+
+/// The kernel-parameter uniform, the partial-sums buffer and its readback twin.
+fn reduction_buffers(
+    device: &wgpu::Device,
+    partial_bytes: u64,
+    label: &str,
+) -> (wgpu::Buffer, wgpu::Buffer, wgpu::Buffer) {
+    let buffer = |name: &str, size: u64, usage: wgpu::BufferUsages| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(&format!("{label} {name}")),
+            size,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    (
+        buffer(
+            "kernel parameters",
+            (MAX_KERNEL_PARAMS * 8) as u64,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        ),
+        buffer(
+            "partial sums",
+            partial_bytes,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        ),
+        buffer(
+            "partial sums readback",
+            partial_bytes,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        ),
+    )
 }
 
 /// Each kernel parameter as an f32 pair (hi, lo) with hi + lo = value to ~48 bits.
@@ -359,24 +375,8 @@ impl StreamReduction {
                 "{partial_bytes} bytes of partial sums exceed one storage binding"
             )));
         }
-        let params = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("likely kernel parameters"),
-            size: (MAX_KERNEL_PARAMS * 8) as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let partials = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("likely streamed partial sums"),
-            size: partial_bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let readback = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("likely streamed partial sums readback"),
-            size: partial_bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let (params, partials, readback) =
+            reduction_buffers(device, partial_bytes, "likely streamed");
         let slot = |i: usize| {
             let data = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(&format!("likely streamed data slot {i}")),

@@ -48,6 +48,29 @@ pub struct TrainOptions {
     pub frozen: Vec<bool>,
 }
 
+impl TrainOptions {
+    /// One full-batch epoch with `optimizer` and PyTorch's defaults elsewhere (lr 1e-3, no
+    /// momentum or decay, no prior, seed 0, patience 5, nothing frozen); adjust fields with
+    /// struct update syntax.
+    pub fn new(optimizer: ModelOptimizer, param_count: usize) -> Self {
+        TrainOptions {
+            optimizer,
+            lr: 1e-3,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            batch_size: None,
+            epochs: 1,
+            max_iter: None,
+            seed: 0,
+            prior: None,
+            validation: None,
+            patience: 5,
+            log_every: 0,
+            frozen: vec![false; param_count],
+        }
+    }
+}
+
 /// One reported point of the loss curve.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct LossPoint {
