@@ -1,16 +1,12 @@
 //! The command line: successful fits with the JSON contract, and every bad input giving a
 //! clear message and a non-zero exit (never a panic).
 
+mod common;
+
+use common::cli::{fails_with, likely};
+
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn likely(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_likely"))
-        .args(args)
-        .output()
-        .expect("run likely")
-}
 
 fn temp(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("likely-cli-{}", std::process::id()));
@@ -50,20 +46,6 @@ fn fit_json(args: &[&str]) -> Value {
 }
 
 /// Runs a command that must fail with exit code 1 (or 2 for usage errors) and a message.
-fn fails_with(args: &[&str], needle: &str) {
-    let out = likely(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let code = out.status.code();
-    assert!(
-        matches!(code, Some(1) | Some(2)),
-        "{args:?}: exit {code:?}, stderr {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    assert!(
-        stderr.contains(needle),
-        "{args:?}: expected '{needle}' in: {stderr}"
-    );
-}
 
 #[test]
 fn json_contract_for_every_family() {

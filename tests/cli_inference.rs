@@ -1,14 +1,10 @@
 //! Inference and the study through the command line: the JSON contract and bad options.
 
-use serde_json::Value;
-use std::process::{Command, Output};
+mod common;
 
-fn likely(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_likely"))
-        .args(args)
-        .output()
-        .expect("run likely")
-}
+use common::cli::{likely, ok_json};
+
+use serde_json::Value;
 
 fn temp(name: &str, text: &str) -> String {
     let dir = std::env::temp_dir().join(format!("likely-inference-{}", std::process::id()));
@@ -16,16 +12,6 @@ fn temp(name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p.to_str().unwrap().to_string()
-}
-
-fn ok_json(args: &[&str]) -> Value {
-    let out = likely(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 const KEYS: [&str; 9] = [

@@ -1,15 +1,10 @@
 //! `likely fit --model`, `eval` and `predict` through the command line.
 
-use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn likely(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_likely"))
-        .args(args)
-        .output()
-        .expect("run likely")
-}
+use common::cli::{fails_with, likely, ok_json};
+
+use std::path::PathBuf;
 
 fn dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("likely-models-{}", std::process::id()));
@@ -21,31 +16,6 @@ fn temp(name: &str, text: &str) -> String {
     let p = dir().join(name);
     std::fs::write(&p, text).unwrap();
     p.to_str().unwrap().to_string()
-}
-
-fn ok_json(args: &[&str]) -> Value {
-    let out = likely(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn fails_with(args: &[&str], needle: &str) {
-    let out = likely(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        matches!(out.status.code(), Some(1) | Some(2)),
-        "{args:?}: {:?} {stderr}",
-        out.status.code()
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(
-        stderr.contains(needle),
-        "{args:?}: expected '{needle}' in {stderr}"
-    );
 }
 
 /// Three classes that depend on two features, with string labels.

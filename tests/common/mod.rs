@@ -1,6 +1,8 @@
 //! Shared test helpers: one GPU context per test binary, and the skip/require policy.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use likely::gpu::{AdapterSelector, GpuContext};
 use std::sync::OnceLock;
 
