@@ -1,7 +1,8 @@
 // Dense network training on the GPU: tiled forward products, the family head, the backward
 // products with the batch reduction folded into the weight-gradient tiles, the loss
 // reduction, and the optimiser step. Generated before this text: TILE, HEAD, N_OUT,
-// REFERENCE, ACT, N_PARAMS, N_GLOBALS, GLOBALS_AT, D, N_ROWS, HALF_LN_2PI.
+// REFERENCE, ACT, N_PARAMS, N_GLOBALS, GLOBALS_AT, D, N_ROWS, HALF_LN_2PI, HESS_SPLITS,
+// GRAD_SPLITS.
 //
 // Parameters of a layer with fan_in inputs: W (fan_in x fan_out, row-major) then b, which is
 // row fan_in of the augmented matrix [W; b] whose input is 1. Gradients use the same layout.
@@ -21,8 +22,8 @@ struct Desc {
     chunk_rows: u32,  // gather: rows in that chunk
     hess_off: u32,    // Newton: per-row head Hessians (batch x M x M)
     hsum_off: u32,    // Newton: the parameter Hessian (N_PARAMS x N_PARAMS), summed over the pass
-    pad0: u32,
-    pad1: u32,
+    hpart_off: u32,   // Newton: HESS_SPLITS partial parameter Hessians of this batch
+    gpart_off: u32,   // GRAD_SPLITS partial weight gradients of this batch
 }
 
 struct Hyper {
@@ -136,6 +137,23 @@ fn forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
     }
 }
 
+// The same product without shared memory, one invocation per (row b = x, output o = y): for
+// narrow layers, where tiles would be mostly padding and their barriers cost more than the
+// loads they save (on CPU adapters, far more).
+@compute @workgroup_size(256)
+fn forward_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let b = gid.x;
+    let o = gid.y;
+    if (b >= rows_now()) {
+        return;
+    }
+    var acc = params[desc.w_off + desc.fan_in * desc.fan_out + o];
+    for (var k = 0u; k < desc.fan_in; k = k + 1u) {
+        acc = acc + layer_input(b, k) * params[desc.w_off + k * desc.fan_out + o];
+    }
+    work[desc.out_off + b * desc.fan_out + o] = acc;
+}
+
 // Row lid.y of tile_a times column lid.x of tile_b, between barriers that make the tiles'
 // loads visible and keep them until every invocation has used them.
 fn tile_product(lid: vec3<u32>) -> f32 {
@@ -246,27 +264,67 @@ fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
     }
 }
 
-// G[j, o] = sum_b input(b, j) delta[b, o]: tiles of (inputs + bias row, outputs), looping
-// over the batch in TILE-row slabs, so the batch reduction happens inside the product.
+// G_s[j, o] = sum over the rows b of split s of input(b, j) delta[b, o]: tiles of (inputs +
+// bias row, outputs), each looping over its split's rows in TILE-row slabs, so the batch
+// reduction happens inside the product; GRAD_SPLITS splits (workgroup z) run side by side
+// and `grad_sum` adds their partial gradients.
 @compute @workgroup_size(TILE, TILE)
 fn weight_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let rows = rows_now();
+    let per_split = ((rows + GRAD_SPLITS - 1u) / GRAD_SPLITS + TILE - 1u) / TILE * TILE;
+    let first = wid.z * per_split;
+    let last = min(rows, first + per_split);
     let j = wid.x * TILE + lid.y;
     let o = wid.y * TILE + lid.x;
     let k_total = desc.fan_in + 1u;
     var acc = 0.0;
-    for (var b0 = 0u; b0 < rows; b0 = b0 + TILE) {
+    for (var b0 = first; b0 < last; b0 = b0 + TILE) {
         // tile_a[j_local][b_local] = input(b, j); tile_b[b_local][o_local] = delta[b, o]
         let bj = b0 + lid.x;
-        tile_a[lid.y][lid.x] = select(0.0, layer_input(bj, j), bj < rows && j < k_total);
+        tile_a[lid.y][lid.x] = select(0.0, layer_input(bj, j), bj < last && j < k_total);
         let bd = b0 + lid.y;
-        tile_b[lid.y][lid.x] = select(0.0, work[desc.delta_off + bd * desc.fan_out + o], bd < rows && o < desc.fan_out);
+        tile_b[lid.y][lid.x] = select(0.0, work[desc.delta_off + bd * desc.fan_out + o], bd < last && o < desc.fan_out);
         acc = acc + tile_product(lid);
     }
     if (j < k_total && o < desc.fan_out) {
-        let at = desc.w_off + j * desc.fan_out + o;
-        opt[at] = select(0.0, opt[at], hyper.accumulate == 1u) + acc;
+        work[desc.gpart_off + wid.z * N_PARAMS + desc.w_off + j * desc.fan_out + o] = acc;
     }
+}
+
+// weight_grad without shared memory: one invocation per entry e = (j, o) of [W; b] (x) and
+// split (y), for layers with few weights.
+@compute @workgroup_size(64)
+fn weight_grad_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let e = gid.x;
+    if (e >= (desc.fan_in + 1u) * desc.fan_out) {
+        return;
+    }
+    let j = e / desc.fan_out;
+    let o = e % desc.fan_out;
+    let rows = rows_now();
+    let per_split = (rows + GRAD_SPLITS - 1u) / GRAD_SPLITS;
+    let first = gid.y * per_split;
+    let last = min(rows, first + per_split);
+    var acc = 0.0;
+    for (var b = first; b < last; b = b + 1u) {
+        acc = acc + layer_input(b, j) * work[desc.delta_off + b * desc.fan_out + o];
+    }
+    work[desc.gpart_off + gid.y * N_PARAMS + desc.w_off + e] = acc;
+}
+
+// The weights' gradients (every parameter before the globals): the sum of the splits' partial
+// gradients, added to the pass's running sum (full batch) or replacing it (a step's batch).
+@compute @workgroup_size(256)
+fn grad_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let p = gid.x;
+    if (p >= GLOBALS_AT) {
+        return;
+    }
+    var acc = 0.0;
+    for (var s = 0u; s < GRAD_SPLITS; s = s + 1u) {
+        acc = acc + work[desc.gpart_off + s * N_PARAMS + p];
+    }
+    opt[p] = select(0.0, opt[p], hyper.accumulate == 1u) + acc;
 }
 
 // delta_prev[b, j] = (sum_o delta[b, o] W[j, o]) act'(Z_prev[b, j]), tiles of (rows, inputs).
@@ -287,6 +345,21 @@ fn backward_delta(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     if (b < rows && j < desc.fan_in) {
         work[desc.prev_delta_off + b * desc.fan_in + j] = acc * activate_derivative(work[desc.in_off + b * desc.fan_in + j]);
     }
+}
+
+// backward_delta without shared memory: one invocation per (row b = x, input j = y).
+@compute @workgroup_size(256)
+fn backward_delta_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let b = gid.x;
+    let j = gid.y;
+    if (b >= rows_now()) {
+        return;
+    }
+    var acc = 0.0;
+    for (var o = 0u; o < desc.fan_out; o = o + 1u) {
+        acc = acc + work[desc.delta_off + b * desc.fan_out + o] * params[desc.w_off + j * desc.fan_out + o];
+    }
+    work[desc.prev_delta_off + b * desc.fan_in + j] = acc * activate_derivative(work[desc.in_off + b * desc.fan_in + j]);
 }
 
 // One optimiser step on every parameter, on the batch's mean gradient plus the prior's share.
@@ -409,22 +482,50 @@ fn slot_of(u: u32) -> vec2<u32> {
     return vec2<u32>(N_OUT + u - GLOBALS_AT, D);
 }
 
-// H[u, v] += sum_b input(b, j_u) input(b, j_v) h_b[slot_u, slot_v]: the batch reduction of
-// X^T W X, one invocation per entry of the (small) parameter Hessian.
-@compute @workgroup_size(256)
+fn newton_input(b: u32, j: u32) -> f32 {
+    return select(work[desc.in_off + b * D + j], 1.0, j == D);
+}
+
+// Partial Hessians: H_s[u, v] = sum over the rows b of split s of
+// input(b, j_u) input(b, j_v) h_b[slot_u, slot_v], the batch reduction of X^T W X. One
+// invocation per upper-triangle entry e = (u, v), u <= v (x) and split s (y); HESS_SPLITS
+// splits of the batch run side by side so that every row is read by many invocations at once.
+@compute @workgroup_size(128)
 fn hessian(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let e = gid.x;
+    let u = e / N_PARAMS;
+    let v = e % N_PARAMS;
+    if (u >= N_PARAMS || u > v) {
+        return;
+    }
+    let a = slot_of(u);
+    let c = slot_of(v);
+    let rows = rows_now();
+    let per_split = (rows + HESS_SPLITS - 1u) / HESS_SPLITS;
+    let first = gid.y * per_split;
+    let last = min(rows, first + per_split);
+    var acc = 0.0;
+    for (var b = first; b < last; b = b + 1u) {
+        acc = acc + newton_input(b, a.y) * newton_input(b, c.y)
+            * work[desc.hess_off + b * M * M + a.x * M + c.x];
+    }
+    work[desc.hpart_off + gid.y * N_PARAMS * N_PARAMS + e] = acc;
+}
+
+// Adds the splits' partial Hessians into the pass's running sum, mirroring the upper
+// triangle into the lower.
+@compute @workgroup_size(256)
+fn hessian_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
     let e = gid.x;
     if (e >= N_PARAMS * N_PARAMS) {
         return;
     }
-    let a = slot_of(e / N_PARAMS);
-    let c = slot_of(e % N_PARAMS);
-    let rows = rows_now();
+    let u = e / N_PARAMS;
+    let v = e % N_PARAMS;
+    let upper = min(u, v) * N_PARAMS + max(u, v);
     var acc = 0.0;
-    for (var b = 0u; b < rows; b = b + 1u) {
-        let xa = select(work[desc.in_off + b * D + a.y], 1.0, a.y == D);
-        let xc = select(work[desc.in_off + b * D + c.y], 1.0, c.y == D);
-        acc = acc + xa * xc * work[desc.hess_off + b * M * M + a.x * M + c.x];
+    for (var s = 0u; s < HESS_SPLITS; s = s + 1u) {
+        acc = acc + work[desc.hpart_off + s * N_PARAMS * N_PARAMS + upper];
     }
     work[desc.hsum_off + e] = work[desc.hsum_off + e] + acc;
 }

@@ -238,11 +238,14 @@ pub fn run(
 
 /// The model kernels' shapes `likely check` runs: (rows, inputs, hidden, batch); none of the
 /// sizes is a multiple of the 16-wide tile except where the edge is the point.
-pub const MODEL_SHAPES: [(usize, usize, &[usize], usize); 4] = [
+/// The last takes the tiled (shared-memory) kernels: reductions over more than 64 terms and
+/// more than 1024 weights in a layer; the others take the direct ones.
+pub const MODEL_SHAPES: [(usize, usize, &[usize], usize); 5] = [
     (1, 3, &[], 1),
     (17, 10, &[32], 16),
     (255, 17, &[33, 7], 64),
     (1000, 10, &[32], 256),
+    (300, 70, &[80, 70], 128),
 ];
 
 /// Compares the GPU's full-batch NLL and gradient of a random network with the CPU's.

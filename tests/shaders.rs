@@ -53,7 +53,7 @@ fn every_model_kernel_validates() {
                         reference,
                     },
                 };
-                let source = likely::gpu::mlp::compose(&net, 1000);
+                let source = likely::gpu::mlp::compose(&net, 1000, 256);
                 if let Err(e) = validate(&source, false) {
                     panic!("{family:?} {activation:?} model kernel does not validate:\n{e}");
                 }

@@ -3,6 +3,7 @@
 
 use likely::engine::{CpuEngine, Engine, GpuEngine};
 use likely::family::FamilyName;
+use likely::gpu::timer::KernelTime;
 use likely::gpu::{AdapterSelector, GpuContext};
 use likely::model::{Activation, Head, ModelOptimizer, Network, TrainOptions};
 use likely::util::json_f64;
@@ -102,10 +103,15 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
             .collect::<Vec<_>>()
             .into();
         let mut engine: Box<dyn Engine> = match &ctx {
-            Some(c) => Box::new(GpuEngine::new(c, family.build(5), &data)?),
+            Some(c) => {
+                let mut gpu = GpuEngine::new(c, family.build(5), &data)?;
+                gpu.enable_kernel_timing();
+                Box::new(gpu)
+            }
             None => Box::new(CpuEngine::new(family.build(5), data.clone())),
         };
         let (median, min) = time(args.reps, || engine.nll_and_grad(&at).map(|_| ()))?;
+        let kernel = engine.kernel_time();
         // Bytes the engine reads per evaluation: f32 on the GPU, f64 on the CPU.
         let bytes = n as f64 * if ctx.is_some() { 4.0 } else { 8.0 };
         out["n"] = json!(n);
@@ -113,6 +119,7 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
         out["seconds_min"] = json_f64(min);
         out["samples_per_s"] = json_f64(n as f64 / median);
         out["gbps"] = json_f64(bytes / median / 1e9);
+        report_kernel_time(&mut out, kernel, bytes);
         if let Some(c) = &ctx {
             // The adapter's streaming roofline in the same run: a plain one-pass sum over the
             // same bytes (the sufficient-statistic kernel of the exponential family).
@@ -121,9 +128,15 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
                 FamilyName::Exponential.build(1),
                 &data.iter().map(|x| x.abs()).collect::<Vec<_>>(),
             )?;
+            sum.enable_kernel_timing();
             let (roof, _) = time(args.reps, || sum.term_sums(&[0.0]).map(|_| ()))?;
             out["roofline_gbps"] = json_f64(bytes / roof / 1e9);
             out["roofline_fraction"] = json_f64(roof / median);
+            if let (Some(ours), Some(plain)) = (kernel, sum.kernel_time()) {
+                // The same comparison on kernel time alone (no submit or readback).
+                out["roofline_kernel_gbps"] = json_f64(bytes / plain.mean() / 1e9);
+                out["roofline_kernel_fraction"] = json_f64(plain.mean() / ours.mean());
+            }
         }
     } else {
         match args.job.as_str() {
@@ -142,6 +155,15 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     }
     Ok(0)
+}
+
+/// `kernel_seconds` (mean per timed unit of work, from timestamp queries) and the GB/s of
+/// data it implies.
+fn report_kernel_time(out: &mut serde_json::Value, kernel: Option<KernelTime>, bytes: f64) {
+    if let Some(k) = kernel.filter(|k| k.passes > 0 && k.seconds > 0.0) {
+        out["kernel_seconds"] = json_f64(k.mean());
+        out["kernel_gbps"] = json_f64(bytes / k.mean() / 1e9);
+    }
 }
 
 /// N rows of d = 16 standard-normal features, y ~ Bernoulli(sigmoid(X w + 0.3)) with
@@ -174,21 +196,25 @@ fn logreg(
     let options = train_options(ModelOptimizer::Newton, &net, None, 0.0);
     let mut seconds = Vec::new();
     let mut mean_nll = f64::NAN;
+    let mut kernel = None;
     for _ in 0..args.reps.min(3) {
         let mut params = net.init(0, &y);
         let start = Instant::now();
         let report = match ctx {
             Some(c) => {
-                let gpu = likely::gpu::mlp::GpuNetwork::new(
+                let mut gpu = likely::gpu::mlp::GpuNetwork::new(
                     c,
                     &net,
                     &x,
                     &y,
                     &vec![0.0; n],
                     &options.frozen,
-                    n.min(8192),
+                    likely::gpu::mlp::GpuNetwork::full_batch_rows(&net, n),
                 )?;
-                likely::model::train_gpu(&gpu, &net, &mut params, &options, |_| {})?
+                gpu.enable_kernel_timing();
+                let report = likely::model::train_gpu(&gpu, &net, &mut params, &options, |_| {})?;
+                kernel = gpu.kernel_time();
+                report
             }
             None => likely::model::train(&net, &mut params, &x, &y, &options, |_| {})?,
         };
@@ -204,6 +230,8 @@ fn logreg(
     out["samples_per_s"] = json_f64(n as f64 / seconds[seconds.len() / 2]);
     out["gbps"] = json_f64((n * (d + 1) * 4) as f64 / seconds[seconds.len() / 2] / 1e9);
     out["mean_nll"] = json_f64(mean_nll);
+    // Kernel time of one whole fit (every pass it made).
+    report_kernel_time(out, kernel.map(KernelTime::whole), (n * (d + 1) * 4) as f64);
     Ok(())
 }
 
@@ -250,7 +278,7 @@ fn mlp(
     let options = train_options(ModelOptimizer::Adamw, &net, Some(1024), 0.01);
     let mut seconds = Vec::new();
     let mut params = net.init(0, &y);
-    let gpu = match ctx {
+    let mut gpu = match ctx {
         Some(c) => Some(likely::gpu::mlp::GpuNetwork::new(
             c,
             &net,
@@ -262,7 +290,11 @@ fn mlp(
         )?),
         None => None,
     };
-    for _ in 0..args.reps.min(3) {
+    let reps = args.reps.min(3);
+    if let Some(g) = gpu.as_mut() {
+        g.enable_kernel_timing();
+    }
+    for _ in 0..reps {
         params = net.init(0, &y);
         let start = Instant::now();
         match &gpu {
@@ -279,6 +311,15 @@ fn mlp(
     out["samples_per_s"] = json_f64(n as f64 / seconds[seconds.len() / 2]);
     out["gbps"] = json_f64((n * (d + 1) * 4) as f64 / seconds[seconds.len() / 2] / 1e9);
     out["mean_nll"] = json_f64(net.nll_and_grad(&params, &x, &y, &rows).0 / n as f64);
+    // Kernel time of one epoch, the mean over the timed epochs.
+    let kernel = gpu
+        .as_ref()
+        .and_then(|g| g.kernel_time())
+        .map(|k| KernelTime {
+            seconds: k.seconds / reps as f64,
+            passes: 1,
+        });
+    report_kernel_time(out, kernel, (n * (d + 1) * 4) as f64);
     Ok(())
 }
 

@@ -283,7 +283,9 @@ pub fn fit_model(
     let (report, engine_name, adapter, hessian) = match &gpu_context {
         Some(ctx) => {
             let constants: Vec<f64> = y.iter().map(|&v| support.constant(v)).collect();
-            let batch = options.batch_size.unwrap_or(table.n.min(4096));
+            let batch = options
+                .batch_size
+                .unwrap_or_else(|| GpuNetwork::full_batch_rows(&network, table.n));
             let gpu = GpuNetwork::new(
                 ctx,
                 &network,

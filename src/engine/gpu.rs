@@ -4,6 +4,7 @@ use super::Engine;
 use crate::error::Result;
 use crate::family::{Family, Summary};
 use crate::gpu::reduce::ReductionOptions;
+use crate::gpu::timer::KernelTime;
 use crate::gpu::{GpuContext, TermReduction};
 
 pub struct GpuEngine {
@@ -44,6 +45,12 @@ impl GpuEngine {
         self.reduction.chunk_count()
     }
 
+    /// Times every later evaluation's kernels with timestamp queries; false where the adapter
+    /// has none.
+    pub fn enable_kernel_timing(&mut self) -> bool {
+        self.reduction.enable_kernel_timing()
+    }
+
     pub fn uses_subgroups(&self) -> bool {
         self.reduction.uses_subgroups()
     }
@@ -70,6 +77,9 @@ impl Engine for GpuEngine {
     }
     fn unit_roundoff(&self) -> f64 {
         f32::EPSILON as f64 / 2.0
+    }
+    fn kernel_time(&self) -> Option<KernelTime> {
+        self.reduction.kernel_time()
     }
     fn term_sums(&mut self, theta: &[f64]) -> Result<Vec<f64>> {
         let kp = self.family.kernel_params(theta);

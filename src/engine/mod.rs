@@ -45,6 +45,11 @@ pub trait Engine {
     fn unit_roundoff(&self) -> f64;
     /// Sums over all samples of the family's per-sample terms at `theta`.
     fn term_sums(&mut self, theta: &[f64]) -> Result<Vec<f64>>;
+    /// Kernel time of the evaluations timed so far, where the engine times its kernels
+    /// (the GPU engine after `enable_kernel_timing`, from timestamp queries).
+    fn kernel_time(&self) -> Option<crate::gpu::timer::KernelTime> {
+        None
+    }
 
     /// The total NLL and its gradient with respect to the unconstrained parameters.
     fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {

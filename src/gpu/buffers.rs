@@ -52,6 +52,16 @@ pub(crate) fn upload_with(
 
 /// Maps `buffer`, waits for the GPU, and copies its f32 contents out.
 pub(crate) fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, label: &str) -> Result<Vec<f32>> {
+    read_back_as(ctx, buffer, label)
+}
+
+/// Maps `buffer`, waits for the GPU, and copies its contents out as `T`s (mapped ranges are
+/// aligned to 8 bytes).
+pub(crate) fn read_back_as<T: bytemuck::Pod>(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    label: &str,
+) -> Result<Vec<T>> {
     let (tx, rx) = std::sync::mpsc::channel();
     buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
@@ -67,7 +77,7 @@ pub(crate) fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, label: &str) ->
             .slice(..)
             .get_mapped_range()
             .map_err(|e| Error::gpu(label, e))?;
-        bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        bytemuck::cast_slice::<u8, T>(&view).to_vec()
     };
     buffer.unmap();
     Ok(values)

@@ -4,6 +4,7 @@
 
 use super::buffers::{entry, read_back, upload, upload_with};
 use super::context::GpuContext;
+use super::timer::{KernelTime, PassTimer};
 use crate::error::{Error, Result};
 use crate::family::{FamilyName, HALF_LN_2PI};
 use crate::model::{Activation, Network};
@@ -32,7 +33,8 @@ struct Desc {
     chunk_rows: u32,
     hess_off: u32,
     hsum_off: u32,
-    pad: [u32; 2],
+    hpart_off: u32,
+    gpart_off: u32,
 }
 
 /// Optimiser settings for a training pass, as the kernel reads them.
@@ -58,15 +60,20 @@ pub struct Hyper {
 struct Pipelines {
     gather: wgpu::ComputePipeline,
     forward: wgpu::ComputePipeline,
+    forward_direct: wgpu::ComputePipeline,
     head: wgpu::ComputePipeline,
     reduce_loss: wgpu::ComputePipeline,
     weight_grad: wgpu::ComputePipeline,
+    weight_grad_direct: wgpu::ComputePipeline,
     backward_delta: wgpu::ComputePipeline,
+    backward_delta_direct: wgpu::ComputePipeline,
     optimizer_step: wgpu::ComputePipeline,
     advance: wgpu::ComputePipeline,
     next_batch: wgpu::ComputePipeline,
     head_hessian: wgpu::ComputePipeline,
     hessian: wgpu::ComputePipeline,
+    hessian_sum: wgpu::ComputePipeline,
+    grad_sum: wgpu::ComputePipeline,
 }
 
 /// A network bound to a table on the GPU.
@@ -95,6 +102,7 @@ pub struct GpuNetwork {
     work: wgpu::Buffer,
     hsum_off: Option<u64>,
     hess_readback: wgpu::Buffer,
+    timer: Option<PassTimer>,
     _keep: Vec<wgpu::Buffer>,
 }
 
@@ -109,8 +117,33 @@ fn head_code(family: FamilyName) -> u32 {
     }
 }
 
+/// Splits of a batch whose partial Hessians are reduced side by side: enough to fill a GPU for
+/// small models, within 16 MiB of partial sums for large ones.
+fn hessian_splits(p: usize) -> usize {
+    ((1usize << 22) / (p * p).max(1)).clamp(1, 64)
+}
+
+/// Whether a product whose reduction has `size` terms runs without shared-memory tiles: narrow layers, where 16 x 16 tiles are mostly
+/// padding and their barriers cost more than the loads they save.
+pub fn direct_product(size: usize) -> bool {
+    size <= 4 * TILE as usize
+}
+
+/// Largest layer ([W; b] entries) whose weight gradients run without shared-memory tiles.
+pub const DIRECT_WEIGHT_GRAD_MAX: usize = 1024;
+
+/// Splits of a batch whose partial weight gradients are reduced side by side: about 64 rows
+/// each, at most 64, within 16 MiB of partial sums.
+fn gradient_splits(batch: usize, p: usize) -> usize {
+    batch
+        .div_ceil(64)
+        .min(64)
+        .min((1usize << 22) / p.max(1))
+        .max(1)
+}
+
 /// The WGSL for `network`, with its sizes in a generated header.
-pub fn compose(network: &Network, n_rows: usize) -> String {
+pub fn compose(network: &Network, n_rows: usize, batch: usize) -> String {
     let act = match network.activation {
         Activation::Relu => 0,
         Activation::Tanh => 1,
@@ -119,7 +152,8 @@ pub fn compose(network: &Network, n_rows: usize) -> String {
     let header = format!(
         "const TILE: u32 = {TILE}u;\nconst HEAD: u32 = {}u;\nconst N_OUT: u32 = {}u;\nconst REFERENCE: u32 = {}u;\n\
          const ACT: u32 = {act}u;\nconst N_PARAMS: u32 = {}u;\nconst N_GLOBALS: u32 = {}u;\nconst GLOBALS_AT: u32 = {}u;\n\
-         const D: u32 = {}u;\nconst N_ROWS: u32 = {}u;\nconst HALF_LN_2PI: f32 = {HALF_LN_2PI};\n",
+         const D: u32 = {}u;\nconst N_ROWS: u32 = {}u;\nconst HALF_LN_2PI: f32 = {HALF_LN_2PI};\n\
+         const HESS_SPLITS: u32 = {}u;\nconst GRAD_SPLITS: u32 = {}u;\n",
         head_code(network.head.family),
         network.head.outputs(),
         network.head.reference as u32,
@@ -128,11 +162,24 @@ pub fn compose(network: &Network, n_rows: usize) -> String {
         network.globals_offset(),
         network.inputs,
         n_rows,
+        hessian_splits(network.param_count()),
+        gradient_splits(batch, network.param_count()),
     );
     header + include_str!("../../shaders/mlp.wgsl")
 }
 
 impl GpuNetwork {
+    /// Rows per step for full-batch passes (L-BFGS, Newton) over `n` rows: as many as keep the
+    /// work area within 64 MiB, up to 65536, so that a pass is few dispatches.
+    pub fn full_batch_rows(network: &Network, n: usize) -> usize {
+        let m = network.head.outputs() + network.head.globals();
+        let per_row = network.inputs
+            + 2 * network.layers().iter().map(|l| l.fan_out).sum::<usize>()
+            + 2
+            + m * m;
+        ((1usize << 24) / per_row).clamp(256, 65536).min(n.max(1))
+    }
+
     /// Uploads the table (x row-major n x d, y, and each row's constant NLL part) once.
     /// `frozen` parameters never move; `batch` is the rows per step.
     pub fn new(
@@ -198,6 +245,8 @@ impl GpuNetwork {
         }
         let loss_off = at;
         at += 2 * batch as u32;
+        let gpart_off = at;
+        at += (gradient_splits(batch, p) * p) as u32;
         // Newton (linear models with a modest number of parameters): per-row head Hessians and
         // the parameter Hessian.
         let newton = network.hidden.is_empty() && p <= MAX_NEWTON_PARAMS;
@@ -207,8 +256,9 @@ impl GpuNetwork {
             at += (batch * m * m) as u32;
         }
         let hsum_off = at;
+        let hpart_off = hsum_off + (p * p) as u32;
         if newton {
-            at += (p * p) as u32;
+            at += ((1 + hessian_splits(p)) * p * p) as u32;
         }
         let work_len = at as usize;
         let mut descs: Vec<Desc> = layers
@@ -229,7 +279,8 @@ impl GpuNetwork {
                 chunk_rows: 0,
                 hess_off,
                 hsum_off,
-                pad: [0; 2],
+                hpart_off,
+                gpart_off,
             })
             .collect();
         let chunk_starts: Vec<usize> = (0..n).step_by(chunk_rows).collect();
@@ -387,7 +438,7 @@ impl GpuNetwork {
                 })
             })
             .collect();
-        let source = compose(network, n);
+        let source = compose(network, n, batch);
         let pipelines = ctx.scoped(label, || {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(label),
@@ -411,15 +462,20 @@ impl GpuNetwork {
             Pipelines {
                 gather: pipeline("gather"),
                 forward: pipeline("forward"),
+                forward_direct: pipeline("forward_direct"),
                 head: pipeline("head"),
                 reduce_loss: pipeline("reduce_loss"),
                 weight_grad: pipeline("weight_grad"),
+                weight_grad_direct: pipeline("weight_grad_direct"),
                 backward_delta: pipeline("backward_delta"),
+                backward_delta_direct: pipeline("backward_delta_direct"),
                 optimizer_step: pipeline("optimizer_step"),
                 advance: pipeline("advance"),
                 next_batch: pipeline("next_batch"),
                 head_hessian: pipeline("head_hessian"),
                 hessian: pipeline("hessian"),
+                hessian_sum: pipeline("hessian_sum"),
+                grad_sum: pipeline("grad_sum"),
             }
         })?;
         ctx.take_errors(label)?;
@@ -446,6 +502,7 @@ impl GpuNetwork {
             work,
             hsum_off: newton.then_some(hsum_off as u64),
             hess_readback,
+            timer: None,
             _keep: x_chunks.into_iter().chain([targets, desc]).collect(),
         })
     }
@@ -573,9 +630,10 @@ impl GpuNetwork {
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(label),
-                timestamp_writes: None,
+                timestamp_writes: self.timer.as_ref().map(PassTimer::writes),
             });
             let row_tiles = (self.batch as u32).div_ceil(TILE);
+            let row_groups = (self.batch as u32).div_ceil(256);
             let gather_groups = (self.batch * self.network.inputs).div_ceil(256) as u32;
             for _ in 0..steps {
                 pass.set_pipeline(&self.pipelines.gather);
@@ -584,9 +642,14 @@ impl GpuNetwork {
                     pass.dispatch_workgroups(gather_groups, 1, 1);
                 }
                 for (i, l) in layers.iter().enumerate() {
-                    pass.set_pipeline(&self.pipelines.forward);
                     pass.set_bind_group(0, group, &offset(i as u32));
-                    pass.dispatch_workgroups(row_tiles, (l.fan_out as u32).div_ceil(TILE), 1);
+                    if direct_product(l.fan_in + 1) {
+                        pass.set_pipeline(&self.pipelines.forward_direct);
+                        pass.dispatch_workgroups(row_groups, l.fan_out as u32, 1);
+                    } else {
+                        pass.set_pipeline(&self.pipelines.forward);
+                        pass.dispatch_workgroups(row_tiles, (l.fan_out as u32).div_ceil(TILE), 1);
+                    }
                 }
                 pass.set_bind_group(0, group, &offset(last));
                 pass.set_pipeline(&self.pipelines.head);
@@ -596,13 +659,26 @@ impl GpuNetwork {
                 if train || want_grads {
                     for (i, l) in layers.iter().enumerate().rev() {
                         pass.set_bind_group(0, group, &offset(i as u32));
-                        pass.set_pipeline(&self.pipelines.weight_grad);
-                        pass.dispatch_workgroups(
-                            (l.fan_in as u32 + 1).div_ceil(TILE),
-                            (l.fan_out as u32).div_ceil(TILE),
-                            1,
-                        );
-                        if i > 0 {
+                        let splits = gradient_splits(self.batch, self.p) as u32;
+                        let entries = (l.fan_in + 1) * l.fan_out;
+                        if entries <= DIRECT_WEIGHT_GRAD_MAX {
+                            pass.set_pipeline(&self.pipelines.weight_grad_direct);
+                            pass.dispatch_workgroups((entries as u32).div_ceil(64), splits, 1);
+                        } else {
+                            pass.set_pipeline(&self.pipelines.weight_grad);
+                            pass.dispatch_workgroups(
+                                (l.fan_in as u32 + 1).div_ceil(TILE),
+                                (l.fan_out as u32).div_ceil(TILE),
+                                splits,
+                            );
+                        }
+                        if i == 0 {
+                            pass.set_pipeline(&self.pipelines.grad_sum);
+                            pass.dispatch_workgroups((self.p as u32).div_ceil(256), 1, 1);
+                        } else if direct_product(l.fan_out) {
+                            pass.set_pipeline(&self.pipelines.backward_delta_direct);
+                            pass.dispatch_workgroups(row_groups, l.fan_in as u32, 1);
+                        } else {
                             pass.set_pipeline(&self.pipelines.backward_delta);
                             pass.dispatch_workgroups(
                                 row_tiles,
@@ -616,6 +692,12 @@ impl GpuNetwork {
                     pass.set_pipeline(&self.pipelines.head_hessian);
                     pass.dispatch_workgroups((self.batch as u32).div_ceil(256), 1, 1);
                     pass.set_pipeline(&self.pipelines.hessian);
+                    pass.dispatch_workgroups(
+                        ((self.p * self.p) as u32).div_ceil(128),
+                        hessian_splits(self.p) as u32,
+                        1,
+                    );
+                    pass.set_pipeline(&self.pipelines.hessian_sum);
                     pass.dispatch_workgroups(((self.p * self.p) as u32).div_ceil(256), 1, 1);
                 }
                 if train {
@@ -653,8 +735,14 @@ impl GpuNetwork {
                 (self.p * self.p * 4) as u64,
             );
         }
+        if let Some(timer) = &self.timer {
+            timer.resolve(&mut encoder);
+        }
         self.ctx.queue.submit([encoder.finish()]);
         let losses = read_back(&self.ctx, &self.losses_readback, label)?;
+        if let Some(timer) = &self.timer {
+            timer.collect(&self.ctx)?;
+        }
         let losses = losses[..steps].iter().map(|&v| v as f64).collect();
         let grads = if want_grads {
             Some(
@@ -720,6 +808,18 @@ impl GpuNetwork {
     /// number of optimiser steps already taken (Adam's bias correction).
     pub fn train_epoch(&self, order: &[u32], hyper: Hyper, t: u32) -> Result<Vec<f64>> {
         Ok(self.pass(Some(order), hyper, t, true, false)?.0)
+    }
+
+    /// Times every later pass's kernels with timestamp queries; false where the adapter has
+    /// none.
+    pub fn enable_kernel_timing(&mut self) -> bool {
+        self.timer = PassTimer::new(&self.ctx, "likely mlp pass");
+        self.timer.is_some()
+    }
+
+    /// Kernel time of every pass timed so far (timestamp queries).
+    pub fn kernel_time(&self) -> Option<KernelTime> {
+        self.timer.as_ref().map(PassTimer::total)
     }
 
     /// Steps per pass over `rows` rows.

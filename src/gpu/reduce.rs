@@ -3,6 +3,7 @@
 use super::buffers::{entry, read_back, upload};
 use super::context::GpuContext;
 use super::shader::{self, MAX_KERNEL_PARAMS, MAX_TERMS, SAMPLES_PER_WORKGROUP};
+use super::timer::{KernelTime, PassTimer};
 use crate::error::{Error, Result};
 use crate::family::Family;
 use wgpu::util::DeviceExt;
@@ -35,6 +36,7 @@ pub struct TermReduction {
     n_terms: usize,
     total_workgroups: usize,
     subgroups: bool,
+    timer: Option<PassTimer>,
 }
 
 #[repr(C)]
@@ -146,6 +148,7 @@ impl TermReduction {
             n_terms,
             total_workgroups,
             subgroups,
+            timer: None,
         })
     }
 
@@ -157,6 +160,18 @@ impl TermReduction {
     /// Whether the kernel uses subgroup operations.
     pub fn uses_subgroups(&self) -> bool {
         self.subgroups
+    }
+
+    /// Times every later evaluation's pass with timestamp queries; false where the adapter
+    /// has none.
+    pub fn enable_kernel_timing(&mut self) -> bool {
+        self.timer = PassTimer::new(&self.ctx, &self.label);
+        self.timer.is_some()
+    }
+
+    /// Kernel time of every evaluation timed so far.
+    pub fn kernel_time(&self) -> Option<KernelTime> {
+        self.timer.as_ref().map(PassTimer::total)
     }
 
     /// The sums over all samples of every per-sample term, finished in f64.
@@ -180,7 +195,7 @@ impl TermReduction {
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(&self.label),
-                timestamp_writes: None,
+                timestamp_writes: self.timer.as_ref().map(PassTimer::writes),
             });
             pass.set_pipeline(&self.pipeline);
             for chunk in &self.chunks {
@@ -189,9 +204,15 @@ impl TermReduction {
             }
         }
         encoder.copy_buffer_to_buffer(&self.partials, 0, &self.readback, 0, self.partials.size());
+        if let Some(timer) = &self.timer {
+            timer.resolve(&mut encoder);
+        }
         self.ctx.queue.submit([encoder.finish()]);
 
         let partials = read_back(&self.ctx, &self.readback, &self.label)?;
+        if let Some(timer) = &self.timer {
+            timer.collect(&self.ctx)?;
+        }
         self.ctx.take_errors(&self.label)?;
         // Partials are laid out [workgroup][term]; sum each term in f64, in a fixed order.
         let mut sums = vec![0.0f64; self.n_terms];
