@@ -15,10 +15,10 @@ pub struct FitArgs {
     /// The likelihood family.
     #[arg(long, value_enum)]
     family: FamilyName,
-    /// CSV (with a header row) or .npy file.
+    /// CSV (with a header row), .npy or Parquet file.
     #[arg(long)]
     data: PathBuf,
-    /// CSV column name, or column index of a 2-D .npy array.
+    /// Column name (CSV, Parquet), or column index of a 2-D .npy array.
     #[arg(long)]
     column: Option<String>,
     /// Number of classes for the categorical family (default: from the data).
@@ -49,7 +49,7 @@ pub struct FitArgs {
     pub model: super::model::ModelArgs,
     #[command(flatten)]
     pub inference: super::report::InferenceArgs,
-    /// Stream a .npy file in chunks instead of loading it (automatic when its f64 footprint
+    /// Stream a .npy or Parquet file in chunks instead of loading it (automatic when its f64 footprint
     /// exceeds --host-memory).
     #[arg(long)]
     stream: bool,
@@ -127,19 +127,34 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         Some(text) => parse_size(text)?,
         None => default_host_budget(),
     };
-    let is_npy = args
-        .data
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-    let reader = if is_npy {
-        let reader = data::NpyReader::open(&args.data, args.column.as_deref())?;
-        (args.stream || reader.len() as u64 * 8 > host_budget).then_some(reader)
-    } else if args.stream {
-        return Err(likely::Error::Usage(
-            "--stream reads .npy files; convert the CSV with numpy.save".into(),
-        ));
-    } else {
-        None
+    // Files larger than the host budget (or any, with --stream) are streamed in chunks.
+    let format = data::FileFormat::of(&args.data)?;
+    let column = args.column.as_deref();
+    let too_big = |rows: usize| args.stream || rows as u64 * 8 > host_budget;
+    let reader = match format {
+        data::FileFormat::Npy => {
+            let reader = data::NpyReader::open(&args.data, column)?;
+            too_big(reader.len()).then_some(Source::Npy(reader))
+        }
+        data::FileFormat::Parquet => {
+            let reader = data::ParquetColumn::open(&args.data, column)?;
+            if reader.is_text() && args.stream {
+                return Err(likely::Error::Usage(format!(
+                    "--stream reads numeric columns; '{}' holds strings (class labels), which \
+                     are read into memory",
+                    reader.column_label()
+                )));
+            }
+            (!reader.is_text() && too_big(reader.len())).then(|| Source::Parquet(Box::new(reader)))
+        }
+        data::FileFormat::Csv if args.stream => {
+            return Err(likely::Error::Usage(
+                "--stream reads .npy and Parquet files; convert the CSV (numpy.save or \
+                 pandas.DataFrame.to_parquet)"
+                    .into(),
+            ));
+        }
+        data::FileFormat::Csv => None,
     };
     if args.family != FamilyName::Categorical && args.classes.is_some() {
         return Err(likely::Error::Usage(
@@ -161,10 +176,10 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                 ));
             }
             let family = args.family.build(args.classes.unwrap_or(1));
-            let dataset = data::Dataset::streamed(&args.data, reader.column_label());
+            let dataset = data::Dataset::streamed(&args.data, reader.column_label(), format);
             let engine = StreamingEngine::new(
                 family,
-                Source::Npy(reader),
+                reader,
                 host_chunk_bytes,
                 gpu.as_ref().map(|c| (c, gpu_budget)),
             )?;

@@ -45,7 +45,7 @@ impl EngineArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fit a family to one column of a CSV or .npy file by maximum likelihood (or MAP with --prior).
+    /// Fit a family to one column of a CSV, .npy or Parquet file by maximum likelihood (or MAP with --prior).
     Fit(Box<fit::FitArgs>),
     /// Run the CPU-vs-GPU conformance suite on this machine's GPU.
     Check(check::CheckArgs),

@@ -488,7 +488,7 @@ pub struct EvalArgs {
     /// A model file written by `likely fit --save`.
     #[arg(long)]
     model: PathBuf,
-    /// CSV with the model's feature columns and its target.
+    /// CSV or Parquet file with the model's feature columns and its target.
     #[arg(long)]
     data: PathBuf,
     #[arg(long)]
@@ -549,7 +549,7 @@ pub fn eval(args: EvalArgs) -> likely::Result<i32> {
 pub struct PredictArgs {
     #[arg(long)]
     model: PathBuf,
-    /// CSV with the model's feature columns (the target may be absent).
+    /// CSV or Parquet file with the model's feature columns (the target may be absent).
     #[arg(long)]
     data: PathBuf,
     /// Write predictions here instead of standard output.

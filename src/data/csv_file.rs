@@ -1,4 +1,5 @@
-//! CSV with a header row; one column is read.
+//! CSV with a header row; one column is read, streamed from the file record by record (the
+//! file is never held in memory as one string).
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -6,14 +7,10 @@ use std::path::Path;
 /// Returns the column's values, its class labels if they were strings, and its name.
 pub(super) fn parse(
     path: &Path,
-    bytes: &[u8],
     column: Option<&str>,
     allow_labels: bool,
 ) -> Result<(Vec<f64>, Option<Vec<String>>, String)> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
+    let mut reader = open(path)?;
     let headers = reader
         .headers()
         .map_err(|e| Error::data(path, "header", e.to_string()))?
@@ -94,13 +91,18 @@ pub(super) fn parse(
             format!("non-numeric value '{text}'"),
         ));
     }
-    // String class labels: classes are the distinct labels in sorted order.
-    let mut labels: Vec<String> = cells.clone();
-    labels.sort();
-    labels.dedup();
-    let values = cells
-        .iter()
-        .map(|c| labels.binary_search(c).expect("label is in the set") as f64)
-        .collect();
+    let (values, labels) = super::classes_of(&cells);
     Ok((values, Some(labels), name))
+}
+
+/// A CSV reader over the file through a buffer: records are parsed as they are read.
+pub(super) fn open(path: &Path) -> Result<csv::Reader<std::io::BufReader<std::fs::File>>> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .from_reader(std::io::BufReader::with_capacity(1 << 20, file)))
 }

@@ -25,14 +25,6 @@ fn bad(path: &Path, message: impl Into<String>) -> Error {
     Error::data(path, "", message)
 }
 
-/// Parses the file; returns the values and the column label ("" for 1-D data).
-pub(super) fn parse(path: &Path, bytes: &[u8], column: Option<&str>) -> Result<(Vec<f64>, String)> {
-    let l = layout(path, bytes, column, bytes.len() as u64)?;
-    let data = &bytes[l.data_offset as usize..];
-    let values = (0..l.rows).map(|r| l.value(data, r)).collect();
-    Ok((values, l.label))
-}
-
 /// One column of a .npy file: where it is and how to decode it.
 #[derive(Clone, Debug)]
 struct Layout {

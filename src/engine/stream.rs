@@ -3,7 +3,7 @@
 //! chunk size; on the GPU the chunks are double-buffered.
 
 use super::Engine;
-use crate::data::NpyReader;
+use crate::data::{NpyReader, ParquetColumn};
 use crate::error::{Error, Result};
 use crate::family::{Family, Summary};
 use crate::gpu::reduce::StreamReduction;
@@ -14,19 +14,37 @@ use std::sync::Arc;
 /// Where streamed samples come from.
 pub enum Source {
     Npy(NpyReader),
+    Parquet(Box<ParquetColumn>),
     Memory(Arc<[f64]>),
 }
 
 impl Source {
-    fn len(&self) -> usize {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
         match self {
             Source::Npy(r) => r.len(),
+            Source::Parquet(r) => r.len(),
             Source::Memory(m) => m.len(),
         }
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The column label for messages ("" for memory and 1-D arrays).
+    pub fn column_label(&self) -> &str {
+        match self {
+            Source::Npy(r) => r.column_label(),
+            Source::Parquet(r) => r.column_label(),
+            Source::Memory(_) => "",
+        }
+    }
+
     fn read(&mut self, start: usize, out: &mut [f64]) -> Result<()> {
         match self {
             Source::Npy(r) => r.read(start, out),
+            Source::Parquet(r) => r.read(start, out),
             Source::Memory(m) => {
                 out.copy_from_slice(&m[start..start + out.len()]);
                 Ok(())
@@ -79,6 +97,11 @@ impl StreamingEngine {
                         Source::Npy(r) => Error::data(
                             r.path(),
                             at,
+                            format!("{why} of the {} family", family.name()),
+                        ),
+                        Source::Parquet(r) => Error::data(
+                            r.path(),
+                            format!("row {}, column '{}'", start + i + 1, r.column_label()),
                             format!("{why} of the {} family", family.name()),
                         ),
                         Source::Memory(_) => Error::InvalidData(format!("{at}: {why}")),

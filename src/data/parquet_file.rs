@@ -1,0 +1,324 @@
+//! Parquet columns (numeric and string), read one row group and one batch at a time, so a
+//! streamed fit holds only a batch of the file in memory.
+
+use crate::error::{Error, Result};
+use parquet::basic::Type as PhysicalType;
+use parquet::column::reader::{ColumnReader, ColumnReaderImpl};
+use parquet::data_type::DataType;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// The four bytes a Parquet file starts (and ends) with.
+pub(super) const MAGIC: &[u8] = b"PAR1";
+
+/// Rows decoded per call into the column reader.
+const BATCH: usize = 1 << 16;
+
+/// A column's values: numbers (floats, integers, booleans as 0/1) or strings.
+pub enum Cells {
+    Numbers(Vec<f64>),
+    Text(Vec<String>),
+}
+
+/// One column of a Parquet file with a cursor over its rows.
+pub struct ParquetColumn {
+    path: PathBuf,
+    file: SerializedFileReader<File>,
+    index: usize,
+    name: String,
+    text: bool,
+    /// Definition level of a present value (0 for a required column).
+    max_def: i16,
+    len: usize,
+    next_row_group: usize,
+    reader: Option<ColumnReader>,
+    /// Rows delivered so far.
+    position: usize,
+    /// Decoded rows not yet delivered (numbers; text columns are read whole).
+    pending: Vec<f64>,
+    pending_at: usize,
+}
+
+fn bad(path: &Path, message: impl Into<String>) -> Error {
+    Error::data(path, "", message)
+}
+
+/// The column names of a Parquet file (top-level, non-repeated leaf columns).
+pub fn column_names(path: &Path) -> Result<Vec<String>> {
+    let file = open_file(path)?;
+    Ok(file
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|c| c.path().string())
+        .collect())
+}
+
+fn open_file(path: &Path) -> Result<SerializedFileReader<File>> {
+    let file = File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    SerializedFileReader::new(file)
+        .map_err(|e| bad(path, format!("not a readable Parquet file: {e}")))
+}
+
+impl ParquetColumn {
+    /// Opens `column` (required when the file has more than one column).
+    pub fn open(path: &Path, column: Option<&str>) -> Result<ParquetColumn> {
+        let file = open_file(path)?;
+        let meta = file.metadata();
+        let schema = meta.file_metadata().schema_descr();
+        let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
+        let index = match column {
+            Some(c) => names.iter().position(|n| n == c).ok_or_else(|| {
+                bad(
+                    path,
+                    format!("no column named '{c}'; columns are: {}", names.join(", ")),
+                )
+            })?,
+            None if names.len() == 1 => 0,
+            None => {
+                return Err(bad(
+                    path,
+                    format!(
+                        "{} columns ({}): choose one with --column NAME",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                ))
+            }
+        };
+        let desc = schema.column(index);
+        let name = names[index].clone();
+        if desc.max_rep_level() > 0 {
+            return Err(bad(
+                path,
+                format!("column '{name}' is a list; likely reads one value per row"),
+            ));
+        }
+        let text = match desc.physical_type() {
+            PhysicalType::BYTE_ARRAY => true,
+            PhysicalType::BOOLEAN
+            | PhysicalType::INT32
+            | PhysicalType::INT64
+            | PhysicalType::FLOAT
+            | PhysicalType::DOUBLE => false,
+            other => {
+                return Err(bad(
+                    path,
+                    format!(
+                        "column '{name}' has Parquet type {other}; likely reads numbers \
+                         (boolean, int32, int64, float, double) and strings"
+                    ),
+                ))
+            }
+        };
+        let len = meta.file_metadata().num_rows().max(0) as usize;
+        Ok(ParquetColumn {
+            path: path.to_path_buf(),
+            file,
+            index,
+            name,
+            text,
+            max_def: desc.max_def_level(),
+            len,
+            next_row_group: 0,
+            reader: None,
+            position: 0,
+            pending: Vec::new(),
+            pending_at: 0,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn column_label(&self) -> &str {
+        &self.name
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the column holds strings.
+    pub fn is_text(&self) -> bool {
+        self.text
+    }
+
+    fn location(&self, row: usize) -> String {
+        format!("row {}, column '{}'", row + 1, self.name)
+    }
+
+    fn restart(&mut self) {
+        self.next_row_group = 0;
+        self.reader = None;
+        self.position = 0;
+        self.pending.clear();
+        self.pending_at = 0;
+    }
+
+    /// The reader of the current row group, moving to the next when it is exhausted
+    /// (`None` after the last).
+    fn current_reader(&mut self) -> Result<Option<&mut ColumnReader>> {
+        if self.reader.is_none() {
+            if self.next_row_group >= self.file.num_row_groups() {
+                return Ok(None);
+            }
+            let group = self.file.get_row_group(self.next_row_group).map_err(|e| {
+                bad(
+                    &self.path,
+                    format!("row group {}: {e}", self.next_row_group),
+                )
+            })?;
+            let reader = group
+                .get_column_reader(self.index)
+                .map_err(|e| bad(&self.path, format!("column '{}': {e}", self.name)))?;
+            self.next_row_group += 1;
+            self.reader = Some(reader);
+        }
+        Ok(self.reader.as_mut())
+    }
+
+    /// Decodes up to `BATCH` more rows, appending numbers to `numbers` or strings to `text`
+    /// (both empty or holding only this call's earlier rows). Returns the rows decoded (0 at
+    /// the end of the file). A null is an error naming its row.
+    fn decode(&mut self, numbers: &mut Vec<f64>, text: &mut Vec<String>) -> Result<usize> {
+        loop {
+            let first_row = self.position + numbers.len() + text.len();
+            let max_def = self.max_def;
+            let Some(reader) = self.current_reader()? else {
+                return Ok(0);
+            };
+            let mut levels = Vec::new();
+            let mut bytes = Vec::new();
+            let counts = match reader {
+                ColumnReader::BoolColumnReader(r) => {
+                    batch(r, &mut levels, numbers, |v| *v as u8 as f64)
+                }
+                ColumnReader::Int32ColumnReader(r) => batch(r, &mut levels, numbers, |v| *v as f64),
+                ColumnReader::Int64ColumnReader(r) => batch(r, &mut levels, numbers, |v| *v as f64),
+                ColumnReader::FloatColumnReader(r) => batch(r, &mut levels, numbers, |v| *v as f64),
+                ColumnReader::DoubleColumnReader(r) => batch(r, &mut levels, numbers, |v| *v),
+                ColumnReader::ByteArrayColumnReader(r) => read(r, &mut levels, &mut bytes),
+                _ => unreachable!("types are checked when the column is opened"),
+            };
+            let (rows, values) =
+                counts.map_err(|e| bad(&self.path, format!("column '{}': {e}", self.name)))?;
+            if values < rows {
+                // A definition level below the column's maximum marks a null.
+                let null = levels.iter().position(|&l| l < max_def).unwrap_or(0);
+                return Err(Error::data(
+                    &self.path,
+                    self.location(first_row + null),
+                    "missing value (null)",
+                ));
+            }
+            for (i, v) in bytes.iter().enumerate() {
+                let s = v.as_utf8().map_err(|_| {
+                    Error::data(&self.path, self.location(first_row + i), "not UTF-8 text")
+                })?;
+                text.push(s.to_string());
+            }
+            if rows == 0 {
+                self.reader = None;
+                continue;
+            }
+            return Ok(rows);
+        }
+    }
+
+    /// Every value of the column, from the start.
+    pub fn read_all(&mut self) -> Result<Cells> {
+        self.restart();
+        let mut numbers = Vec::with_capacity(if self.text { 0 } else { self.len });
+        let mut text = Vec::with_capacity(if self.text { self.len } else { 0 });
+        while self.decode(&mut numbers, &mut text)? > 0 {}
+        self.position = self.len;
+        Ok(if self.text {
+            Cells::Text(text)
+        } else {
+            Cells::Numbers(numbers)
+        })
+    }
+
+    /// Reads rows `start..start + out.len()` of a numeric column. Sequential reads continue
+    /// where the last ended; a read before the cursor starts again from the first row group.
+    pub fn read(&mut self, start: usize, out: &mut [f64]) -> Result<()> {
+        if self.text {
+            return Err(Error::data(
+                &self.path,
+                format!("column '{}'", self.name),
+                "a string column cannot be streamed; string labels need the data in memory",
+            ));
+        }
+        if start + out.len() > self.len {
+            return Err(bad(&self.path, "read past the last row"));
+        }
+        if start < self.position {
+            self.restart();
+        }
+        let mut filled = 0;
+        let mut unused = Vec::new();
+        while filled < out.len() {
+            if self.pending_at == self.pending.len() {
+                self.pending.clear();
+                self.pending_at = 0;
+                let mut fresh = std::mem::take(&mut self.pending);
+                let rows = self.decode(&mut fresh, &mut unused)?;
+                self.pending = fresh;
+                if rows == 0 {
+                    return Err(bad(
+                        &self.path,
+                        format!("the file ended at row {}", self.position),
+                    ));
+                }
+            }
+            let available = &self.pending[self.pending_at..];
+            let skip = (start.saturating_sub(self.position)).min(available.len());
+            if skip > 0 {
+                self.pending_at += skip;
+                self.position += skip;
+                continue;
+            }
+            let take = available.len().min(out.len() - filled);
+            out[filled..filled + take].copy_from_slice(&available[..take]);
+            filled += take;
+            self.pending_at += take;
+            self.position += take;
+        }
+        Ok(())
+    }
+}
+
+/// One batch of a typed column: `(rows, values)`; values are appended to `values`.
+fn read<T: DataType>(
+    reader: &mut ColumnReaderImpl<T>,
+    levels: &mut Vec<i16>,
+    values: &mut Vec<T::T>,
+) -> parquet::errors::Result<(usize, usize)> {
+    let (rows, read, _) = reader.read_records(BATCH, Some(levels), None, values)?;
+    Ok((rows, read))
+}
+
+/// As [`read`], converting the values to f64 into `numbers`.
+fn batch<T: DataType>(
+    reader: &mut ColumnReaderImpl<T>,
+    levels: &mut Vec<i16>,
+    numbers: &mut Vec<f64>,
+    convert: impl Fn(&T::T) -> f64,
+) -> parquet::errors::Result<(usize, usize)> {
+    let mut values = Vec::new();
+    let (rows, read) = read(reader, levels, &mut values)?;
+    numbers.extend(values.iter().map(convert));
+    Ok((rows, read))
+}

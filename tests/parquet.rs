@@ -1,0 +1,358 @@
+//! Parquet input: numeric and string columns, several row groups, compression, nulls;
+//! streamed reads; family fits and model fits from Parquet equal those from the same data as
+//! CSV.
+
+mod common;
+
+use common::cli::{fails_with, ok_json};
+use likely::data::{self, Cells, ParquetColumn};
+use likely::family::FamilyName;
+use parquet::basic::Compression;
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, FloatType, Int64Type};
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::parser::parse_message_type;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The columns written: x (double), f (float), k (int64), flag (boolean), label (string) and
+/// maybe (optional double, null in row `null_row` if any).
+struct Columns {
+    x: Vec<f64>,
+    f: Vec<f32>,
+    k: Vec<i64>,
+    flag: Vec<bool>,
+    label: Vec<String>,
+}
+
+fn columns(n: usize, seed: u64) -> Columns {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let x: Vec<f64> = (0..n).map(|_| 3.0 + 2.0 * rng.random::<f64>()).collect();
+    let f: Vec<f32> = (0..n).map(|_| rng.random::<f32>() - 0.5).collect();
+    let k: Vec<i64> = (0..n).map(|_| rng.random_range(0..20)).collect();
+    // flag depends on x and f, so that a logistic fit has something to find.
+    let flag: Vec<bool> = (0..n)
+        .map(|i| {
+            let z = 1.5 * (x[i] - 4.0) - 2.0 * f[i] as f64;
+            rng.random::<f64>() < 1.0 / (1.0 + (-z).exp())
+        })
+        .collect();
+    let label: Vec<String> = (0..n)
+        .map(|_| ["cat", "dog", "emu"][rng.random_range(0..3)].to_string())
+        .collect();
+    Columns {
+        x,
+        f,
+        k,
+        flag,
+        label,
+    }
+}
+
+/// Writes `c` in row groups of `group` rows, snappy-compressed.
+fn write_parquet(path: &Path, c: &Columns, group: usize, null_row: Option<usize>) {
+    let schema = parse_message_type(
+        "message t { required double x; required float f; required int64 k; \
+         required boolean flag; required binary label (UTF8); optional double maybe; }",
+    )
+    .unwrap();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props)).unwrap();
+    let n = c.x.len();
+    for start in (0..n).step_by(group) {
+        let rows = start..n.min(start + group);
+        let mut rg = writer.next_row_group().unwrap();
+        let mut index = 0;
+        while let Some(mut col) = rg.next_column().unwrap() {
+            match index {
+                0 => col
+                    .typed::<DoubleType>()
+                    .write_batch(&c.x[rows.clone()], None, None),
+                1 => col
+                    .typed::<FloatType>()
+                    .write_batch(&c.f[rows.clone()], None, None),
+                2 => col
+                    .typed::<Int64Type>()
+                    .write_batch(&c.k[rows.clone()], None, None),
+                3 => col
+                    .typed::<BoolType>()
+                    .write_batch(&c.flag[rows.clone()], None, None),
+                4 => {
+                    let values: Vec<ByteArray> = c.label[rows.clone()]
+                        .iter()
+                        .map(|s| ByteArray::from(s.as_str()))
+                        .collect();
+                    col.typed::<ByteArrayType>()
+                        .write_batch(&values, None, None)
+                }
+                _ => {
+                    let defs: Vec<i16> =
+                        rows.clone().map(|r| (Some(r) != null_row) as i16).collect();
+                    let values: Vec<f64> = rows
+                        .clone()
+                        .filter(|&r| Some(r) != null_row)
+                        .map(|r| c.x[r])
+                        .collect();
+                    col.typed::<DoubleType>()
+                        .write_batch(&values, Some(&defs), None)
+                }
+            }
+            .unwrap();
+            col.close().unwrap();
+            index += 1;
+        }
+        rg.close().unwrap();
+    }
+    writer.close().unwrap();
+}
+
+/// The same columns as CSV, numbers printed so that they parse back exactly.
+fn write_csv(path: &Path, c: &Columns) {
+    let mut text = String::from("x,f,k,flag,label\n");
+    for i in 0..c.x.len() {
+        text += &format!(
+            "{:?},{:?},{},{},{}\n",
+            c.x[i], c.f[i] as f64, c.k[i], c.flag[i] as u8, c.label[i]
+        );
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("likely-parquet-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn columns_of_every_type_load_across_row_groups() {
+    let dir = temp_dir("load");
+    let path = dir.join("t.parquet");
+    let c = columns(2500, 1);
+    write_parquet(&path, &c, 1000, None);
+
+    let x = data::load(&path, Some("x"), FamilyName::Gaussian).unwrap();
+    assert_eq!(x.values, c.x);
+    assert_eq!(x.column, "x");
+    let f = data::load(&path, Some("f"), FamilyName::Gaussian).unwrap();
+    assert!(f.values.iter().zip(&c.f).all(|(a, &b)| *a == b as f64));
+    let k = data::load(&path, Some("k"), FamilyName::Poisson).unwrap();
+    assert!(k.values.iter().zip(&c.k).all(|(a, &b)| *a == b as f64));
+    let flag = data::load(&path, Some("flag"), FamilyName::Bernoulli).unwrap();
+    assert!(flag
+        .values
+        .iter()
+        .zip(&c.flag)
+        .all(|(a, &b)| *a == b as u8 as f64));
+    let maybe = data::load(&path, Some("maybe"), FamilyName::Gaussian).unwrap();
+    assert_eq!(maybe.values, c.x);
+
+    // String labels: classes in sorted order, for the categorical family only.
+    let label = data::load(&path, Some("label"), FamilyName::Categorical).unwrap();
+    assert_eq!(label.labels.as_deref().unwrap(), ["cat", "dog", "emu"]);
+    for (v, s) in label.values.iter().zip(&c.label) {
+        assert_eq!(label.labels.as_ref().unwrap()[*v as usize], *s);
+    }
+    let err = data::load(&path, Some("label"), FamilyName::Gaussian)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("non-numeric") && err.contains("label"),
+        "{err}"
+    );
+    let err = data::load(&path, Some("nope"), FamilyName::Gaussian)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no column named 'nope'") && err.contains("x, f, k"),
+        "{err}"
+    );
+    let err = data::load(&path, None, FamilyName::Gaussian)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--column"), "{err}");
+    // Support errors name the row and the column.
+    let err = data::load(&path, Some("f"), FamilyName::Exponential)
+        .and_then(|d| d.check_support(FamilyName::Exponential.build(1).as_ref()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("column 'f'") && err.contains("row "), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_null_is_an_error_naming_its_row() {
+    let dir = temp_dir("null");
+    let path = dir.join("t.parquet");
+    write_parquet(&path, &columns(300, 2), 100, Some(157));
+    let err = data::load(&path, Some("maybe"), FamilyName::Gaussian)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("row 158, column 'maybe'") && err.contains("null"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn streamed_reads_cross_row_groups_and_restart() {
+    let dir = temp_dir("stream");
+    let path = dir.join("t.parquet");
+    let c = columns(5000, 3);
+    write_parquet(&path, &c, 1024, None);
+    let mut column = ParquetColumn::open(&path, Some("x")).unwrap();
+    assert_eq!(column.len(), 5000);
+    for chunk in [1, 700, 1024, 1025, 5000] {
+        let mut seen = Vec::new();
+        let mut buffer = vec![0.0; chunk];
+        for start in (0..5000).step_by(chunk) {
+            let len = chunk.min(5000 - start);
+            column.read(start, &mut buffer[..len]).unwrap();
+            seen.extend_from_slice(&buffer[..len]);
+        }
+        assert_eq!(seen, c.x, "chunks of {chunk}");
+    }
+    // A read that skips ahead, then one behind the cursor.
+    let mut one = [0.0];
+    column.read(0, &mut one).unwrap();
+    column.read(4321, &mut one).unwrap();
+    assert_eq!(one[0], c.x[4321]);
+    column.read(17, &mut one).unwrap();
+    assert_eq!(one[0], c.x[17]);
+    assert!(column.read(4999, &mut [0.0, 0.0]).is_err());
+    match ParquetColumn::open(&path, Some("label"))
+        .unwrap()
+        .read_all()
+        .unwrap()
+    {
+        Cells::Text(t) => assert_eq!(t, c.label),
+        Cells::Numbers(_) => panic!("label is a string column"),
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn fits_from_parquet_equal_fits_from_the_same_csv() {
+    let dir = temp_dir("cli");
+    let (pq, csv) = (dir.join("t.parquet"), dir.join("t.csv"));
+    let c = columns(3000, 4);
+    write_parquet(&pq, &c, 1000, None);
+    write_csv(&csv, &c);
+    let (pq, csv) = (pq.to_str().unwrap(), csv.to_str().unwrap());
+
+    let family_fit = |path: &str, extra: &[&str]| {
+        let mut args = vec![
+            "fit",
+            "--family",
+            "gaussian",
+            "--data",
+            path,
+            "--column",
+            "x",
+            "--backend",
+            "cpu",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        ok_json(&args)
+    };
+    let from_csv = family_fit(csv, &[]);
+    let from_parquet = family_fit(pq, &[]);
+    let streamed = family_fit(pq, &["--stream", "--host-memory", "64KiB"]);
+    assert_eq!(streamed["streamed"], true);
+    for p in ["mu", "sigma"] {
+        let a = from_csv["params"][p].as_f64().unwrap();
+        assert_eq!(from_parquet["params"][p].as_f64().unwrap(), a, "{p}");
+        // Streamed: the same values summed in other blocks.
+        let s = streamed["params"][p].as_f64().unwrap();
+        assert!((s - a).abs() <= 1e-12 * a.abs(), "{p}: streamed {s} vs {a}");
+    }
+
+    // A logistic regression of flag on x and f, from a Parquet table and from the CSV.
+    let model_fit = |path: &str| {
+        ok_json(&[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "bernoulli",
+            "--data",
+            path,
+            "--target",
+            "flag",
+            "--features",
+            "x,f",
+            "--backend",
+            "cpu",
+            "--json",
+        ])
+    };
+    let (a, b) = (model_fit(csv), model_fit(pq));
+    let (a, b) = (
+        a["coefficients"].as_object().unwrap(),
+        b["coefficients"].as_object().unwrap(),
+    );
+    assert_eq!(a.len(), 3);
+    for (name, value) in a {
+        let (x, y) = (value.as_f64().unwrap(), b[name].as_f64().unwrap());
+        assert!(
+            (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+            "{name}: {x} vs {y}"
+        );
+    }
+
+    // A string target is a categorical model's labels; string features are refused.
+    let j = ok_json(&[
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "categorical",
+        "--data",
+        pq,
+        "--target",
+        "label",
+        "--features",
+        "x,k",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    assert_eq!(j["model"], "linear");
+    fails_with(
+        &[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "bernoulli",
+            "--data",
+            pq,
+            "--target",
+            "flag",
+            "--features",
+            "x,label",
+        ],
+        "non-numeric feature value",
+    );
+    fails_with(
+        &[
+            "fit",
+            "--family",
+            "categorical",
+            "--data",
+            pq,
+            "--column",
+            "label",
+            "--stream",
+        ],
+        "--stream reads numeric columns",
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
