@@ -168,7 +168,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         (None, None) => 0,
     };
     let host_chunk_bytes = (host_budget / 4).clamp(1 << 16, 256 << 20);
-    let (mut engine, dataset): (Box<dyn engine::Engine>, data::Dataset) = match reader {
+    let (engine, dataset): (Box<dyn engine::Engine>, data::Dataset) = match reader {
         Some(reader) => {
             if args.family == FamilyName::Categorical && args.classes.is_none() {
                 return Err(likely::Error::Usage(
@@ -228,6 +228,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         learning_rate: args.lr.unwrap_or(0.05),
         ..FitOptions::default()
     };
+    let mut engine = super::progress::with_progress(engine, args.json);
     let started = std::time::Instant::now();
     let result = fit::fit(engine.as_mut(), &options)?;
     let seconds = started.elapsed().as_secs_f64();

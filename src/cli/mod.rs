@@ -6,6 +6,7 @@ mod demo;
 mod devices;
 mod fit;
 mod model;
+mod progress;
 mod report;
 mod study;
 
