@@ -1,17 +1,17 @@
-//! Throughput of one Gaussian NLL + gradient evaluation (the `gauss-eval` job of
-//! ../shared/bench/peers.py: x ~ N(5, 2^2), evaluated at mu = 4.9, sigma = 1.9), on the CPU
-//! engine and, where there is an adapter, the GPU engine; with a same-run baseline: a plain
-//! one-pass sum over the same bytes on the CPU.
+//! The jobs of ../shared/bench/peers.py (as `likely bench` runs them) for development:
+//! `gauss-eval` (one Gaussian NLL + gradient evaluation, x ~ N(5, 2^2) at mu = 4.9,
+//! sigma = 1.9) against a same-run baseline, a plain one-pass sum over the same bytes on the
+//! CPU; `logreg-fit` (Newton to convergence) and `mlp-train` (one epoch of AdamW at batch
+//! 1024), on the GPU against the CPU engine in the same run. The GPU rows run where there is
+//! an adapter.
 //!
-//! `cargo bench --bench throughput` (n from LIKELY_BENCH_N, default 2^24; reps from
-//! LIKELY_BENCH_REPS, default 10). Reports median seconds, samples/s, GB/s and the ratio to the
-//! baseline.
+//! `cargo bench --bench throughput [-- JOB ...]` (n of gauss-eval from LIKELY_BENCH_N,
+//! default 2^24, the other jobs' n scaled from it; reps from LIKELY_BENCH_REPS, default 10).
+//! Reports median seconds, samples/s, GB/s and the ratio to the baseline.
 
 use likely::engine::{CpuEngine, Engine, GpuEngine};
 use likely::family::FamilyName;
 use likely::gpu::{AdapterSelector, GpuContext};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use rayon::prelude::*;
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,15 +47,68 @@ fn main() {
     };
     let n = env("LIKELY_BENCH_N", 1 << 24);
     let reps = env("LIKELY_BENCH_REPS", 10).max(1);
-    let family = FamilyName::Gaussian.build(1);
-    let mut rng = StdRng::seed_from_u64(0);
-    let data: Arc<[f64]> = family
-        .sample(&[5.0, 2f64.ln()], n, &mut rng)
-        .into_iter()
-        .map(|x| x as f32 as f64)
-        .collect::<Vec<_>>()
-        .into();
-    let theta = [4.9, 1.9f64.ln()];
+    let jobs: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wants = |job: &str| jobs.is_empty() || jobs.iter().any(|j| j == job);
+    let ctx = GpuContext::new(&AdapterSelector::default())
+        .map_err(|e| println!("GPU rows skipped: {e}"))
+        .ok();
+    if wants("gauss-eval") {
+        gauss_eval(n, reps, ctx.as_ref());
+    }
+    // 1e6 and 2^20 rows at the default n, as in peers.py.
+    let rows = |default: usize| (default as f64 * n as f64 / (1 << 24) as f64).max(1.0) as usize;
+    if wants("logreg-fit") {
+        let data = likely::bench::logreg_data(rows(1_000_000));
+        let run = |gpu| {
+            let mut runs: Vec<f64> = (0..reps.min(3))
+                .map(|_| likely::bench::fit_logreg(&data, gpu).unwrap().seconds)
+                .collect();
+            runs.sort_by(f64::total_cmp);
+            runs[runs.len() / 2]
+        };
+        let cpu = run(None);
+        report("logreg-fit cpu", data.n(), 4 * (data.d + 1), cpu, cpu);
+        if let Some(c) = &ctx {
+            report(
+                "logreg-fit gpu",
+                data.n(),
+                4 * (data.d + 1),
+                run(Some(c)),
+                cpu,
+            );
+        }
+    }
+    if wants("mlp-train") {
+        let data = likely::bench::mlp_data(rows(1 << 20));
+        let run = |gpu| {
+            let mut runs: Vec<f64> = likely::bench::train_mlp(&data, gpu, reps.min(3))
+                .unwrap()
+                .iter()
+                .map(|r| r.seconds)
+                .collect();
+            runs.sort_by(f64::total_cmp);
+            runs[runs.len() / 2]
+        };
+        let cpu = run(None);
+        report("mlp-train cpu", data.n(), 4 * (data.d + 1), cpu, cpu);
+        if let Some(c) = &ctx {
+            report(
+                "mlp-train gpu",
+                data.n(),
+                4 * (data.d + 1),
+                run(Some(c)),
+                cpu,
+            );
+        }
+    }
+}
+
+fn gauss_eval(n: usize, reps: usize, ctx: Option<&GpuContext>) {
+    let data: Arc<[f64]> = likely::bench::gauss_data(n).into();
+    let theta = likely::bench::GAUSS_AT;
 
     // Baseline: a plain parallel sum over the same f64 bytes (the host's streaming rate).
     let baseline = median_seconds(reps, || {
@@ -73,20 +126,17 @@ fn main() {
     });
     report("gauss-eval cpu (f64 data)", n, 8, t, baseline);
 
-    match GpuContext::new(&AdapterSelector::default()) {
-        Ok(ctx) => {
-            let mut gpu = GpuEngine::new(&ctx, FamilyName::Gaussian.build(1), &data).unwrap();
-            let t = median_seconds(reps, || {
-                std::hint::black_box(gpu.nll_and_grad(&theta).unwrap());
-            });
-            report(
-                &format!("gauss-eval gpu ({})", ctx.adapter().name),
-                n,
-                4,
-                t,
-                baseline,
-            );
-        }
-        Err(e) => println!("gauss-eval gpu: skipped ({e})"),
+    if let Some(ctx) = ctx {
+        let mut gpu = GpuEngine::new(ctx, FamilyName::Gaussian.build(1), &data).unwrap();
+        let t = median_seconds(reps, || {
+            std::hint::black_box(gpu.nll_and_grad(&theta).unwrap());
+        });
+        report(
+            &format!("gauss-eval gpu ({})", ctx.adapter().name),
+            n,
+            4,
+            t,
+            baseline,
+        );
     }
 }

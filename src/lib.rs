@@ -15,6 +15,7 @@
 //! assert!((p - 0.7).abs() < 1e-9 && result.converged);
 //! ```
 
+pub mod bench;
 pub mod check;
 pub mod data;
 pub mod engine;

@@ -5,12 +5,10 @@ use likely::engine::{CpuEngine, Engine, GpuEngine};
 use likely::family::FamilyName;
 use likely::gpu::timer::KernelTime;
 use likely::gpu::{AdapterSelector, GpuContext};
-use likely::model::{Activation, Head, ModelOptimizer, Network, TrainOptions};
 use likely::util::json_f64;
 use likely::Error;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,12 +34,13 @@ pub struct BenchArgs {
     reps: usize,
     #[arg(long)]
     adapter: Option<String>,
+    /// Read the job's data from DIR/<job>.x.npy and DIR/<job>.y.npy, as bench/peer_data.py
+    /// writes them from peers.py's own generators, so that likely and the peers fit the same
+    /// numbers (default: the same distributions drawn with likely's RNG).
+    #[arg(long, value_name = "DIR", conflicts_with = "n")]
+    data: Option<std::path::PathBuf>,
     #[arg(long)]
     json: bool,
-}
-
-fn normal(rng: &mut StdRng) -> f64 {
-    <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng)
 }
 
 /// Median and minimum of `reps` timings of `f` after one warm-up call.
@@ -76,7 +75,7 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
     let family_job = match args.job.as_str() {
         "gauss-eval" => Some((
             FamilyName::Gaussian,
-            vec![4.9, 1.9f64.ln()],
+            likely::bench::GAUSS_AT.to_vec(),
             vec![5.0, 2f64.ln()],
         )),
         job if job.starts_with("eval-") => {
@@ -93,15 +92,21 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
         _ => None,
     };
     if let Some((family, at, truth)) = family_job {
-        let n = args.n.unwrap_or(1 << 24);
-        let f = family.build(5);
-        let mut rng = StdRng::seed_from_u64(0);
-        let data: Arc<[f64]> = f
-            .sample(&truth, n, &mut rng)
-            .into_iter()
-            .map(|x| x as f32 as f64)
-            .collect::<Vec<_>>()
-            .into();
+        let data: Arc<[f64]> = match &args.data {
+            Some(dir) if args.job == "gauss-eval" => {
+                let data = likely::bench::peer_data(dir, &args.job)?;
+                out["data"] = json!(data.source);
+                data.x.into()
+            }
+            Some(_) => {
+                return Err(Error::Usage(format!(
+                    "--data holds peers.py's jobs; {} has no peer data",
+                    args.job
+                )))
+            }
+            None => likely::bench::family_data(family, &truth, args.n.unwrap_or(1 << 24)).into(),
+        };
+        let n = data.len();
         let mut engine: Box<dyn Engine> = match &ctx {
             Some(c) => {
                 let mut gpu = GpuEngine::new(c, family.build(5), &data)?;
@@ -166,172 +171,62 @@ fn report_kernel_time(out: &mut serde_json::Value, kernel: Option<KernelTime>, b
     }
 }
 
-/// N rows of d = 16 standard-normal features, y ~ Bernoulli(sigmoid(X w + 0.3)) with
-/// w ~ N(0, 0.5^2); unpenalised MLE by Newton / Fisher scoring; time to fit and final mean NLL.
+/// The job's table: peers.py's (with --data) or drawn with likely's RNG.
+fn job_data(
+    args: &BenchArgs,
+    out: &mut serde_json::Value,
+    draw: fn(usize) -> likely::bench::JobData,
+    default_n: usize,
+) -> likely::Result<likely::bench::JobData> {
+    let data = match &args.data {
+        Some(dir) => likely::bench::peer_data(dir, &args.job)?,
+        None => draw(args.n.unwrap_or(default_n)),
+    };
+    out["data"] = json!(data.source);
+    Ok(data)
+}
+
+/// Median and minimum seconds, samples/s and GB/s of `runs` over `data`, the median run's
+/// final mean NLL and steps, and its kernel time.
+fn report_runs(
+    out: &mut serde_json::Value,
+    data: &likely::bench::JobData,
+    mut runs: Vec<likely::bench::Run>,
+) {
+    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    let median = &runs[runs.len() / 2];
+    out["n"] = json!(data.n());
+    out["seconds"] = json_f64(median.seconds);
+    out["seconds_min"] = json_f64(runs[0].seconds);
+    out["samples_per_s"] = json_f64(data.n() as f64 / median.seconds);
+    out["gbps"] = json_f64(data.bytes() / median.seconds / 1e9);
+    out["mean_nll"] = json_f64(median.mean_nll);
+    out["iterations"] = json!(median.steps);
+    report_kernel_time(out, median.kernel, data.bytes());
+}
+
+/// logreg-fit: the unpenalised logistic MLE (Newton / Fisher scoring) to convergence.
 fn logreg(
     args: &BenchArgs,
     ctx: Option<&GpuContext>,
     out: &mut serde_json::Value,
 ) -> likely::Result<()> {
-    let (n, d) = (args.n.unwrap_or(1_000_000), 16);
-    let mut rng = StdRng::seed_from_u64(1);
-    let x: Vec<f64> = (0..n * d).map(|_| normal(&mut rng) as f32 as f64).collect();
-    let w: Vec<f64> = (0..d).map(|_| 0.5 * normal(&mut rng)).collect();
-    let y: Vec<f64> = (0..n)
-        .map(|i| {
-            let z: f64 = 0.3 + (0..d).map(|j| x[i * d + j] * w[j]).sum::<f64>();
-            (rand::Rng::random::<f64>(&mut rng) < likely::family::sigmoid(z)) as u8 as f64
-        })
-        .collect();
-    let net = Network {
-        inputs: d,
-        hidden: vec![],
-        activation: Activation::Relu,
-        head: Head {
-            family: FamilyName::Bernoulli,
-            classes: 1,
-            reference: true,
-        },
-    };
-    let options = train_options(ModelOptimizer::Newton, &net, None, 0.0);
-    let mut seconds = Vec::new();
-    let mut mean_nll = f64::NAN;
-    let mut kernel = None;
-    for _ in 0..args.reps.min(3) {
-        let mut params = net.init(0, &y);
-        let start = Instant::now();
-        let report = match ctx {
-            Some(c) => {
-                let mut gpu = likely::gpu::mlp::GpuNetwork::new(
-                    c,
-                    &net,
-                    &x,
-                    &y,
-                    &vec![0.0; n],
-                    &options.frozen,
-                    likely::gpu::mlp::GpuNetwork::full_batch_rows(&net, n),
-                )?;
-                gpu.enable_kernel_timing();
-                let report = likely::model::train_gpu(&gpu, &net, &mut params, &options, |_| {})?;
-                kernel = gpu.kernel_time();
-                report
-            }
-            None => likely::model::train(&net, &mut params, &x, &y, &options, |_| {})?,
-        };
-        seconds.push(start.elapsed().as_secs_f64());
-        let rows: Vec<usize> = (0..n).collect();
-        mean_nll = net.nll_and_grad(&params, &x, &y, &rows).0 / n as f64;
-        out["iterations"] = json!(report.steps);
-    }
-    seconds.sort_by(f64::total_cmp);
-    out["n"] = json!(n);
-    out["seconds"] = json_f64(seconds[seconds.len() / 2]);
-    out["seconds_min"] = json_f64(seconds[0]);
-    out["samples_per_s"] = json_f64(n as f64 / seconds[seconds.len() / 2]);
-    out["gbps"] = json_f64((n * (d + 1) * 4) as f64 / seconds[seconds.len() / 2] / 1e9);
-    out["mean_nll"] = json_f64(mean_nll);
-    // Kernel time of one whole fit (every pass it made).
-    report_kernel_time(out, kernel.map(KernelTime::whole), (n * (d + 1) * 4) as f64);
+    let data = job_data(args, out, likely::bench::logreg_data, 1_000_000)?;
+    let runs = (0..args.reps.min(3))
+        .map(|_| likely::bench::fit_logreg(&data, ctx))
+        .collect::<likely::Result<Vec<_>>>()?;
+    report_runs(out, &data, runs);
     Ok(())
 }
 
-/// N rows of 10 standard-normal features labelled by the argmax of a fixed random teacher
-/// 10 -> 32 ReLU -> 5; the seed's MLP, AdamW (lr 1e-3, weight decay 0.01), batch 1024, one
-/// epoch. Samples per second and the final mean NLL.
+/// mlp-train: one epoch of AdamW at batch 1024 on the seed MLP.
 fn mlp(
     args: &BenchArgs,
     ctx: Option<&GpuContext>,
     out: &mut serde_json::Value,
 ) -> likely::Result<()> {
-    let (n, d) = (args.n.unwrap_or(1 << 20), 10);
-    let mut rng = StdRng::seed_from_u64(2);
-    let x: Vec<f64> = (0..n * d).map(|_| normal(&mut rng) as f32 as f64).collect();
-    let head = Head {
-        family: FamilyName::Categorical,
-        classes: 5,
-        reference: false,
-    };
-    let teacher = Network {
-        inputs: d,
-        hidden: vec![32],
-        activation: Activation::Relu,
-        head,
-    };
-    let mut teacher_params = vec![0.0; teacher.param_count()];
-    for l in teacher.layers() {
-        teacher_params[l.weights..l.bias]
-            .iter_mut()
-            .for_each(|w| *w = normal(&mut rng));
-    }
-    let mut z = Vec::new();
-    let y: Vec<f64> = (0..n)
-        .map(|r| {
-            head.predicted_class(&teacher.forward(&teacher_params, &x[r * d..(r + 1) * d], &mut z))
-        })
-        .collect();
-    let net = Network {
-        inputs: d,
-        hidden: vec![32],
-        activation: Activation::Relu,
-        head,
-    };
-    let options = train_options(ModelOptimizer::Adamw, &net, Some(1024), 0.01);
-    let mut seconds = Vec::new();
-    let mut params = net.init(0, &y);
-    let mut gpu = match ctx {
-        Some(c) => Some(likely::gpu::mlp::GpuNetwork::new(
-            c,
-            &net,
-            &x,
-            &y,
-            &vec![0.0; n],
-            &options.frozen,
-            1024,
-        )?),
-        None => None,
-    };
-    let reps = args.reps.min(3);
-    if let Some(g) = gpu.as_mut() {
-        g.enable_kernel_timing();
-    }
-    for _ in 0..reps {
-        params = net.init(0, &y);
-        let start = Instant::now();
-        match &gpu {
-            Some(g) => likely::model::train_gpu(g, &net, &mut params, &options, |_| {})?,
-            None => likely::model::train(&net, &mut params, &x, &y, &options, |_| {})?,
-        };
-        seconds.push(start.elapsed().as_secs_f64());
-    }
-    seconds.sort_by(f64::total_cmp);
-    let rows: Vec<usize> = (0..n).collect();
-    out["n"] = json!(n);
-    out["seconds"] = json_f64(seconds[seconds.len() / 2]);
-    out["seconds_min"] = json_f64(seconds[0]);
-    out["samples_per_s"] = json_f64(n as f64 / seconds[seconds.len() / 2]);
-    out["gbps"] = json_f64((n * (d + 1) * 4) as f64 / seconds[seconds.len() / 2] / 1e9);
-    out["mean_nll"] = json_f64(net.nll_and_grad(&params, &x, &y, &rows).0 / n as f64);
-    // Kernel time of one epoch, the mean over the timed epochs.
-    let kernel = gpu
-        .as_ref()
-        .and_then(|g| g.kernel_time())
-        .map(|k| KernelTime {
-            seconds: k.seconds / reps as f64,
-            passes: 1,
-        });
-    report_kernel_time(out, kernel, (n * (d + 1) * 4) as f64);
+    let data = job_data(args, out, likely::bench::mlp_data, 1 << 20)?;
+    let runs = likely::bench::train_mlp(&data, ctx, args.reps.min(3))?;
+    report_runs(out, &data, runs);
     Ok(())
-}
-
-fn train_options(
-    optimizer: ModelOptimizer,
-    net: &Network,
-    batch: Option<usize>,
-    weight_decay: f64,
-) -> TrainOptions {
-    TrainOptions {
-        weight_decay,
-        batch_size: batch,
-        ..TrainOptions::new(optimizer, net.param_count())
-    }
 }

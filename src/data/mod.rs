@@ -6,7 +6,7 @@ mod npy;
 mod parquet_file;
 mod table;
 
-pub use npy::{write_npy_f64, NpyReader};
+pub use npy::{write_npy_f64, write_npy_f64_table, NpyReader};
 pub use parquet_file::{Cells, ParquetColumn};
 pub use table::{load_table, Table, TargetSpec};
 

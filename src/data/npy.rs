@@ -88,6 +88,11 @@ impl NpyReader {
         })
     }
 
+    /// Columns of a 2-D array (1 for 1-D).
+    pub fn columns(&self) -> usize {
+        self.layout.cols
+    }
+
     pub fn len(&self) -> usize {
         self.layout.rows
     }
@@ -314,10 +319,16 @@ fn parse_header(path: &Path, text: &str) -> Result<Header> {
 
 /// Writes a 1-D little-endian f64 `.npy` (used by tests and demos to make data files).
 pub fn write_npy_f64(path: &Path, values: &[f64]) -> Result<()> {
-    let mut header = format!(
-        "{{'descr': '<f8', 'fortran_order': False, 'shape': ({},), }}",
-        values.len()
-    );
+    write_npy_f64_table(path, values, None)
+}
+
+/// As [`write_npy_f64`], as a row-major 2-D array of `columns` columns when given.
+pub fn write_npy_f64_table(path: &Path, values: &[f64], columns: Option<usize>) -> Result<()> {
+    let shape = match columns {
+        Some(c) => format!("({}, {c})", values.len() / c.max(1)),
+        None => format!("({},)", values.len()),
+    };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
     // Pad so that magic + version + length + header is a multiple of 64, ending in '\n'.
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
