@@ -447,3 +447,76 @@ fn newton_agrees_with_irls_and_lbfgs_in_a_handful_of_steps() {
         assert!(steps <= 25, "{family:?}: {steps} Newton steps");
     }
 }
+
+/// The one-output Newton derivatives (blocked, vectorised accumulation) against the network's
+/// own NLL and gradient, and the Hessian against finite differences of that gradient, at row
+/// counts on either side of the 128-row blocks and with parameter counts below, at and above
+/// the four-wide Hessian kernel.
+#[test]
+fn newton_derivatives_match_the_gradient_and_its_finite_differences() {
+    let mut rng = StdRng::seed_from_u64(17);
+    for family in [
+        FamilyName::Bernoulli,
+        FamilyName::Poisson,
+        FamilyName::Exponential,
+    ] {
+        for d in [2, 3, 6] {
+            for n in [1, 127, 128, 129, 4097] {
+                let net = Network {
+                    inputs: d,
+                    hidden: vec![],
+                    activation: Activation::Relu,
+                    head: Head {
+                        family,
+                        classes: 1,
+                        reference: true,
+                    },
+                };
+                let x: Vec<f64> = (0..n * d).map(|_| rng.random::<f64>() - 0.5).collect();
+                let y: Vec<f64> = (0..n)
+                    .map(|_| match family {
+                        FamilyName::Bernoulli => rng.random_range(0..2) as f64,
+                        FamilyName::Poisson => rng.random_range(0..5) as f64,
+                        _ => rng.random::<f64>() + 0.1,
+                    })
+                    .collect();
+                let params: Vec<f64> = (0..d + 1)
+                    .map(|_| 0.5 * rng.random::<f64>() - 0.25)
+                    .collect();
+                let rows: Vec<usize> = (0..n).collect();
+                let (f, g, h) = likely::model::newton::derivatives(&net, &params, &x, &y).unwrap();
+                let (f0, g0) = net.nll_and_grad(&params, &x, &y, &rows);
+                let scale = f0.abs().max(1.0);
+                assert!(
+                    (f - f0).abs() <= 1e-12 * scale,
+                    "{family:?} d={d} n={n}: {f} vs {f0}"
+                );
+                for j in 0..=d {
+                    assert!(
+                        (g[j] - g0[j]).abs() <= 1e-12 * scale,
+                        "{family:?} d={d} n={n} g{j}"
+                    );
+                }
+                // H[j][k] = d g_k / d theta_j by central differences.
+                let step = 1e-5;
+                for j in 0..=d {
+                    let mut up = params.clone();
+                    up[j] += step;
+                    let mut down = params.clone();
+                    down[j] -= step;
+                    let gu = net.nll_and_grad(&up, &x, &y, &rows).1;
+                    let gd = net.nll_and_grad(&down, &x, &y, &rows).1;
+                    for k in 0..=d {
+                        let fd = (gu[k] - gd[k]) / (2.0 * step);
+                        assert!(
+                            (h[j * (d + 1) + k] - fd).abs()
+                                <= likely::tolerance::FINITE_DIFFERENCE * scale,
+                            "{family:?} d={d} n={n} H[{j}][{k}] = {} vs {fd}",
+                            h[j * (d + 1) + k]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -334,6 +334,18 @@ pub fn softplus(z: f64) -> f64 {
     z.max(0.0) + (-z.abs()).exp().ln_1p()
 }
 
+/// (softplus(z), sigmoid(z)) from one exponential, e^-|z|; the same values as the two
+/// functions give separately.
+pub fn softplus_and_sigmoid(z: f64) -> (f64, f64) {
+    let e = (-z.abs()).exp();
+    let sigmoid = if z >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    };
+    (z.max(0.0) + e.ln_1p(), sigmoid)
+}
+
 /// 1 / (1 + e^-z), evaluated on the side that cannot overflow.
 pub fn sigmoid(z: f64) -> f64 {
     if z >= 0.0 {

@@ -2,7 +2,7 @@
 //! family for one sample, its NLL, and the NLL's derivatives with respect to eta and to the
 //! head's global parameters (log sigma for the Gaussian, log b for the Laplace).
 
-use crate::family::{log_sum_exp, sigmoid, softplus, FamilyName, HALF_LN_2PI};
+use crate::family::{log_sum_exp, sigmoid, FamilyName, HALF_LN_2PI};
 
 /// A family as the output of a model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,8 +67,9 @@ impl Head {
     ) -> f64 {
         match self.family {
             FamilyName::Bernoulli => {
-                d_eta[0] = sigmoid(eta[0]) - y;
-                softplus(eta[0]) - y * eta[0]
+                let (softplus, sigmoid) = crate::family::softplus_and_sigmoid(eta[0]);
+                d_eta[0] = sigmoid - y;
+                softplus - y * eta[0]
             }
             FamilyName::Gaussian => {
                 // NLL = log sigma + ln(2 pi)/2 + (y - mu)^2 / (2 sigma^2)
