@@ -4,7 +4,7 @@
 // as one partial. The host finishes the sum of partials in f64.
 //
 // Generated before this text: N_TERMS, WORKGROUP_SIZE, SAMPLES_PER_THREAD,
-// KERNEL_PARAM_VEC4S, the family's `accumulate`, `workgroup_sum` and `Invocation`.
+// RUN, KERNEL_PARAM_VEC4S, the family's `accumulate`, `workgroup_sums` and `Invocation`.
 
 struct ChunkInfo {
     len: u32,
@@ -20,18 +20,26 @@ struct ChunkInfo {
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn reduce_terms(inv: Invocation) {
+    // Runs of RUN samples are summed on their own and then added to the invocation's total,
+    // so no sequential f32 sum is longer than RUN (or SAMPLES_PER_THREAD / RUN) terms.
     var acc: array<f32, N_TERMS>;
     let base = inv.wid.x * (WORKGROUP_SIZE * SAMPLES_PER_THREAD) + inv.lid;
-    for (var k = 0u; k < SAMPLES_PER_THREAD; k = k + 1u) {
-        let i = base + k * WORKGROUP_SIZE;
-        if (i < chunk.len) {
-            accumulate(data[i], &acc);
+    for (var r = 0u; r < SAMPLES_PER_THREAD; r = r + RUN) {
+        var run: array<f32, N_TERMS>;
+        for (var k = r; k < r + RUN; k = k + 1u) {
+            let i = base + k * WORKGROUP_SIZE;
+            if (i < chunk.len) {
+                accumulate(data[i], &run);
+            }
+        }
+        for (var t = 0u; t < N_TERMS; t = t + 1u) {
+            acc[t] = acc[t] + run[t];
         }
     }
-    for (var t = 0u; t < N_TERMS; t = t + 1u) {
-        let total = workgroup_sum(acc[t], inv);
-        if (inv.lid == 0u) {
-            partials[chunk.partial_base + inv.wid.x * N_TERMS + t] = total;
+    workgroup_sums(&acc, inv);
+    if (inv.lid == 0u) {
+        for (var t = 0u; t < N_TERMS; t = t + 1u) {
+            partials[chunk.partial_base + inv.wid.x * N_TERMS + t] = acc[t];
         }
     }
 }

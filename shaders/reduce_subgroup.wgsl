@@ -1,5 +1,6 @@
-// Workgroup sum with subgroup operations: each subgroup reduces in registers, then
-// invocation 0 adds the per-subgroup totals. The result is valid in invocation 0.
+// Workgroup sums with subgroup operations: each subgroup reduces every term in registers,
+// then invocation 0 adds the per-subgroup totals; two barriers per batch of TREE_TERMS terms.
+// The results are valid in invocation 0.
 
 struct Invocation {
     @builtin(local_invocation_index) lid: u32,
@@ -9,20 +10,26 @@ struct Invocation {
     @builtin(num_subgroups) subgroups: u32,
 }
 
-var<workgroup> scratch: array<f32, WORKGROUP_SIZE>;
+var<workgroup> scratch: array<array<f32, TREE_TERMS>, WORKGROUP_SIZE>;
 
-fn workgroup_sum(v: f32, inv: Invocation) -> f32 {
-    let subgroup_total = subgroupAdd(v);
-    if (inv.lane == 0u) {
-        scratch[inv.subgroup] = subgroup_total;
-    }
-    workgroupBarrier();
-    var total = 0.0;
-    if (inv.lid == 0u) {
-        for (var s = 0u; s < inv.subgroups; s = s + 1u) {
-            total = total + scratch[s];
+fn workgroup_sums(acc: ptr<function, array<f32, N_TERMS>>, inv: Invocation) {
+    for (var t0 = 0u; t0 < N_TERMS; t0 = t0 + TREE_TERMS) {
+        for (var t = 0u; t < TREE_TERMS && t0 + t < N_TERMS; t = t + 1u) {
+            let subgroup_total = subgroupAdd((*acc)[t0 + t]);
+            if (inv.lane == 0u) {
+                scratch[inv.subgroup][t] = subgroup_total;
+            }
         }
+        workgroupBarrier();
+        if (inv.lid == 0u) {
+            for (var t = 0u; t < TREE_TERMS && t0 + t < N_TERMS; t = t + 1u) {
+                var total = 0.0;
+                for (var s = 0u; s < inv.subgroups; s = s + 1u) {
+                    total = total + scratch[s][t];
+                }
+                (*acc)[t0 + t] = total;
+            }
+        }
+        workgroupBarrier();
     }
-    workgroupBarrier();
-    return total;
 }

@@ -7,9 +7,14 @@ use crate::family::Family;
 
 /// Invocations per workgroup.
 pub const WORKGROUP_SIZE: u32 = 256;
-/// Samples each invocation accumulates before the workgroup tree; small, so the sequential
-/// f32 part of each sum stays short (its rounding error grows with its length).
-pub const SAMPLES_PER_THREAD: u32 = 16;
+/// Samples each invocation accumulates before the workgroup tree, in runs of
+/// [`RUN`] summed separately, so that no sequential f32 sum is long (its rounding error grows
+/// with its length) while a workgroup's fixed cost is spread over many samples.
+pub const SAMPLES_PER_THREAD: u32 = 64;
+/// Samples per sequential run inside an invocation.
+pub const RUN: u32 = 16;
+/// Terms reduced together through the workgroup scratch (256 x 4 f32, 4 KiB).
+pub const TREE_TERMS: u32 = 4;
 /// Samples covered by one workgroup.
 pub const SAMPLES_PER_WORKGROUP: u32 = WORKGROUP_SIZE * SAMPLES_PER_THREAD;
 /// Kernel parameters (e.g. mu) that fit in the parameter uniform, as f32 hi/lo pairs.
@@ -30,11 +35,15 @@ pub fn compose(family: &dyn Family, subgroups: bool) -> String {
          const N_TERMS: u32 = {}u;\n\
          const WORKGROUP_SIZE: u32 = {}u;\n\
          const SAMPLES_PER_THREAD: u32 = {}u;\n\
+         const RUN: u32 = {}u;\n\
+         const TREE_TERMS: u32 = {}u;\n\
          const KERNEL_PARAM_VEC4S: u32 = {}u;\n",
         family.name(),
         family.n_terms(),
         WORKGROUP_SIZE,
         SAMPLES_PER_THREAD,
+        RUN,
+        TREE_TERMS,
         MAX_KERNEL_PARAMS / 2
     );
     let sum = if subgroups { SUBGROUP } else { TREE };

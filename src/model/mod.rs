@@ -2,6 +2,7 @@
 //! The CPU code here is the f64 reference for forward and backward passes.
 
 pub mod head;
+pub mod logistic;
 pub mod network;
 pub mod newton;
 pub mod train;
