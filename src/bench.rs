@@ -205,7 +205,8 @@ pub fn fit_logreg(data: &JobData, gpu: Option<&GpuContext>) -> Result<Run> {
             )?;
             g.enable_kernel_timing();
             let report = crate::model::train_gpu(&g, &net, &mut params, &options, |_| {})?;
-            (report, g.kernel_time())
+            // Every pass of the fit, as one unit of work.
+            (report, g.kernel_time().map(KernelTime::whole))
         }
         None => (
             crate::model::train(&net, &mut params, &data.x, &data.y, &options, |_| {})?,

@@ -572,6 +572,21 @@ pub fn newton_with(
             {
                 break Some((trial, tf, tg, th));
             }
+            if alpha == 1.0 && predicted <= 1e-6 * f.abs().max(1.0) {
+                // The predicted decrease is below what an f32-reduced objective (the GPU's)
+                // resolves, so the comparison is noise: take the full step and stop, rather
+                // than halving it pass after pass.
+                params.copy_from_slice(&trial);
+                return Ok(report(
+                    iteration,
+                    true,
+                    "Newton decrement below the objective's resolution",
+                    history,
+                    options,
+                    params,
+                    &mask,
+                ));
+            }
             alpha *= 0.5;
             if alpha < 1e-10 {
                 break None;
