@@ -160,7 +160,8 @@ impl Network {
     }
 
     /// Total NLL over `rows` (indices into the n x d row-major `x`) and its gradient, in f64.
-    /// Rows are processed in parallel blocks whose results are added in a fixed order.
+    /// Rows are processed in parallel blocks of a fixed size whose results are added in a fixed
+    /// order (so the sums do not depend on the number of threads).
     pub fn nll_and_grad(
         &self,
         params: &[f64],
@@ -170,17 +171,17 @@ impl Network {
     ) -> (f64, Vec<f64>) {
         let p = self.param_count();
         let blocks: Vec<(f64, Vec<f64>)> = rows
-            .par_chunks(256)
+            .par_chunks(64)
             .map(|block| {
                 let mut grad = vec![0.0; p];
                 let mut nll = 0.0;
-                let mut z = Vec::new();
+                let mut scratch = Scratch::new(self);
                 for &r in block {
                     nll += self.sample_backward(
                         params,
                         &x[r * self.inputs..(r + 1) * self.inputs],
                         y[r],
-                        &mut z,
+                        &mut scratch,
                         &mut grad,
                     );
                 }
@@ -199,54 +200,95 @@ impl Network {
     /// One sample's gradient (for the outer product of gradients).
     pub fn row_gradient(&self, params: &[f64], x: &[f64], y: f64) -> Vec<f64> {
         let mut grad = vec![0.0; self.param_count()];
-        self.sample_backward(params, x, y, &mut Vec::new(), &mut grad);
+        self.sample_backward(params, x, y, &mut Scratch::new(self), &mut grad);
         grad
     }
 
-    /// One sample's NLL; adds its gradient into `grad`.
+    /// One sample's NLL; adds its gradient into `grad`. Allocation-free: every intermediate
+    /// lives in `s`.
     fn sample_backward(
         &self,
         params: &[f64],
         x: &[f64],
         y: f64,
-        z: &mut Vec<Vec<f64>>,
+        s: &mut Scratch,
         grad: &mut [f64],
     ) -> f64 {
-        let eta = self.forward(params, x, z);
-        let g = self.globals_offset();
-        let mut delta = vec![0.0; eta.len()];
+        let layers = &s.layers;
+        let last = layers.len() - 1;
+        // Forward: z[i] = a[i-1] W_i + b_i (a[-1] = x), a[i] = act(z[i]) for hidden layers.
+        for (i, l) in layers.iter().enumerate() {
+            let out = &mut s.z[i];
+            out.copy_from_slice(&params[l.bias..l.bias + l.fan_out]);
+            let input: &[f64] = if i == 0 { x } else { &s.a[i - 1] };
+            for (j, &aj) in input.iter().enumerate() {
+                let row = &params[l.weights + j * l.fan_out..l.weights + (j + 1) * l.fan_out];
+                for (o, w) in out.iter_mut().zip(row) {
+                    *o += aj * w;
+                }
+            }
+            if i < last {
+                for (a, &z) in s.a[i].iter_mut().zip(out.iter()) {
+                    *a = self.activation.apply(z);
+                }
+            }
+        }
+        let g = s.globals_at;
+        s.delta.clear();
+        s.delta.resize(layers[last].fan_out, 0.0);
         let nll = self
             .head
-            .nll(&eta, &params[g..], y, &mut delta, &mut grad[g..]);
-        let layers = self.layers();
+            .nll(&s.z[last], &params[g..], y, &mut s.delta, &mut grad[g..]);
+        // Backward: dW_i += a[i-1]^T delta_i, db_i += delta_i,
+        // delta_{i-1} = (delta_i W_i^T) * act'(z[i-1]).
         for i in (0..layers.len()).rev() {
             let l = layers[i];
-            let input: Vec<f64> = if i == 0 {
-                x.to_vec()
-            } else {
-                z[i - 1].iter().map(|&v| self.activation.apply(v)).collect()
-            };
+            let input: &[f64] = if i == 0 { x } else { &s.a[i - 1] };
             for (j, &aj) in input.iter().enumerate() {
                 let row = &mut grad[l.weights + j * l.fan_out..l.weights + (j + 1) * l.fan_out];
-                for (gw, d) in row.iter_mut().zip(&delta) {
+                for (gw, d) in row.iter_mut().zip(&s.delta) {
                     *gw += aj * d;
                 }
             }
-            for (gb, d) in grad[l.bias..l.bias + l.fan_out].iter_mut().zip(&delta) {
+            for (gb, d) in grad[l.bias..l.bias + l.fan_out].iter_mut().zip(&s.delta) {
                 *gb += d;
             }
             if i > 0 {
-                let prev: Vec<f64> = (0..l.fan_in)
-                    .map(|j| {
-                        let row =
-                            &params[l.weights + j * l.fan_out..l.weights + (j + 1) * l.fan_out];
-                        let back: f64 = row.iter().zip(&delta).map(|(w, d)| w * d).sum();
-                        back * self.activation.derivative(z[i - 1][j])
-                    })
-                    .collect();
-                delta = prev;
+                s.previous.clear();
+                s.previous.extend((0..l.fan_in).map(|j| {
+                    let row = &params[l.weights + j * l.fan_out..l.weights + (j + 1) * l.fan_out];
+                    let back: f64 = row.iter().zip(&s.delta).map(|(w, d)| w * d).sum();
+                    back * self.activation.derivative(s.z[i - 1][j])
+                }));
+                std::mem::swap(&mut s.delta, &mut s.previous);
             }
         }
         nll
+    }
+}
+
+/// One row's intermediate values, reused from row to row: each layer's pre-activations `z`
+/// and activations `a`, and the deltas of the layer being differentiated and the one before.
+struct Scratch {
+    layers: Vec<LayerSlots>,
+    globals_at: usize,
+    z: Vec<Vec<f64>>,
+    a: Vec<Vec<f64>>,
+    delta: Vec<f64>,
+    previous: Vec<f64>,
+}
+
+impl Scratch {
+    fn new(net: &Network) -> Scratch {
+        let layers = net.layers();
+        let widest = layers.iter().map(|l| l.fan_in.max(l.fan_out)).max().unwrap_or(1);
+        Scratch {
+            globals_at: net.globals_offset(),
+            z: layers.iter().map(|l| vec![0.0; l.fan_out]).collect(),
+            a: layers.iter().map(|l| vec![0.0; l.fan_out]).collect(),
+            delta: Vec::with_capacity(widest),
+            previous: Vec::with_capacity(widest),
+            layers,
+        }
     }
 }
