@@ -253,10 +253,19 @@ pub fn fit_model(
     let mut params = network.init(seed, &y);
     let started = std::time::Instant::now();
     // A progress bar on stderr: hidden with --json, and by indicatif when stderr is not a terminal.
-    let bar =
-        if as_json || optimizer == ModelOptimizer::Lbfgs || optimizer == ModelOptimizer::Newton {
-            indicatif::ProgressBar::hidden()
-        } else {
+    // Full-batch fits (L-BFGS, Newton) have no epochs to count: a spinner with the iteration.
+    let full_batch = optimizer == ModelOptimizer::Lbfgs || optimizer == ModelOptimizer::Newton;
+    let bar = if as_json {
+        indicatif::ProgressBar::hidden()
+    } else if full_batch {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} iteration {pos} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    } else {
             let bar = indicatif::ProgressBar::new(args.epochs as u64);
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}")
