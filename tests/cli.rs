@@ -511,3 +511,32 @@ fn gpu_demo_and_quick_check() {
     assert_eq!(j["failed"], 0);
     assert!(j["passed"].as_u64().unwrap() >= 14);
 }
+
+/// Output piped into a reader that has gone away (`likely ... | head -c 10`) ends the process
+/// quietly, as Unix tools do: no panic message.
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    use std::process::Stdio;
+    let dir = std::env::temp_dir().join(format!("likely-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let table = dir.join("x.csv");
+    std::fs::write(&table, "x\n1.5\n2.5\n4.0\n").unwrap();
+    for args in [
+        vec!["fit", "--family", "gaussian", "--backend", "cpu", "--json"],
+        vec!["fit", "--family", "gaussian", "--backend", "cpu"],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_likely"))
+            .args(&args)
+            .args(["--data", table.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the command writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -186,6 +186,51 @@ fn columns_of_every_type_load_across_row_groups() {
 }
 
 #[test]
+fn broken_empty_and_nested_files_are_clear_errors() {
+    let dir = temp_dir("broken");
+    let broken = dir.join("broken.parquet");
+    std::fs::write(&broken, b"PAR1 not really").unwrap();
+    let err = data::load(&broken, Some("x"), FamilyName::Gaussian)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a readable Parquet file"), "{err}");
+    // Found by its magic bytes whatever its name.
+    let renamed = dir.join("table.dat");
+    write_parquet(&renamed, &columns(10, 5), 10, None);
+    assert_eq!(
+        data::load(&renamed, Some("x"), FamilyName::Gaussian)
+            .unwrap()
+            .values
+            .len(),
+        10
+    );
+    let empty = dir.join("empty.parquet");
+    write_parquet(&empty, &columns(0, 5), 10, None);
+    let err = data::load(&empty, Some("x"), FamilyName::Gaussian)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no data rows"), "{err}");
+    let nested = dir.join("nested.parquet");
+    let schema = parse_message_type(
+        "message t { required group xs (LIST) { repeated group list { required double element; } } }",
+    )
+    .unwrap();
+    let file = std::fs::File::create(&nested).unwrap();
+    let writer = SerializedFileWriter::new(
+        file,
+        Arc::new(schema),
+        Arc::new(WriterProperties::default()),
+    )
+    .unwrap();
+    writer.close().unwrap();
+    let err = data::load(&nested, Some("xs"), FamilyName::Gaussian)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nested"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn a_null_is_an_error_naming_its_row() {
     let dir = temp_dir("null");
     let path = dir.join("t.parquet");

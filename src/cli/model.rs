@@ -266,13 +266,13 @@ pub fn fit_model(
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         bar
     } else {
-            let bar = indicatif::ProgressBar::new(args.epochs as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        };
+        let bar = indicatif::ProgressBar::new(args.epochs as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    };
     let rows_per_epoch = table.n as f64 * (1.0 - args.validation.unwrap_or(0.0));
     let report_progress = |p: &likely::model::train::LossPoint| {
         let elapsed = started.elapsed().as_secs_f64().max(1e-9);

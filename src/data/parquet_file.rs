@@ -75,10 +75,13 @@ impl ParquetColumn {
         let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
         let index = match column {
             Some(c) => names.iter().position(|n| n == c).ok_or_else(|| {
-                bad(
-                    path,
-                    format!("no column named '{c}'; columns are: {}", names.join(", ")),
-                )
+                let nested = names.iter().any(|n| n.starts_with(&format!("{c}.")));
+                let why = if nested {
+                    format!("column '{c}' is nested (a list or struct); likely reads flat columns")
+                } else {
+                    format!("no column named '{c}'; columns are: {}", names.join(", "))
+                };
+                bad(path, why)
             })?,
             None if names.len() == 1 => 0,
             None => {

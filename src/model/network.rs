@@ -281,7 +281,11 @@ struct Scratch {
 impl Scratch {
     fn new(net: &Network) -> Scratch {
         let layers = net.layers();
-        let widest = layers.iter().map(|l| l.fan_in.max(l.fan_out)).max().unwrap_or(1);
+        let widest = layers
+            .iter()
+            .map(|l| l.fan_in.max(l.fan_out))
+            .max()
+            .unwrap_or(1);
         Scratch {
             globals_at: net.globals_offset(),
             z: layers.iter().map(|l| vec![0.0; l.fan_out]).collect(),
