@@ -62,47 +62,43 @@ fn main() {
     let rows = |default: usize| (default as f64 * n as f64 / (1 << 24) as f64).max(1.0) as usize;
     if wants("logreg-fit") {
         let data = likely::bench::logreg_data(rows(1_000_000));
-        let run = |gpu| {
-            let mut runs: Vec<f64> = (0..reps.min(3))
+        gpu_against_cpu("logreg-fit", &data, ctx.as_ref(), |gpu| {
+            (0..reps.min(3))
                 .map(|_| likely::bench::fit_logreg(&data, gpu).unwrap().seconds)
-                .collect();
-            runs.sort_by(f64::total_cmp);
-            runs[runs.len() / 2]
-        };
-        let cpu = run(None);
-        report("logreg-fit cpu", data.n(), 4 * (data.d + 1), cpu, cpu);
-        if let Some(c) = &ctx {
-            report(
-                "logreg-fit gpu",
-                data.n(),
-                4 * (data.d + 1),
-                run(Some(c)),
-                cpu,
-            );
-        }
+                .collect()
+        });
     }
     if wants("mlp-train") {
         let data = likely::bench::mlp_data(rows(1 << 20));
-        let run = |gpu| {
-            let mut runs: Vec<f64> = likely::bench::train_mlp(&data, gpu, reps.min(3))
+        gpu_against_cpu("mlp-train", &data, ctx.as_ref(), |gpu| {
+            likely::bench::train_mlp(&data, gpu, reps.min(3))
                 .unwrap()
                 .iter()
                 .map(|r| r.seconds)
-                .collect();
-            runs.sort_by(f64::total_cmp);
-            runs[runs.len() / 2]
-        };
-        let cpu = run(None);
-        report("mlp-train cpu", data.n(), 4 * (data.d + 1), cpu, cpu);
-        if let Some(c) = &ctx {
-            report(
-                "mlp-train gpu",
-                data.n(),
-                4 * (data.d + 1),
-                run(Some(c)),
-                cpu,
-            );
-        }
+                .collect()
+        });
+    }
+}
+
+/// The median of `runs` on the CPU engine (the baseline) and, where there is an adapter, on
+/// the GPU.
+fn gpu_against_cpu(
+    job: &str,
+    data: &likely::bench::JobData,
+    ctx: Option<&GpuContext>,
+    runs: impl Fn(Option<&GpuContext>) -> Vec<f64>,
+) {
+    let median = |gpu| {
+        let mut seconds = runs(gpu);
+        seconds.sort_by(f64::total_cmp);
+        seconds[seconds.len() / 2]
+    };
+    let bytes_per_row = 4 * (data.d + 1);
+    let cpu = median(None);
+    report(&format!("{job} cpu"), data.n(), bytes_per_row, cpu, cpu);
+    if let Some(c) = ctx {
+        let gpu = median(Some(c));
+        report(&format!("{job} gpu"), data.n(), bytes_per_row, gpu, cpu);
     }
 }
 

@@ -83,8 +83,13 @@ pub fn logreg_data(n: usize) -> JobData {
 /// mlp-train: n rows of 10 standard-normal features labelled by the argmax of a fixed random
 /// teacher 10 -> 32 ReLU -> 5.
 pub fn mlp_data(n: usize) -> JobData {
+    mlp_data_seeded(n, 2)
+}
+
+/// [`mlp_data`] from another seed.
+pub fn mlp_data_seeded(n: usize, seed: u64) -> JobData {
     let d = 10;
-    let mut rng = StdRng::seed_from_u64(2);
+    let mut rng = StdRng::seed_from_u64(seed);
     let x: Vec<f64> = (0..n * d).map(|_| normal(&mut rng) as f32 as f64).collect();
     let teacher = mlp_network();
     let mut params = vec![0.0; teacher.param_count()];
@@ -104,7 +109,7 @@ pub fn mlp_data(n: usize) -> JobData {
         x,
         y,
         d,
-        source: "likely's RNG, seed 2".into(),
+        source: format!("likely's RNG, seed {seed}"),
     }
 }
 

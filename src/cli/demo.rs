@@ -145,42 +145,11 @@ pub fn run(args: DemoArgs) -> likely::Result<i32> {
 /// The seed's MLP: 10 features -> 32 ReLU -> 5 classes, cross-entropy, AdamW (weight decay
 /// 0.01), on labels from a fixed random teacher network (as ../shared/bench/peers.py makes them).
 fn mlp_example(args: &DemoArgs) -> likely::Result<bool> {
-    use likely::model::{Activation, Head, ModelOptimizer, Network, TrainOptions};
-    let mut rng = StdRng::seed_from_u64(args.seed);
-    let (n, d) = (8192, 10);
-    let normal = |rng: &mut StdRng| -> f64 {
-        rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng)
-    };
-    let teacher = Network {
-        inputs: d,
-        hidden: vec![32],
-        activation: Activation::Relu,
-        head: Head {
-            family: FamilyName::Categorical,
-            classes: 5,
-            reference: false,
-        },
-    };
-    let teacher_params: Vec<f64> = (0..teacher.param_count())
-        .map(|_| normal(&mut rng))
-        .collect();
-    let x: Vec<f64> = (0..n * d).map(|_| normal(&mut rng) as f32 as f64).collect();
+    use likely::model::{ModelOptimizer, TrainOptions};
+    let n = 8192;
+    let likely::bench::JobData { x, y, d, .. } = likely::bench::mlp_data_seeded(n, args.seed);
     let mut z = Vec::new();
-    let y: Vec<f64> = (0..n)
-        .map(|r| {
-            teacher.head.predicted_class(&teacher.forward(
-                &teacher_params,
-                &x[r * d..(r + 1) * d],
-                &mut z,
-            ))
-        })
-        .collect();
-    let net = Network {
-        inputs: d,
-        hidden: vec![32],
-        activation: Activation::Relu,
-        head: teacher.head,
-    };
+    let net = likely::bench::mlp_network();
     let options = TrainOptions {
         lr: 1e-2,
         weight_decay: 0.01,
