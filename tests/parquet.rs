@@ -319,6 +319,38 @@ fn fits_from_parquet_equal_fits_from_the_same_csv() {
         assert!((s - a).abs() <= 1e-12 * a.abs(), "{p}: streamed {s} vs {a}");
     }
 
+    // Streamed through the GPU's two device buffers: the same fit to f32 reduction accuracy.
+    if let Some(_ctx) = common::gpu() {
+        let gpu = ok_json(&[
+            "fit",
+            "--family",
+            "gaussian",
+            "--data",
+            pq,
+            "--column",
+            "x",
+            "--backend",
+            "gpu",
+            "--json",
+            "--stream",
+            "--host-memory",
+            "64KiB",
+            "--gpu-memory",
+            "16KiB",
+        ]);
+        assert_eq!(gpu["streamed"], true);
+        for p in ["mu", "sigma"] {
+            let (a, g) = (
+                from_csv["params"][p].as_f64().unwrap(),
+                gpu["params"][p].as_f64().unwrap(),
+            );
+            assert!(
+                (g - a).abs() <= 1e-6 * a.abs(),
+                "{p}: GPU streamed {g} vs {a}"
+            );
+        }
+    }
+
     // A logistic regression of flag on x and f, from a Parquet table and from the CSV.
     let model_fit = |path: &str| {
         ok_json(&[
