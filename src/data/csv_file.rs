@@ -11,10 +11,7 @@ pub(super) fn parse(
     allow_labels: bool,
 ) -> Result<(Vec<f64>, Option<Vec<String>>, String)> {
     let mut reader = open(path)?;
-    let headers = reader
-        .headers()
-        .map_err(|e| Error::data(path, "header", e.to_string()))?
-        .clone();
+    let headers = headers(path, &mut reader)?;
     if headers.is_empty() || headers.iter().all(|h| h.is_empty()) {
         return Err(Error::data(
             path,
@@ -22,7 +19,7 @@ pub(super) fn parse(
             "empty file: expected a header row naming the columns",
         ));
     }
-    let names: Vec<&str> = headers.iter().collect();
+    let names: Vec<&str> = headers.iter().map(String::as_str).collect();
     let index = match column {
         Some(c) => names.iter().position(|h| *h == c).ok_or_else(|| {
             Error::data(
@@ -49,16 +46,20 @@ pub(super) fn parse(
     let mut cells: Vec<String> = Vec::new();
     let mut numbers: Vec<f64> = Vec::new();
     let mut numeric = true;
-    let mut first_text: Option<(usize, String)> = None;
-    for (row, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| {
+    // One record buffer reused for every row.
+    let mut record = csv::StringRecord::new();
+    for row in 0.. {
+        let more = reader.read_record(&mut record).map_err(|e| {
             Error::data(
                 path,
                 format!("row {} (line {})", row + 1, row + 2),
                 e.to_string(),
             )
         })?;
-        let cell = record.get(index).unwrap_or("");
+        if !more {
+            break;
+        }
+        let cell = record.get(index).unwrap_or("").trim();
         if cell.is_empty() {
             return Err(Error::data(
                 path,
@@ -69,12 +70,14 @@ pub(super) fn parse(
         match cell.parse::<f64>() {
             Ok(v) if numeric => numbers.push(v),
             Ok(_) => {}
-            Err(_) => {
-                if first_text.is_none() {
-                    first_text = Some((row, cell.to_string()));
-                }
-                numeric = false;
+            Err(_) if !allow_labels => {
+                return Err(Error::data(
+                    path,
+                    format!("row {} (line {}), column '{name}'", row + 1, row + 2),
+                    format!("non-numeric value '{cell}'"),
+                ));
             }
+            Err(_) => numeric = false,
         }
         if allow_labels {
             cells.push(cell.to_string());
@@ -83,26 +86,31 @@ pub(super) fn parse(
     if numeric {
         return Ok((numbers, None, name));
     }
-    let (row, text) = first_text.expect("a non-numeric cell was seen");
-    if !allow_labels {
-        return Err(Error::data(
-            path,
-            format!("row {} (line {}), column '{name}'", row + 1, row + 2),
-            format!("non-numeric value '{text}'"),
-        ));
-    }
     let (values, labels) = super::classes_of(&cells);
     Ok((values, Some(labels), name))
 }
 
-/// A CSV reader over the file through a buffer: records are parsed as they are read.
-pub(super) fn open(path: &Path) -> Result<csv::Reader<std::io::BufReader<std::fs::File>>> {
+/// The header row's names, without surrounding whitespace.
+pub(super) fn headers(path: &Path, reader: &mut CsvReader) -> Result<Vec<String>> {
+    Ok(reader
+        .headers()
+        .map_err(|e| Error::data(path, "header", e.to_string()))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect())
+}
+
+pub(super) type CsvReader = csv::Reader<std::io::BufReader<std::fs::File>>;
+
+/// A CSV reader over the file through a buffer: records are parsed as they are read. Cells
+/// are trimmed by the callers, only those they use (the reader's own trimming copies every
+/// record).
+pub(super) fn open(path: &Path) -> Result<CsvReader> {
     let file = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
     Ok(csv::ReaderBuilder::new()
         .has_headers(true)
-        .trim(csv::Trim::All)
         .from_reader(std::io::BufReader::with_capacity(1 << 20, file)))
 }

@@ -55,12 +55,7 @@ pub fn load_table(
         return load_parquet_table(path, target, features, spec);
     }
     let mut reader = super::csv_file::open(path)?;
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| Error::data(path, "header", e.to_string()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let headers = super::csv_file::headers(path, &mut reader)?;
     let (target_index, feature_names, feature_index) =
         select_columns(path, &headers, target, features, &spec)?;
 
@@ -68,16 +63,21 @@ pub fn load_table(
     let mut x = Vec::new();
     let mut cells: Vec<String> = Vec::new();
     let mut n = 0;
-    for (row, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| {
+    // One record buffer reused for every row.
+    let mut record = csv::StringRecord::new();
+    for row in 0.. {
+        let more = reader.read_record(&mut record).map_err(|e| {
             Error::data(
                 path,
                 format!("row {} (line {})", row + 1, row + 2),
                 e.to_string(),
             )
         })?;
+        if !more {
+            break;
+        }
         for (&i, name) in feature_index.iter().zip(&feature_names) {
-            let cell = record.get(i).unwrap_or("");
+            let cell = record.get(i).unwrap_or("").trim();
             let v: f64 = cell.parse().map_err(|_| {
                 let what = if cell.is_empty() {
                     "empty cell".to_string()
@@ -96,7 +96,7 @@ pub fn load_table(
             x.push(v);
         }
         if let Some(t) = target_index {
-            let cell = record.get(t).unwrap_or("");
+            let cell = record.get(t).unwrap_or("").trim();
             if cell.is_empty() {
                 return Err(Error::data(path, location(row, target), "empty cell"));
             }
