@@ -540,3 +540,47 @@ fn a_closed_pipe_is_not_a_panic() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Whitespace around header names and cells is not part of them (CSV from hand-aligned
+/// editors), in family fits and in model tables.
+#[test]
+fn csv_whitespace_around_names_and_cells_is_ignored() {
+    let plain = temp("plain.csv", b"x,y\n1.5,0\n2.5,1\n4.0,1\n3.0,0\n");
+    let padded = temp(
+        "padded.csv",
+        b" x , y \n 1.5 ,0\n2.5 , 1\n  4.0,1 \n3.0,0\n",
+    );
+    let (plain, padded) = (plain.to_str().unwrap(), padded.to_str().unwrap());
+    let fit = |path: &str| {
+        common::cli::ok_json(&[
+            "fit",
+            "--family",
+            "gaussian",
+            "--data",
+            path,
+            "--column",
+            "x",
+            "--backend",
+            "cpu",
+            "--json",
+        ])
+    };
+    assert_eq!(fit(plain)["params"], fit(padded)["params"]);
+    let model = |path: &str| {
+        common::cli::ok_json(&[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "gaussian",
+            "--data",
+            path,
+            "--target",
+            "x",
+            "--backend",
+            "cpu",
+            "--json",
+        ])
+    };
+    assert_eq!(model(plain)["coefficients"], model(padded)["coefficients"]);
+}
