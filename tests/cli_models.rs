@@ -474,3 +474,100 @@ fn newton_and_gpu_models_through_the_cli() {
     assert_eq!(mlp["engine"], "gpu");
     assert_eq!(mlp["history"].as_array().unwrap().len(), 3);
 }
+
+/// Family-fit memory flags are not silently ignored by model fits: streaming is refused, and
+/// --gpu-memory bounds the model's GPU buffers.
+#[test]
+fn memory_flags_on_model_fits() {
+    let table = temp(
+        "memory.csv",
+        "y,a\n0,0.5\n1,1.5\n0,-0.5\n1,2.0\n0,0.1\n1,0.9\n",
+    );
+    let base = [
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "bernoulli",
+        "--data",
+        &table,
+        "--target",
+        "y",
+    ];
+    for extra in [&["--stream"][..], &["--host-memory", "1GiB"]] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        fails_with(&args, "apply to family fits");
+    }
+    if common::gpu().is_some() {
+        let mut args = base.to_vec();
+        args.extend_from_slice(&["--backend", "gpu", "--gpu-memory", "1KiB"]);
+        fails_with(&args, "--gpu-memory allows");
+        args.truncate(base.len());
+        args.extend_from_slice(&["--backend", "gpu", "--gpu-memory", "64MiB", "--json"]);
+        assert_eq!(ok_json(&args)["engine"], "gpu");
+    }
+}
+
+/// Flags that another optimiser, model or fit kind would use are errors, not ignored.
+#[test]
+fn misplaced_flags_are_errors() {
+    let table = temp(
+        "flags.csv",
+        "y,a\n0,0.5\n1,1.5\n0,-0.5\n1,2.0\n0,0.1\n1,0.9\n",
+    );
+    let base = [
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "bernoulli",
+        "--data",
+        &table,
+        "--target",
+        "y",
+    ];
+    for (extra, needle) in [
+        (&["--column", "a"][..], "apply to family fits"),
+        (&["--classes", "2"], "apply to family fits"),
+        (
+            &["--optimizer", "adam", "--weight-decay", "0.1"],
+            "--weight-decay applies",
+        ),
+        (
+            &["--optimizer", "adam", "--momentum", "0.5"],
+            "--momentum applies",
+        ),
+        (&["--epochs", "3"], "full-batch"),
+        (
+            &["--optimizer", "newton", "--batch-size", "8"],
+            "full-batch",
+        ),
+        (
+            &["--activation", "tanh"],
+            "--activation applies to --model mlp",
+        ),
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        fails_with(&args, needle);
+    }
+    fails_with(
+        &[
+            "fit", "--family", "gaussian", "--data", &table, "--column", "a", "--epochs", "3",
+        ],
+        "--epochs applies to models",
+    );
+    // Where they belong they are accepted.
+    let mut args = base.to_vec();
+    args.extend_from_slice(&[
+        "--optimizer",
+        "sgd",
+        "--momentum",
+        "0.5",
+        "--epochs",
+        "2",
+        "--json",
+    ]);
+    assert!(ok_json(&args)["nll"].as_f64().unwrap() > 0.0);
+}

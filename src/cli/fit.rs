@@ -95,6 +95,21 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         }
     }
     if args.model.model.is_some() {
+        if args.stream || args.host_memory.is_some() {
+            return Err(likely::Error::Usage(
+                "--stream and --host-memory apply to family fits: a model's table is read into \
+                 memory (conditional models are not streamed)"
+                    .into(),
+            ));
+        }
+        if args.column.is_some() || args.classes.is_some() {
+            return Err(likely::Error::Usage(
+                "--column and --classes apply to family fits: a model takes --target and \
+                 --features, and its classes are the target's values"
+                    .into(),
+            ));
+        }
+        let gpu_memory = args.gpu_memory.as_deref().map(parse_size).transpose()?;
         return super::model::fit_model(
             args.family,
             &args.data,
@@ -107,6 +122,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             args.json,
             &args.model,
             &args.inference,
+            gpu_memory,
         );
     }
     args.model.reject_without_model()?;

@@ -34,35 +34,46 @@ pub struct ModelArgs {
     /// MLP hidden widths, e.g. 32 or 64,32.
     #[arg(long, value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
-    #[arg(long, value_enum, default_value_t = Activation::Relu)]
-    pub activation: Activation,
-    /// SGD momentum (as torch.optim.SGD).
-    #[arg(long, default_value_t = 0.0)]
-    pub momentum: f64,
-    /// AdamW's decoupled weight decay (torch.optim.AdamW's default 0.01).
-    #[arg(long, default_value_t = 0.01)]
-    pub weight_decay: f64,
+    /// Hidden-layer activation (default relu).
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
+    /// SGD momentum (as torch.optim.SGD; default 0).
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// AdamW's decoupled weight decay (default 0.01, torch.optim.AdamW's).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
     /// Minibatch size (default: 1024 for sgd/adam/adamw, the full batch for lbfgs).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Passes over the training rows (sgd/adam/adamw).
-    #[arg(long, default_value_t = 20)]
-    pub epochs: usize,
+    /// Passes over the training rows (sgd/adam/adamw; default 20).
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Hold out this fraction of rows for early stopping (sgd/adam/adamw).
     #[arg(long)]
     pub validation: Option<f64>,
-    /// Epochs without validation improvement before stopping.
-    #[arg(long, default_value_t = 5)]
-    pub patience: usize,
+    /// Epochs without validation improvement before stopping (default 5).
+    #[arg(long)]
+    pub patience: Option<usize>,
     /// Report the training loss every N steps (default: every epoch).
-    #[arg(long, default_value_t = 0)]
-    pub log_every: usize,
+    #[arg(long)]
+    pub log_every: Option<usize>,
     /// Write the fitted model to this JSON file (atomically).
     #[arg(long)]
     pub save: Option<PathBuf>,
 }
 
 impl ModelArgs {
+    fn epochs(&self) -> usize {
+        self.epochs.unwrap_or(20)
+    }
+    fn momentum(&self) -> f64 {
+        self.momentum.unwrap_or(0.0)
+    }
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay.unwrap_or(0.01)
+    }
+
     /// Model-only flags given without --model are mistakes, not silently ignored.
     pub fn reject_without_model(&self) -> likely::Result<()> {
         let given = [
@@ -72,6 +83,12 @@ impl ModelArgs {
             (self.hidden.is_some(), "--hidden"),
             (self.batch_size.is_some(), "--batch-size"),
             (self.validation.is_some(), "--validation"),
+            (self.activation.is_some(), "--activation"),
+            (self.momentum.is_some(), "--momentum"),
+            (self.weight_decay.is_some(), "--weight-decay"),
+            (self.epochs.is_some(), "--epochs"),
+            (self.patience.is_some(), "--patience"),
+            (self.log_every.is_some(), "--log-every"),
             (self.save.is_some(), "--save"),
         ];
         match given.iter().find(|(g, _)| *g) {
@@ -107,6 +124,7 @@ pub fn fit_model(
     as_json: bool,
     args: &ModelArgs,
     inference_args: &super::report::InferenceArgs,
+    gpu_memory: Option<u64>,
 ) -> likely::Result<i32> {
     let kind = args.model.expect("called with --model");
     inference_args.validate()?;
@@ -116,6 +134,9 @@ pub fn fit_model(
         ));
     }
     let gpu_context = gpu_for_models(engine)?;
+    if let (Some(ctx), Some(bytes)) = (&gpu_context, gpu_memory) {
+        ctx.set_memory_budget(bytes);
+    }
     let target = args
         .target
         .as_deref()
@@ -135,12 +156,12 @@ pub fn fit_model(
             )));
         }
     }
-    if args.batch_size == Some(0) || args.epochs == 0 {
+    if args.batch_size == Some(0) || args.epochs() == 0 {
         return Err(Error::Usage(
             "--batch-size and --epochs must be at least 1".into(),
         ));
     }
-    if !(args.weight_decay >= 0.0 && args.momentum >= 0.0 && args.momentum < 1.0) {
+    if !(args.weight_decay() >= 0.0 && args.momentum() >= 0.0 && args.momentum() < 1.0) {
         return Err(Error::Usage(
             "--weight-decay must be >= 0 and --momentum in [0, 1)".into(),
         ));
@@ -195,7 +216,7 @@ pub fn fit_model(
     let network = Network {
         inputs: table.features.len(),
         hidden,
-        activation: args.activation,
+        activation: args.activation.unwrap_or(Activation::Relu),
         head,
     };
     let optimizer = match optimizer.unwrap_or(if kind == ModelKind::Linear {
@@ -209,6 +230,33 @@ pub fn fit_model(
         OptimizerArg::Sgd => ModelOptimizer::Sgd,
         OptimizerArg::Newton => ModelOptimizer::Newton,
     };
+    // Flags of other optimisers are mistakes, not silently ignored.
+    let full_batch = matches!(optimizer, ModelOptimizer::Lbfgs | ModelOptimizer::Newton);
+    let misplaced = [
+        (
+            args.momentum.is_some() && optimizer != ModelOptimizer::Sgd,
+            "--momentum applies to --optimizer sgd",
+        ),
+        (
+            args.weight_decay.is_some() && optimizer != ModelOptimizer::Adamw,
+            "--weight-decay applies to --optimizer adamw (an L2 penalty for any optimiser: --prior l2:SCALE)",
+        ),
+        (
+            full_batch
+                && (args.epochs.is_some()
+                    || args.batch_size.is_some()
+                    || args.validation.is_some()
+                    || args.patience.is_some()),
+            "--epochs, --batch-size, --validation and --patience apply to sgd, adam and adamw; lbfgs and newton are full-batch and run to convergence (--max-iter bounds them)",
+        ),
+        (
+            kind == ModelKind::Linear && args.activation.is_some(),
+            "--activation applies to --model mlp",
+        ),
+    ];
+    if let Some((_, why)) = misplaced.iter().find(|(given, _)| *given) {
+        return Err(Error::Usage(why.to_string()));
+    }
     // Newton's Hessian is reduced on the CPU engine.
     let gpu_context = if optimizer == ModelOptimizer::Newton && engine.backend != Backend::Gpu {
         None
@@ -230,9 +278,9 @@ pub fn fit_model(
         } else {
             1e-3
         }),
-        momentum: args.momentum,
+        momentum: args.momentum(),
         weight_decay: if optimizer == ModelOptimizer::Adamw {
-            args.weight_decay
+            args.weight_decay()
         } else {
             0.0
         },
@@ -241,13 +289,13 @@ pub fn fit_model(
         } else {
             Some(args.batch_size.unwrap_or(1024))
         },
-        epochs: args.epochs,
+        epochs: args.epochs(),
         max_iter,
         seed,
         prior,
         validation: args.validation,
-        patience: args.patience.max(1),
-        log_every: args.log_every,
+        patience: args.patience.unwrap_or(5).max(1),
+        log_every: args.log_every.unwrap_or(0),
         frozen,
     };
     let mut params = network.init(seed, &y);
@@ -266,7 +314,7 @@ pub fn fit_model(
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         bar
     } else {
-        let bar = indicatif::ProgressBar::new(args.epochs as u64);
+        let bar = indicatif::ProgressBar::new(args.epochs() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),

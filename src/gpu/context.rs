@@ -146,6 +146,8 @@ pub struct GpuContext {
     pub(crate) features: wgpu::Features,
     report: AdapterReport,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Bytes of device memory resident model buffers may take (`--gpu-memory`).
+    memory_budget: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -188,7 +190,20 @@ impl GpuContext {
             features,
             report,
             errors,
+            memory_budget: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
         })
+    }
+
+    /// Limits the device memory that resident model buffers may take (`--gpu-memory`).
+    pub fn set_memory_budget(&self, bytes: u64) {
+        self.memory_budget
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The limit set by [`GpuContext::set_memory_budget`] (unlimited by default).
+    pub fn memory_budget(&self) -> u64 {
+        self.memory_budget
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The adapter this context runs on.

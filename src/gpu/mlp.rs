@@ -261,6 +261,14 @@ impl GpuNetwork {
             at += ((1 + hessian_splits(p)) * p * p) as u32;
         }
         let work_len = at as usize;
+        let device_bytes = 4 * (n * network.inputs + 3 * n + 5 * p + work_len) as u64;
+        if device_bytes > ctx.memory_budget() {
+            return Err(Error::Capacity(format!(
+                "the model's GPU buffers need {device_bytes} bytes ({n} rows), more than the {} \
+                 --gpu-memory allows: raise it, or fit on the CPU (--backend cpu)",
+                ctx.memory_budget()
+            )));
+        }
         let mut descs: Vec<Desc> = layers
             .iter()
             .enumerate()
