@@ -3,6 +3,8 @@
 
 use likely::engine::Engine;
 use likely::family::{Family, Summary};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// An engine that reports each pass (one evaluation over every sample) on a spinner.
@@ -10,7 +12,8 @@ pub struct ProgressEngine {
     inner: Box<dyn Engine>,
     bar: indicatif::ProgressBar,
     started: Instant,
-    passes: u64,
+    /// Passes completed (shared with the in-pass report).
+    passes: Arc<AtomicU64>,
 }
 
 /// `engine` with a progress spinner, or `engine` itself with `--json`.
@@ -25,11 +28,22 @@ pub fn with_progress(engine: Box<dyn Engine>, json: bool) -> Box<dyn Engine> {
     );
     // Ticks between passes too, so that a long (streamed) pass shows it is alive.
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    // Within a pass over streamed data: how far it has read.
+    let mut engine = engine;
+    let passes = Arc::new(AtomicU64::new(0));
+    let (in_pass, pass, n) = (bar.clone(), passes.clone(), engine.n());
+    engine.on_chunk(Box::new(move |done| {
+        in_pass.set_message(format!(
+            "pass {}: read {done} of {n} samples ({:.0}%)",
+            pass.load(Ordering::Relaxed) + 1,
+            100.0 * done as f64 / n.max(1) as f64
+        ));
+    }));
     Box::new(ProgressEngine {
         inner: engine,
         bar,
         started: Instant::now(),
-        passes: 0,
+        passes,
     })
 }
 
@@ -66,13 +80,12 @@ impl Engine for ProgressEngine {
     }
     fn term_sums(&mut self, theta: &[f64]) -> likely::Result<Vec<f64>> {
         let sums = self.inner.term_sums(theta)?;
-        self.passes += 1;
+        let passes = self.passes.fetch_add(1, Ordering::Relaxed) + 1;
         let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
         self.bar.set_message(format!(
-            "{} passes over {} samples, {:.3e} samples/s",
-            self.passes,
+            "{passes} passes over {} samples, {:.3e} samples/s",
             self.inner.n(),
-            self.passes as f64 * self.inner.n() as f64 / seconds
+            passes as f64 * self.inner.n() as f64 / seconds
         ));
         Ok(sums)
     }

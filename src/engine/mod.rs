@@ -50,6 +50,12 @@ pub trait Engine {
     fn kernel_time(&self) -> Option<crate::gpu::timer::KernelTime> {
         None
     }
+    /// Calls `progress(samples read so far in this pass)` after each chunk of a pass, where
+    /// the engine reads its data in chunks during the pass (the streaming engine); others
+    /// ignore it.
+    fn on_chunk(&mut self, progress: Box<dyn FnMut(usize)>) {
+        let _ = progress;
+    }
 
     /// The total NLL and its gradient with respect to the unconstrained parameters.
     fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {

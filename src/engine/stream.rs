@@ -63,6 +63,8 @@ pub struct StreamingEngine {
     gpu: Option<StreamReduction>,
     adapter: String,
     buffer: Vec<f64>,
+    /// Called with the samples read so far after each chunk of a pass.
+    progress: Option<Box<dyn FnMut(usize)>>,
 }
 
 impl StreamingEngine {
@@ -141,6 +143,7 @@ impl StreamingEngine {
             gpu,
             adapter,
             buffer,
+            progress: None,
         })
     }
 }
@@ -175,18 +178,28 @@ impl Engine for StreamingEngine {
             f64::EPSILON / 2.0
         }
     }
+    fn on_chunk(&mut self, progress: Box<dyn FnMut(usize)>) {
+        self.progress = Some(progress);
+    }
     fn term_sums(&mut self, theta: &[f64]) -> Result<Vec<f64>> {
         let kp = self.family.kernel_params(theta);
-        let (n, source) = (self.n, &mut self.source);
+        let (n, source, progress) = (self.n, &mut self.source, &mut self.progress);
+        let mut read = |start: usize, out: &mut [f64]| -> Result<()> {
+            source.read(start, out)?;
+            if let Some(report) = progress.as_mut() {
+                report(start + out.len());
+            }
+            Ok(())
+        };
         if let Some(gpu) = &mut self.gpu {
-            return gpu.sums(&kp, n, |start, out| source.read(start, out));
+            return gpu.sums(&kp, n, read);
         }
         let family = self.family.as_ref();
         let terms = family.n_terms();
         let mut sums = vec![0.0; terms];
         for start in (0..n).step_by(self.chunk) {
             let len = self.chunk.min(n - start);
-            source.read(start, &mut self.buffer[..len])?;
+            read(start, &mut self.buffer[..len])?;
             // The same blocks, in the same order, as the in-memory CPU engine.
             let blocks: Vec<Vec<f64>> = self.buffer[..len]
                 .par_chunks(super::cpu::BLOCK)
