@@ -475,43 +475,10 @@ fn newton_and_gpu_models_through_the_cli() {
     assert_eq!(mlp["history"].as_array().unwrap().len(), 3);
 }
 
-/// Family-fit memory flags are not silently ignored by model fits: streaming is refused, and
-/// --gpu-memory bounds the model's GPU buffers.
+/// Flags that another optimiser, model or fit kind would use are errors, not ignored; and
+/// --gpu-memory bounds a model's GPU buffers.
 #[test]
-fn memory_flags_on_model_fits() {
-    let table = temp(
-        "memory.csv",
-        "y,a\n0,0.5\n1,1.5\n0,-0.5\n1,2.0\n0,0.1\n1,0.9\n",
-    );
-    let base = [
-        "fit",
-        "--model",
-        "linear",
-        "--family",
-        "bernoulli",
-        "--data",
-        &table,
-        "--target",
-        "y",
-    ];
-    for extra in [&["--stream"][..], &["--host-memory", "1GiB"]] {
-        let mut args = base.to_vec();
-        args.extend_from_slice(extra);
-        fails_with(&args, "apply to family fits");
-    }
-    if common::gpu().is_some() {
-        let mut args = base.to_vec();
-        args.extend_from_slice(&["--backend", "gpu", "--gpu-memory", "1KiB"]);
-        fails_with(&args, "--gpu-memory allows");
-        args.truncate(base.len());
-        args.extend_from_slice(&["--backend", "gpu", "--gpu-memory", "64MiB", "--json"]);
-        assert_eq!(ok_json(&args)["engine"], "gpu");
-    }
-}
-
-/// Flags that another optimiser, model or fit kind would use are errors, not ignored.
-#[test]
-fn misplaced_flags_are_errors() {
+fn misplaced_and_memory_flags_on_model_fits() {
     let table = temp(
         "flags.csv",
         "y,a\n0,0.5\n1,1.5\n0,-0.5\n1,2.0\n0,0.1\n1,0.9\n",
@@ -527,8 +494,29 @@ fn misplaced_flags_are_errors() {
         "--target",
         "y",
     ];
+    let with = |extra: &[&'static str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        args
+    };
+    if common::gpu().is_some() {
+        fails_with(
+            &with(&["--backend", "gpu", "--gpu-memory", "1KiB"]),
+            "--gpu-memory allows",
+        );
+        let fit = ok_json(&with(&[
+            "--backend",
+            "gpu",
+            "--gpu-memory",
+            "64MiB",
+            "--json",
+        ]));
+        assert_eq!(fit["engine"], "gpu");
+    }
     for (extra, needle) in [
-        (&["--column", "a"][..], "apply to family fits"),
+        (&["--stream"][..], "apply to family fits"),
+        (&["--host-memory", "1GiB"], "apply to family fits"),
+        (&["--column", "a"], "apply to family fits"),
         (&["--classes", "2"], "apply to family fits"),
         (
             &["--optimizer", "adam", "--weight-decay", "0.1"],
@@ -548,9 +536,7 @@ fn misplaced_flags_are_errors() {
             "--activation applies to --model mlp",
         ),
     ] {
-        let mut args = base.to_vec();
-        args.extend_from_slice(extra);
-        fails_with(&args, needle);
+        fails_with(&with(extra), needle);
     }
     fails_with(
         &[
@@ -559,8 +545,7 @@ fn misplaced_flags_are_errors() {
         "--epochs applies to models",
     );
     // Where they belong they are accepted.
-    let mut args = base.to_vec();
-    args.extend_from_slice(&[
+    let sgd = ok_json(&with(&[
         "--optimizer",
         "sgd",
         "--momentum",
@@ -568,6 +553,6 @@ fn misplaced_flags_are_errors() {
         "--epochs",
         "2",
         "--json",
-    ]);
-    assert!(ok_json(&args)["nll"].as_f64().unwrap() > 0.0);
+    ]));
+    assert!(sgd["nll"].as_f64().unwrap() > 0.0);
 }
