@@ -117,18 +117,12 @@ pub fn mlp_data_seeded(n: usize, seed: u64) -> JobData {
 /// them from peers.py's generators.
 pub fn peer_data(dir: &Path, job: &str) -> Result<JobData> {
     let x_path = dir.join(format!("{job}.x.npy"));
-    let first = NpyReader::open(&x_path, None).or_else(|_| NpyReader::open(&x_path, Some("0")))?;
-    let (n, d) = (first.len(), first.columns());
+    // A 1-D array opens as it is; a 2-D one through its first column, then reads whole rows.
+    let mut reader =
+        NpyReader::open(&x_path, None).or_else(|_| NpyReader::open(&x_path, Some("0")))?;
+    let (n, d) = (reader.len(), reader.columns());
     let mut x = vec![0.0; n * d];
-    let mut column = vec![0.0; n];
-    for c in 0..d {
-        let label = c.to_string();
-        let mut reader = NpyReader::open(&x_path, (d > 1).then_some(label.as_str()))?;
-        reader.read(0, &mut column)?;
-        for (r, v) in column.iter().enumerate() {
-            x[r * d + c] = *v;
-        }
-    }
+    reader.read_rows(0, &mut x)?;
     let y = if job == "gauss-eval" {
         Vec::new()
     } else {

@@ -111,10 +111,33 @@ impl NpyReader {
 
     /// Reads rows `start..start + out.len()` into `out`.
     pub fn read(&mut self, start: usize, out: &mut [f64]) -> Result<()> {
+        self.load_rows(start, out.len())?;
+        let l = &self.layout;
+        for (r, v) in out.iter_mut().enumerate() {
+            *v = l.value(&self.buffer, r);
+        }
+        Ok(())
+    }
+
+    /// Reads rows `start..` of every column, row-major (`out.len()` a multiple of
+    /// [`NpyReader::columns`]), in one read.
+    pub fn read_rows(&mut self, start: usize, out: &mut [f64]) -> Result<()> {
+        let cols = self.layout.cols;
+        self.load_rows(start, out.len() / cols)?;
+        let l = &self.layout;
+        for (i, v) in out.iter_mut().enumerate() {
+            let at = i * l.width;
+            *v = decode(&self.buffer[at..at + l.width], l.scalar, l.big_endian);
+        }
+        Ok(())
+    }
+
+    /// Reads the bytes of `rows` whole rows from row `start` into the buffer.
+    fn load_rows(&mut self, start: usize, rows: usize) -> Result<()> {
         use std::io::{Read, Seek};
         let l = &self.layout;
         let row_bytes = l.cols * l.width;
-        self.buffer.resize(out.len() * row_bytes, 0);
+        self.buffer.resize(rows * row_bytes, 0);
         let io = |source| Error::Io {
             path: self.path.clone(),
             source,
@@ -124,11 +147,7 @@ impl NpyReader {
                 l.data_offset + (start * row_bytes) as u64,
             ))
             .map_err(io)?;
-        self.file.read_exact(&mut self.buffer).map_err(io)?;
-        for (r, v) in out.iter_mut().enumerate() {
-            *v = l.value(&self.buffer, r);
-        }
-        Ok(())
+        self.file.read_exact(&mut self.buffer).map_err(io)
     }
 }
 
