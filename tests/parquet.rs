@@ -286,7 +286,7 @@ fn streamed_reads_cross_row_groups_and_restart() {
 fn fits_from_parquet_equal_fits_from_the_same_csv() {
     let dir = temp_dir("cli");
     let (pq, csv) = (dir.join("t.parquet"), dir.join("t.csv"));
-    let c = columns(3000, 4);
+    let c = columns(10_000, 4);
     write_parquet(&pq, &c, 1000, None);
     write_csv(&csv, &c);
     let (pq, csv) = (pq.to_str().unwrap(), csv.to_str().unwrap());
@@ -309,6 +309,7 @@ fn fits_from_parquet_equal_fits_from_the_same_csv() {
     };
     let from_csv = family_fit(csv, &[]);
     let from_parquet = family_fit(pq, &[]);
+    // 64 KiB gives 8192-sample chunks: two chunks, each spanning several row groups.
     let streamed = family_fit(pq, &["--stream", "--host-memory", "64KiB"]);
     assert_eq!(streamed["streamed"], true);
     for p in ["mu", "sigma"] {
