@@ -149,16 +149,7 @@ pub fn peer_data(dir: &Path, job: &str) -> Result<JobData> {
 
 /// The logistic regression of logreg-fit: d inputs, intercept, Bernoulli head.
 pub fn logreg_network(d: usize) -> Network {
-    Network {
-        inputs: d,
-        hidden: vec![],
-        activation: Activation::Relu,
-        head: Head {
-            family: FamilyName::Bernoulli,
-            classes: 1,
-            reference: true,
-        },
-    }
+    Network::linear(d, FamilyName::Bernoulli, 1)
 }
 
 /// The seed MLP of mlp-train: 10 -> 32 ReLU -> 5 classes (cross-entropy).

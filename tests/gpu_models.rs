@@ -137,16 +137,7 @@ fn training_follows_the_cpu_trajectory() {
 fn gpu_lbfgs_fits_a_logistic_regression_like_the_cpu() {
     use likely::model::{train, train_gpu, ModelOptimizer};
     let ctx = gpu_or_skip!();
-    let net = Network {
-        inputs: 3,
-        hidden: vec![],
-        activation: Activation::Relu,
-        head: Head {
-            family: FamilyName::Bernoulli,
-            classes: 1,
-            reference: true,
-        },
-    };
+    let net = Network::linear(3, FamilyName::Bernoulli, 1);
     let (x, y) = table(2000, 3, FamilyName::Bernoulli, 1, 10);
     let options = likely::model::TrainOptions {
         batch_size: None,
@@ -212,16 +203,7 @@ fn tables_spanning_several_bindings() {
 #[test]
 fn a_feature_table_larger_than_128_mib() {
     let ctx = gpu_or_skip!();
-    let net = Network {
-        inputs: 10,
-        hidden: vec![],
-        activation: Activation::Relu,
-        head: Head {
-            family: FamilyName::Bernoulli,
-            classes: 1,
-            reference: true,
-        },
-    };
+    let net = Network::linear(10, FamilyName::Bernoulli, 1);
     let cap_rows = (128usize << 20) / (4 * 10);
     let n = cap_rows + 1000;
     assert!(n * 10 * 4 > 128 << 20);
@@ -239,16 +221,7 @@ fn gpu_reduced_hessian_matches_the_cpu_newton() {
         (FamilyName::Poisson, 1),
         (FamilyName::Gaussian, 1),
     ] {
-        let net = Network {
-            inputs: 5,
-            hidden: vec![],
-            activation: Activation::Relu,
-            head: Head {
-                family,
-                classes,
-                reference: true,
-            },
-        };
+        let net = Network::linear(5, family, classes);
         let (x, y) = table(3000, 5, family, classes, 30);
         let constants: Vec<f64> = y
             .iter()
@@ -299,16 +272,7 @@ fn gpu_hessian_matches_the_cpu_hessian() {
         (FamilyName::Gaussian, 1),
         (FamilyName::Exponential, 1),
     ] {
-        let net = Network {
-            inputs: 5,
-            hidden: vec![],
-            activation: Activation::Relu,
-            head: Head {
-                family,
-                classes,
-                reference: true,
-            },
-        };
+        let net = Network::linear(5, family, classes);
         let (x, y) = table(777, 5, family, classes, 31);
         let constants: Vec<f64> = y
             .iter()

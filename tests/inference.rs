@@ -8,7 +8,7 @@ use likely::engine::{CpuEngine, Engine, GpuEngine};
 use likely::family::FamilyName;
 use likely::fit::{fit, FitOptions};
 use likely::inference::{for_family, for_linear_model, CovType};
-use likely::model::{Activation, Head, Model, ModelKind, ModelOptimizer, Network, TrainOptions};
+use likely::model::{Model, ModelKind, ModelOptimizer, Network, TrainOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -201,16 +201,7 @@ fn gauss_solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
 }
 
 fn linear_model(family: FamilyName, x: &[f64], y: &[f64], d: usize) -> Model {
-    let network = Network {
-        inputs: d,
-        hidden: vec![],
-        activation: Activation::Relu,
-        head: Head {
-            family,
-            classes: 1,
-            reference: true,
-        },
-    };
+    let network = Network::linear(d, family, 1);
     let mut params = network.init(0, y);
     let options = TrainOptions::new(ModelOptimizer::Newton, network.param_count());
     likely::model::train(&network, &mut params, x, y, &options, |_| {}).unwrap();
@@ -341,16 +332,7 @@ fn separation_is_detected_and_named() {
     let y = vec![0.0, 0.0, 1.0, 1.0];
     let model = Model {
         kind: ModelKind::Linear,
-        network: Network {
-            inputs: 2,
-            hidden: vec![],
-            activation: Activation::Relu,
-            head: Head {
-                family: FamilyName::Bernoulli,
-                classes: 1,
-                reference: true,
-            },
-        },
+        network: Network::linear(2, FamilyName::Bernoulli, 1),
         params: vec![0.0; 3],
         features: vec!["dose".into(), "noise".into()],
         target: "y".into(),
@@ -467,16 +449,7 @@ fn profile_interval_of_a_one_parameter_logistic_regression() {
     let y: Vec<f64> = (0..n)
         .map(|i| ((x[i] + 0.8 * ((i as f64) * 1.3).cos()) > 0.0) as u8 as f64)
         .collect();
-    let network = Network {
-        inputs: 1,
-        hidden: vec![],
-        activation: Activation::Relu,
-        head: Head {
-            family: FamilyName::Bernoulli,
-            classes: 1,
-            reference: true,
-        },
-    };
+    let network = Network::linear(1, FamilyName::Bernoulli, 1);
     let frozen = vec![false, true];
     let mut params = vec![0.0, 0.0];
     let options = TrainOptions {

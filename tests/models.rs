@@ -148,16 +148,7 @@ fn linear_fit(
     d: usize,
     prior: Option<Prior>,
 ) -> (Network, Vec<f64>) {
-    let net = Network {
-        inputs: d,
-        hidden: vec![],
-        activation: Activation::Relu,
-        head: Head {
-            family,
-            classes: 1,
-            reference: true,
-        },
-    };
+    let net = Network::linear(d, family, 1);
     let mut params = net.init(0, y);
     let mut opts = options(ModelOptimizer::Lbfgs, net.param_count());
     opts.prior = prior;
@@ -283,16 +274,7 @@ fn l1_prior_zeros_weights_but_not_the_intercept() {
 fn adamw_step_is_decoupled_weight_decay() {
     // One AdamW step from p0 with gradient g: p1 = p0 (1 - lr wd) - lr * sign(g) (Adam's first
     // step is lr * g / |g|), as torch.optim.AdamW computes it.
-    let net = Network {
-        inputs: 1,
-        hidden: vec![],
-        activation: Activation::Relu,
-        head: Head {
-            family: FamilyName::Gaussian,
-            classes: 1,
-            reference: true,
-        },
-    };
+    let net = Network::linear(1, FamilyName::Gaussian, 1);
     let x = vec![1.0, 2.0];
     let y = vec![1.0, 3.0];
     let mut params = vec![0.7, -0.2, 0.0];
@@ -353,16 +335,7 @@ fn fit_with(
     d: usize,
     optimizer: ModelOptimizer,
 ) -> (Network, Vec<f64>, usize) {
-    let net = Network {
-        inputs: d,
-        hidden: vec![],
-        activation: Activation::Relu,
-        head: Head {
-            family,
-            classes,
-            reference: true,
-        },
-    };
+    let net = Network::linear(d, family, classes);
     let mut params = net.init(0, y);
     let report = train(
         &net,
@@ -462,16 +435,7 @@ fn newton_derivatives_match_the_gradient_and_its_finite_differences() {
     ] {
         for d in [2, 3, 6] {
             for n in [1, 127, 128, 129, 4097] {
-                let net = Network {
-                    inputs: d,
-                    hidden: vec![],
-                    activation: Activation::Relu,
-                    head: Head {
-                        family,
-                        classes: 1,
-                        reference: true,
-                    },
-                };
+                let net = Network::linear(d, family, 1);
                 let x: Vec<f64> = (0..n * d).map(|_| rng.random::<f64>() - 0.5).collect();
                 let y: Vec<f64> = (0..n)
                     .map(|_| match family {

@@ -7,6 +7,7 @@
 //! delta_{l-1} = (W_l delta_l) * act'(z_{l-1}).
 
 use super::head::Head;
+use crate::family::FamilyName;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
@@ -66,6 +67,21 @@ pub struct LayerSlots {
 }
 
 impl Network {
+    /// A linear model of `inputs` features: no hidden layer, the family's head (for the
+    /// categorical family K - 1 logits against the first class as the reference).
+    pub fn linear(inputs: usize, family: FamilyName, classes: usize) -> Network {
+        Network {
+            inputs,
+            hidden: vec![],
+            activation: Activation::Relu,
+            head: Head {
+                family,
+                classes,
+                reference: true,
+            },
+        }
+    }
+
     /// Widths from input to output.
     pub fn widths(&self) -> Vec<usize> {
         let mut w = vec![self.inputs];
