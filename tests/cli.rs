@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::cli::{fails_with, likely};
+use common::cli::{fails_with, likely, model_fit};
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -567,20 +567,13 @@ fn csv_whitespace_around_names_and_cells_is_ignored() {
     };
     assert_eq!(fit(plain)["params"], fit(padded)["params"]);
     let model = |path: &str| {
-        common::cli::ok_json(&[
-            "fit",
-            "--model",
+        common::cli::ok_json(&model_fit(
             "linear",
-            "--family",
             "gaussian",
-            "--data",
             path,
-            "--target",
             "x",
-            "--backend",
-            "cpu",
-            "--json",
-        ])
+            &["--backend", "cpu", "--json"],
+        ))
     };
     assert_eq!(model(plain)["coefficients"], model(padded)["coefficients"]);
 }

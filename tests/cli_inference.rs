@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::cli::{likely, ok_json};
+use common::cli::{likely, model_fit, ok_json};
 
 use serde_json::Value;
 
@@ -94,20 +94,13 @@ fn linear_model_reports_uncertainty_keyed_like_coefficients_and_mlp_says_none() 
         text += &format!("{a},{b},{y}\n");
     }
     let data = temp("lin.csv", &text);
-    let j = ok_json(&[
-        "fit",
-        "--model",
+    let j = ok_json(&model_fit(
         "linear",
-        "--family",
         "bernoulli",
-        "--data",
         &data,
-        "--target",
         "y",
-        "--backend",
-        "cpu",
-        "--json",
-    ]);
+        &["--backend", "cpu", "--json"],
+    ));
     for key in KEYS {
         assert!(j.get(key).is_some(), "missing {key}");
     }
@@ -116,58 +109,34 @@ fn linear_model_reports_uncertainty_keyed_like_coefficients_and_mlp_says_none() 
             assert!(j[key][coef].is_number(), "{key}.{coef}: {j}");
         }
     }
-    let no_intercept = ok_json(&[
-        "fit",
-        "--model",
+    let no_intercept = ok_json(&model_fit(
         "linear",
-        "--family",
         "bernoulli",
-        "--data",
         &data,
-        "--target",
         "y",
-        "--backend",
-        "cpu",
-        "--json",
-        "--no-intercept",
-    ]);
+        &["--backend", "cpu", "--json", "--no-intercept"],
+    ));
     assert!(no_intercept["std_errors"].get("intercept").is_none());
-    let mlp = ok_json(&[
-        "fit",
-        "--model",
+    let mlp = ok_json(&model_fit(
         "mlp",
-        "--family",
         "bernoulli",
-        "--data",
         &data,
-        "--target",
         "y",
-        "--backend",
-        "cpu",
-        "--json",
-        "--epochs",
-        "2",
-    ]);
+        &["--backend", "cpu", "--json", "--epochs", "2"],
+    ));
     assert!(mlp["std_errors"].is_null());
     assert!(mlp["inference"]
         .as_str()
         .unwrap()
         .contains("not reported for MLPs"));
     let sep = temp("sep.csv", "x,y\n1,0\n2,0\n3,1\n4,1\n");
-    let out = likely(&[
-        "fit",
-        "--model",
+    let out = likely(&model_fit(
         "linear",
-        "--family",
         "bernoulli",
-        "--data",
         &sep,
-        "--target",
         "y",
-        "--backend",
-        "cpu",
-        "--json",
-    ]);
+        &["--backend", "cpu", "--json"],
+    ));
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(j["separation"][0].as_str().unwrap().contains("'x'"), "{j}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("complete separation"));

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::cli::{fails_with, likely, ok_json};
+use common::cli::{fails_with, likely, model_fit, ok_json};
 
 use std::path::PathBuf;
 
@@ -48,20 +48,13 @@ fn multinomial_coefficients_save_eval_predict() {
     let train = temp("train.csv", &classes_csv(600, 1));
     let model = dir().join("multi.json");
     let model = model.to_str().unwrap();
-    let j = ok_json(&[
-        "fit",
-        "--model",
+    let j = ok_json(&model_fit(
         "linear",
-        "--family",
         "categorical",
-        "--data",
         &train,
-        "--target",
         "kind",
-        "--json",
-        "--save",
-        model,
-    ]);
+        &["--json", "--save", model],
+    ));
     assert_eq!(j["model"], "linear");
     // Reference class "high" (first in sorted order): coefficients for "low" and "mid".
     let c = j["coefficients"].as_object().unwrap();
@@ -142,36 +135,33 @@ fn mlp_seed_example_and_validation() {
         );
     }
     let data = temp("mlp.csv", &s);
-    let j = ok_json(&[
-        "fit",
-        "--model",
+    let j = ok_json(&model_fit(
         "mlp",
-        "--family",
         "categorical",
-        "--data",
         &data,
-        "--target",
         "y",
-        "--hidden",
-        "32",
-        "--activation",
-        "relu",
-        "--optimizer",
-        "adamw",
-        "--weight-decay",
-        "0.01",
-        "--lr",
-        "0.01",
-        "--batch-size",
-        "64",
-        "--epochs",
-        "15",
-        "--validation",
-        "0.1",
-        "--seed",
-        "3",
-        "--json",
-    ]);
+        &[
+            "--hidden",
+            "32",
+            "--activation",
+            "relu",
+            "--optimizer",
+            "adamw",
+            "--weight-decay",
+            "0.01",
+            "--lr",
+            "0.01",
+            "--batch-size",
+            "64",
+            "--epochs",
+            "15",
+            "--validation",
+            "0.1",
+            "--seed",
+            "3",
+            "--json",
+        ],
+    ));
     assert!(j.get("coefficients").is_none(), "MLPs have no coefficients");
     assert!(j["accuracy"].as_f64().unwrap() > 0.6, "{j}");
     let history = j["history"].as_array().unwrap();
@@ -180,36 +170,33 @@ fn mlp_seed_example_and_validation() {
     let last = history.last().unwrap()["train_mean_nll"].as_f64().unwrap();
     assert!(last < first, "training reduces the loss: {first} -> {last}");
     // Same seed, same result.
-    let again = ok_json(&[
-        "fit",
-        "--model",
+    let again = ok_json(&model_fit(
         "mlp",
-        "--family",
         "categorical",
-        "--data",
         &data,
-        "--target",
         "y",
-        "--hidden",
-        "32",
-        "--activation",
-        "relu",
-        "--optimizer",
-        "adamw",
-        "--weight-decay",
-        "0.01",
-        "--lr",
-        "0.01",
-        "--batch-size",
-        "64",
-        "--epochs",
-        "15",
-        "--validation",
-        "0.1",
-        "--seed",
-        "3",
-        "--json",
-    ]);
+        &[
+            "--hidden",
+            "32",
+            "--activation",
+            "relu",
+            "--optimizer",
+            "adamw",
+            "--weight-decay",
+            "0.01",
+            "--lr",
+            "0.01",
+            "--batch-size",
+            "64",
+            "--epochs",
+            "15",
+            "--validation",
+            "0.1",
+            "--seed",
+            "3",
+            "--json",
+        ],
+    ));
     assert_eq!(j["nll"], again["nll"]);
 }
 
@@ -217,48 +204,16 @@ fn mlp_seed_example_and_validation() {
 fn bad_model_inputs() {
     let train = temp("t.csv", "a,b,y\n1,2,0\n2,1,1\n3,0,1\n0,3,0\n");
     fails_with(
-        &[
-            "fit",
-            "--model",
-            "linear",
-            "--family",
-            "bernoulli",
-            "--data",
-            &train,
-            "--target",
-            "z",
-        ],
+        &model_fit("linear", "bernoulli", &train, "z", &[]),
         "no target column named 'z'",
     );
     fails_with(
-        &[
-            "fit",
-            "--model",
-            "linear",
-            "--family",
-            "bernoulli",
-            "--data",
-            &train,
-            "--target",
-            "y",
-            "--features",
-            "a,q",
-        ],
+        &model_fit("linear", "bernoulli", &train, "y", &["--features", "a,q"]),
         "no feature column named 'q'",
     );
     let text = temp("text.csv", "a,b,y\n1,x,0\n");
     fails_with(
-        &[
-            "fit",
-            "--model",
-            "linear",
-            "--family",
-            "bernoulli",
-            "--data",
-            &text,
-            "--target",
-            "y",
-        ],
+        &model_fit("linear", "bernoulli", &text, "y", &[]),
         "row 1 (line 2), column 'b': non-numeric feature value 'x'",
     );
     fails_with(
@@ -287,37 +242,20 @@ fn bad_model_inputs() {
     );
     let two = temp("two.csv", "a,b,y\n1,2,0\n2,1,2\n");
     fails_with(
-        &[
-            "fit",
-            "--model",
-            "linear",
-            "--family",
-            "bernoulli",
-            "--data",
-            &two,
-            "--target",
-            "y",
-        ],
+        &model_fit("linear", "bernoulli", &two, "y", &[]),
         "row 2 (line 3), column 'y': value 2 is outside the support",
     );
 
     let labels = temp("labels.csv", "a,y\n1,cat\n2,dog\n3,cat\n0,dog\n");
     let model = dir().join("labels.json");
     let model = model.to_str().unwrap();
-    ok_json(&[
-        "fit",
-        "--model",
+    ok_json(&model_fit(
         "linear",
-        "--family",
         "categorical",
-        "--data",
         &labels,
-        "--target",
         "y",
-        "--json",
-        "--save",
-        model,
-    ]);
+        &["--json", "--save", model],
+    ));
     let unseen = temp("unseen.csv", "a,y\n1,cat\n2,eel\n");
     fails_with(
         &["eval", "--model", model, "--data", &unseen],
@@ -359,36 +297,20 @@ fn bad_model_inputs() {
 #[test]
 fn newton_and_gpu_models_through_the_cli() {
     let train = temp("gpu.csv", &classes_csv(400, 5));
-    let newton = ok_json(&[
-        "fit",
-        "--model",
+    let newton = ok_json(&model_fit(
         "linear",
-        "--family",
         "categorical",
-        "--data",
         &train,
-        "--target",
         "kind",
-        "--optimizer",
-        "newton",
-        "--backend",
-        "cpu",
-        "--json",
-    ]);
-    let lbfgs = ok_json(&[
-        "fit",
-        "--model",
+        &["--optimizer", "newton", "--backend", "cpu", "--json"],
+    ));
+    let lbfgs = ok_json(&model_fit(
         "linear",
-        "--family",
         "categorical",
-        "--data",
         &train,
-        "--target",
         "kind",
-        "--backend",
-        "cpu",
-        "--json",
-    ]);
+        &["--backend", "cpu", "--json"],
+    ));
     assert!(newton["iterations"].as_u64().unwrap() <= 15, "{newton}");
     let (a, b) = (
         newton["nll"].as_f64().unwrap(),
@@ -396,21 +318,13 @@ fn newton_and_gpu_models_through_the_cli() {
     );
     assert!((a - b).abs() <= 1e-8 * b, "newton {a} vs lbfgs {b}");
     fails_with(
-        &[
-            "fit",
-            "--model",
+        &model_fit(
             "mlp",
-            "--family",
             "categorical",
-            "--data",
             &train,
-            "--target",
             "kind",
-            "--optimizer",
-            "newton",
-            "--backend",
-            "cpu",
-        ],
+            &["--optimizer", "newton", "--backend", "cpu"],
+        ),
         "applies to linear models",
     );
     fails_with(
@@ -438,39 +352,23 @@ fn newton_and_gpu_models_through_the_cli() {
         eprintln!("!!!!!!!! SKIPPING GPU MODEL CLI TEST: no GPU adapter !!!!!!!!");
         return;
     }
-    let gpu = ok_json(&[
-        "fit",
-        "--model",
+    let gpu = ok_json(&model_fit(
         "linear",
-        "--family",
         "categorical",
-        "--data",
         &train,
-        "--target",
         "kind",
-        "--backend",
-        "gpu",
-        "--json",
-    ]);
+        &["--backend", "gpu", "--json"],
+    ));
     assert_eq!(gpu["engine"], "gpu");
     let g = gpu["nll"].as_f64().unwrap();
     assert!((g - b).abs() <= 1e-5 * b, "gpu {g} vs cpu {b}");
-    let mlp = ok_json(&[
-        "fit",
-        "--model",
+    let mlp = ok_json(&model_fit(
         "mlp",
-        "--family",
         "categorical",
-        "--data",
         &train,
-        "--target",
         "kind",
-        "--backend",
-        "gpu",
-        "--epochs",
-        "3",
-        "--json",
-    ]);
+        &["--backend", "gpu", "--epochs", "3", "--json"],
+    ));
     assert_eq!(mlp["engine"], "gpu");
     assert_eq!(mlp["history"].as_array().unwrap().len(), 3);
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::cli::{fails_with, ok_json};
+use common::cli::{fails_with, model_fit, ok_json};
 use likely::data::{self, Cells, ParquetColumn};
 use likely::family::FamilyName;
 use parquet::basic::Compression;
@@ -353,25 +353,16 @@ fn fits_from_parquet_equal_fits_from_the_same_csv() {
     }
 
     // A logistic regression of flag on x and f, from a Parquet table and from the CSV.
-    let model_fit = |path: &str| {
-        ok_json(&[
-            "fit",
-            "--model",
+    let logistic_fit = |path: &str| {
+        ok_json(&model_fit(
             "linear",
-            "--family",
             "bernoulli",
-            "--data",
             path,
-            "--target",
             "flag",
-            "--features",
-            "x,f",
-            "--backend",
-            "cpu",
-            "--json",
-        ])
+            &["--features", "x,f", "--backend", "cpu", "--json"],
+        ))
     };
-    let (a, b) = (model_fit(csv), model_fit(pq));
+    let (a, b) = (logistic_fit(csv), logistic_fit(pq));
     let (a, b) = (
         a["coefficients"].as_object().unwrap(),
         b["coefficients"].as_object().unwrap(),
@@ -386,37 +377,22 @@ fn fits_from_parquet_equal_fits_from_the_same_csv() {
     }
 
     // A string target is a categorical model's labels; string features are refused.
-    let j = ok_json(&[
-        "fit",
-        "--model",
+    let j = ok_json(&model_fit(
         "linear",
-        "--family",
         "categorical",
-        "--data",
         pq,
-        "--target",
         "label",
-        "--features",
-        "x,k",
-        "--backend",
-        "cpu",
-        "--json",
-    ]);
+        &["--features", "x,k", "--backend", "cpu", "--json"],
+    ));
     assert_eq!(j["model"], "linear");
     fails_with(
-        &[
-            "fit",
-            "--model",
+        &model_fit(
             "linear",
-            "--family",
             "bernoulli",
-            "--data",
             pq,
-            "--target",
             "flag",
-            "--features",
-            "x,label",
-        ],
+            &["--features", "x,label"],
+        ),
         "non-numeric feature value",
     );
     fails_with(

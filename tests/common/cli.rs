@@ -37,3 +37,18 @@ pub fn fails_with(args: &[&str], needle: &str) {
         "{args:?}: expected '{needle}' in: {stderr}"
     );
 }
+
+/// `fit --model MODEL --family FAMILY --data DATA --target TARGET` followed by `extra`.
+pub fn model_fit<'a>(
+    model: &'a str,
+    family: &'a str,
+    data: &'a str,
+    target: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "fit", "--model", model, "--family", family, "--data", data, "--target", target,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
