@@ -151,7 +151,7 @@ fn glm_reference(x: &[f64], y: &[f64], d: usize, poisson: bool) -> (Vec<f64>, Ve
                 }
             }
         }
-        let step = gauss_solve(info.clone(), score);
+        let step = common::gauss_solve(info.clone(), score);
         beta.iter_mut().zip(&step).for_each(|(b, s)| *b += s);
         if step.iter().all(|s| s.abs() < 1e-13) {
             break;
@@ -162,7 +162,7 @@ fn glm_reference(x: &[f64], y: &[f64], d: usize, poisson: bool) -> (Vec<f64>, Ve
     for c in 0..p {
         let mut e = vec![0.0; p];
         e[c] = 1.0;
-        se[c] = gauss_solve(info.clone(), e)[c].sqrt();
+        se[c] = common::gauss_solve(info.clone(), e)[c].sqrt();
     }
     let llf: f64 = (0..n)
         .map(|i| {
@@ -175,29 +175,6 @@ fn glm_reference(x: &[f64], y: &[f64], d: usize, poisson: bool) -> (Vec<f64>, Ve
         })
         .sum();
     (beta, se, llf)
-}
-
-fn gauss_solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
-    let p = b.len();
-    for c in 0..p {
-        let piv = (c..p)
-            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
-            .unwrap();
-        a.swap(c, piv);
-        b.swap(c, piv);
-        for r in c + 1..p {
-            let f = a[r][c] / a[c][c];
-            for k in c..p {
-                a[r][k] -= f * a[c][k];
-            }
-            b[r] -= f * b[c];
-        }
-    }
-    let mut x = vec![0.0; p];
-    for r in (0..p).rev() {
-        x[r] = (b[r] - (r + 1..p).map(|k| a[r][k] * x[k]).sum::<f64>()) / a[r][r];
-    }
-    x
 }
 
 fn linear_model(family: FamilyName, x: &[f64], y: &[f64], d: usize) -> Model {

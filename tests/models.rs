@@ -3,6 +3,8 @@
 //! activation, logistic regression against an independent Newton (IRLS) implementation, the
 //! linear Gaussian model against least squares, L1 zeros on weights only, save/load.
 
+mod common;
+
 use likely::family::FamilyName;
 use likely::fit::Prior;
 use likely::model::{train, Activation, Head, ModelOptimizer, Network, TrainOptions};
@@ -109,36 +111,13 @@ fn irls_logistic(x: &[f64], y: &[f64], d: usize) -> Vec<f64> {
                 }
             }
         }
-        let step = solve(h, g);
+        let step = common::gauss_solve(h, g);
         beta.iter_mut().zip(&step).for_each(|(b, s)| *b += s);
         if step.iter().all(|s| s.abs() < 1e-14) {
             break;
         }
     }
     beta
-}
-
-fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
-    let p = b.len();
-    for c in 0..p {
-        let piv = (c..p)
-            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
-            .unwrap();
-        a.swap(c, piv);
-        b.swap(c, piv);
-        for r in c + 1..p {
-            let f = a[r][c] / a[c][c];
-            for k in c..p {
-                a[r][k] -= f * a[c][k];
-            }
-            b[r] -= f * b[c];
-        }
-    }
-    let mut x = vec![0.0; p];
-    for r in (0..p).rev() {
-        x[r] = (b[r] - (r + 1..p).map(|k| a[r][k] * x[k]).sum::<f64>()) / a[r][r];
-    }
-    x
 }
 
 fn linear_fit(
@@ -220,7 +199,7 @@ fn linear_gaussian_matches_least_squares() {
             }
         }
     }
-    let beta = solve(a, b);
+    let beta = common::gauss_solve(a, b);
     let (net, params) = linear_fit(FamilyName::Gaussian, &x, &y, d, None);
     let l = net.layers()[0];
     assert!((params[l.bias] - beta[0]).abs() <= 1e-6 * beta[0].abs());

@@ -37,3 +37,29 @@ macro_rules! gpu_or_skip {
         }
     };
 }
+
+/// Solves a x = b by Gaussian elimination with partial pivoting: an independent reference for
+/// the tests' textbook estimators (IRLS, least squares), not the library's own solver.
+#[allow(clippy::needless_range_loop)] // row operations read best with indices
+pub fn gauss_solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
+    let p = b.len();
+    for c in 0..p {
+        let piv = (c..p)
+            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
+            .unwrap();
+        a.swap(c, piv);
+        b.swap(c, piv);
+        for r in c + 1..p {
+            let f = a[r][c] / a[c][c];
+            for k in c..p {
+                a[r][k] -= f * a[c][k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = vec![0.0; p];
+    for r in (0..p).rev() {
+        x[r] = (b[r] - (r + 1..p).map(|k| a[r][k] * x[k]).sum::<f64>()) / a[r][r];
+    }
+    x
+}
