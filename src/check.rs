@@ -275,10 +275,7 @@ pub fn compare_model(
     let params: Vec<f64> = (0..net.param_count())
         .map(|_| rng.random_range(-0.5f32..0.5) as f64)
         .collect();
-    let constants: Vec<f64> = y
-        .iter()
-        .map(|&v| family.build(net.head.classes).constant(v))
-        .collect();
+    let constants = net.head.row_constants(&y);
     let rows: Vec<usize> = (0..n).collect();
     let (cpu_nll, cpu_grad) = net.nll_and_grad(&params, &x, &y, &rows);
     let gpu = crate::gpu::mlp::GpuNetwork::new(ctx, net, &x, &y, &constants, &[], batch)?;

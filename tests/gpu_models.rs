@@ -223,10 +223,7 @@ fn gpu_reduced_hessian_matches_the_cpu_newton() {
     ] {
         let net = Network::linear(5, family, classes);
         let (x, y) = table(3000, 5, family, classes, 30);
-        let constants: Vec<f64> = y
-            .iter()
-            .map(|&v| family.build(classes).constant(v))
-            .collect();
+        let constants = net.head.row_constants(&y);
         let options = likely::model::TrainOptions {
             batch_size: None,
             ..train_options(ModelOptimizer::Newton, net.param_count(), 1, 1)
@@ -274,10 +271,7 @@ fn gpu_hessian_matches_the_cpu_hessian() {
     ] {
         let net = Network::linear(5, family, classes);
         let (x, y) = table(777, 5, family, classes, 31);
-        let constants: Vec<f64> = y
-            .iter()
-            .map(|&v| family.build(classes).constant(v))
-            .collect();
+        let constants = net.head.row_constants(&y);
         let mut rng = StdRng::seed_from_u64(32);
         let params: Vec<f64> = (0..net.param_count())
             .map(|_| rng.random_range(-0.3f32..0.3) as f64)

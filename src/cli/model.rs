@@ -339,7 +339,7 @@ pub fn fit_model(
         && network.param_count() <= likely::gpu::mlp::MAX_NEWTON_PARAMS;
     let (report, engine_name, adapter, hessian) = match &gpu_context {
         Some(ctx) => {
-            let constants: Vec<f64> = y.iter().map(|&v| support.constant(v)).collect();
+            let constants = network.head.row_constants(&y);
             let batch = options
                 .batch_size
                 .unwrap_or_else(|| GpuNetwork::full_batch_rows(&network, table.n));

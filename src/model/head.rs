@@ -16,6 +16,13 @@ pub struct Head {
 }
 
 impl Head {
+    /// Each row's parameter-free NLL part for target `y` (e.g. ln y! for Poisson), which the
+    /// GPU kernels add to the row's loss.
+    pub fn row_constants(&self, y: &[f64]) -> Vec<f64> {
+        let family = self.family.build(self.classes);
+        y.iter().map(|&v| family.constant(v)).collect()
+    }
+
     /// Width of the network's output layer.
     pub fn outputs(&self) -> usize {
         match self.family {
