@@ -88,6 +88,19 @@ impl NpyReader {
         })
     }
 
+    /// A 2-D array as a table: every column, read whole rows at a time.
+    pub fn open_table(path: &Path) -> Result<NpyReader> {
+        let reader = NpyReader::open(path, Some("0")).map_err(|e| match e {
+            Error::Data { ref message, .. } if message.contains("the array is 1-D") => bad(
+                path,
+                "a 1-D array is one column: a table needs a 2-D array (rows x columns, \
+                 the columns named by index: --target 0)",
+            ),
+            other => other,
+        })?;
+        Ok(reader)
+    }
+
     /// Columns of a 2-D array (1 for 1-D).
     pub fn columns(&self) -> usize {
         self.layout.cols

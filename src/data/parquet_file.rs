@@ -35,8 +35,9 @@ pub struct ParquetColumn {
     reader: Option<ColumnReader>,
     /// Rows delivered so far.
     position: usize,
-    /// Decoded rows not yet delivered (numbers; text columns are read whole).
+    /// Decoded rows not yet delivered: numbers, or strings for a text column.
     pending: Vec<f64>,
+    pending_text: Vec<String>,
     pending_at: usize,
 }
 
@@ -133,6 +134,7 @@ impl ParquetColumn {
             reader: None,
             position: 0,
             pending: Vec::new(),
+            pending_text: Vec::new(),
             pending_at: 0,
         })
     }
@@ -167,6 +169,7 @@ impl ParquetColumn {
         self.reader = None;
         self.position = 0;
         self.pending.clear();
+        self.pending_text.clear();
         self.pending_at = 0;
     }
 
@@ -270,36 +273,78 @@ impl ParquetColumn {
         if start < self.position {
             self.restart();
         }
+        let (mut unused, mut discard) = (Vec::new(), Vec::new());
+        while self.position < start {
+            let skip = (start - self.position).min(BATCH);
+            discard.clear();
+            if self.read_next(skip, &mut discard, &mut unused)? == 0 {
+                return Err(bad(
+                    &self.path,
+                    format!("the file ended at row {}", self.position),
+                ));
+            }
+        }
+        let mut values = Vec::with_capacity(out.len());
+        if self.read_next(out.len(), &mut values, &mut unused)? < out.len() {
+            return Err(bad(
+                &self.path,
+                format!("the file ended at row {}", self.position),
+            ));
+        }
+        out.copy_from_slice(&values);
+        Ok(())
+    }
+
+    /// Starts reading again from the first row.
+    pub fn rewind(&mut self) {
+        self.restart();
+    }
+
+    /// Appends the next `count` rows (fewer at the end of the file) to `numbers` (numeric
+    /// columns) or `text` (string columns); returns how many were read.
+    pub fn read_next(
+        &mut self,
+        count: usize,
+        numbers: &mut Vec<f64>,
+        text: &mut Vec<String>,
+    ) -> Result<usize> {
         let mut filled = 0;
-        let mut unused = Vec::new();
-        while filled < out.len() {
-            if self.pending_at == self.pending.len() {
+        while filled < count {
+            if self.pending_at == self.pending_len() {
                 self.pending.clear();
+                self.pending_text.clear();
                 self.pending_at = 0;
-                let mut fresh = std::mem::take(&mut self.pending);
-                let rows = self.decode(&mut fresh, &mut unused)?;
+                let (mut fresh, mut fresh_text) = (
+                    std::mem::take(&mut self.pending),
+                    std::mem::take(&mut self.pending_text),
+                );
+                let rows = self.decode(&mut fresh, &mut fresh_text)?;
                 self.pending = fresh;
+                self.pending_text = fresh_text;
                 if rows == 0 {
-                    return Err(bad(
-                        &self.path,
-                        format!("the file ended at row {}", self.position),
-                    ));
+                    break;
                 }
             }
-            let available = &self.pending[self.pending_at..];
-            let skip = (start.saturating_sub(self.position)).min(available.len());
-            if skip > 0 {
-                self.pending_at += skip;
-                self.position += skip;
-                continue;
+            let take = (self.pending_len() - self.pending_at).min(count - filled);
+            let range = self.pending_at..self.pending_at + take;
+            if self.text {
+                text.extend(self.pending_text[range].iter_mut().map(std::mem::take));
+            } else {
+                numbers.extend_from_slice(&self.pending[range]);
             }
-            let take = available.len().min(out.len() - filled);
-            out[filled..filled + take].copy_from_slice(&available[..take]);
             filled += take;
             self.pending_at += take;
             self.position += take;
         }
-        Ok(())
+        Ok(filled)
+    }
+
+    fn pending_len(&self) -> usize {
+        if self.text {
+            self.pending_text.len()
+        } else {
+            self.pending.len()
+        }
     }
 }
 
