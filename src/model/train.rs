@@ -243,7 +243,7 @@ pub fn train(
         };
         return full_batch_lbfgs(&mut problem, params, &mask, options, progress);
     }
-    minibatch(net, params, x, y, options, &mask, progress)
+    minibatch(net, params, x, y, options, progress)
 }
 
 fn minibatch(
@@ -252,156 +252,276 @@ fn minibatch(
     x: &[f64],
     y: &[f64],
     options: &TrainOptions,
-    mask: &[bool],
     mut progress: impl FnMut(&LossPoint),
 ) -> Result<TrainReport> {
-    let n = y.len();
     let mut rng = StdRng::seed_from_u64(options.seed);
-    let (mut train_rows, validation_rows) = split_rows(n, options.validation, &mut rng)?;
+    let (mut train_rows, validation_rows) = split_rows(y.len(), options.validation, &mut rng)?;
     let batch = options
         .batch_size
         .unwrap_or(train_rows.len())
         .clamp(1, train_rows.len());
-    let p = params.len();
-    let (mut m, mut v) = (vec![0.0; p], vec![0.0; p]);
-    let (beta1, beta2, eps) = (0.9, 0.999, 1e-8);
-    let n_train = train_rows.len() as f64;
-    let lambda_l1 = options.prior.and_then(|pr| match pr {
-        Prior::L1 { scale } => Some(1.0 / scale),
-        _ => None,
-    });
-    let mut history = Vec::new();
-    let mut step = 0usize;
-    let mut early = EarlyStopping::new(options.patience);
-    let mut reason = format!("{} epochs completed", options.epochs);
-    let mut converged = true;
-    let mut last_finite = params.clone();
-    let max_steps = options.max_iter.unwrap_or(usize::MAX);
-    let mut epochs_run = 0;
-    let mut running = (0.0, 0usize);
-    'epochs: for epoch in 1..=options.epochs {
-        epochs_run = epoch;
+    let mut run = Run::new(net, params, options, train_rows.len());
+    for epoch in 1..=options.epochs {
+        run.epochs = epoch;
         train_rows.shuffle(&mut rng);
-        for rows in train_rows.chunks(batch) {
-            if step >= max_steps {
-                reason = format!("--max-iter {max_steps} steps reached");
-                break 'epochs;
+        if !run.cpu_steps(net, params, x, y, &train_rows, batch, &mut progress) {
+            break;
+        }
+        let validation = (!validation_rows.is_empty()).then(|| {
+            net.nll_and_grad(params, x, y, &validation_rows).0 / validation_rows.len() as f64
+        });
+        if !run.end_epoch(params, validation, &mut progress) {
+            break;
+        }
+    }
+    Ok(run.finish(params))
+}
+
+/// A minibatch run (SGD with momentum, Adam, AdamW, as torch.optim) on either engine, in
+/// memory or streamed: the optimiser's state, the steps taken, the loss curve, early stopping
+/// and the divergence guard.
+pub(crate) struct Run<'o> {
+    options: &'o TrainOptions,
+    mask: Vec<bool>,
+    /// First and second moments (SGD's momentum buffer is `m`).
+    m: Vec<f64>,
+    v: Vec<f64>,
+    /// Rows the priors' per-sample share is taken over.
+    n_train: f64,
+    pub step: usize,
+    pub epochs: usize,
+    max_steps: usize,
+    /// Loss and rows since the last reported point, and over the current epoch.
+    running: (f64, usize),
+    epoch_loss: (f64, usize),
+    history: Vec<LossPoint>,
+    last_finite: Vec<f64>,
+    early: EarlyStopping,
+    /// Why the run stopped early, and whether that counts as converged.
+    stopped: Option<(String, bool)>,
+}
+
+impl<'o> Run<'o> {
+    pub(crate) fn new(
+        net: &Network,
+        params: &[f64],
+        options: &'o TrainOptions,
+        n_train: usize,
+    ) -> Run<'o> {
+        let p = params.len();
+        Run {
+            options,
+            mask: net.weight_mask(),
+            m: vec![0.0; p],
+            v: vec![0.0; p],
+            n_train: n_train as f64,
+            step: 0,
+            epochs: 0,
+            max_steps: options.max_iter.unwrap_or(usize::MAX),
+            running: (0.0, 0),
+            epoch_loss: (0.0, 0),
+            history: Vec::new(),
+            last_finite: params.to_vec(),
+            early: EarlyStopping::new(options.patience),
+            stopped: None,
+        }
+    }
+
+    /// Steps left before --max-iter.
+    pub(crate) fn steps_left(&self) -> usize {
+        self.max_steps - self.step
+    }
+
+    /// Notes --max-iter once it is reached; false then.
+    pub(crate) fn may_step(&mut self) -> bool {
+        if self.stopped.is_none() && self.step >= self.max_steps {
+            self.stopped = Some((format!("--max-iter {} steps reached", self.max_steps), true));
+        }
+        self.stopped.is_none()
+    }
+
+    /// Records one step's loss (summed over `rows`), reporting every --log-every steps.
+    pub(crate) fn record(
+        &mut self,
+        loss: f64,
+        rows: usize,
+        progress: &mut dyn FnMut(&LossPoint),
+    ) {
+        self.step += 1;
+        self.running.0 += loss;
+        self.running.1 += rows;
+        self.epoch_loss.0 += loss;
+        self.epoch_loss.1 += rows;
+        let every = self.options.log_every;
+        if every > 0 && self.step.is_multiple_of(every) {
+            let point = LossPoint {
+                epoch: self.epochs,
+                step: self.step,
+                train_mean_nll: self.running.0 / self.running.1 as f64,
+                validation_mean_nll: None,
+            };
+            self.running = (0.0, 0);
+            progress(&point);
+            self.history.push(point);
+        }
+    }
+
+    /// Stops after a non-finite loss at the next step; `params` are the ones kept.
+    pub(crate) fn diverged(&mut self, loss: f64, kept: &str) {
+        self.stopped = Some((
+            format!(
+                "diverged at step {}: the loss became {loss}; kept {kept} (try a smaller --lr)",
+                self.step + 1
+            ),
+            false,
+        ));
+    }
+
+    /// Minibatch steps on the CPU over `order` (rows of `x` and `y`), `batch` rows each (the
+    /// last may be shorter). False once the run must stop.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn cpu_steps(
+        &mut self,
+        net: &Network,
+        params: &mut [f64],
+        x: &[f64],
+        y: &[f64],
+        order: &[usize],
+        batch: usize,
+        progress: &mut dyn FnMut(&LossPoint),
+    ) -> bool {
+        for rows in order.chunks(batch) {
+            if !self.may_step() {
+                return false;
             }
-            step += 1;
-            let (nll, mut grad) = net.nll_and_grad(params, x, y, rows);
+            let (nll, grad) = net.nll_and_grad(params, x, y, rows);
             if !nll.is_finite() || grad.iter().any(|g| !g.is_finite()) {
-                *params = last_finite;
-                converged = false;
-                reason = format!("diverged at step {step}: the loss became {nll}; kept the last finite parameters (try a smaller --lr)");
-                break 'epochs;
+                params.copy_from_slice(&self.last_finite);
+                self.diverged(nll, "the last finite parameters");
+                return false;
             }
-            last_finite.copy_from_slice(params);
-            running.0 += nll;
-            running.1 += rows.len();
-            // Gradient of the batch's mean NLL plus the prior's share: (-log prior) / n.
-            let scale = 1.0 / rows.len() as f64;
-            grad.iter_mut().for_each(|g| *g *= scale);
-            if let Some(Prior::L2 { scale: s }) = options.prior {
-                for ((g, t), _) in grad
-                    .iter_mut()
-                    .zip(params.iter())
-                    .zip(mask)
-                    .filter(|(_, &mk)| mk)
-                {
-                    *g += t / (s * s) / n_train;
-                }
-            }
-            zero_frozen(&mut grad, &options.frozen);
-            let t = step as i32;
-            for j in 0..p {
-                if options.frozen.get(j).copied().unwrap_or(false) {
-                    continue;
-                }
-                let g = grad[j];
-                let effective_lr = match options.optimizer {
-                    ModelOptimizer::Sgd => {
-                        // torch.optim.SGD: buf = momentum * buf + g; p -= lr * buf.
-                        m[j] = if step == 1 {
-                            g
-                        } else {
-                            options.momentum * m[j] + g
-                        };
-                        params[j] -= options.lr * m[j];
-                        options.lr
-                    }
-                    ModelOptimizer::Adam | ModelOptimizer::Adamw => {
-                        if options.optimizer == ModelOptimizer::Adamw {
-                            // Decoupled weight decay, as torch.optim.AdamW: p *= 1 - lr * wd.
-                            params[j] *= 1.0 - options.lr * options.weight_decay;
-                        }
-                        m[j] = beta1 * m[j] + (1.0 - beta1) * g;
-                        v[j] = beta2 * v[j] + (1.0 - beta2) * g * g;
-                        let mhat = m[j] / (1.0 - f64::powi(beta1, t));
-                        let vhat = v[j] / (1.0 - f64::powi(beta2, t));
-                        let lr = options.lr / (vhat.sqrt() + eps);
-                        params[j] -= lr * mhat;
-                        lr
-                    }
-                    ModelOptimizer::Lbfgs | ModelOptimizer::Newton => {
-                        unreachable!("handled by the full-batch paths")
-                    }
-                };
-                if let (Some(lambda), true) = (lambda_l1, mask[j]) {
-                    // Proximal step for (lambda / n) |theta_j|: soft-threshold, exact zeros.
-                    let shrink = effective_lr * lambda / n_train;
-                    params[j] = params[j].signum() * (params[j].abs() - shrink).max(0.0);
-                }
-            }
-            if options.log_every > 0 && step.is_multiple_of(options.log_every) {
-                let point = LossPoint {
-                    epoch,
-                    step,
-                    train_mean_nll: running.0 / running.1 as f64,
-                    validation_mean_nll: None,
-                };
-                running = (0.0, 0);
-                progress(&point);
-                history.push(point);
+            self.last_finite.copy_from_slice(params);
+            self.apply(params, grad, rows.len());
+            self.record(nll, rows.len(), progress);
+        }
+        true
+    }
+
+    /// One optimiser step from a batch's summed gradient over `rows` rows.
+    fn apply(&mut self, params: &mut [f64], mut grad: Vec<f64>, rows: usize) {
+        let options = self.options;
+        let (beta1, beta2, eps) = (0.9, 0.999, 1e-8);
+        // Gradient of the batch's mean NLL plus the prior's share: (-log prior) / n.
+        let scale = 1.0 / rows as f64;
+        grad.iter_mut().for_each(|g| *g *= scale);
+        if let Some(Prior::L2 { scale: s }) = options.prior {
+            for ((g, t), _) in grad
+                .iter_mut()
+                .zip(params.iter())
+                .zip(&self.mask)
+                .filter(|(_, &mk)| mk)
+            {
+                *g += t / (s * s) / self.n_train;
             }
         }
-        if options.log_every == 0 || !validation_rows.is_empty() {
-            let train_mean = if running.1 > 0 {
-                running.0 / running.1 as f64
-            } else {
-                f64::NAN
+        let lambda_l1 = options.prior.and_then(|pr| match pr {
+            Prior::L1 { scale } => Some(1.0 / scale),
+            _ => None,
+        });
+        let t = (self.step + 1) as i32;
+        for (j, &g) in grad.iter().enumerate() {
+            if options.frozen.get(j).copied().unwrap_or(false) {
+                continue;
+            }
+            let effective_lr = match options.optimizer {
+                ModelOptimizer::Sgd => {
+                    // torch.optim.SGD: buf = momentum * buf + g; p -= lr * buf.
+                    self.m[j] = if t == 1 {
+                        g
+                    } else {
+                        options.momentum * self.m[j] + g
+                    };
+                    params[j] -= options.lr * self.m[j];
+                    options.lr
+                }
+                ModelOptimizer::Adam | ModelOptimizer::Adamw => {
+                    if options.optimizer == ModelOptimizer::Adamw {
+                        // Decoupled weight decay, as torch.optim.AdamW: p *= 1 - lr * wd.
+                        params[j] *= 1.0 - options.lr * options.weight_decay;
+                    }
+                    self.m[j] = beta1 * self.m[j] + (1.0 - beta1) * g;
+                    self.v[j] = beta2 * self.v[j] + (1.0 - beta2) * g * g;
+                    let mhat = self.m[j] / (1.0 - f64::powi(beta1, t));
+                    let vhat = self.v[j] / (1.0 - f64::powi(beta2, t));
+                    let lr = options.lr / (vhat.sqrt() + eps);
+                    params[j] -= lr * mhat;
+                    lr
+                }
+                ModelOptimizer::Lbfgs | ModelOptimizer::Newton => {
+                    unreachable!("handled by the full-batch paths")
+                }
             };
-            running = (0.0, 0);
-            let validation = (!validation_rows.is_empty()).then(|| {
-                net.nll_and_grad(params, x, y, &validation_rows).0 / validation_rows.len() as f64
-            });
+            if let (Some(lambda), true) = (lambda_l1, self.mask[j]) {
+                // Proximal step for (lambda / n) |theta_j|: soft-threshold, exact zeros.
+                let shrink = effective_lr * lambda / self.n_train;
+                params[j] = params[j].signum() * (params[j].abs() - shrink).max(0.0);
+            }
+        }
+    }
+
+    /// The end of an epoch: its point on the loss curve (each epoch without --log-every, or
+    /// with a validation loss) and early stopping. False once the run must stop.
+    pub(crate) fn end_epoch(
+        &mut self,
+        params: &[f64],
+        validation: Option<f64>,
+        progress: &mut dyn FnMut(&LossPoint),
+    ) -> bool {
+        self.last_finite.copy_from_slice(params);
+        if self.options.log_every == 0 || validation.is_some() {
             let point = LossPoint {
-                epoch,
-                step,
-                train_mean_nll: train_mean,
+                epoch: self.epochs,
+                step: self.step,
+                train_mean_nll: if self.epoch_loss.1 > 0 {
+                    self.epoch_loss.0 / self.epoch_loss.1 as f64
+                } else {
+                    f64::NAN
+                },
                 validation_mean_nll: validation,
             };
             progress(&point);
-            history.push(point);
-            if let Some(stop) = validation.and_then(|val| early.observe(val, params)) {
-                reason = stop;
-                break 'epochs;
+            self.history.push(point);
+        }
+        self.running = (0.0, 0);
+        self.epoch_loss = (0.0, 0);
+        if let Some(stop) = validation.and_then(|val| self.early.observe(val, params)) {
+            self.stopped = Some((stop, true));
+        }
+        self.stopped.is_none()
+    }
+
+    /// The report; `params` become the best seen under early stopping.
+    pub(crate) fn finish(self, params: &mut Vec<f64>) -> TrainReport {
+        let (reason, converged) = self
+            .stopped
+            .unwrap_or_else(|| (format!("{} epochs completed", self.options.epochs), true));
+        if converged {
+            if let Some(best) = self.early.best {
+                *params = best;
             }
         }
-    }
-    if converged {
-        if let Some(best_params) = early.best {
-            *params = best_params;
+        TrainReport {
+            steps: self.step,
+            epochs: self.epochs,
+            converged,
+            reason,
+            history: self.history,
+            log_prior: self
+                .options
+                .prior
+                .map(|pr| pr.log_density(params, &self.mask)),
         }
     }
-    let log_prior = options.prior.map(|pr| pr.log_density(params, mask));
-    Ok(TrainReport {
-        steps: step,
-        epochs: epochs_run,
-        converged,
-        reason,
-        history,
-        log_prior,
-    })
 }
 
 /// The full-batch problem on the GPU, for L-BFGS.
@@ -461,13 +581,46 @@ pub fn train_gpu(
     let mut rng = StdRng::seed_from_u64(options.seed);
     let (mut train_rows, validation_rows) = split_rows(n, options.validation, &mut rng)?;
     let validation_rows: Vec<u32> = validation_rows.iter().map(|&r| r as u32).collect();
-    let n_train = train_rows.len() as f64;
+    let hyper = gpu_hyper(options, train_rows.len());
+    gpu.set_params(params);
+    gpu.reset_optimizer();
+    let batch = options
+        .batch_size
+        .unwrap_or(train_rows.len())
+        .clamp(1, train_rows.len());
+    let mut run = Run::new(net, params, options, train_rows.len());
+    for epoch in 1..=options.epochs {
+        if !run.may_step() {
+            break;
+        }
+        run.epochs = epoch;
+        train_rows.shuffle(&mut rng);
+        let order: Vec<u32> = train_rows.iter().map(|&r| r as u32).collect();
+        if !run.gpu_steps(gpu, params, &order, batch, hyper, &mut progress)? {
+            break;
+        }
+        *params = gpu.read_params()?;
+        let validation = if validation_rows.is_empty() {
+            None
+        } else {
+            Some(gpu.nll(&validation_rows)? / validation_rows.len() as f64)
+        };
+        if !run.end_epoch(params, validation, &mut progress) {
+            break;
+        }
+    }
+    Ok(run.finish(params))
+}
+
+/// The optimiser settings as the GPU kernels read them, with the priors' share over `n_train`.
+pub(crate) fn gpu_hyper(options: &TrainOptions, n_train: usize) -> Hyper {
+    let n_train = n_train as f64;
     let (l2, l1) = match options.prior {
         Some(Prior::L2 { scale }) => (1.0 / (scale * scale * n_train), 0.0),
         Some(Prior::L1 { scale }) => (0.0, 1.0 / (scale * n_train)),
         None => (0.0, 0.0),
     };
-    let hyper = Hyper {
+    Hyper {
         lr: options.lr as f32,
         beta1: 0.9,
         beta2: 0.999,
@@ -483,105 +636,37 @@ pub fn train_gpu(
         },
         accumulate: 0,
         pad: [0; 2],
-    };
-    gpu.set_params(params);
-    gpu.reset_optimizer();
-    let max_steps = options.max_iter.unwrap_or(usize::MAX);
-    let (mut step, mut epochs_run) = (0usize, 0usize);
-    let mut history = Vec::new();
-    let mut early = EarlyStopping::new(options.patience);
-    let mut converged = true;
-    let mut reason = format!("{} epochs completed", options.epochs);
-    let mut epoch_start = params.clone();
-    let batch = options
-        .batch_size
-        .unwrap_or(train_rows.len())
-        .clamp(1, train_rows.len());
-    for epoch in 1..=options.epochs {
-        if step >= max_steps {
-            reason = format!("--max-iter {max_steps} steps reached");
-            break;
-        }
-        epochs_run = epoch;
-        train_rows.shuffle(&mut rng);
-        // Honour --max-iter inside the epoch by truncating its row order.
-        let allowed = (max_steps - step)
-            .saturating_mul(batch)
-            .min(train_rows.len());
-        let order: Vec<u32> = train_rows[..allowed].iter().map(|&r| r as u32).collect();
-        let losses = gpu.train_epoch(&order, hyper, step as u32)?;
-        let sizes: Vec<usize> = order.chunks(batch).map(|c| c.len()).collect();
-        if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
-            gpu.set_params(&epoch_start);
-            *params = epoch_start;
-            converged = false;
-            reason = format!(
-                "diverged at step {}: the loss became {}; kept the parameters from the start of epoch {epoch} (try a smaller --lr)",
-                step + bad + 1,
-                losses[bad]
-            );
-            return Ok(TrainReport {
-                steps: step + bad + 1,
-                epochs: epoch,
-                converged,
-                reason,
-                history,
-                log_prior: None,
-            });
-        }
-        if options.log_every > 0 {
-            for (chunk_losses, chunk_sizes) in losses
-                .chunks(options.log_every)
-                .zip(sizes.chunks(options.log_every))
-            {
-                let point = LossPoint {
-                    epoch,
-                    step: step + chunk_losses.len(),
-                    train_mean_nll: chunk_losses.iter().sum::<f64>()
-                        / chunk_sizes.iter().sum::<usize>() as f64,
-                    validation_mean_nll: None,
-                };
-                step += chunk_losses.len();
-                if chunk_losses.len() == options.log_every {
-                    progress(&point);
-                    history.push(point);
-                }
-            }
-        } else {
-            step += losses.len();
-        }
-        *params = gpu.read_params()?;
-        epoch_start = params.clone();
-        if options.log_every == 0 || !validation_rows.is_empty() {
-            let validation = if validation_rows.is_empty() {
-                None
-            } else {
-                Some(gpu.nll(&validation_rows)? / validation_rows.len() as f64)
-            };
-            let point = LossPoint {
-                epoch,
-                step,
-                train_mean_nll: losses.iter().sum::<f64>() / order.len() as f64,
-                validation_mean_nll: validation,
-            };
-            progress(&point);
-            history.push(point);
-            if let Some(stop) = validation.and_then(|val| early.observe(val, params)) {
-                reason = stop;
-                break;
-            }
-        }
     }
-    if let Some(best_params) = early.best {
-        *params = best_params;
-    }
-    let log_prior = options.prior.map(|pr| pr.log_density(params, &mask));
-    Ok(TrainReport {
-        steps: step,
-        epochs: epochs_run,
-        converged,
-        reason,
-        history,
-        log_prior,
-    })
 }
+
+impl Run<'_> {
+    /// Minibatch steps on the GPU over `order` (rows of the table the GPU holds), `batch`
+    /// rows each, in one submit. A non-finite loss restores `params` (the parameters at the
+    /// last end of an epoch) on the GPU; Ok(false) then.
+    pub(crate) fn gpu_steps(
+        &mut self,
+        gpu: &GpuNetwork,
+        params: &mut [f64],
+        order: &[u32],
+        batch: usize,
+        hyper: Hyper,
+        progress: &mut dyn FnMut(&LossPoint),
+    ) -> Result<bool> {
+        // Honour --max-iter inside the pass by truncating its row order.
+        let allowed = self.steps_left().saturating_mul(batch).min(order.len());
+        let order = &order[..allowed];
+        let losses = gpu.train_epoch(order, hyper, self.step as u32)?;
+        for (loss, rows) in losses.iter().zip(order.chunks(batch)) {
+            if !loss.is_finite() {
+                gpu.set_params(&self.last_finite);
+                params.copy_from_slice(&self.last_finite);
+                let kept = format!("the parameters from the start of epoch {}", self.epochs);
+                self.diverged(*loss, &kept);
+                return Ok(false);
+            }
+            self.record(*loss, rows.len(), progress);
+        }
+        Ok(true)
+    }
+}
+
