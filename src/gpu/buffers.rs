@@ -50,6 +50,25 @@ pub(crate) fn upload_with(
     Ok(buffer)
 }
 
+/// Writes `values` as f32 into `buffer` from byte `offset`, converted in pieces so that no
+/// full-size f32 copy is held on the host; the queue is flushed every 64 MiB, so its staging
+/// memory stays bounded too.
+pub(crate) fn write_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, offset: u64, values: &[f64]) {
+    const PIECE: usize = 1 << 16;
+    const FLUSH_PIECES: usize = 256;
+    let mut staging: Vec<f32> = Vec::with_capacity(PIECE.min(values.len()));
+    for (i, piece) in values.chunks(PIECE).enumerate() {
+        staging.clear();
+        staging.extend(piece.iter().map(|&v| v as f32));
+        let at = offset + (i * PIECE * 4) as u64;
+        ctx.queue
+            .write_buffer(buffer, at, bytemuck::cast_slice(&staging));
+        if (i + 1) % FLUSH_PIECES == 0 {
+            ctx.queue.submit([]);
+        }
+    }
+}
+
 /// Maps `buffer`, waits for the GPU, and copies its f32 contents out.
 pub(crate) fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, label: &str) -> Result<Vec<f32>> {
     read_back_as(ctx, buffer, label)

@@ -2,7 +2,7 @@
 //! live in GPU buffers; a training epoch is one submit of every step's dispatches, and the
 //! host reads back only the per-step losses.
 
-use super::buffers::{entry, read_back, upload, upload_with};
+use super::buffers::{entry, read_back, upload_with, write_f32};
 use super::context::GpuContext;
 use super::timer::{KernelTime, PassTimer};
 use crate::error::{Error, Result};
@@ -80,7 +80,13 @@ struct Pipelines {
 pub struct GpuNetwork {
     ctx: GpuContext,
     network: Network,
-    n: usize,
+    /// Rows the table buffers hold at most, and rows loaded now.
+    capacity: usize,
+    n: std::cell::Cell<usize>,
+    /// First row of each storage binding of the feature table, and the bindings.
+    chunk_starts: Vec<usize>,
+    x_chunks: Vec<wgpu::Buffer>,
+    targets: wgpu::Buffer,
     batch: usize,
     p: usize,
     pipelines: Pipelines,
@@ -97,8 +103,8 @@ pub struct GpuNetwork {
     params_readback: wgpu::Buffer,
     flags: Vec<f32>,
     layers: usize,
-    /// Whether the index buffer holds every row in order (full-batch passes reuse it).
-    all_rows_resident: std::cell::Cell<bool>,
+    /// Rows 0, 1, ... the index buffer holds in order (full-batch passes reuse them).
+    identity_rows: std::cell::Cell<usize>,
     work: wgpu::Buffer,
     hsum_off: Option<u64>,
     hess_readback: wgpu::Buffer,
@@ -168,6 +174,67 @@ pub fn compose(network: &Network, n_rows: usize, batch: usize) -> String {
     header + include_str!("../../shaders/mlp.wgsl")
 }
 
+/// Where each part of the work buffer starts (in f32s).
+struct WorkLayout {
+    /// The gathered batch of features.
+    xb_off: u32,
+    /// Per layer: pre-activations and deltas.
+    z_off: Vec<u32>,
+    d_off: Vec<u32>,
+    /// Per-row losses and global gradients.
+    loss_off: u32,
+    /// Partial weight gradients of the batch's splits.
+    gpart_off: u32,
+    /// Newton (linear models with a modest number of parameters): per-row head Hessians,
+    /// the parameter Hessian and its partial sums.
+    newton: bool,
+    hess_off: u32,
+    hsum_off: u32,
+    hpart_off: u32,
+    len: usize,
+}
+
+impl GpuNetwork {
+    fn work_layout(network: &Network, batch: usize) -> WorkLayout {
+        let p = network.param_count();
+        let mut at = (batch * network.inputs) as u32;
+        let (mut z_off, mut d_off) = (Vec::new(), Vec::new());
+        for l in network.layers() {
+            z_off.push(at);
+            at += (batch * l.fan_out) as u32;
+            d_off.push(at);
+            at += (batch * l.fan_out) as u32;
+        }
+        let loss_off = at;
+        at += 2 * batch as u32;
+        let gpart_off = at;
+        at += (gradient_splits(batch, p) * p) as u32;
+        let newton = network.hidden.is_empty() && p <= MAX_NEWTON_PARAMS;
+        let m = network.head.outputs() + network.head.globals();
+        let hess_off = at;
+        if newton {
+            at += (batch * m * m) as u32;
+        }
+        let hsum_off = at;
+        let hpart_off = hsum_off + (p * p) as u32;
+        if newton {
+            at += ((1 + hessian_splits(p)) * p * p) as u32;
+        }
+        WorkLayout {
+            xb_off: 0,
+            z_off,
+            d_off,
+            loss_off,
+            gpart_off,
+            newton,
+            hess_off,
+            hsum_off,
+            hpart_off,
+            len: at as usize,
+        }
+    }
+}
+
 impl GpuNetwork {
     /// Rows per step for full-batch passes (L-BFGS, Newton) over `n` rows: as many as keep the
     /// work area within 64 MiB, up to 65536, so that a pass is few dispatches.
@@ -207,7 +274,38 @@ impl GpuNetwork {
         batch: usize,
         max_chunk_rows: Option<usize>,
     ) -> Result<Self> {
-        let n = y.len();
+        let gpu = Self::build(ctx, network, y.len(), frozen, batch, max_chunk_rows)?;
+        gpu.load(x, y, constants)?;
+        Ok(gpu)
+    }
+
+    /// Buffers for tables of up to `capacity` rows, loaded later with [`GpuNetwork::load`]
+    /// one chunk at a time (tables larger than the GPU's memory budget).
+    pub fn for_chunks(
+        ctx: &GpuContext,
+        network: &Network,
+        capacity: usize,
+        frozen: &[bool],
+        batch: usize,
+    ) -> Result<Self> {
+        Self::build(ctx, network, capacity, frozen, batch, None)
+    }
+
+    /// Device bytes of a network's buffers for `n` rows and `batch` rows per step.
+    pub fn device_bytes(network: &Network, n: usize, batch: usize) -> u64 {
+        let batch = batch.clamp(1, n.max(1));
+        4 * (n * network.inputs + 3 * n + 5 * network.param_count()
+            + Self::work_layout(network, batch).len) as u64
+    }
+
+    fn build(
+        ctx: &GpuContext,
+        network: &Network,
+        n: usize,
+        frozen: &[bool],
+        batch: usize,
+        max_chunk_rows: Option<usize>,
+    ) -> Result<Self> {
         let p = network.param_count();
         let batch = batch.clamp(1, n.max(1));
         let label = "likely mlp";
@@ -231,37 +329,19 @@ impl GpuNetwork {
         }
 
         let layers = network.layers();
-        // Work: the gathered batch of features, then per layer Z and deltas, then per-row
-        // losses and global gradients.
-        let xb_off = 0u32;
-        let mut at = (batch * network.inputs) as u32;
-        let mut z_off = Vec::new();
-        let mut d_off = Vec::new();
-        for l in &layers {
-            z_off.push(at);
-            at += (batch * l.fan_out) as u32;
-            d_off.push(at);
-            at += (batch * l.fan_out) as u32;
-        }
-        let loss_off = at;
-        at += 2 * batch as u32;
-        let gpart_off = at;
-        at += (gradient_splits(batch, p) * p) as u32;
-        // Newton (linear models with a modest number of parameters): per-row head Hessians and
-        // the parameter Hessian.
-        let newton = network.hidden.is_empty() && p <= MAX_NEWTON_PARAMS;
-        let m = network.head.outputs() + network.head.globals();
-        let hess_off = at;
-        if newton {
-            at += (batch * m * m) as u32;
-        }
-        let hsum_off = at;
-        let hpart_off = hsum_off + (p * p) as u32;
-        if newton {
-            at += ((1 + hessian_splits(p)) * p * p) as u32;
-        }
-        let work_len = at as usize;
-        let device_bytes = 4 * (n * network.inputs + 3 * n + 5 * p + work_len) as u64;
+        let WorkLayout {
+            xb_off,
+            z_off,
+            d_off,
+            loss_off,
+            gpart_off,
+            newton,
+            hess_off,
+            hsum_off,
+            hpart_off,
+            len: work_len,
+        } = Self::work_layout(network, batch);
+        let device_bytes = Self::device_bytes(network, n, batch);
         if device_bytes > ctx.memory_budget() {
             return Err(Error::Capacity(format!(
                 "the model's GPU buffers need {device_bytes} bytes ({n} rows), more than the {} \
@@ -317,21 +397,29 @@ impl GpuNetwork {
                 }
             })
             .collect();
+        let table_buffer = |label: &str, floats: usize| {
+            ctx.scoped(label, || {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: (floats.max(1) * 4) as u64,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+        };
         let x_chunks: Vec<wgpu::Buffer> = chunk_starts
             .iter()
             .enumerate()
             .map(|(c, &row0)| {
-                let rows = &x[row0 * network.inputs..n.min(row0 + chunk_rows) * network.inputs];
-                upload(
-                    ctx,
-                    if rows.is_empty() { &[0.0] } else { rows },
+                let rows = n.min(row0 + chunk_rows) - row0;
+                table_buffer(
                     &format!("likely mlp features chunk {c}"),
+                    rows * network.inputs,
                 )
             })
             .collect::<Result<_>>()?;
-        let mut target_values = y.to_vec();
-        target_values.extend_from_slice(constants);
-        let targets = upload(ctx, &target_values, "likely mlp targets")?;
+        // Targets, then each row's constant NLL part from row N_ROWS.
+        let targets = table_buffer("likely mlp targets", 2 * n)?;
         let storage = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_DST
             | wgpu::BufferUsages::COPY_SRC;
@@ -490,7 +578,11 @@ impl GpuNetwork {
         Ok(GpuNetwork {
             ctx: ctx.clone(),
             network: network.clone(),
-            n,
+            capacity: n,
+            n: std::cell::Cell::new(0),
+            chunk_starts,
+            x_chunks,
+            targets,
             batch,
             p,
             pipelines,
@@ -506,17 +598,45 @@ impl GpuNetwork {
             params_readback,
             flags,
             layers: layers.len(),
-            all_rows_resident: std::cell::Cell::new(false),
+            identity_rows: std::cell::Cell::new(0),
             work,
             hsum_off: newton.then_some(hsum_off as u64),
             hess_readback,
             timer: None,
-            _keep: x_chunks.into_iter().chain([targets, desc]).collect(),
+            _keep: vec![desc],
         })
     }
 
+    /// Rows loaded now.
     pub fn rows(&self) -> usize {
-        self.n
+        self.n.get()
+    }
+
+    /// Writes the table's rows from row 0 (x row-major, y, and each row's constant NLL part),
+    /// at most the capacity the network was built for; later passes cover these rows.
+    pub fn load(&self, x: &[f64], y: &[f64], constants: &[f64]) -> Result<()> {
+        let (n, d) = (y.len(), self.network.inputs);
+        if n == 0 || n > self.capacity || x.len() != n * d || constants.len() != n {
+            return Err(Error::InvalidData(format!(
+                "{n} rows ({} feature values, {} constants) for a GPU table of {} rows of {d} features",
+                x.len(),
+                constants.len(),
+                self.capacity
+            )));
+        }
+        for (i, (&row0, buffer)) in self.chunk_starts.iter().zip(&self.x_chunks).enumerate() {
+            let end = self
+                .chunk_starts
+                .get(i + 1)
+                .map_or(n, |&next| next.min(n));
+            if row0 < end {
+                write_f32(&self.ctx, buffer, 0, &x[row0 * d..end * d]);
+            }
+        }
+        write_f32(&self.ctx, &self.targets, 0, y);
+        write_f32(&self.ctx, &self.targets, (self.capacity * 4) as u64, constants);
+        self.n.set(n);
+        Ok(())
     }
 
     /// Writes parameters (as f32) and resets the optimiser state.
@@ -558,25 +678,27 @@ impl GpuNetwork {
         )
     }
 
-    /// Puts the pass's row order in the index buffer: `None` is every row in order, uploaded
-    /// once and kept while full-batch passes follow each other (L-BFGS, Newton).
+    /// Puts the pass's row order in the index buffer: `None` is every loaded row in order,
+    /// uploaded once and kept while full-batch passes follow each other (L-BFGS, Newton).
     fn upload_rows(&self, rows: Option<&[u32]>) -> usize {
         match rows {
             Some(order) => {
                 self.ctx
                     .queue
                     .write_buffer(&self.idx, 0, bytemuck::cast_slice(order));
-                self.all_rows_resident.set(false);
+                self.identity_rows.set(0);
                 order.len()
             }
             None => {
-                if !self.all_rows_resident.replace(true) {
-                    let all: Vec<u32> = (0..self.n as u32).collect();
+                let n = self.n.get();
+                if self.identity_rows.get() < n {
+                    let all: Vec<u32> = (0..n as u32).collect();
                     self.ctx
                         .queue
                         .write_buffer(&self.idx, 0, bytemuck::cast_slice(&all));
+                    self.identity_rows.set(n);
                 }
-                self.n
+                n
             }
         }
     }
