@@ -61,28 +61,9 @@ impl Model {
 
     /// NLL, mean NLL and (classifiers) accuracy of the model on rows with targets.
     pub fn evaluate(&self, x: &[f64], y: &[f64]) -> Evaluation {
-        let rows: Vec<usize> = (0..y.len()).collect();
-        let (nll, _) = self.network.nll_and_grad(&self.params, x, y, &rows);
-        let accuracy = self.network.head.is_classifier().then(|| {
-            let mut z = Vec::new();
-            let d = self.network.inputs;
-            let hits = rows
-                .iter()
-                .filter(|&&r| {
-                    let eta = self
-                        .network
-                        .forward(&self.params, &x[r * d..(r + 1) * d], &mut z);
-                    self.network.head.predicted_class(&eta) == y[r]
-                })
-                .count();
-            hits as f64 / y.len() as f64
-        });
-        Evaluation {
-            n: y.len(),
-            nll,
-            mean_nll: nll / y.len() as f64,
-            accuracy,
-        }
+        let mut assessment = self.assessment();
+        self.assess(x, y, &mut assessment);
+        assessment.evaluation()
     }
 
     /// Predictions per row: class probabilities, P(y = 1), or the mean.
@@ -371,35 +352,180 @@ impl Model {
     /// coefficients drift. Also reports separation by a combination of features when every
     /// fitted probability of the observed class is within 1e-6 of 1.
     pub fn separation(&self, x: &[f64], y: &[f64]) -> Vec<String> {
-        if self.kind != ModelKind::Linear || !self.network.head.is_classifier() {
+        let mut assessment = self.assessment();
+        self.assess(x, y, &mut assessment);
+        assessment.separation(self)
+    }
+
+    /// An empty [`Assessment`] of this model, to add rows to with [`Model::assess`].
+    pub fn assessment(&self) -> Assessment {
+        let diagnose = self.kind == ModelKind::Linear && self.network.head.is_classifier();
+        let classes = match self.family() {
+            FamilyName::Bernoulli => 2,
+            _ => self.network.head.classes,
+        };
+        Assessment {
+            n: 0,
+            nll: 0.0,
+            hits: 0,
+            perfect: true,
+            ranges: if diagnose {
+                vec![Range::default(); self.network.inputs * classes]
+            } else {
+                Vec::new()
+            },
+            classes,
+            classifier: self.network.head.is_classifier(),
+        }
+    }
+
+    /// Adds rows (x row-major, their targets y) to `into`, in parallel blocks whose sums are
+    /// added in a fixed order: chunks added one after the other give the sums of the whole.
+    pub fn assess(&self, x: &[f64], y: &[f64], into: &mut Assessment) {
+        use rayon::prelude::*;
+        // The NLL is summed over blocks of 64 rows, as the engines' gradient passes sum it.
+        const BLOCK: usize = 64;
+        const BLOCKS_PER_TASK: usize = 64;
+        let net = &self.network;
+        let (d, g) = (net.inputs, net.globals_offset());
+        let classifier = net.head.is_classifier();
+        let classes = into.classes;
+        let diagnose = !into.ranges.is_empty();
+        let tasks: Vec<(Vec<f64>, usize, bool, Vec<Range>)> = y
+            .par_chunks(BLOCK * BLOCKS_PER_TASK)
+            .enumerate()
+            .map(|(task, ys)| {
+                let first = task * BLOCK * BLOCKS_PER_TASK;
+                let mut ranges = vec![Range::default(); if diagnose { d * classes } else { 0 }];
+                let (mut z, mut d_eta, mut d_globals) =
+                    (Vec::new(), vec![0.0; net.head.outputs()], vec![0.0; net.head.globals()]);
+                let (mut hits, mut perfect) = (0, true);
+                let mut sums = Vec::with_capacity(BLOCKS_PER_TASK);
+                for (b, block) in ys.chunks(BLOCK).enumerate() {
+                    let mut sum = 0.0;
+                    for (i, &yr) in block.iter().enumerate() {
+                        let r = first + b * BLOCK + i;
+                        let xr = &x[r * d..(r + 1) * d];
+                        let eta = net.forward(&self.params, xr, &mut z);
+                        sum += net.head.nll(&eta, &self.params[g..], yr, &mut d_eta, &mut d_globals);
+                        if !classifier {
+                            continue;
+                        }
+                        hits += (net.head.predicted_class(&eta) == yr) as usize;
+                        if diagnose {
+                            let probs = net.head.predict(&eta, &self.params[g..]);
+                            let p = match self.family() {
+                                FamilyName::Bernoulli if yr == 1.0 => probs[0],
+                                FamilyName::Bernoulli => 1.0 - probs[0],
+                                _ => probs[yr as usize],
+                            };
+                            perfect &= p > 1.0 - 1e-6;
+                            for (j, &v) in xr.iter().enumerate() {
+                                for (c, range) in
+                                    ranges[j * classes..(j + 1) * classes].iter_mut().enumerate()
+                                {
+                                    range.add(v, yr as usize == c);
+                                }
+                            }
+                        }
+                    }
+                    sums.push(sum);
+                }
+                (sums, hits, perfect, ranges)
+            })
+            .collect();
+        for (sums, hits, perfect, ranges) in tasks {
+            for sum in sums {
+                into.nll += sum;
+            }
+            into.hits += hits;
+            into.perfect &= perfect;
+            into.ranges.iter_mut().zip(&ranges).for_each(|(a, b)| a.merge(b));
+        }
+        into.n += y.len();
+    }
+}
+
+/// A feature's range among one class's rows (`inside`) and among the other rows.
+#[derive(Clone, Copy, Debug)]
+struct Range {
+    inside: (f64, f64),
+    outside: (f64, f64),
+}
+
+impl Default for Range {
+    fn default() -> Self {
+        Range {
+            inside: (f64::INFINITY, f64::NEG_INFINITY),
+            outside: (f64::INFINITY, f64::NEG_INFINITY),
+        }
+    }
+}
+
+impl Range {
+    fn add(&mut self, v: f64, inside: bool) {
+        let r = if inside {
+            &mut self.inside
+        } else {
+            &mut self.outside
+        };
+        *r = (r.0.min(v), r.1.max(v));
+    }
+
+    fn merge(&mut self, other: &Range) {
+        self.inside = (
+            self.inside.0.min(other.inside.0),
+            self.inside.1.max(other.inside.1),
+        );
+        self.outside = (
+            self.outside.0.min(other.outside.0),
+            self.outside.1.max(other.outside.1),
+        );
+    }
+}
+
+/// What passes over rows with targets find about a fitted model: its NLL, a classifier's
+/// hits, and (linear classifiers) the facts behind the separation diagnosis. Built by
+/// [`Model::assessment`] and [`Model::assess`], a table in memory or chunk by chunk.
+#[derive(Clone, Debug)]
+pub struct Assessment {
+    n: usize,
+    nll: f64,
+    hits: usize,
+    /// Whether every row is predicted with probability > 1 - 1e-6 (linear classifiers).
+    perfect: bool,
+    /// Per feature j and class c (`j * classes + c`): the feature's ranges.
+    ranges: Vec<Range>,
+    /// 2 for the Bernoulli family, K for the categorical.
+    classes: usize,
+    classifier: bool,
+}
+
+impl Assessment {
+    pub fn evaluation(&self) -> Evaluation {
+        Evaluation {
+            n: self.n,
+            nll: self.nll,
+            mean_nll: self.nll / self.n as f64,
+            accuracy: self
+                .classifier
+                .then_some(self.hits as f64 / self.n as f64),
+        }
+    }
+
+    /// The separation diagnosis (see [`Model::separation`]).
+    pub fn separation(&self, model: &Model) -> Vec<String> {
+        if self.ranges.is_empty() {
             return Vec::new();
         }
-        let d = self.network.inputs;
-        let classes = if self.family() == FamilyName::Bernoulli {
-            2
-        } else {
-            self.network.head.classes
-        };
-        let label = |k: usize| self.labels.as_ref().map_or(k.to_string(), |l| l[k].clone());
+        let label = |k: usize| model.labels.as_ref().map_or(k.to_string(), |l| l[k].clone());
         let mut found = Vec::new();
-        for (j, feature) in self.features.iter().enumerate() {
-            for c in 0..classes {
-                let (mut in_min, mut in_max, mut out_min, mut out_max) = (
-                    f64::INFINITY,
-                    f64::NEG_INFINITY,
-                    f64::INFINITY,
-                    f64::NEG_INFINITY,
-                );
-                for (r, &yr) in y.iter().enumerate() {
-                    let v = x[r * d + j];
-                    if yr as usize == c {
-                        in_min = in_min.min(v);
-                        in_max = in_max.max(v);
-                    } else {
-                        out_min = out_min.min(v);
-                        out_max = out_max.max(v);
-                    }
-                }
+        for (j, feature) in model.features.iter().enumerate() {
+            for c in 0..self.classes {
+                let Range {
+                    inside: (in_min, in_max),
+                    outside: (out_min, out_max),
+                } = self.ranges[j * self.classes + c];
                 if !in_min.is_finite() || !out_min.is_finite() {
                     continue;
                 }
@@ -417,33 +543,13 @@ impl Model {
                         label(c)
                     ));
                 }
-                if classes == 2 {
+                if self.classes == 2 {
                     break;
                 }
             }
         }
-        if found.is_empty() {
-            let g = self.network.globals_offset();
-            let mut z = Vec::new();
-            let perfect = (0..y.len()).all(|r| {
-                let eta = self
-                    .network
-                    .forward(&self.params, &x[r * d..(r + 1) * d], &mut z);
-                let probs = self.network.head.predict(&eta, &self.params[g..]);
-                let p = if self.family() == FamilyName::Bernoulli {
-                    if y[r] == 1.0 {
-                        probs[0]
-                    } else {
-                        1.0 - probs[0]
-                    }
-                } else {
-                    probs[y[r] as usize]
-                };
-                p > 1.0 - 1e-6
-            });
-            if perfect {
-                found.push("separation by a combination of features: every observation is predicted with probability > 1 - 1e-6".into());
-            }
+        if found.is_empty() && self.perfect {
+            found.push("separation by a combination of features: every observation is predicted with probability > 1 - 1e-6".into());
         }
         found
     }
