@@ -471,6 +471,59 @@ pub fn for_linear_model(
     cov_type: CovType,
     alpha: f64,
 ) -> Inference {
+    let outer = (cov_type != CovType::Hessian).then(|| {
+        let mut sum = vec![0.0; model.network.param_count().pow(2)];
+        add_score_outer(model, x, y, &mut sum);
+        sum
+    });
+    for_linear_model_sums(
+        model,
+        &LinearSums {
+            n: y.len(),
+            nll,
+            hessian,
+            outer,
+        },
+        frozen,
+        prior,
+        cov_type,
+        alpha,
+    )
+}
+
+/// Adds sum_i g_i g_i^T over rows (x row-major, y) to `sum` (P x P): the outer product of
+/// the rows' NLL gradients, for `--cov opg` and `robust`.
+pub fn add_score_outer(model: &crate::model::Model, x: &[f64], y: &[f64], sum: &mut [f64]) {
+    let (net, d) = (&model.network, model.network.inputs);
+    let part = outer_sum(
+        (0..y.len()).map(|r| net.row_gradient(&model.params, &x[r * d..(r + 1) * d], y[r])),
+        net.param_count(),
+    );
+    sum.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+}
+
+/// What inference on a linear model takes from the data: sums over all rows, from a table in
+/// memory or a streamed pass.
+pub struct LinearSums {
+    pub n: usize,
+    /// The NLL at the estimate.
+    pub nll: f64,
+    /// The NLL's Hessian (P x P), or `None` where the head has none (Laplace).
+    pub hessian: Option<Vec<f64>>,
+    /// sum_i g_i g_i^T of the rows' gradients, needed by `--cov opg` and `robust`.
+    pub outer: Option<Vec<f64>>,
+}
+
+/// [`for_linear_model`] from sums over the rows.
+pub fn for_linear_model_sums(
+    model: &crate::model::Model,
+    sums: &LinearSums,
+    frozen: &[bool],
+    prior: Option<crate::fit::Prior>,
+    cov_type: CovType,
+    alpha: f64,
+) -> Inference {
+    let (nll, hessian) = (sums.nll, &sums.hessian);
     let net = &model.network;
     let p_all = net.param_count();
     let keep: Vec<usize> = (0..p_all)
@@ -484,7 +537,7 @@ pub fn for_linear_model(
             .collect()
     };
     let mut warnings = Vec::new();
-    let mut h = match &hessian {
+    let mut h = match hessian {
         Some(full) => reduce(full),
         None => {
             warnings.push("the Laplace NLL (absolute error) has no Hessian: standard errors from the observed information are NaN (use --cov opg)".into());
@@ -498,14 +551,11 @@ pub fn for_linear_model(
             }
         }
     }
-    let d = net.inputs;
-    let outer = (cov_type != CovType::Hessian).then(|| {
-        let full = outer_sum(
-            (0..y.len()).map(|r| net.row_gradient(&model.params, &x[r * d..(r + 1) * d], y[r])),
-            p_all,
-        );
-        reduce(&full)
-    });
+    let outer = match (cov_type, &sums.outer) {
+        (CovType::Hessian, _) => None,
+        (_, Some(full)) => Some(reduce(full)),
+        (_, None) => Some(vec![f64::NAN; p * p]),
+    };
     let g_at = net.globals_offset();
     let theta: Vec<f64> = keep.iter().map(|&j| model.params[j]).collect();
     let natural = |t: &[f64]| -> Vec<f64> {
@@ -536,7 +586,7 @@ pub fn for_linear_model(
             natural_names: names,
             links,
             nll,
-            n: y.len(),
+            n: sums.n,
         },
         cov_type,
         alpha,
@@ -554,7 +604,7 @@ pub fn for_linear_model(
     if hessian.is_none() {
         result.k = p;
         result.aic = 2.0 * p as f64 - 2.0 * result.llf;
-        result.bic = p as f64 * (y.len() as f64).ln() - 2.0 * result.llf;
+        result.bic = p as f64 * (sums.n as f64).ln() - 2.0 * result.llf;
     }
     warnings.append(&mut result.warnings);
     result.warnings = warnings;
@@ -574,6 +624,34 @@ pub fn profile_linear_model(
     alpha: f64,
     inference: &mut Inference,
 ) -> crate::Result<()> {
+    let mut problem = crate::model::train::FullBatch {
+        net: &model.network,
+        x,
+        y,
+        rows: (0..y.len()).collect(),
+        frozen,
+    };
+    profile_linear_model_on(
+        &mut problem,
+        model,
+        frozen,
+        prior,
+        objective_hat,
+        alpha,
+        inference,
+    )
+}
+
+/// [`profile_linear_model`] on any full-batch problem over the rows (in memory or streamed).
+pub fn profile_linear_model_on(
+    problem: &mut dyn crate::fit::Differentiable,
+    model: &crate::model::Model,
+    frozen: &[bool],
+    prior: Option<crate::fit::Prior>,
+    objective_hat: f64,
+    alpha: f64,
+    inference: &mut Inference,
+) -> crate::Result<()> {
     const MAX_PROFILED: usize = 50;
     let net = &model.network;
     let keep: Vec<usize> = (0..net.param_count())
@@ -585,13 +663,6 @@ pub fn profile_linear_model(
             keep.len()
         )));
     }
-    let mut problem = crate::model::train::FullBatch {
-        net,
-        x,
-        y,
-        rows: (0..y.len()).collect(),
-        frozen,
-    };
     let options = crate::fit::FitOptions {
         prior,
         ..crate::fit::FitOptions::default()
@@ -603,7 +674,7 @@ pub fn profile_linear_model(
         let (estimate, se) = (inference.estimates[i].estimate, inference.estimates[i].se);
         let se_theta = if j >= g_at { se / estimate } else { se };
         let (lo, hi) = profile_interval(
-            &mut problem,
+            problem,
             &model.params,
             objective_hat,
             j,
