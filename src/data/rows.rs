@@ -264,7 +264,8 @@ impl RowReader for ParquetRows {
                 } else {
                     self.codec.number(self.numbers[i], chunk)
                 };
-                checked.map_err(|m| Error::data(&self.path, row_location(self.row + i, name), m))?;
+                checked
+                    .map_err(|m| Error::data(&self.path, row_location(self.row + i, name), m))?;
             }
         }
         let rows = got.unwrap_or(0);
@@ -312,9 +313,9 @@ impl RowReader for NpyRows {
                 chunk.x.push(v);
             }
             if let Some((t, name)) = &self.target {
-                self.codec.number(values[*t], chunk).map_err(|m| {
-                    Error::data(&self.path, row_location(self.row + i, name), m)
-                })?;
+                self.codec
+                    .number(values[*t], chunk)
+                    .map_err(|m| Error::data(&self.path, row_location(self.row + i, name), m))?;
             }
         }
         self.row += rows;
@@ -434,7 +435,10 @@ impl TableStream {
             FileFormat::Parquet => (super::parquet_file::column_names(path)?, None),
             FileFormat::Npy => {
                 let reader = NpyReader::open_table(path)?;
-                ((0..reader.columns()).map(|c| c.to_string()).collect(), Some(reader))
+                (
+                    (0..reader.columns()).map(|c| c.to_string()).collect(),
+                    Some(reader),
+                )
             }
         };
         let (target_index, feature_names, feature_index) =
@@ -565,13 +569,11 @@ impl TableStream {
                     return Err(Error::data(
                         &path,
                         format!("column '{target}'"),
-                        format!(
-                            "more than {MAX_CLASSES} distinct text values: not class labels"
-                        ),
+                        format!("more than {MAX_CLASSES} distinct text values: not class labels"),
                     ));
                 }
             }
-            Ok(())
+            Ok(true)
         })?;
         Ok((!numbers_only && !numeric).then(|| distinct.into_iter().collect()))
     }
@@ -620,17 +622,17 @@ impl TableStream {
         }
     }
 
-    /// One pass over every row, in order, chunk by chunk: a reader thread reads and checks
-    /// the next chunk while `f` works on this one. Returns the number of rows; a table
-    /// without rows is an error.
+    /// One pass over the rows, in order, chunk by chunk, until `f` returns false: a reader
+    /// thread reads and checks the next chunk while `f` works on this one. Returns the number
+    /// of rows passed to `f`; a table without rows is an error.
     pub fn for_each_chunk(
         &mut self,
-        mut f: impl FnMut(&mut RowChunk) -> Result<()>,
+        mut f: impl FnMut(&mut RowChunk) -> Result<bool>,
     ) -> Result<usize> {
         let chunk_rows = self.chunk_rows;
         let reader = &mut self.reader;
         reader.rewind()?;
-        let rows = std::thread::scope(|scope| -> Result<usize> {
+        let (rows, complete) = std::thread::scope(|scope| -> Result<(usize, bool)> {
             // One chunk in flight while `f` holds another; used chunks go back for reuse.
             let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Result<RowChunk>>(1);
             let (empty_tx, empty_rx) = std::sync::mpsc::channel::<RowChunk>();
@@ -654,15 +656,21 @@ impl TableStream {
                     }
                 }
             });
-            let mut rows = 0;
+            let (mut rows, mut complete) = (0, true);
             for chunk in full_rx {
                 let mut chunk = chunk?;
                 rows += chunk.rows;
-                f(&mut chunk)?;
+                if !f(&mut chunk)? {
+                    complete = false;
+                    break;
+                }
                 let _ = empty_tx.send(chunk);
             }
-            Ok(rows)
+            Ok((rows, complete))
         })?;
+        if complete {
+            self.rows = Some(rows);
+        }
         if rows == 0 {
             return Err(Error::data(
                 &self.path,
@@ -670,7 +678,6 @@ impl TableStream {
                 "no data rows: the file holds no observations",
             ));
         }
-        self.rows = Some(rows);
         Ok(rows)
     }
 }

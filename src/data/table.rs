@@ -56,14 +56,13 @@ pub fn load_table(
         x.append(&mut chunk.x);
         y.append(&mut chunk.y);
         cells.append(&mut chunk.cells);
-        Ok(())
+        Ok(true)
     })?;
     debug_assert_eq!(x.len(), n * d);
     let (y, labels) = match (stream.has_target, &spec) {
         (false, _) => (None, None),
         (true, TargetSpec::Train { allow_labels: true }) if !cells.is_empty() => {
-            let (y, labels) =
-                encode_target(path, target, &cells, |r, c| stream.location(r, c))?;
+            let (y, labels) = encode_target(path, target, &cells, |r, c| stream.location(r, c))?;
             (Some(y), labels)
         }
         (true, _) => (Some(y), stream.labels.clone()),

@@ -294,7 +294,9 @@ impl GpuNetwork {
     /// Device bytes of a network's buffers for `n` rows and `batch` rows per step.
     pub fn device_bytes(network: &Network, n: usize, batch: usize) -> u64 {
         let batch = batch.clamp(1, n.max(1));
-        4 * (n * network.inputs + 3 * n + 5 * network.param_count()
+        4 * (n * network.inputs
+            + 3 * n
+            + 5 * network.param_count()
             + Self::work_layout(network, batch).len) as u64
     }
 
@@ -625,16 +627,18 @@ impl GpuNetwork {
             )));
         }
         for (i, (&row0, buffer)) in self.chunk_starts.iter().zip(&self.x_chunks).enumerate() {
-            let end = self
-                .chunk_starts
-                .get(i + 1)
-                .map_or(n, |&next| next.min(n));
+            let end = self.chunk_starts.get(i + 1).map_or(n, |&next| next.min(n));
             if row0 < end {
                 write_f32(&self.ctx, buffer, 0, &x[row0 * d..end * d]);
             }
         }
         write_f32(&self.ctx, &self.targets, 0, y);
-        write_f32(&self.ctx, &self.targets, (self.capacity * 4) as u64, constants);
+        write_f32(
+            &self.ctx,
+            &self.targets,
+            (self.capacity * 4) as u64,
+            constants,
+        );
         self.n.set(n);
         Ok(())
     }

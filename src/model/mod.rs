@@ -5,6 +5,7 @@ pub mod head;
 pub mod logistic;
 pub mod network;
 pub mod newton;
+pub mod stream;
 pub mod train;
 
 pub use head::Head;
@@ -397,8 +398,11 @@ impl Model {
             .map(|(task, ys)| {
                 let first = task * BLOCK * BLOCKS_PER_TASK;
                 let mut ranges = vec![Range::default(); if diagnose { d * classes } else { 0 }];
-                let (mut z, mut d_eta, mut d_globals) =
-                    (Vec::new(), vec![0.0; net.head.outputs()], vec![0.0; net.head.globals()]);
+                let (mut z, mut d_eta, mut d_globals) = (
+                    Vec::new(),
+                    vec![0.0; net.head.outputs()],
+                    vec![0.0; net.head.globals()],
+                );
                 let (mut hits, mut perfect) = (0, true);
                 let mut sums = Vec::with_capacity(BLOCKS_PER_TASK);
                 for (b, block) in ys.chunks(BLOCK).enumerate() {
@@ -407,7 +411,9 @@ impl Model {
                         let r = first + b * BLOCK + i;
                         let xr = &x[r * d..(r + 1) * d];
                         let eta = net.forward(&self.params, xr, &mut z);
-                        sum += net.head.nll(&eta, &self.params[g..], yr, &mut d_eta, &mut d_globals);
+                        sum +=
+                            net.head
+                                .nll(&eta, &self.params[g..], yr, &mut d_eta, &mut d_globals);
                         if !classifier {
                             continue;
                         }
@@ -421,8 +427,9 @@ impl Model {
                             };
                             perfect &= p > 1.0 - 1e-6;
                             for (j, &v) in xr.iter().enumerate() {
-                                for (c, range) in
-                                    ranges[j * classes..(j + 1) * classes].iter_mut().enumerate()
+                                for (c, range) in ranges[j * classes..(j + 1) * classes]
+                                    .iter_mut()
+                                    .enumerate()
                                 {
                                     range.add(v, yr as usize == c);
                                 }
@@ -440,7 +447,10 @@ impl Model {
             }
             into.hits += hits;
             into.perfect &= perfect;
-            into.ranges.iter_mut().zip(&ranges).for_each(|(a, b)| a.merge(b));
+            into.ranges
+                .iter_mut()
+                .zip(&ranges)
+                .for_each(|(a, b)| a.merge(b));
         }
         into.n += y.len();
     }
@@ -507,9 +517,7 @@ impl Assessment {
             n: self.n,
             nll: self.nll,
             mean_nll: self.nll / self.n as f64,
-            accuracy: self
-                .classifier
-                .then_some(self.hits as f64 / self.n as f64),
+            accuracy: self.classifier.then_some(self.hits as f64 / self.n as f64),
         }
     }
 
@@ -518,7 +526,12 @@ impl Assessment {
         if self.ranges.is_empty() {
             return Vec::new();
         }
-        let label = |k: usize| model.labels.as_ref().map_or(k.to_string(), |l| l[k].clone());
+        let label = |k: usize| {
+            model
+                .labels
+                .as_ref()
+                .map_or(k.to_string(), |l| l[k].clone())
+        };
         let mut found = Vec::new();
         for (j, feature) in model.features.iter().enumerate() {
             for c in 0..self.classes {

@@ -407,21 +407,36 @@ pub fn newton(
 /// Tables at least this long start Newton from the solution on a subsample.
 pub const WARM_START_ROWS: usize = 1 << 17;
 
-/// Moves `params` to the optimum on every 8th row (the L2 prior scaled to the subsample's
-/// share, so the two posteriors have the same shape), when that solve converges: it lies within
-/// the statistical noise of the full optimum, where Newton converges quadratically, so the
-/// full solve then needs two or three passes over the data instead of five or six. Left
-/// unchanged when the subsample has no optimum (e.g. separated classes) or fails.
+/// Moves `params` to the optimum on every 8th row (see [`warm_start_from`]).
 fn warm_start(net: &Network, params: &mut [f64], x: &[f64], y: &[f64], options: &TrainOptions) {
-    const STRIDE: usize = 8;
     let d = net.inputs;
-    let rows: Vec<usize> = (0..y.len()).step_by(STRIDE).collect();
+    let rows: Vec<usize> = (0..y.len()).step_by(WARM_START_STRIDE).collect();
     let xs: Vec<f64> = rows
         .iter()
         .flat_map(|&r| x[r * d..(r + 1) * d].iter().copied())
         .collect();
     let ys: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
-    let share = rows.len() as f64 / y.len() as f64;
+    warm_start_from(net, params, &xs, &ys, y.len(), options);
+}
+
+/// The warm start's subsample: every this many rows.
+pub const WARM_START_STRIDE: usize = 8;
+
+/// Moves `params` to the optimum on a subsample of the `n` rows (`xs`, `ys`; the L2 prior
+/// scaled to the subsample's share, so the two posteriors have the same shape), when that
+/// solve converges: it lies within the statistical noise of the full optimum, where Newton
+/// converges quadratically, so the full solve then needs two or three passes over the data
+/// instead of five or six. Left unchanged when the subsample has no optimum (e.g. separated
+/// classes) or fails.
+pub fn warm_start_from(
+    net: &Network,
+    params: &mut [f64],
+    xs: &[f64],
+    ys: &[f64],
+    n: usize,
+    options: &TrainOptions,
+) {
+    let share = ys.len() as f64 / n as f64;
     let sub_options = TrainOptions {
         prior: options.prior.map(|p| match p {
             Prior::L2 { scale } => Prior::L2 {
@@ -436,7 +451,7 @@ fn warm_start(net: &Network, params: &mut [f64], x: &[f64], y: &[f64], options: 
         net,
         &mut start,
         ys.len(),
-        &mut |theta| derivatives(net, theta, &xs, &ys),
+        &mut |theta| derivatives(net, theta, xs, ys),
         &sub_options,
     );
     if matches!(solved, Ok(ref r) if r.converged) && start.iter().all(|v| v.is_finite()) {

@@ -180,7 +180,7 @@ fn split_rows(
 }
 
 /// Full-batch L-BFGS through the shared optimiser, on either engine's problem.
-fn full_batch_lbfgs(
+pub(crate) fn full_batch_lbfgs(
     problem: &mut dyn Differentiable,
     params: &mut Vec<f64>,
     mask: &[bool],
@@ -341,12 +341,7 @@ impl<'o> Run<'o> {
     }
 
     /// Records one step's loss (summed over `rows`), reporting every --log-every steps.
-    pub(crate) fn record(
-        &mut self,
-        loss: f64,
-        rows: usize,
-        progress: &mut dyn FnMut(&LossPoint),
-    ) {
+    pub(crate) fn record(&mut self, loss: f64, rows: usize, progress: &mut dyn FnMut(&LossPoint)) {
         self.step += 1;
         self.running.0 += loss;
         self.running.1 += rows;
@@ -669,4 +664,3 @@ impl Run<'_> {
         Ok(true)
     }
 }
-

@@ -1,0 +1,449 @@
+//! Conditional models over tables streamed in chunks (out of core): full-batch passes for
+//! L-BFGS and Newton, minibatch epochs, and the final pass for the evaluation, the
+//! separation diagnosis and the information matrix. Host memory holds a few chunks; the work
+//! on each chunk runs on the CPU engine or on a GPU network the chunk is loaded into.
+//!
+//! Sums over chunks are added in f64 in the table's order, so a streamed full-batch pass
+//! equals the in-memory one up to the order of the additions.
+
+use super::newton::{self, Derivatives, WARM_START_ROWS, WARM_START_STRIDE};
+use super::train::{
+    full_batch_lbfgs, gpu_hyper, LossPoint, ModelOptimizer, Run, TrainOptions, TrainReport,
+};
+use super::{Assessment, Model, Network};
+use crate::data::{RowChunk, TableStream};
+use crate::error::{Error, Result};
+use crate::family::FamilyName;
+use crate::fit::Differentiable;
+use crate::gpu::mlp::GpuNetwork;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+/// Where the work on each chunk runs.
+#[derive(Clone, Copy)]
+pub enum ChunkEngine<'a> {
+    /// The CPU engine (f64, all cores).
+    Cpu,
+    /// A GPU network built with [`GpuNetwork::for_chunks`] for at least a chunk's rows.
+    Gpu(&'a GpuNetwork),
+}
+
+impl ChunkEngine<'_> {
+    fn unit_roundoff(&self) -> f64 {
+        match self {
+            ChunkEngine::Cpu => f64::EPSILON / 2.0,
+            ChunkEngine::Gpu(_) => f32::EPSILON as f64 / 2.0,
+        }
+    }
+
+    /// Puts rows on the GPU (nothing to do on the CPU).
+    fn load(&self, net: &Network, x: &[f64], y: &[f64]) -> Result<()> {
+        match self {
+            ChunkEngine::Cpu => Ok(()),
+            ChunkEngine::Gpu(gpu) => gpu.load(x, y, &net.head.row_constants(y)),
+        }
+    }
+
+    fn nll_and_grad(
+        &self,
+        net: &Network,
+        params: &[f64],
+        chunk: &RowChunk,
+    ) -> Result<(f64, Vec<f64>)> {
+        match self {
+            ChunkEngine::Cpu => {
+                let rows: Vec<usize> = (0..chunk.rows).collect();
+                Ok(net.nll_and_grad(params, &chunk.x, &chunk.y, &rows))
+            }
+            ChunkEngine::Gpu(gpu) => {
+                self.load(net, &chunk.x, &chunk.y)?;
+                gpu.nll_and_grad(params)
+            }
+        }
+    }
+
+    fn derivatives(&self, net: &Network, params: &[f64], chunk: &RowChunk) -> Result<Derivatives> {
+        match self {
+            ChunkEngine::Cpu => newton::derivatives(net, params, &chunk.x, &chunk.y),
+            ChunkEngine::Gpu(gpu) => {
+                self.load(net, &chunk.x, &chunk.y)?;
+                gpu.derivatives(params)
+            }
+        }
+    }
+}
+
+/// Adds `part` into `sum` element by element.
+fn add_into(sum: &mut [f64], part: &[f64]) {
+    sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+}
+
+/// Total NLL and gradient over the table at `params`: one pass.
+pub fn nll_and_grad(
+    net: &Network,
+    params: &[f64],
+    table: &mut TableStream,
+    engine: ChunkEngine<'_>,
+) -> Result<(f64, Vec<f64>)> {
+    let (mut nll, mut grad) = (0.0, vec![0.0; net.param_count()]);
+    table.for_each_chunk(|chunk| {
+        let (f, g) = engine.nll_and_grad(net, params, chunk)?;
+        nll += f;
+        add_into(&mut grad, &g);
+        Ok(true)
+    })?;
+    Ok((nll, grad))
+}
+
+/// NLL, gradient and Hessian over the table at `params` (linear models): one pass.
+pub fn derivatives(
+    net: &Network,
+    params: &[f64],
+    table: &mut TableStream,
+    engine: ChunkEngine<'_>,
+) -> Result<Derivatives> {
+    let p = net.param_count();
+    let (mut f, mut g, mut h) = (0.0, vec![0.0; p], vec![0.0; p * p]);
+    table.for_each_chunk(|chunk| {
+        let (cf, cg, ch) = engine.derivatives(net, params, chunk)?;
+        f += cf;
+        add_into(&mut g, &cg);
+        add_into(&mut h, &ch);
+        Ok(true)
+    })?;
+    Ok((f, g, h))
+}
+
+/// The full-batch problem over a streamed table (L-BFGS, profile likelihoods).
+pub struct StreamedProblem<'a, 'g> {
+    pub net: &'a Network,
+    pub table: &'a mut TableStream,
+    pub engine: ChunkEngine<'g>,
+    pub frozen: &'a [bool],
+    pub n: usize,
+}
+
+impl Differentiable for StreamedProblem<'_, '_> {
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn unit_roundoff(&self) -> f64 {
+        self.engine.unit_roundoff()
+    }
+    fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
+        let (nll, mut grad) = nll_and_grad(self.net, theta, self.table, self.engine)?;
+        for (g, &f) in grad.iter_mut().zip(self.frozen) {
+            if f {
+                *g = 0.0;
+            }
+        }
+        Ok((nll, grad))
+    }
+}
+
+/// What the first pass over a training table finds: its rows, the largest target, and a
+/// subsample of every `stride`-th row (Newton's warm start; the head's starting globals).
+pub struct Survey {
+    pub n: usize,
+    pub max_target: f64,
+    pub stride: usize,
+    /// The subsample's features (row-major) and targets.
+    pub sample_x: Vec<f64>,
+    pub sample_y: Vec<f64>,
+}
+
+/// Classes a categorical target may have.
+pub const MAX_CLASSES: usize = 1 << 16;
+
+/// Reads the training table once: checks every target against the family's support (class
+/// labels 0..K-1 with K the number of string labels, or up to [`MAX_CLASSES`]) and keeps
+/// every 8th row, or every 16th, 32nd, ... so that at most `max_sample_rows` are kept.
+pub fn survey(
+    table: &mut TableStream,
+    family: FamilyName,
+    max_sample_rows: usize,
+) -> Result<Survey> {
+    let classes = table.labels.as_ref().map_or(MAX_CLASSES, Vec::len);
+    let support = family.build(classes);
+    let d = table.features.len();
+    let mut survey = Survey {
+        n: 0,
+        max_target: f64::NEG_INFINITY,
+        stride: WARM_START_STRIDE,
+        sample_x: Vec::new(),
+        sample_y: Vec::new(),
+    };
+    let (path, target) = (table.path.clone(), table.target.clone());
+    let mut failure = None;
+    let located = |row: usize| (row, target.clone());
+    let rows = table.for_each_chunk(|chunk| {
+        for (i, &y) in chunk.y.iter().enumerate() {
+            if let Some(why) = support.support_error(y) {
+                failure = Some((located(chunk.first + i), why));
+                return Ok(false);
+            }
+            survey.max_target = survey.max_target.max(y);
+            let r = chunk.first + i;
+            if r % survey.stride == 0 {
+                survey
+                    .sample_x
+                    .extend_from_slice(&chunk.x[i * d..(i + 1) * d]);
+                survey.sample_y.push(y);
+                if survey.sample_y.len() > max_sample_rows.max(1) {
+                    // Keep every other sampled row: rows at multiples of twice the stride.
+                    survey.stride *= 2;
+                    let keep: Vec<usize> = (0..survey.sample_y.len()).step_by(2).collect();
+                    survey.sample_y = keep.iter().map(|&k| survey.sample_y[k]).collect();
+                    survey.sample_x = keep
+                        .iter()
+                        .flat_map(|&k| survey.sample_x[k * d..(k + 1) * d].to_vec())
+                        .collect();
+                }
+            }
+        }
+        Ok(true)
+    })?;
+    if let Some(((row, column), why)) = failure {
+        return Err(Error::data(
+            path,
+            table.location(row, &column),
+            format!("{why} of the {} family", family.as_str()),
+        ));
+    }
+    survey.n = rows;
+    Ok(survey)
+}
+
+/// A seeded, order-free choice of validation rows: row `r` is held out when a hash of
+/// (seed, r) falls below `fraction`, so every pass agrees without a list of rows.
+pub fn held_out(seed: u64, row: usize, fraction: f64) -> bool {
+    // SplitMix64's finaliser.
+    let mut z = seed ^ (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    ((z >> 11) as f64) / ((1u64 << 53) as f64) < fraction
+}
+
+/// Trains `params` on a streamed table of `survey.n` rows. Newton and L-BFGS take full-batch
+/// passes (Newton first solves on the survey's subsample); the minibatch optimisers read the
+/// table in order each epoch and shuffle the rows within each chunk (seeded), carrying the
+/// rows of an unfinished batch into the next chunk. `--validation` holds out rows by a
+/// seeded hash of their index ([`held_out`]) and costs one more pass per epoch.
+pub fn train_streamed(
+    net: &Network,
+    params: &mut Vec<f64>,
+    table: &mut TableStream,
+    engine: ChunkEngine<'_>,
+    survey: &Survey,
+    options: &TrainOptions,
+    mut progress: impl FnMut(&LossPoint),
+) -> Result<TrainReport> {
+    let n = survey.n;
+    match options.optimizer {
+        ModelOptimizer::Newton => {
+            if n >= WARM_START_ROWS && net.hidden.is_empty() {
+                newton::warm_start_from(
+                    net,
+                    params,
+                    &survey.sample_x,
+                    &survey.sample_y,
+                    n,
+                    options,
+                );
+            }
+            let report = newton::newton_with(
+                net,
+                params,
+                n,
+                &mut |theta| derivatives(net, theta, table, engine),
+                options,
+            )?;
+            if let Some(last) = report.history.last() {
+                progress(last);
+            }
+            Ok(report)
+        }
+        ModelOptimizer::Lbfgs => {
+            let mask = net.weight_mask();
+            let mut problem = StreamedProblem {
+                net,
+                table,
+                engine,
+                frozen: &options.frozen,
+                n,
+            };
+            full_batch_lbfgs(&mut problem, params, &mask, options, progress)
+        }
+        _ => minibatch(net, params, table, engine, n, options, &mut progress),
+    }
+}
+
+/// Rows carried from one chunk to the next: features (row-major) and targets.
+#[derive(Default)]
+struct Rows {
+    x: Vec<f64>,
+    y: Vec<f64>,
+}
+
+impl Rows {
+    fn clear(&mut self) {
+        self.x.clear();
+        self.y.clear();
+    }
+    fn push(&mut self, x: &[f64], y: f64) {
+        self.x.extend_from_slice(x);
+        self.y.push(y);
+    }
+}
+
+fn minibatch(
+    net: &Network,
+    params: &mut Vec<f64>,
+    table: &mut TableStream,
+    engine: ChunkEngine<'_>,
+    n: usize,
+    options: &TrainOptions,
+    progress: &mut dyn FnMut(&LossPoint),
+) -> Result<TrainReport> {
+    let d = net.inputs;
+    let fraction = options.validation.unwrap_or(0.0);
+    let is_held_out = |r: usize| fraction > 0.0 && held_out(options.seed, r, fraction);
+    let n_validation = (0..n).filter(|&r| is_held_out(r)).count();
+    let n_train = n - n_validation;
+    if fraction > 0.0 && (n_validation == 0 || n_train == 0) {
+        return Err(Error::Usage(format!(
+            "--validation {fraction} holds out {n_validation} of {n} rows: nothing to {}",
+            if n_train == 0 {
+                "train on"
+            } else {
+                "validate on"
+            }
+        )));
+    }
+    let batch = options.batch_size.unwrap_or(n_train).clamp(1, n_train);
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let mut run = Run::new(net, params, options, n_train);
+    let hyper = gpu_hyper(options, n_train);
+    if let ChunkEngine::Gpu(gpu) = engine {
+        gpu.set_params(params);
+        gpu.reset_optimizer();
+    }
+    // Steps over rows `order` of `rows`, in batches; false once the run must stop.
+    let steps = |run: &mut Run,
+                 params: &mut Vec<f64>,
+                 rows: &Rows,
+                 order: &[usize],
+                 progress: &mut dyn FnMut(&LossPoint)| match engine {
+        ChunkEngine::Cpu => {
+            Ok(run.cpu_steps(net, params, &rows.x, &rows.y, order, batch, progress))
+        }
+        ChunkEngine::Gpu(gpu) => {
+            engine.load(net, &rows.x, &rows.y)?;
+            let order: Vec<u32> = order.iter().map(|&r| r as u32).collect();
+            run.gpu_steps(gpu, params, &order, batch, hyper, progress)
+        }
+    };
+    let (mut working, mut carry) = (Rows::default(), Rows::default());
+    for epoch in 1..=options.epochs {
+        if !run.may_step() {
+            break;
+        }
+        run.epochs = epoch;
+        carry.clear();
+        let mut going = true;
+        table.for_each_chunk(|chunk| {
+            // This chunk's training rows after those carried from the last.
+            std::mem::swap(&mut working, &mut carry);
+            carry.clear();
+            for i in 0..chunk.rows {
+                if !is_held_out(chunk.first + i) {
+                    working.push(&chunk.x[i * d..(i + 1) * d], chunk.y[i]);
+                }
+            }
+            let mut order: Vec<usize> = (0..working.y.len()).collect();
+            order.shuffle(&mut rng);
+            let full = order.len() / batch * batch;
+            for &r in &order[full..] {
+                carry.push(&working.x[r * d..(r + 1) * d], working.y[r]);
+            }
+            going = steps(&mut run, params, &working, &order[..full], progress)?;
+            working.clear();
+            Ok(going)
+        })?;
+        if going && !carry.y.is_empty() {
+            let order: Vec<usize> = (0..carry.y.len()).collect();
+            going = steps(&mut run, params, &carry, &order, progress)?;
+        }
+        if let ChunkEngine::Gpu(gpu) = engine {
+            *params = gpu.read_params()?;
+        }
+        if !going {
+            break;
+        }
+        let validation = if n_validation > 0 {
+            let mut sum = 0.0;
+            table.for_each_chunk(|chunk| {
+                let rows: Vec<usize> = (0..chunk.rows)
+                    .filter(|&i| is_held_out(chunk.first + i))
+                    .collect();
+                sum += match engine {
+                    ChunkEngine::Cpu => net.nll_and_grad(params, &chunk.x, &chunk.y, &rows).0,
+                    ChunkEngine::Gpu(gpu) => {
+                        engine.load(net, &chunk.x, &chunk.y)?;
+                        let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+                        gpu.nll(&rows)?
+                    }
+                };
+                Ok(true)
+            })?;
+            Some(sum / n_validation as f64)
+        } else {
+            None
+        };
+        if !run.end_epoch(params, validation, progress) {
+            break;
+        }
+    }
+    Ok(run.finish(params))
+}
+
+/// What the final pass over a table finds about a fitted model: the assessment (NLL,
+/// accuracy, separation), and the NLL's Hessian and the scores' outer products where asked.
+pub struct Summary {
+    pub assessment: Assessment,
+    pub hessian: Option<Vec<f64>>,
+    pub outer: Option<Vec<f64>>,
+}
+
+/// One pass computing the [`Summary`] of `model` on a streamed table (the Hessian on the
+/// engine, the rest on the CPU).
+pub fn summarize(
+    model: &Model,
+    table: &mut TableStream,
+    engine: ChunkEngine<'_>,
+    hessian: bool,
+    outer: bool,
+) -> Result<Summary> {
+    let p = model.network.param_count();
+    let mut summary = Summary {
+        assessment: model.assessment(),
+        hessian: hessian.then(|| vec![0.0; p * p]),
+        outer: outer.then(|| vec![0.0; p * p]),
+    };
+    table.for_each_chunk(|chunk| {
+        model.assess(&chunk.x, &chunk.y, &mut summary.assessment);
+        if let Some(h) = &mut summary.hessian {
+            add_into(
+                h,
+                &engine.derivatives(&model.network, &model.params, chunk)?.2,
+            );
+        }
+        if let Some(o) = &mut summary.outer {
+            crate::inference::add_score_outer(model, &chunk.x, &chunk.y, o);
+        }
+        Ok(true)
+    })?;
+    Ok(summary)
+}
