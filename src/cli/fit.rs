@@ -14,37 +14,37 @@ use std::sync::Arc;
 pub struct FitArgs {
     /// The likelihood family.
     #[arg(long, value_enum)]
-    family: FamilyName,
+    pub(super) family: FamilyName,
     /// CSV (with a header row), .npy or Parquet file.
     #[arg(long)]
-    data: PathBuf,
+    pub(super) data: PathBuf,
     /// Column name (CSV, Parquet), or column index of a 2-D .npy array.
     #[arg(long)]
-    column: Option<String>,
+    pub(super) column: Option<String>,
     /// Number of classes for the categorical family (default: from the data).
     #[arg(long)]
-    classes: Option<usize>,
+    pub(super) classes: Option<usize>,
     /// MAP prior on the unconstrained parameters: l2:SCALE (Gaussian, sd SCALE) or l1:SCALE (Laplace, scale SCALE).
     #[arg(long)]
-    prior: Option<Prior>,
+    pub(super) prior: Option<Prior>,
     /// lbfgs or adam for a family; for --model also sgd and adamw (default: lbfgs for linear
     /// models, adamw for MLPs).
     #[arg(long, value_enum)]
-    optimizer: Option<OptimizerArg>,
+    pub(super) optimizer: Option<OptimizerArg>,
     /// Maximum optimiser iterations (default 500 for lbfgs, 5000 for adam).
     #[arg(long)]
-    max_iter: Option<usize>,
+    pub(super) max_iter: Option<usize>,
     /// Learning rate (default 0.05 for a family's Adam; for models 1e-3 for adam/adamw, 0.01 for sgd).
     #[arg(long)]
-    lr: Option<f64>,
+    pub(super) lr: Option<f64>,
     /// Seed for random choices (recorded in the output; unconditional fits are deterministic).
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(super) seed: u64,
     #[command(flatten)]
-    engine: EngineArgs,
+    pub(super) engine: EngineArgs,
     /// Print one JSON object instead of the human-readable report.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     #[command(flatten)]
     pub model: super::model::ModelArgs,
     #[command(flatten)]
@@ -52,14 +52,14 @@ pub struct FitArgs {
     /// Stream a .npy or Parquet file in chunks instead of loading it (automatic when its f64 footprint
     /// exceeds --host-memory).
     #[arg(long)]
-    stream: bool,
+    pub(super) stream: bool,
     /// Host memory for data (default: half of the available memory), e.g. 8GiB.
     #[arg(long)]
-    host_memory: Option<String>,
+    pub(super) host_memory: Option<String>,
     /// Device memory for data (default: the adapter's largest buffer, at most 2 GiB); larger
     /// data is streamed through two buffers.
     #[arg(long)]
-    gpu_memory: Option<String>,
+    pub(super) gpu_memory: Option<String>,
 }
 
 /// Half of the memory the kernel reports as available (4 GiB where it cannot be read).
@@ -94,14 +94,11 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             )));
         }
     }
+    let host_budget = match &args.host_memory {
+        Some(text) => parse_size(text)?,
+        None => default_host_budget(),
+    };
     if args.model.model.is_some() {
-        if args.stream || args.host_memory.is_some() {
-            return Err(likely::Error::Usage(
-                "--stream and --host-memory apply to family fits: a model's table is read into \
-                 memory (conditional models are not streamed)"
-                    .into(),
-            ));
-        }
         if args.column.is_some() || args.classes.is_some() {
             return Err(likely::Error::Usage(
                 "--column and --classes apply to family fits: a model takes --target and \
@@ -110,20 +107,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             ));
         }
         let gpu_memory = args.gpu_memory.as_deref().map(parse_size).transpose()?;
-        return super::model::fit_model(
-            args.family,
-            &args.data,
-            args.prior,
-            args.optimizer,
-            args.max_iter,
-            args.lr,
-            args.seed,
-            &args.engine,
-            args.json,
-            &args.model,
-            &args.inference,
-            gpu_memory,
-        );
+        return super::model::fit_model(&args, gpu_memory, host_budget);
     }
     args.model.reject_without_model()?;
     let optimizer = match args.optimizer.unwrap_or(OptimizerArg::Lbfgs) {
@@ -139,10 +123,6 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     if args.max_iter == Some(0) {
         return Err(likely::Error::Usage("--max-iter must be at least 1".into()));
     }
-    let host_budget = match &args.host_memory {
-        Some(text) => parse_size(text)?,
-        None => default_host_budget(),
-    };
     // Files larger than the host budget (or any, with --stream) are streamed in chunks.
     let format = data::FileFormat::of(&args.data)?;
     let column = args.column.as_deref();

@@ -2,19 +2,24 @@
 
 use super::fit::OptimizerArg;
 use super::EngineArgs;
-use likely::data::{load_table, TargetSpec};
+use likely::data::{load_table, Table, TableStream, TargetSpec};
 use likely::engine::Backend;
 use likely::family::FamilyName;
-use likely::fit::Prior;
 use likely::gpu::context::best_is_hardware;
 use likely::gpu::mlp::GpuNetwork;
 use likely::gpu::GpuContext;
+use likely::inference::{CovType, LinearSums};
+use likely::model::stream::{
+    summarize, survey, train_streamed, ChunkEngine, StreamedProblem, Summary, Survey,
+};
+use likely::model::train::FullBatch;
 use likely::model::{Activation, Head, Model, ModelKind, ModelOptimizer, Network, TrainOptions};
 use likely::util::json_f64;
 use likely::Error;
 use serde_json::{json, Value};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Flags of `fit` that apply to conditional models.
 #[derive(clap::Args, Clone, Debug)]
@@ -111,31 +116,52 @@ fn gpu_for_models(engine: &EngineArgs) -> likely::Result<Option<GpuContext>> {
     use_gpu.then(|| GpuContext::new(&selector)).transpose()
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a model fit's rows are and where the work runs.
+enum Rows {
+    /// The table in host memory, on the CPU engine.
+    Memory(Arc<Table>),
+    /// The table in host memory and in GPU buffers.
+    Resident(Arc<Table>, GpuNetwork),
+    /// The table read chunk by chunk (from the file, or from memory through a GPU whose
+    /// budget it exceeds), each chunk worked on by the CPU engine or loaded into the GPU.
+    Chunked(TableStream, Option<GpuNetwork>),
+}
+
+/// Bytes per table row a chunked pass holds on the host: chunks in flight, the working copy
+/// of a minibatch pass, and the GPU's f32 staging.
+fn host_bytes_per_row(columns: usize) -> u64 {
+    8 * 8 * (columns as u64 + 1)
+}
+
+/// The table and the checks of its targets: the rows, the classes, and the targets the
+/// head's starting values and Newton's warm start are taken from.
+struct Prepared {
+    n: usize,
+    features: Vec<String>,
+    labels: Option<Vec<String>>,
+    classes: usize,
+    survey: Option<Survey>,
+}
+
 pub fn fit_model(
-    family: FamilyName,
-    data: &Path,
-    prior: Option<Prior>,
-    optimizer: Option<OptimizerArg>,
-    max_iter: Option<usize>,
-    lr: Option<f64>,
-    seed: u64,
-    engine: &EngineArgs,
-    as_json: bool,
-    args: &ModelArgs,
-    inference_args: &super::report::InferenceArgs,
+    fit: &super::fit::FitArgs,
     gpu_memory: Option<u64>,
+    host_budget: u64,
 ) -> likely::Result<i32> {
+    let (family, data, prior, seed, as_json) = (
+        fit.family,
+        fit.data.as_path(),
+        fit.prior,
+        fit.seed,
+        fit.json,
+    );
+    let (engine, args, inference_args) = (&fit.engine, &fit.model, &fit.inference);
     let kind = args.model.expect("called with --model");
     inference_args.validate()?;
     if inference_args.ci == super::report::CiMethod::Profile && kind != ModelKind::Linear {
         return Err(Error::Usage(
             "--ci profile applies to families and linear models; MLPs get no intervals".into(),
         ));
-    }
-    let gpu_context = gpu_for_models(engine)?;
-    if let (Some(ctx), Some(bytes)) = (&gpu_context, gpu_memory) {
-        ctx.set_memory_budget(bytes);
     }
     let target = args
         .target
@@ -166,60 +192,7 @@ pub fn fit_model(
             "--weight-decay must be >= 0 and --momentum in [0, 1)".into(),
         ));
     }
-    let table = load_table(
-        data,
-        target,
-        args.features.as_deref(),
-        TargetSpec::Train {
-            allow_labels: family == FamilyName::Categorical,
-        },
-    )?;
-    let y = table.y.clone().expect("training tables have a target");
-    let classes = if family == FamilyName::Categorical {
-        let seen = table.labels.as_ref().map_or_else(
-            || y.iter().fold(0.0f64, |m, &v| m.max(v)) as usize + 1,
-            |l| l.len(),
-        );
-        if seen < 2 {
-            return Err(Error::data(
-                data,
-                "",
-                format!("target '{target}' has a single class: nothing to classify"),
-            ));
-        }
-        seen
-    } else {
-        1
-    };
-    let head = Head {
-        family,
-        classes,
-        reference: kind == ModelKind::Linear,
-    };
-    let support = family.build(classes);
-    for (r, &v) in y.iter().enumerate() {
-        if let Some(why) = support.support_error(v) {
-            return Err(Error::data(
-                data,
-                format!("row {} (line {}), column '{target}'", r + 1, r + 2),
-                format!("{why} of the {} family", family.as_str()),
-            ));
-        }
-    }
-    let hidden = match kind {
-        ModelKind::Linear => Vec::new(),
-        ModelKind::Mlp => args.hidden.clone().unwrap_or_else(|| vec![32]),
-    };
-    if hidden.contains(&0) {
-        return Err(Error::Usage("--hidden widths must be at least 1".into()));
-    }
-    let network = Network {
-        inputs: table.features.len(),
-        hidden,
-        activation: args.activation.unwrap_or(Activation::Relu),
-        head,
-    };
-    let optimizer = match optimizer.unwrap_or(if kind == ModelKind::Linear {
+    let optimizer = match fit.optimizer.unwrap_or(if kind == ModelKind::Linear {
         OptimizerArg::Lbfgs
     } else {
         OptimizerArg::Adamw
@@ -257,11 +230,96 @@ pub fn fit_model(
     if let Some((_, why)) = misplaced.iter().find(|(given, _)| *given) {
         return Err(Error::Usage(why.to_string()));
     }
-    // Newton's Hessian is reduced on the CPU engine.
+    let gpu_context = gpu_for_models(engine)?;
+    // Newton's Hessian is reduced on the CPU engine unless the GPU is asked for.
     let gpu_context = if optimizer == ModelOptimizer::Newton && engine.backend != Backend::Gpu {
         None
     } else {
         gpu_context
+    };
+    if let Some(ctx) = &gpu_context {
+        ctx.set_memory_budget(gpu_memory.unwrap_or_else(|| ctx.adapter().max_buffer.min(2 << 30)));
+    }
+
+    // In memory unless the table's f64 footprint exceeds the host budget (or --stream).
+    let columns = TableStream::open(data, target, args.features.as_deref(), TargetSpec::Ignore)?;
+    let footprint = columns.estimated_rows()? as u64 * 8 * (columns.features.len() as u64 + 1);
+    let streamed = fit.stream || footprint > host_budget;
+    let spec = TargetSpec::Train {
+        allow_labels: family == FamilyName::Categorical,
+    };
+    let (rows, mut prepared) = if streamed {
+        let mut table = TableStream::open(data, target, args.features.as_deref(), spec)?;
+        let row_budget = (host_budget / host_bytes_per_row(table.features.len())) as usize;
+        table.set_chunk_rows((row_budget / 64 * 64).clamp(1024, 1 << 20));
+        let survey = survey(&mut table, family, row_budget.max(1024))?;
+        let classes = match &table.labels {
+            Some(l) => l.len(),
+            None => survey.max_target as usize + 1,
+        };
+        let prepared = Prepared {
+            n: survey.n,
+            features: table.features.clone(),
+            labels: table.labels.clone(),
+            classes,
+            survey: Some(survey),
+        };
+        (Rows::Chunked(table, None), prepared)
+    } else {
+        let table = load_table(data, target, args.features.as_deref(), spec)?;
+        let y = table.y.as_deref().expect("training tables have a target");
+        let classes = table.labels.as_ref().map_or_else(
+            || y.iter().fold(0.0f64, |m, &v| m.max(v)) as usize + 1,
+            Vec::len,
+        );
+        let support = family.build(classes);
+        for (r, &v) in y.iter().enumerate() {
+            if let Some(why) = support.support_error(v) {
+                return Err(Error::data(
+                    data,
+                    format!("row {} (line {}), column '{target}'", r + 1, r + 2),
+                    format!("{why} of the {} family", family.as_str()),
+                ));
+            }
+        }
+        let prepared = Prepared {
+            n: table.n,
+            features: table.features.clone(),
+            labels: table.labels.clone(),
+            classes,
+            survey: None,
+        };
+        (Rows::Memory(Arc::new(table)), prepared)
+    };
+    let classes = if family == FamilyName::Categorical {
+        if prepared.classes < 2 {
+            return Err(Error::data(
+                data,
+                "",
+                format!("target '{target}' has a single class: nothing to classify"),
+            ));
+        }
+        prepared.classes
+    } else {
+        1
+    };
+    let head = Head {
+        family,
+        classes,
+        reference: kind == ModelKind::Linear,
+    };
+    let hidden = match kind {
+        ModelKind::Linear => Vec::new(),
+        ModelKind::Mlp => args.hidden.clone().unwrap_or_else(|| vec![32]),
+    };
+    if hidden.contains(&0) {
+        return Err(Error::Usage("--hidden widths must be at least 1".into()));
+    }
+    let network = Network {
+        inputs: prepared.features.len(),
+        hidden,
+        activation: args.activation.unwrap_or(Activation::Relu),
+        head,
     };
     let intercept = !(kind == ModelKind::Linear && args.no_intercept);
     let mut frozen = vec![false; network.param_count()];
@@ -273,7 +331,7 @@ pub fn fit_model(
     }
     let options = TrainOptions {
         optimizer,
-        lr: lr.unwrap_or(if optimizer == ModelOptimizer::Sgd {
+        lr: fit.lr.unwrap_or(if optimizer == ModelOptimizer::Sgd {
             0.01
         } else {
             1e-3
@@ -290,7 +348,7 @@ pub fn fit_model(
             Some(args.batch_size.unwrap_or(1024))
         },
         epochs: args.epochs(),
-        max_iter,
+        max_iter: fit.max_iter,
         seed,
         prior,
         validation: args.validation,
@@ -298,11 +356,87 @@ pub fn fit_model(
         log_every: args.log_every.unwrap_or(0),
         frozen,
     };
-    let mut params = network.init(seed, &y);
+    let mut params = match (&rows, &prepared.survey) {
+        (Rows::Memory(table), _) => network.init(seed, table.y.as_deref().unwrap_or(&[])),
+        (_, Some(survey)) => network.init(seed, &survey.sample_y),
+        _ => unreachable!("a streamed table has its survey"),
+    };
+
+    // The GPU holds the table when it fits the GPU's budget, else one chunk at a time.
+    let mut rows = rows;
+    if let Some(ctx) = &gpu_context {
+        let n = prepared.n;
+        let step_rows = |rows: usize| {
+            options
+                .batch_size
+                .unwrap_or_else(|| GpuNetwork::full_batch_rows(&network, rows))
+        };
+        let fits = GpuNetwork::max_rows(ctx, &network, step_rows(n));
+        rows = match rows {
+            Rows::Memory(table) if n <= fits => {
+                let y = table.y.as_deref().expect("training tables have a target");
+                let gpu = GpuNetwork::new(
+                    ctx,
+                    &network,
+                    &table.x,
+                    y,
+                    &network.head.row_constants(y),
+                    &options.frozen,
+                    step_rows(n),
+                )?;
+                Rows::Resident(table, gpu)
+            }
+            rows => {
+                let mut table = match rows {
+                    Rows::Memory(table) => TableStream::memory(table),
+                    Rows::Chunked(table, _) => table,
+                    Rows::Resident(..) => unreachable!("not yet on the GPU"),
+                };
+                // Chunks (and, for minibatches, the rows carried over) fit the GPU's budget:
+                // the most rows, in multiples of 64, whose buffers do (they grow with the rows).
+                let batch = options.batch_size.unwrap_or(0);
+                let needs = |rows: usize| {
+                    GpuNetwork::device_bytes(&network, rows + batch, step_rows(rows + batch))
+                };
+                let (mut lo, mut hi) = (1, (table.chunk_rows() / 64).max(1));
+                while lo < hi {
+                    let mid = (lo + hi).div_ceil(2);
+                    if needs(64 * mid) <= ctx.memory_budget() {
+                        lo = mid;
+                    } else {
+                        hi = mid - 1;
+                    }
+                }
+                let chunk = 64 * lo;
+                if needs(chunk) > ctx.memory_budget() {
+                    return Err(Error::Capacity(format!(
+                        "the model's GPU buffers need {} bytes for a chunk of {chunk} rows, more \
+                         than the {} --gpu-memory allows: raise it, or fit on the CPU (--backend cpu)",
+                        needs(chunk),
+                        ctx.memory_budget()
+                    )));
+                }
+                table.set_chunk_rows(chunk);
+                let capacity = chunk + batch;
+                let gpu = GpuNetwork::for_chunks(
+                    ctx,
+                    &network,
+                    capacity,
+                    &options.frozen,
+                    step_rows(capacity),
+                )?;
+                if prepared.survey.is_none() {
+                    let sample_rows = table.chunk_rows();
+                    prepared.survey = Some(survey(&mut table, family, sample_rows)?);
+                }
+                Rows::Chunked(table, Some(gpu))
+            }
+        };
+    }
+
     let started = std::time::Instant::now();
     // A progress bar on stderr: hidden with --json, and by indicatif when stderr is not a terminal.
     // Full-batch fits (L-BFGS, Newton) have no epochs to count: a spinner with the iteration.
-    let full_batch = optimizer == ModelOptimizer::Lbfgs || optimizer == ModelOptimizer::Newton;
     let bar = if as_json {
         indicatif::ProgressBar::hidden()
     } else if full_batch {
@@ -321,7 +455,7 @@ pub fn fit_model(
         );
         bar
     };
-    let rows_per_epoch = table.n as f64 * (1.0 - args.validation.unwrap_or(0.0));
+    let rows_per_epoch = prepared.n as f64 * (1.0 - args.validation.unwrap_or(0.0));
     let report_progress = |p: &likely::model::train::LossPoint| {
         let elapsed = started.elapsed().as_secs_f64().max(1e-9);
         let rate = (p.epoch.saturating_sub(1) as f64 * rows_per_epoch + rows_per_epoch) / elapsed;
@@ -337,56 +471,58 @@ pub fn fit_model(
     let wants_hessian = kind == ModelKind::Linear
         && family != FamilyName::Laplace
         && network.param_count() <= likely::gpu::mlp::MAX_NEWTON_PARAMS;
-    let (report, engine_name, adapter, hessian) = match &gpu_context {
-        Some(ctx) => {
-            let constants = network.head.row_constants(&y);
-            let batch = options
-                .batch_size
-                .unwrap_or_else(|| GpuNetwork::full_batch_rows(&network, table.n));
-            let gpu = GpuNetwork::new(
-                ctx,
-                &network,
-                &table.x,
-                &y,
-                &constants,
-                &options.frozen,
-                batch,
-            )?;
+    let wants_outer = kind == ModelKind::Linear && inference_args.cov != CovType::Hessian;
+    let cpu_label = || format!("host CPU, {} threads, f64", rayon::current_num_threads());
+    let (report, engine_name, adapter, hessian) = match &mut rows {
+        Rows::Resident(table, gpu) => {
             let report =
-                likely::model::train_gpu(&gpu, &network, &mut params, &options, report_progress)?;
+                likely::model::train_gpu(gpu, &network, &mut params, &options, report_progress)?;
             // Observed information of a linear model, reduced on the GPU.
-            let hessian = if wants_hessian {
-                Some(gpu.derivatives(&params)?.2)
-            } else {
-                None
-            };
-            (report, "gpu", ctx.adapter_label(), hessian)
+            let hessian = wants_hessian
+                .then(|| gpu.derivatives(&params))
+                .transpose()?
+                .map(|d| d.2);
+            let _ = table;
+            (report, "gpu", gpu_label(&gpu_context), hessian)
         }
-        None => {
+        Rows::Memory(table) => {
+            let y = table.y.as_deref().expect("training tables have a target");
             let report = likely::model::train(
                 &network,
                 &mut params,
                 &table.x,
-                &y,
+                y,
                 &options,
                 report_progress,
             )?;
-            let hessian = if wants_hessian {
-                Some(likely::model::newton::derivatives(&network, &params, &table.x, &y)?.2)
-            } else {
-                None
+            let hessian = wants_hessian
+                .then(|| likely::model::newton::derivatives(&network, &params, &table.x, y))
+                .transpose()?
+                .map(|d| d.2);
+            (report, "cpu", cpu_label(), hessian)
+        }
+        Rows::Chunked(table, gpu) => {
+            let chunk_engine = gpu.as_ref().map_or(ChunkEngine::Cpu, ChunkEngine::Gpu);
+            let survey = prepared.survey.as_ref().expect("surveyed");
+            let report = train_streamed(
+                &network,
+                &mut params,
+                table,
+                chunk_engine,
+                survey,
+                &options,
+                report_progress,
+            )?;
+            let (name, adapter) = match gpu {
+                Some(_) => ("gpu", format!("{} (streamed)", gpu_label(&gpu_context))),
+                None => ("cpu", format!("{} (streamed)", cpu_label())),
             };
-            (
-                report,
-                "cpu",
-                format!("host CPU, {} threads, f64", rayon::current_num_threads()),
-                hessian,
-            )
+            (report, name, adapter, None)
         }
     };
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    let labels = match (&table.labels, family) {
+    let labels = match (&prepared.labels, family) {
         (Some(l), _) => Some(l.clone()),
         (None, FamilyName::Categorical) => Some((0..classes).map(|k| k.to_string()).collect()),
         _ => None,
@@ -395,22 +531,46 @@ pub fn fit_model(
         kind,
         network,
         params,
-        features: table.features.clone(),
+        features: prepared.features.clone(),
         target: target.to_string(),
         labels,
-        string_labels: table.labels.is_some(),
+        string_labels: prepared.labels.is_some(),
         intercept,
-        training: json!({ "data": data.display().to_string(), "n": table.n, "optimizer": optimizer, "seed": seed, "report": report }),
+        training: json!({ "data": data.display().to_string(), "n": prepared.n, "optimizer": optimizer, "seed": seed, "report": report }),
     };
-    let eval = model.evaluate(&table.x, &y);
-    let separation = model.separation(&table.x, &y);
+    // The final pass: NLL, accuracy, separation, and the sums inference needs.
+    let summary = match &mut rows {
+        Rows::Memory(table) | Rows::Resident(table, _) => {
+            let y = table.y.as_deref().expect("training tables have a target");
+            let mut assessment = model.assessment();
+            model.assess(&table.x, y, &mut assessment);
+            let outer = wants_outer.then(|| {
+                let mut sum = vec![0.0; model.network.param_count().pow(2)];
+                likely::inference::add_score_outer(&model, &table.x, y, &mut sum);
+                sum
+            });
+            Summary {
+                assessment,
+                hessian,
+                outer,
+            }
+        }
+        Rows::Chunked(table, gpu) => {
+            let chunk_engine = gpu.as_ref().map_or(ChunkEngine::Cpu, ChunkEngine::Gpu);
+            summarize(&model, table, chunk_engine, wants_hessian, wants_outer)?
+        }
+    };
+    let eval = summary.assessment.evaluation();
+    let separation = summary.assessment.separation(&model);
     let mut inference = (kind == ModelKind::Linear).then(|| {
-        likely::inference::for_linear_model(
+        likely::inference::for_linear_model_sums(
             &model,
-            &table.x,
-            &y,
-            hessian,
-            eval.nll,
+            &LinearSums {
+                n: prepared.n,
+                nll: eval.nll,
+                hessian: summary.hessian.clone(),
+                outer: summary.outer.clone(),
+            },
             &options.frozen,
             prior,
             inference_args.cov,
@@ -419,16 +579,42 @@ pub fn fit_model(
     });
     if let (Some(inf), super::report::CiMethod::Profile) = (inference.as_mut(), inference_args.ci) {
         let objective_hat = eval.nll - report.log_prior.unwrap_or(0.0);
-        likely::inference::profile_linear_model(
-            &model,
-            &table.x,
-            &y,
-            &options.frozen,
-            prior,
-            objective_hat,
-            inference_args.alpha,
-            inf,
-        )?;
+        let net = &model.network;
+        let profile = |problem: &mut dyn likely::fit::Differentiable,
+                       inf: &mut likely::inference::Inference| {
+            likely::inference::profile_linear_model_on(
+                problem,
+                &model,
+                &options.frozen,
+                prior,
+                objective_hat,
+                inference_args.alpha,
+                inf,
+            )
+        };
+        match &mut rows {
+            Rows::Memory(table) | Rows::Resident(table, _) => {
+                let y = table.y.as_deref().expect("training tables have a target");
+                let mut problem = FullBatch {
+                    net,
+                    x: &table.x,
+                    y,
+                    rows: (0..table.n).collect(),
+                    frozen: &options.frozen,
+                };
+                profile(&mut problem, inf)?;
+            }
+            Rows::Chunked(table, gpu) => {
+                let mut problem = StreamedProblem {
+                    net,
+                    table,
+                    engine: gpu.as_ref().map_or(ChunkEngine::Cpu, ChunkEngine::Gpu),
+                    frozen: &options.frozen,
+                    n: prepared.n,
+                };
+                profile(&mut problem, inf)?;
+            }
+        }
     }
     let keep: Vec<usize> = (0..model.network.param_count())
         .filter(|&j| !options.frozen[j])
@@ -443,13 +629,14 @@ pub fn fit_model(
     if let Some(path) = &args.save {
         model.save(path)?;
     }
+    let streamed = matches!(rows, Rows::Chunked(..));
     if as_json {
         let mut out = json!({
             "model": kind,
             "family": family.as_str(),
-            "n": table.n,
+            "n": prepared.n,
             "target": target,
-            "features": table.features,
+            "features": prepared.features,
             "nll": json_f64(eval.nll),
             "mean_nll": json_f64(eval.mean_nll),
             "converged": report.converged,
@@ -462,6 +649,8 @@ pub fn fit_model(
             "seed": seed,
             "seconds": seconds,
             "history": report.history,
+            "streamed": streamed,
+            "peak_rss_bytes": likely::engine::stream::peak_rss_bytes(),
         });
         if let Some(c) = model.coefficients() {
             out["coefficients"] = c;
@@ -495,10 +684,11 @@ pub fn fit_model(
         println!("{out}");
     } else {
         println!(
-            "{kind:?} {} model of '{target}' on {} features, n = {}",
+            "{kind:?} {} model of '{target}' on {} features, n = {}{}",
             family.as_str(),
-            table.features.len(),
-            table.n
+            prepared.features.len(),
+            prepared.n,
+            if streamed { " (streamed)" } else { "" }
         );
         println!("engine: {engine_name} on {adapter}");
         match &inference {
@@ -538,6 +728,11 @@ pub fn fit_model(
     Ok(0)
 }
 
+fn gpu_label(ctx: &Option<GpuContext>) -> String {
+    ctx.as_ref()
+        .map_or_else(String::new, GpuContext::adapter_label)
+}
+
 const MLP_NO_SE: &str = "standard errors are not reported for MLPs: their parameters are not identified (hidden units can be permuted and rescaled), so the asymptotics behind standard errors do not apply";
 
 #[derive(clap::Args)]
@@ -554,7 +749,8 @@ pub struct EvalArgs {
 
 pub fn eval(args: EvalArgs) -> likely::Result<i32> {
     let model = Model::load(&args.model)?;
-    let table = load_table(
+    // Read chunk by chunk: the table need not fit in memory.
+    let mut table = TableStream::open(
         &args.data,
         &model.target,
         Some(&model.features),
@@ -566,24 +762,32 @@ pub fn eval(args: EvalArgs) -> likely::Result<i32> {
             optional: false,
         },
     )?;
-    model.check_table(&table)?;
-    let y = table.y.as_ref().expect("target required");
     let support = model.family().build(model.network.head.classes);
-    for (r, &v) in y.iter().enumerate() {
-        if let Some(why) = support.support_error(v) {
-            let msg = if model.family() == FamilyName::Categorical {
-                format!("class {v} was not seen in training ({why})")
-            } else {
-                why
-            };
-            return Err(Error::data(
-                &args.data,
-                format!("row {} (line {}), column '{}'", r + 1, r + 2, model.target),
-                msg,
-            ));
+    let mut assessment = model.assessment();
+    let mut failure = None;
+    table.for_each_chunk(|chunk| {
+        for (i, &v) in chunk.y.iter().enumerate() {
+            if let Some(why) = support.support_error(v) {
+                let msg = if model.family() == FamilyName::Categorical {
+                    format!("class {v} was not seen in training ({why})")
+                } else {
+                    why
+                };
+                failure = Some((chunk.first + i, msg));
+                return Ok(false);
+            }
         }
+        model.assess(&chunk.x, &chunk.y, &mut assessment);
+        Ok(true)
+    })?;
+    if let Some((row, msg)) = failure {
+        return Err(Error::data(
+            &args.data,
+            table.location(row, &model.target),
+            msg,
+        ));
     }
-    let e = model.evaluate(&table.x, y);
+    let e = assessment.evaluation();
     if args.json {
         let mut out = json!({ "n": e.n, "nll": json_f64(e.nll), "mean_nll": json_f64(e.mean_nll), "model": model.kind, "family": model.family().as_str() });
         if let Some(a) = e.accuracy {
@@ -616,34 +820,33 @@ pub struct PredictArgs {
 
 pub fn predict(args: PredictArgs) -> likely::Result<i32> {
     let model = Model::load(&args.model)?;
-    let table = load_table(
+    // Read and written chunk by chunk: neither the table nor the predictions need fit in memory.
+    let mut table = TableStream::open(
         &args.data,
         &model.target,
         Some(&model.features),
         TargetSpec::Ignore,
     )?;
-    model.check_table(&table)?;
-    let rows = model.predict(&table.x, table.n);
-    let mut text = model.prediction_columns().join(",") + "\n";
-    for r in rows {
-        text += &r
-            .iter()
-            .map(|v| format!("{v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        text.push('\n');
-    }
-    match &args.output {
-        Some(path) => std::fs::write(path, text).map_err(|source| Error::Io {
-            path: path.clone(),
+    let header = model.prediction_columns().join(",") + "\n";
+    let mut write_all = |out: &mut dyn Write, path: &std::path::Path| {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
             source,
-        })?,
-        None => std::io::stdout()
-            .write_all(text.as_bytes())
-            .map_err(|source| Error::Io {
-                path: "<stdout>".into(),
-                source,
-            })?,
+        };
+        out.write_all(header.as_bytes()).map_err(io)?;
+        table.for_each_chunk(|chunk| {
+            let lines = model.prediction_lines(&chunk.x, chunk.rows);
+            out.write_all(lines.as_bytes()).map_err(io)?;
+            Ok(true)
+        })?;
+        out.flush().map_err(io)
+    };
+    match &args.output {
+        Some(path) => likely::util::write_atomically(path, |out| write_all(out, path))?,
+        None => write_all(
+            &mut std::io::BufWriter::new(std::io::stdout().lock()),
+            std::path::Path::new("<stdout>"),
+        )?,
     }
     Ok(0)
 }

@@ -293,11 +293,29 @@ impl GpuNetwork {
 
     /// Device bytes of a network's buffers for `n` rows and `batch` rows per step.
     pub fn device_bytes(network: &Network, n: usize, batch: usize) -> u64 {
-        let batch = batch.clamp(1, n.max(1));
-        4 * (n * network.inputs
-            + 3 * n
-            + 5 * network.param_count()
-            + Self::work_layout(network, batch).len) as u64
+        Self::fixed_bytes(network, batch.clamp(1, n.max(1))) + n as u64 * Self::row_bytes(network)
+    }
+
+    /// Device bytes per table row: features, target, constant and row index.
+    fn row_bytes(network: &Network) -> u64 {
+        4 * (network.inputs + 3) as u64
+    }
+
+    /// Device bytes that do not grow with the table: parameters, optimiser state and work.
+    fn fixed_bytes(network: &Network, batch: usize) -> u64 {
+        4 * (5 * network.param_count() + Self::work_layout(network, batch).len) as u64
+    }
+
+    /// The most rows whose network buffers fit the context's memory budget (and whose targets
+    /// fit one storage binding), with `batch` rows per step.
+    pub fn max_rows(ctx: &GpuContext, network: &Network, batch: usize) -> usize {
+        let fixed = Self::fixed_bytes(network, batch.max(1));
+        let binding = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
+        (ctx.memory_budget().saturating_sub(fixed) / Self::row_bytes(network)).min(binding / 8)
+            as usize
     }
 
     fn build(

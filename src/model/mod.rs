@@ -69,17 +69,37 @@ impl Model {
 
     /// Predictions per row: class probabilities, P(y = 1), or the mean.
     pub fn predict(&self, x: &[f64], n: usize) -> Vec<Vec<f64>> {
+        use rayon::prelude::*;
         let d = self.network.inputs;
         let g = self.network.globals_offset();
-        let mut z = Vec::new();
-        (0..n)
-            .map(|r| {
-                let eta = self
-                    .network
-                    .forward(&self.params, &x[r * d..(r + 1) * d], &mut z);
+        x[..n * d]
+            .par_chunks(d.max(1))
+            .map_init(Vec::new, |z, row| {
+                let eta = self.network.forward(&self.params, row, z);
                 self.network.head.predict(&eta, &self.params[g..])
             })
             .collect()
+    }
+
+    /// [`Model::predict`] as CSV lines (no header), formatted in parallel.
+    pub fn prediction_lines(&self, x: &[f64], n: usize) -> String {
+        use rayon::prelude::*;
+        use std::fmt::Write;
+        let d = self.network.inputs.max(1);
+        let blocks: Vec<String> = x[..n * d]
+            .par_chunks(d * 4096)
+            .map(|block| {
+                let mut text = String::new();
+                for row in self.predict(block, block.len() / d) {
+                    for (k, v) in row.iter().enumerate() {
+                        let sep = if k + 1 == row.len() { '\n' } else { ',' };
+                        let _ = write!(text, "{v}{sep}");
+                    }
+                }
+                text
+            })
+            .collect();
+        blocks.concat()
     }
 
     /// Column names of `predict`'s output.
@@ -157,33 +177,13 @@ impl Model {
     /// Writes the model atomically: a temporary file beside `path`, then a rename, so a crash
     /// never leaves a half-written model.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
         let text = serde_json::to_string_pretty(&self.to_json())
             .map_err(|e| Error::Usage(e.to_string()))?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .ok_or_else(|| Error::Usage(format!("--save {}: not a file path", path.display())))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&tmp).map_err(io)?;
-            file.write_all(text.as_bytes()).map_err(io)?;
-            file.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
+        crate::util::write_atomically(path, |out| {
+            out.write_all(text.as_bytes()).map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })
         })
     }
 
