@@ -39,6 +39,8 @@ pub struct ParquetColumn {
     pending: Vec<f64>,
     pending_text: Vec<String>,
     pending_at: usize,
+    /// Rows decoded at a time (at most [`BATCH`]).
+    batch_rows: usize,
 }
 
 fn bad(path: &Path, message: impl Into<String>) -> Error {
@@ -136,6 +138,7 @@ impl ParquetColumn {
             pending: Vec::new(),
             pending_text: Vec::new(),
             pending_at: 0,
+            batch_rows: BATCH,
         })
     }
 
@@ -195,13 +198,13 @@ impl ParquetColumn {
         Ok(self.reader.as_mut())
     }
 
-    /// Decodes up to `BATCH` more rows, appending numbers to `numbers` or strings to `text`
+    /// Decodes up to `batch_rows` more rows, appending numbers to `numbers` or strings to `text`
     /// (both empty or holding only this call's earlier rows). Returns the rows decoded (0 at
     /// the end of the file). A null is an error naming its row.
     fn decode(&mut self, numbers: &mut Vec<f64>, text: &mut Vec<String>) -> Result<usize> {
         loop {
             let first_row = self.position + numbers.len() + text.len();
-            let max_def = self.max_def;
+            let (max_def, rows) = (self.max_def, self.batch_rows);
             let Some(reader) = self.current_reader()? else {
                 return Ok(0);
             };
@@ -209,13 +212,19 @@ impl ParquetColumn {
             let mut bytes = Vec::new();
             let counts = match reader {
                 ColumnReader::BoolColumnReader(r) => {
-                    batch(r, &mut levels, numbers, |v| *v as u8 as f64)
+                    batch(r, rows, &mut levels, numbers, |v| *v as u8 as f64)
                 }
-                ColumnReader::Int32ColumnReader(r) => batch(r, &mut levels, numbers, |v| *v as f64),
-                ColumnReader::Int64ColumnReader(r) => batch(r, &mut levels, numbers, |v| *v as f64),
-                ColumnReader::FloatColumnReader(r) => batch(r, &mut levels, numbers, |v| *v as f64),
-                ColumnReader::DoubleColumnReader(r) => batch(r, &mut levels, numbers, |v| *v),
-                ColumnReader::ByteArrayColumnReader(r) => read(r, &mut levels, &mut bytes),
+                ColumnReader::Int32ColumnReader(r) => {
+                    batch(r, rows, &mut levels, numbers, |v| *v as f64)
+                }
+                ColumnReader::Int64ColumnReader(r) => {
+                    batch(r, rows, &mut levels, numbers, |v| *v as f64)
+                }
+                ColumnReader::FloatColumnReader(r) => {
+                    batch(r, rows, &mut levels, numbers, |v| *v as f64)
+                }
+                ColumnReader::DoubleColumnReader(r) => batch(r, rows, &mut levels, numbers, |v| *v),
+                ColumnReader::ByteArrayColumnReader(r) => read(r, rows, &mut levels, &mut bytes),
                 _ => unreachable!("types are checked when the column is opened"),
             };
             let (rows, values) =
@@ -295,6 +304,12 @@ impl ParquetColumn {
         Ok(())
     }
 
+    /// Decodes at most `rows` rows at a time (default and at most 65536), which bounds the
+    /// decoded rows a column holds ahead of its reads.
+    pub fn set_batch_rows(&mut self, rows: usize) {
+        self.batch_rows = rows.clamp(1, BATCH);
+    }
+
     /// Starts reading again from the first row.
     pub fn rewind(&mut self) {
         self.restart();
@@ -351,22 +366,24 @@ impl ParquetColumn {
 /// One batch of a typed column: `(rows, values)`; values are appended to `values`.
 fn read<T: DataType>(
     reader: &mut ColumnReaderImpl<T>,
+    rows: usize,
     levels: &mut Vec<i16>,
     values: &mut Vec<T::T>,
 ) -> parquet::errors::Result<(usize, usize)> {
-    let (rows, read, _) = reader.read_records(BATCH, Some(levels), None, values)?;
+    let (rows, read, _) = reader.read_records(rows, Some(levels), None, values)?;
     Ok((rows, read))
 }
 
 /// As [`read`], converting the values to f64 into `numbers`.
 fn batch<T: DataType>(
     reader: &mut ColumnReaderImpl<T>,
+    rows: usize,
     levels: &mut Vec<i16>,
     numbers: &mut Vec<f64>,
     convert: impl Fn(&T::T) -> f64,
 ) -> parquet::errors::Result<(usize, usize)> {
     let mut values = Vec::new();
-    let (rows, read) = read(reader, levels, &mut values)?;
+    let (rows, read) = read(reader, rows, levels, &mut values)?;
     numbers.extend(values.iter().map(convert));
     Ok((rows, read))
 }

@@ -228,6 +228,7 @@ impl RowReader for ParquetRows {
             )
         };
         for (c, column) in self.features.iter_mut().enumerate() {
+            column.set_batch_rows(max_rows);
             self.numbers.clear();
             let rows = column.read_next(max_rows, &mut self.numbers, &mut self.text)?;
             let rows = match got {
@@ -250,6 +251,7 @@ impl RowReader for ParquetRows {
             }
         }
         if let Some(column) = &mut self.target {
+            column.set_batch_rows(max_rows);
             self.numbers.clear();
             self.text.clear();
             let rows = column.read_next(max_rows, &mut self.numbers, &mut self.text)?;
@@ -679,5 +681,72 @@ impl TableStream {
             ));
         }
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_of_any_size_give_the_same_rows() {
+        let dir = std::env::temp_dir().join(format!("likely-rows-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.csv");
+        let mut text = String::from("a, y ,b\n");
+        for r in 0..1000 {
+            text += &format!(
+                "{},{},{}\n",
+                r as f64 * 0.5,
+                ["u", "v", "w"][r % 3],
+                -(r as f64)
+            );
+        }
+        std::fs::write(&path, text).unwrap();
+        let whole =
+            super::super::load_table(&path, "y", None, TargetSpec::Train { allow_labels: true })
+                .unwrap();
+        assert_eq!(whole.features, ["a", "b"]);
+        assert_eq!(
+            whole.labels.as_deref(),
+            Some(&["u".into(), "v".into(), "w".into()][..])
+        );
+        for chunk_rows in [1, 7, 999, 1000, 4096] {
+            let mut stream =
+                TableStream::open(&path, "y", None, TargetSpec::Train { allow_labels: true })
+                    .unwrap();
+            assert_eq!(stream.labels, whole.labels);
+            stream.set_chunk_rows(chunk_rows);
+            let (mut x, mut y, mut firsts) = (Vec::new(), Vec::new(), Vec::new());
+            // Twice: a second pass starts again from the first row.
+            for _ in 0..2 {
+                x.clear();
+                y.clear();
+                firsts.clear();
+                let rows = stream
+                    .for_each_chunk(|chunk| {
+                        assert!(chunk.rows <= chunk_rows);
+                        firsts.push(chunk.first);
+                        x.extend_from_slice(&chunk.x);
+                        y.extend_from_slice(&chunk.y);
+                        Ok(true)
+                    })
+                    .unwrap();
+                assert_eq!(rows, 1000);
+            }
+            assert_eq!(firsts, (0..1000).step_by(chunk_rows).collect::<Vec<_>>());
+            assert_eq!(x, whole.x);
+            assert_eq!(Some(&y), whole.y.as_ref());
+            // Stopping early reads no further.
+            let mut seen = 0;
+            stream
+                .for_each_chunk(|chunk| {
+                    seen += chunk.rows;
+                    Ok(false)
+                })
+                .unwrap();
+            assert_eq!(seen, chunk_rows.min(1000));
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -447,3 +447,54 @@ pub fn summarize(
     })?;
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_out_rows_are_a_seeded_fraction() {
+        let n = 100_000;
+        for (seed, fraction) in [(0, 0.1), (7, 0.5), (12345, 0.02)] {
+            let held = (0..n).filter(|&r| held_out(seed, r, fraction)).count() as f64;
+            // Binomial(n, f): within 5 standard deviations.
+            let sd = (n as f64 * fraction * (1.0 - fraction)).sqrt();
+            assert!(
+                (held - n as f64 * fraction).abs() < 5.0 * sd,
+                "{seed} {fraction}: {held}"
+            );
+            // The same rows every time; other seeds choose other rows.
+            assert!((0..1000).all(|r| held_out(seed, r, fraction) == held_out(seed, r, fraction)));
+        }
+        let differ = (0..1000)
+            .filter(|&r| held_out(1, r, 0.5) != held_out(2, r, 0.5))
+            .count();
+        assert!((350..650).contains(&differ), "{differ}");
+    }
+
+    #[test]
+    fn the_survey_thins_its_sample_to_the_budget() {
+        let n = 10_000;
+        let x: Vec<f64> = (0..n).map(|r| r as f64).collect();
+        let y: Vec<f64> = (0..n).map(|r| (r % 2) as f64).collect();
+        let table = crate::data::Table {
+            path: "memory".into(),
+            n,
+            features: vec!["r".into()],
+            x,
+            target: "y".into(),
+            y: Some(y),
+            labels: None,
+        };
+        let mut stream = TableStream::memory(std::sync::Arc::new(table));
+        stream.set_chunk_rows(777);
+        let survey = survey(&mut stream, FamilyName::Bernoulli, 300).unwrap();
+        assert_eq!(survey.n, n);
+        assert_eq!(survey.max_target, 1.0);
+        // Every 8th row is 1250 rows: thinned to every 64th, 157 rows.
+        assert_eq!(survey.stride, 64);
+        let expected: Vec<f64> = (0..n).step_by(64).map(|r| r as f64).collect();
+        assert_eq!(survey.sample_x, expected);
+        assert_eq!(survey.sample_y.len(), expected.len());
+    }
+}
