@@ -49,8 +49,8 @@ pub struct FitArgs {
     pub model: super::model::ModelArgs,
     #[command(flatten)]
     pub inference: super::report::InferenceArgs,
-    /// Stream a .npy or Parquet file in chunks instead of loading it (automatic when its f64 footprint
-    /// exceeds --host-memory).
+    /// Stream the data in chunks instead of loading it (automatic when its f64 footprint exceeds
+    /// --host-memory): a .npy or Parquet column for a family; a CSV, Parquet or .npy table for --model.
     #[arg(long)]
     pub(super) stream: bool,
     /// Host memory for data (default: half of the available memory), e.g. 8GiB.

@@ -475,6 +475,10 @@ pub fn fit_model(
     let cpu_label = || format!("host CPU, {} threads, f64", rayon::current_num_threads());
     let (report, engine_name, adapter, hessian) = match &mut rows {
         Rows::Resident(table, gpu) => {
+            if optimizer == ModelOptimizer::Newton {
+                let y = table.y.as_deref().expect("training tables have a target");
+                likely::model::newton::warm_start(&network, &mut params, &table.x, y, &options);
+            }
             let report =
                 likely::model::train_gpu(gpu, &network, &mut params, &options, report_progress)?;
             // Observed information of a linear model, reduced on the GPU.

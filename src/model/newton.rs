@@ -392,9 +392,7 @@ pub fn newton(
     options: &TrainOptions,
 ) -> Result<TrainReport> {
     let n = y.len();
-    if n >= WARM_START_ROWS {
-        warm_start(net, params, x, y, options);
-    }
+    warm_start(net, params, x, y, options);
     newton_with(
         net,
         params,
@@ -407,8 +405,12 @@ pub fn newton(
 /// Tables at least this long start Newton from the solution on a subsample.
 pub const WARM_START_ROWS: usize = 1 << 17;
 
-/// Moves `params` to the optimum on every 8th row (see [`warm_start_from`]).
-fn warm_start(net: &Network, params: &mut [f64], x: &[f64], y: &[f64], options: &TrainOptions) {
+/// For tables of at least [`WARM_START_ROWS`] rows, moves `params` to the optimum on every
+/// 8th row (see [`warm_start_from`]); the GPU's Newton passes start there too.
+pub fn warm_start(net: &Network, params: &mut [f64], x: &[f64], y: &[f64], options: &TrainOptions) {
+    if y.len() < WARM_START_ROWS || !net.hidden.is_empty() {
+        return;
+    }
     let d = net.inputs;
     let rows: Vec<usize> = (0..y.len()).step_by(WARM_START_STRIDE).collect();
     let xs: Vec<f64> = rows

@@ -244,6 +244,7 @@ pub fn train_streamed(
     match options.optimizer {
         ModelOptimizer::Newton => {
             if n >= WARM_START_ROWS && net.hidden.is_empty() {
+                // The survey's subsample, as the in-memory warm start's every 8th row.
                 newton::warm_start_from(
                     net,
                     params,
