@@ -177,7 +177,11 @@ fn head(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (b >= rows_now()) {
         return;
     }
-    let r = row_index(b);
+    head_row(b, row_index(b));
+}
+
+// The head for batch row b (table row r), with `desc` the last layer's.
+fn head_row(b: u32, r: u32) {
     let y = targets[r];
     let z = desc.out_off + b * N_OUT;
     let d = desc.delta_off + b * N_OUT;
@@ -363,7 +367,6 @@ fn backward_delta_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // One optimiser step on every parameter, on the batch's mean gradient plus the prior's share.
-// flags (after the parameters): 1 = a weight (prior and decay apply), 2 = frozen.
 @compute @workgroup_size(256)
 fn optimizer_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let p = gid.x;
@@ -371,6 +374,12 @@ fn optimizer_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (p >= N_PARAMS || rows == 0u) {
         return;
     }
+    step_param(p, rows);
+}
+
+// The optimiser step of parameter p from its gradient summed over `rows` rows (in opt[p]).
+// flags (after the parameters): 1 = a weight (prior and decay apply), 2 = frozen.
+fn step_param(p: u32, rows: u32) {
     let flag = u32(params[N_PARAMS + p]);
     if (flag == 2u) {
         return;

@@ -297,3 +297,143 @@ fn gpu_hessian_matches_the_cpu_hessian() {
         }
     }
 }
+
+#[test]
+fn fused_training_steps_match_the_kernel_by_kernel_steps() {
+    use likely::fit::Prior;
+    use likely::model::{train_gpu, ModelOptimizer};
+    let ctx = gpu_or_skip!();
+    let net = |inputs: usize, hidden: &[usize], family, classes, activation| Network {
+        inputs,
+        hidden: hidden.to_vec(),
+        activation,
+        head: Head {
+            family,
+            classes,
+            reference: hidden.is_empty(),
+        },
+    };
+    // Every head, each activation, 0 to 2 hidden layers, every optimiser, both priors, a
+    // frozen intercept; batches below, at and above the fused step's 64 rows per workgroup,
+    // and tables whose last batch is partial.
+    let cases = [
+        (
+            net(10, &[32], FamilyName::Categorical, 5, Activation::Relu),
+            2500,
+            1024,
+            ModelOptimizer::Adamw,
+            None,
+            false,
+        ),
+        (
+            net(3, &[], FamilyName::Bernoulli, 1, Activation::Relu),
+            333,
+            50,
+            ModelOptimizer::Sgd,
+            Some(Prior::L1 { scale: 0.5 }),
+            true,
+        ),
+        (
+            net(5, &[7], FamilyName::Gaussian, 1, Activation::Tanh),
+            400,
+            130,
+            ModelOptimizer::Sgd,
+            Some(Prior::L2 { scale: 1.0 }),
+            false,
+        ),
+        (
+            net(4, &[9, 6], FamilyName::Poisson, 1, Activation::Gelu),
+            300,
+            64,
+            ModelOptimizer::Adam,
+            None,
+            false,
+        ),
+        (
+            net(6, &[5], FamilyName::Laplace, 1, Activation::Relu),
+            250,
+            100,
+            ModelOptimizer::Adamw,
+            None,
+            false,
+        ),
+        (
+            net(3, &[4], FamilyName::Exponential, 1, Activation::Tanh),
+            210,
+            70,
+            ModelOptimizer::Adam,
+            None,
+            false,
+        ),
+        (
+            net(8, &[], FamilyName::Categorical, 4, Activation::Relu),
+            500,
+            200,
+            ModelOptimizer::Adam,
+            Some(Prior::L2 { scale: 2.0 }),
+            false,
+        ),
+    ];
+    for (i, (net, n, batch, optimizer, prior, frozen_bias)) in cases.into_iter().enumerate() {
+        let (x, y) = table(
+            n,
+            net.inputs,
+            net.head.family,
+            net.head.classes,
+            90 + i as u64,
+        );
+        let mut frozen = vec![false; net.param_count()];
+        if frozen_bias {
+            let l = net.layers()[0];
+            frozen[l.bias..l.bias + l.fan_out].fill(true);
+        }
+        let options = likely::model::TrainOptions {
+            prior,
+            frozen: frozen.clone(),
+            ..train_options(optimizer, net.param_count(), batch, 2)
+        };
+        let constants = net.head.row_constants(&y);
+        let gpu = GpuNetwork::new(ctx, &net, &x, &y, &constants, &frozen, batch).unwrap();
+        let start = net.init(i as u64, &y);
+        let mut runs = Vec::new();
+        for fused in [true, false] {
+            gpu.set_fused_steps(fused);
+            assert_eq!(gpu.fused_steps(), fused, "case {i}");
+            let mut params = start.clone();
+            let report = train_gpu(&gpu, &net, &mut params, &options, |_| {}).unwrap();
+            assert!(report.converged, "case {i}: {}", report.reason);
+            runs.push((report, params));
+        }
+        let ((fused, fused_params), (plain, plain_params)) = (&runs[0], &runs[1]);
+        assert_eq!(fused.history.len(), 2 * n.div_ceil(batch), "case {i}");
+        assert_eq!(fused.history.len(), plain.history.len(), "case {i}");
+        // The same sums in f32, grouped differently where a batch's gradient splits differ.
+        for (f, p) in fused.history.iter().zip(&plain.history) {
+            let rel = (f.train_mean_nll - p.train_mean_nll).abs() / p.train_mean_nll.abs();
+            assert!(
+                rel <= 1e-5,
+                "case {i} step {}: fused {} vs {}",
+                f.step,
+                f.train_mean_nll,
+                p.train_mean_nll
+            );
+        }
+        let scale = plain_params.iter().fold(1.0f64, |m, p| m.max(p.abs()));
+        for (j, (f, p)) in fused_params.iter().zip(plain_params).enumerate() {
+            assert!(
+                (f - p).abs() <= 1e-5 * scale,
+                "case {i} parameter {j}: fused {f} vs {p}"
+            );
+            if frozen[j] {
+                assert_eq!(*f, start[j], "case {i}: frozen parameter {j} moved");
+            }
+        }
+    }
+    // A table spanning several storage bindings takes the kernel-by-kernel step.
+    let net = net(10, &[7], FamilyName::Categorical, 3, Activation::Tanh);
+    let (x, y) = table(1000, 10, FamilyName::Categorical, 3, 5);
+    let gpu = GpuNetwork::with_chunk_cap(ctx, &net, &x, &y, &vec![0.0; 1000], &[], 64, Some(300))
+        .unwrap();
+    gpu.set_fused_steps(true);
+    assert!(!gpu.fused_steps());
+}

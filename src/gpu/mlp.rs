@@ -74,6 +74,8 @@ struct Pipelines {
     hessian: wgpu::ComputePipeline,
     hessian_sum: wgpu::ComputePipeline,
     grad_sum: wgpu::ComputePipeline,
+    /// The fused training step, for the networks that have it.
+    fused: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
 }
 
 /// A network bound to a table on the GPU.
@@ -109,6 +111,8 @@ pub struct GpuNetwork {
     hsum_off: Option<u64>,
     hess_readback: wgpu::Buffer,
     timer: Option<PassTimer>,
+    /// Whether training steps run fused (two dispatches a step).
+    fused_steps: std::cell::Cell<bool>,
     _keep: Vec<wgpu::Buffer>,
 }
 
@@ -171,7 +175,258 @@ pub fn compose(network: &Network, n_rows: usize, batch: usize) -> String {
         hessian_splits(network.param_count()),
         gradient_splits(batch, network.param_count()),
     );
-    header + include_str!("../../shaders/mlp.wgsl")
+    header + include_str!("../../shaders/mlp.wgsl") + &fused_step_code(network, batch)
+}
+
+/// Rows per workgroup of the fused training step.
+const FUSED_ROWS: usize = 64;
+/// Invocations per workgroup of the fused step, and the rows each takes: each parameter load
+/// serves several rows (on lavapipe a load costs more than the multiply-add it feeds).
+const FUSED_LANES: usize = 16;
+const FUSED_ROWS_PER_LANE: usize = FUSED_ROWS / FUSED_LANES;
+/// Networks whose training step may be fused: few parameters, narrow layers (each invocation
+/// runs its rows through every layer), modest batches (each workgroup's gradient partial takes
+/// N_PARAMS + 1 floats of the work area).
+const FUSED_MAX_PARAMS: usize = 2048;
+const FUSED_MAX_WIDTH: usize = 128;
+const FUSED_MAX_BATCH: usize = 16384;
+/// Register blocks of the fused step's gradient sums: inputs, and at most this many outputs.
+const FUSED_KJ: usize = 4;
+const FUSED_KO: usize = 8;
+
+/// Whether `network` at `batch` rows per step has the fused training step.
+fn fused_eligible(network: &Network, batch: usize) -> bool {
+    network.param_count() <= FUSED_MAX_PARAMS
+        && network.widths().iter().all(|&w| w <= FUSED_MAX_WIDTH)
+        && batch <= FUSED_MAX_BATCH
+}
+
+/// The fused training step, generated for the network's shapes (literal sizes and offsets).
+/// `fused_rows` runs each row of the batch through every layer, the head and back (a row's
+/// values in private arrays), then sums the gradient over its workgroup's rows into one
+/// partial, in register blocks of KJ x KO entries so that each row's values are loaded
+/// KJ + KO times for KJ KO products. `fused_step` adds the partials and the losses, takes the
+/// optimiser step for every parameter and advances the pass, in one workgroup. Two dispatches
+/// per step instead of one per kernel and layer: what a CPU adapter needs, where every
+/// dispatch costs tens of microseconds. Each gradient entry is summed over the same rows in
+/// the same order as by the kernel-by-kernel step when its batch splits into 64-row parts
+/// (the seed MLP's batch of 1024).
+fn fused_step_code(network: &Network, batch: usize) -> String {
+    use std::fmt::Write;
+    if !fused_eligible(network, batch) {
+        return String::new();
+    }
+    let w = GpuNetwork::work_layout(network, batch);
+    let layers = network.layers();
+    let last = layers.len() - 1;
+    let (d, np, g_at) = (
+        network.inputs,
+        network.param_count(),
+        network.globals_offset(),
+    );
+    let stride = np + 1;
+    // Where a layer's input rows are in the work area: the gathered features, or the
+    // previous layer's activations (which the fused step stores in place of its Z).
+    let input_off = |l: usize| if l == 0 { w.xb_off } else { w.z_off[l - 1] };
+    let mut code = String::new();
+    // Phase 1: FUSED_ROWS_PER_LANE rows per invocation (rows k * FUSED_LANES + lid of the
+    // workgroup's), each parameter loaded once for all of them; a row's values in private
+    // arrays. Rows past the batch compute on a clamped row and store nothing.
+    let rk = FUSED_ROWS_PER_LANE;
+    let _ = writeln!(
+        code,
+        "\n// ---- The fused training step (generated for this network) ----\n\
+         @compute @workgroup_size({FUSED_LANES})\n\
+         fn fused_rows(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {{\n\
+         let rows = rows_now();"
+    );
+    for k in 0..rk {
+        let _ = writeln!(
+            code,
+            "let b{k} = wid.x * {FUSED_ROWS}u + {k}u * {FUSED_LANES}u + lid;\n\
+             let v{k} = b{k} < rows;\n\
+             let r{k} = row_index(min(b{k}, max(rows, 1u) - 1u));\n\
+             var a0_{k}: array<f32, {d}>;\n\
+             for (var j = 0u; j < {d}u; j = j + 1u) {{\n\
+             a0_{k}[j] = x[r{k} * {d}u + j];\n\
+             if (v{k}) {{ work[{xb}u + b{k} * {d}u + j] = a0_{k}[j]; }}\n\
+             }}",
+            xb = w.xb_off
+        );
+    }
+    // Declarations of one private array per row, and statements for every row.
+    let per_row = |f: &dyn Fn(usize) -> String| (0..rk).map(f).collect::<String>();
+    for (l, layer) in layers.iter().enumerate() {
+        let (fi, fo, wo, z) = (layer.fan_in, layer.fan_out, layer.weights, w.z_off[l]);
+        let hidden = l < last;
+        let _ = writeln!(
+            code,
+            "// layer {l} forward: z = a W + bias; hidden layers keep z for act' and store act(z),\n\
+             // the next layer's input, where the output layer stores z (eta) for the head.\n\
+             {declare}\
+             for (var o = 0u; o < {fo}u; o = o + 1u) {{\n\
+             {init}\
+             for (var j = 0u; j < {fi}u; j = j + 1u) {{\n\
+             let p = params[{wo}u + j * {fo}u + o];\n\
+             {terms}\
+             }}\n\
+             {finish}\
+             }}",
+            declare = per_row(&|k| if hidden {
+                format!("var z{l}_{k}: array<f32, {fo}>;\nvar a{n}_{k}: array<f32, {fo}>;\n", n = l + 1)
+            } else {
+                String::new()
+            }),
+            init = per_row(&|k| format!("var s{k} = params[{}u + o];\n", wo + fi * fo)),
+            terms = per_row(&|k| format!("s{k} = s{k} + a{l}_{k}[j] * p;\n")),
+            finish = per_row(&|k| if hidden {
+                format!(
+                    "z{l}_{k}[o] = s{k};\na{n}_{k}[o] = activate(s{k});\n\
+                     if (v{k}) {{ work[{z}u + b{k} * {fo}u + o] = a{n}_{k}[o]; }}\n",
+                    n = l + 1
+                )
+            } else {
+                format!("if (v{k}) {{ work[{z}u + b{k} * {fo}u + o] = s{k}; }}\n")
+            }),
+        );
+    }
+    let (fo_last, d_last) = (layers[last].fan_out, w.d_off[last]);
+    for k in 0..rk {
+        let _ = writeln!(
+            code,
+            "if (v{k}) {{ head_row(b{k}, r{k}); }}\n\
+             var e{last}_{k}: array<f32, {fo_last}>;\n\
+             for (var o = 0u; o < {fo_last}u; o = o + 1u) {{\n\
+             e{last}_{k}[o] = select(0.0, work[{d_last}u + b{k} * {fo_last}u + o], v{k});\n\
+             }}"
+        );
+    }
+    for l in (1..=last).rev() {
+        let layer = layers[l];
+        let (fi, fo, wo) = (layer.fan_in, layer.fan_out, layer.weights);
+        let p = l - 1;
+        let _ = writeln!(
+            code,
+            "// layer {l} backward: delta_prev = (delta W^T) act'(z_prev)\n\
+             {declare}\
+             for (var j = 0u; j < {fi}u; j = j + 1u) {{\n\
+             {init}\
+             for (var o = 0u; o < {fo}u; o = o + 1u) {{\n\
+             let p = params[{wo}u + j * {fo}u + o];\n\
+             {terms}\
+             }}\n\
+             {finish}\
+             }}",
+            declare = per_row(&|k| format!("var e{p}_{k}: array<f32, {fi}>;\n")),
+            init = per_row(&|k| format!("var s{k} = 0.0;\n")),
+            terms = per_row(&|k| format!("s{k} = s{k} + e{l}_{k}[o] * p;\n")),
+            finish = per_row(&|k| format!(
+                "e{p}_{k}[j] = s{k} * activate_derivative(z{p}_{k}[j]);\n\
+                 if (v{k}) {{ work[{dp}u + b{k} * {fi}u + j] = e{p}_{k}[j]; }}\n",
+                dp = w.d_off[p],
+            )),
+        );
+    }
+    let _ = writeln!(
+        code,
+        "storageBarrier();\n\
+         // The gradient over this workgroup's rows: entry e = (j, o) of each layer's [W; b].\n\
+         let first = wid.x * {FUSED_ROWS}u;\n\
+         let last = min(rows, first + {FUSED_ROWS}u);\n\
+         let part = {fo}u + wid.x * {stride}u;",
+        fo = w.fused_off,
+    );
+    for (l, layer) in layers.iter().enumerate() {
+        let (fi, fo, wo) = (layer.fan_in, layer.fan_out, layer.weights);
+        // Register blocks of KJ inputs (rows of [W; b], the last the bias's 1) by KO outputs:
+        // each row of the workgroup is loaded KJ + KO times for KJ KO products.
+        let ko = (1..=FUSED_KO).rev().find(|k| fo % k == 0).unwrap_or(1);
+        let kj = FUSED_KJ.min(fi + 1);
+        let (j_blocks, o_blocks) = ((fi + 1).div_ceil(kj), fo / ko);
+        let _ = writeln!(
+            code,
+            "for (var q = lid; q < {blocks}u; q = q + {FUSED_LANES}u) {{\n\
+             let j0 = (q / {o_blocks}u) * {kj}u;\n\
+             let o0 = (q % {o_blocks}u) * {ko}u;",
+            blocks = j_blocks * o_blocks,
+        );
+        for t in 0..kj {
+            for k in 0..ko {
+                let _ = writeln!(code, "var g{t}_{k} = 0.0;");
+            }
+        }
+        let _ = writeln!(code, "for (var c = first; c < last; c = c + 1u) {{");
+        for k in 0..ko {
+            let _ = writeln!(
+                code,
+                "let d{k} = work[{dl}u + c * {fo}u + o0 + {k}u];",
+                dl = w.d_off[l]
+            );
+        }
+        for t in 0..kj {
+            // Rows of the block past the bias row read a clamped column and are not stored.
+            let _ = writeln!(
+                code,
+                "let a{t} = select(work[{inp}u + c * {fi}u + min(j0 + {t}u, {fim}u)], 1.0, j0 + {t}u == {fi}u);",
+                inp = input_off(l),
+                fim = fi - 1,
+            );
+            for k in 0..ko {
+                let _ = writeln!(code, "g{t}_{k} = g{t}_{k} + a{t} * d{k};");
+            }
+        }
+        code.push_str("}\n");
+        for t in 0..kj {
+            let _ = writeln!(code, "if (j0 + {t}u <= {fi}u) {{");
+            for k in 0..ko {
+                let _ = writeln!(
+                    code,
+                    "work[part + {wo}u + (j0 + {t}u) * {fo}u + o0 + {k}u] = g{t}_{k};"
+                );
+            }
+            code.push_str("}\n");
+        }
+        code.push_str("}\n");
+    }
+    let _ = writeln!(
+        code,
+        "if (lid == 0u) {{\n\
+         var loss = 0.0;\n\
+         var dglobal = 0.0;\n\
+         for (var c = first; c < last; c = c + 1u) {{\n\
+         loss = loss + work[{lo}u + c];\n\
+         dglobal = dglobal + work[{lo}u + {batch}u + c];\n\
+         }}\n\
+         work[part + {np}u] = loss;\n\
+         if (N_GLOBALS > 0u) {{ work[part + {g_at}u] = dglobal; }}\n\
+         }}\n\
+         }}\n\
+         \n\
+         @compute @workgroup_size(256)\n\
+         fn fused_step(@builtin(local_invocation_index) lid: u32) {{\n\
+         let rows = rows_now();\n\
+         let splits = (rows + {FUSED_ROWS}u - 1u) / {FUSED_ROWS}u;\n\
+         for (var p = lid; p < {np}u; p = p + 256u) {{\n\
+         var g = 0.0;\n\
+         for (var s = 0u; s < splits; s = s + 1u) {{ g = g + work[{fo}u + s * {stride}u + p]; }}\n\
+         opt[p] = g;\n\
+         if (rows > 0u) {{ step_param(p, rows); }}\n\
+         }}\n\
+         if (lid == 0u) {{\n\
+         var loss = 0.0;\n\
+         for (var s = 0u; s < splits; s = s + 1u) {{ loss = loss + work[{fo}u + s * {stride}u + {np}u]; }}\n\
+         losses[state[0]] = loss;\n\
+         }}\n\
+         storageBarrier();\n\
+         if (lid == 0u) {{\n\
+         state[0] = state[0] + 1u;\n\
+         state[1] = state[1] + 1u;\n\
+         }}\n\
+         }}",
+        lo = w.loss_off,
+        fo = w.fused_off,
+    );
+    code
 }
 
 /// Where each part of the work buffer starts (in f32s).
@@ -191,6 +446,8 @@ struct WorkLayout {
     hess_off: u32,
     hsum_off: u32,
     hpart_off: u32,
+    /// The fused training step's per-workgroup partials: gradient and loss.
+    fused_off: u32,
     len: usize,
 }
 
@@ -220,6 +477,10 @@ impl GpuNetwork {
         if newton {
             at += ((1 + hessian_splits(p)) * p * p) as u32;
         }
+        let fused_off = at;
+        if fused_eligible(network, batch) {
+            at += (batch.div_ceil(FUSED_ROWS) * (p + 1)) as u32;
+        }
         WorkLayout {
             xb_off: 0,
             z_off,
@@ -230,6 +491,7 @@ impl GpuNetwork {
             hess_off,
             hsum_off,
             hpart_off,
+            fused_off,
             len: at as usize,
         }
     }
@@ -360,6 +622,7 @@ impl GpuNetwork {
             hsum_off,
             hpart_off,
             len: work_len,
+            ..
         } = Self::work_layout(network, batch);
         let device_bytes = Self::device_bytes(network, n, batch);
         if device_bytes > ctx.memory_budget() {
@@ -592,6 +855,8 @@ impl GpuNetwork {
                 hessian: pipeline("hessian"),
                 hessian_sum: pipeline("hessian_sum"),
                 grad_sum: pipeline("grad_sum"),
+                fused: fused_eligible(network, batch)
+                    .then(|| (pipeline("fused_rows"), pipeline("fused_step"))),
             }
         })?;
         ctx.take_errors(label)?;
@@ -623,6 +888,9 @@ impl GpuNetwork {
             hsum_off: newton.then_some(hsum_off as u64),
             hess_readback,
             timer: None,
+            // Fused steps where dispatches are dear: CPU adapters (lavapipe). Real GPUs keep
+            // the kernel-by-kernel step until the fused one is measured there.
+            fused_steps: std::cell::Cell::new(ctx.adapter().software),
             _keep: vec![desc],
         })
     }
@@ -784,10 +1052,21 @@ impl GpuNetwork {
                 label: Some(label),
                 timestamp_writes: self.timer.as_ref().map(PassTimer::writes),
             });
+            let fused = self.fused_steps();
             let row_tiles = (self.batch as u32).div_ceil(TILE);
             let row_groups = (self.batch as u32).div_ceil(256);
             let gather_groups = (self.batch * self.network.inputs).div_ceil(256) as u32;
             for _ in 0..steps {
+                if let (true, Some((rows_kernel, step_kernel))) =
+                    (train && fused, &self.pipelines.fused)
+                {
+                    pass.set_bind_group(0, group, &offset(last));
+                    pass.set_pipeline(rows_kernel);
+                    pass.dispatch_workgroups((self.batch as u32).div_ceil(FUSED_ROWS as u32), 1, 1);
+                    pass.set_pipeline(step_kernel);
+                    pass.dispatch_workgroups(1, 1, 1);
+                    continue;
+                }
                 pass.set_pipeline(&self.pipelines.gather);
                 for (c, chunk_group) in self.bind_groups.iter().enumerate() {
                     pass.set_bind_group(0, chunk_group, &offset((self.layers + c) as u32));
@@ -972,6 +1251,18 @@ impl GpuNetwork {
     /// Kernel time of every pass timed so far (timestamp queries).
     pub fn kernel_time(&self) -> Option<KernelTime> {
         self.timer.as_ref().map(PassTimer::total)
+    }
+
+    /// Runs training steps fused (two dispatches a step: rows through every layer, then the
+    /// optimiser step) or as one dispatch per kernel and layer, where the network has the
+    /// fused step and its table one storage binding. The default is fused on CPU adapters.
+    pub fn set_fused_steps(&self, fused: bool) {
+        self.fused_steps.set(fused);
+    }
+
+    /// Whether training steps run fused.
+    pub fn fused_steps(&self) -> bool {
+        self.fused_steps.get() && self.pipelines.fused.is_some() && self.bind_groups.len() == 1
     }
 
     /// Steps per pass over `rows` rows.
