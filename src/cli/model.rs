@@ -362,77 +362,10 @@ pub fn fit_model(
         _ => unreachable!("a streamed table has its survey"),
     };
 
-    // The GPU holds the table when it fits the GPU's budget, else one chunk at a time.
-    let mut rows = rows;
-    if let Some(ctx) = &gpu_context {
-        let n = prepared.n;
-        let step_rows = |rows: usize| {
-            options
-                .batch_size
-                .unwrap_or_else(|| GpuNetwork::full_batch_rows(&network, rows))
-        };
-        let fits = GpuNetwork::max_rows(ctx, &network, step_rows(n));
-        rows = match rows {
-            Rows::Memory(table) if n <= fits => {
-                let y = table.y.as_deref().expect("training tables have a target");
-                let gpu = GpuNetwork::new(
-                    ctx,
-                    &network,
-                    &table.x,
-                    y,
-                    &network.head.row_constants(y),
-                    &options.frozen,
-                    step_rows(n),
-                )?;
-                Rows::Resident(table, gpu)
-            }
-            rows => {
-                let mut table = match rows {
-                    Rows::Memory(table) => TableStream::memory(table),
-                    Rows::Chunked(table, _) => table,
-                    Rows::Resident(..) => unreachable!("not yet on the GPU"),
-                };
-                // Chunks (and, for minibatches, the rows carried over) fit the GPU's budget:
-                // the most rows, in multiples of 64, whose buffers do (they grow with the rows).
-                let batch = options.batch_size.unwrap_or(0);
-                let needs = |rows: usize| {
-                    GpuNetwork::device_bytes(&network, rows + batch, step_rows(rows + batch))
-                };
-                let (mut lo, mut hi) = (1, (table.chunk_rows() / 64).max(1));
-                while lo < hi {
-                    let mid = (lo + hi).div_ceil(2);
-                    if needs(64 * mid) <= ctx.memory_budget() {
-                        lo = mid;
-                    } else {
-                        hi = mid - 1;
-                    }
-                }
-                let chunk = 64 * lo;
-                if needs(chunk) > ctx.memory_budget() {
-                    return Err(Error::Capacity(format!(
-                        "the model's GPU buffers need {} bytes for a chunk of {chunk} rows, more \
-                         than the {} --gpu-memory allows: raise it, or fit on the CPU (--backend cpu)",
-                        needs(chunk),
-                        ctx.memory_budget()
-                    )));
-                }
-                table.set_chunk_rows(chunk);
-                let capacity = chunk + batch;
-                let gpu = GpuNetwork::for_chunks(
-                    ctx,
-                    &network,
-                    capacity,
-                    &options.frozen,
-                    step_rows(capacity),
-                )?;
-                if prepared.survey.is_none() {
-                    let sample_rows = table.chunk_rows();
-                    prepared.survey = Some(survey(&mut table, family, sample_rows)?);
-                }
-                Rows::Chunked(table, Some(gpu))
-            }
-        };
-    }
+    let mut rows = match &gpu_context {
+        Some(ctx) => place_on_gpu(rows, ctx, &network, &options, &mut prepared, family)?,
+        None => rows,
+    };
 
     let started = std::time::Instant::now();
     // A progress bar on stderr: hidden with --json, and by indicatif when stderr is not a terminal.
@@ -730,6 +663,55 @@ pub fn fit_model(
         eprintln!("warning: {}", report.reason);
     }
     Ok(0)
+}
+
+/// Puts the table on the GPU: resident when its buffers fit the GPU's budget, else passed
+/// through buffers for the most rows that fit, chunk by chunk (with the rows an unfinished
+/// minibatch carries over).
+fn place_on_gpu(
+    rows: Rows,
+    ctx: &GpuContext,
+    network: &Network,
+    options: &TrainOptions,
+    prepared: &mut Prepared,
+    family: FamilyName,
+) -> likely::Result<Rows> {
+    let step_rows = |rows: usize| {
+        options
+            .batch_size
+            .unwrap_or_else(|| GpuNetwork::full_batch_rows(network, rows))
+    };
+    let n = prepared.n;
+    let mut table = match rows {
+        Rows::Memory(table) if n <= GpuNetwork::max_rows(ctx, network, step_rows(n)) => {
+            let y = table.y.as_deref().expect("training tables have a target");
+            let constants = network.head.row_constants(y);
+            let gpu = GpuNetwork::new(
+                ctx,
+                network,
+                &table.x,
+                y,
+                &constants,
+                &options.frozen,
+                step_rows(n),
+            )?;
+            return Ok(Rows::Resident(table, gpu));
+        }
+        Rows::Memory(table) => TableStream::memory(table),
+        Rows::Chunked(table, _) => table,
+        Rows::Resident(..) => unreachable!("not yet on the GPU"),
+    };
+    let carry = options.batch_size.unwrap_or(0);
+    let chunk =
+        GpuNetwork::chunk_rows_within_budget(ctx, network, table.chunk_rows(), carry, step_rows)?;
+    table.set_chunk_rows(chunk);
+    let capacity = chunk + carry;
+    let gpu = GpuNetwork::for_chunks(ctx, network, capacity, &options.frozen, step_rows(capacity))?;
+    if prepared.survey.is_none() {
+        let sample_rows = table.chunk_rows();
+        prepared.survey = Some(survey(&mut table, family, sample_rows)?);
+    }
+    Ok(Rows::Chunked(table, Some(gpu)))
 }
 
 fn gpu_label(ctx: &Option<GpuContext>) -> String {

@@ -580,6 +580,40 @@ impl GpuNetwork {
             as usize
     }
 
+    /// The most rows per chunk, a multiple of 64 and at most `limit`, whose buffers (with
+    /// `carry` rows more, and `step_rows(rows)` rows per step) fit the context's memory budget;
+    /// an error naming the bytes needed when not even 64 do.
+    pub fn chunk_rows_within_budget(
+        ctx: &GpuContext,
+        network: &Network,
+        limit: usize,
+        carry: usize,
+        step_rows: impl Fn(usize) -> usize,
+    ) -> Result<usize> {
+        let needs =
+            |rows: usize| Self::device_bytes(network, rows + carry, step_rows(rows + carry));
+        // The buffers grow with the rows: bisect over multiples of 64.
+        let (mut lo, mut hi) = (1, (limit / 64).max(1));
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if needs(64 * mid) <= ctx.memory_budget() {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let chunk = 64 * lo;
+        if needs(chunk) > ctx.memory_budget() {
+            return Err(Error::Capacity(format!(
+                "the model's GPU buffers need {} bytes for a chunk of {chunk} rows, more than the \
+                 {} --gpu-memory allows: raise it, or fit on the CPU (--backend cpu)",
+                needs(chunk),
+                ctx.memory_budget()
+            )));
+        }
+        Ok(chunk)
+    }
+
     fn build(
         ctx: &GpuContext,
         network: &Network,

@@ -179,6 +179,21 @@ fn split_rows(
     }
 }
 
+/// A minibatch run's seeded generator (after the split), its training and validation rows,
+/// and its batch size (at most the training rows).
+fn minibatch_plan(
+    n: usize,
+    options: &TrainOptions,
+) -> Result<(StdRng, Vec<usize>, Vec<usize>, usize)> {
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let (train_rows, validation_rows) = split_rows(n, options.validation, &mut rng)?;
+    let batch = options
+        .batch_size
+        .unwrap_or(train_rows.len())
+        .clamp(1, train_rows.len());
+    Ok((rng, train_rows, validation_rows, batch))
+}
+
 /// Full-batch L-BFGS through the shared optimiser, on either engine's problem.
 pub(crate) fn full_batch_lbfgs(
     problem: &mut dyn Differentiable,
@@ -254,12 +269,7 @@ fn minibatch(
     options: &TrainOptions,
     mut progress: impl FnMut(&LossPoint),
 ) -> Result<TrainReport> {
-    let mut rng = StdRng::seed_from_u64(options.seed);
-    let (mut train_rows, validation_rows) = split_rows(y.len(), options.validation, &mut rng)?;
-    let batch = options
-        .batch_size
-        .unwrap_or(train_rows.len())
-        .clamp(1, train_rows.len());
+    let (mut rng, mut train_rows, validation_rows, batch) = minibatch_plan(y.len(), options)?;
     let mut run = Run::new(net, params, options, train_rows.len());
     for epoch in 1..=options.epochs {
         run.epochs = epoch;
@@ -573,16 +583,11 @@ pub fn train_gpu(
         };
         return full_batch_lbfgs(&mut problem, params, &mask, options, progress);
     }
-    let mut rng = StdRng::seed_from_u64(options.seed);
-    let (mut train_rows, validation_rows) = split_rows(n, options.validation, &mut rng)?;
+    let (mut rng, mut train_rows, validation_rows, batch) = minibatch_plan(n, options)?;
     let validation_rows: Vec<u32> = validation_rows.iter().map(|&r| r as u32).collect();
     let hyper = gpu_hyper(options, train_rows.len());
     gpu.set_params(params);
     gpu.reset_optimizer();
-    let batch = options
-        .batch_size
-        .unwrap_or(train_rows.len())
-        .clamp(1, train_rows.len());
     let mut run = Run::new(net, params, options, train_rows.len());
     for epoch in 1..=options.epochs {
         if !run.may_step() {
