@@ -182,8 +182,7 @@ pub fn compose(network: &Network, n_rows: usize, batch: usize) -> String {
 const FUSED_ROWS: usize = 64;
 /// Invocations per workgroup of the fused step, and the rows each takes: each parameter load
 /// serves several rows (on lavapipe a load costs more than the multiply-add it feeds).
-const FUSED_LANES: usize = 16;
-const FUSED_ROWS_PER_LANE: usize = FUSED_ROWS / FUSED_LANES;
+const FUSED_LANES: usize = FUSED_ROWS / 4;
 /// Networks whose training step may be fused: few parameters, narrow layers (each invocation
 /// runs its rows through every layer), modest batches (each workgroup's gradient partial takes
 /// N_PARAMS + 1 floats of the work area).
@@ -229,78 +228,90 @@ fn fused_step_code(network: &Network, batch: usize) -> String {
     // previous layer's activations (which the fused step stores in place of its Z).
     let input_off = |l: usize| if l == 0 { w.xb_off } else { w.z_off[l - 1] };
     let mut code = String::new();
-    // Phase 1: FUSED_ROWS_PER_LANE rows per invocation (rows k * FUSED_LANES + lid of the
-    // workgroup's), each parameter loaded once for all of them; a row's values in private
-    // arrays. Rows past the batch compute on a clamped row and store nothing.
-    let rk = FUSED_ROWS_PER_LANE;
+    // Phase 1: four rows per invocation (rows k * FUSED_LANES + lid of the workgroup's, k =
+    // 0..4) as the components of vec4s, so that each parameter is loaded once for the four.
+    // Rows past the batch compute on a clamped row and store nothing.
+    let comps = ["x", "y", "z", "w"];
+    // A statement per valid row: `f(component)` under `if (v.c)`.
+    let each = |f: &dyn Fn(&str) -> String| {
+        comps
+            .iter()
+            .map(|c| format!("if (v.{c}) {{ {} }}\n", f(c)))
+            .collect::<String>()
+    };
+    let per_component = |f: &str, value: &str| {
+        format!(
+            "vec4<f32>({})",
+            comps
+                .iter()
+                .map(|c| format!("{f}({value}.{c})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     let _ = writeln!(
         code,
         "\n// ---- The fused training step (generated for this network) ----\n\
          @compute @workgroup_size({FUSED_LANES})\n\
          fn fused_rows(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {{\n\
-         let rows = rows_now();"
+         let rows = rows_now();\n\
+         let base = wid.x * {FUSED_ROWS}u + lid;\n\
+         let b = vec4<u32>(base, base + {FUSED_LANES}u, base + {l2}u, base + {l3}u);\n\
+         let v = b < vec4<u32>(rows);\n\
+         let bc = min(b, vec4<u32>(max(rows, 1u) - 1u));\n\
+         let r = vec4<u32>(row_index(bc.x), row_index(bc.y), row_index(bc.z), row_index(bc.w));\n\
+         var a0: array<vec4<f32>, {d}>;\n\
+         for (var j = 0u; j < {d}u; j = j + 1u) {{\n\
+         a0[j] = vec4<f32>(x[r.x * {d}u + j], x[r.y * {d}u + j], x[r.z * {d}u + j], x[r.w * {d}u + j]);\n\
+         {store}\
+         }}",
+        l2 = 2 * FUSED_LANES,
+        l3 = 3 * FUSED_LANES,
+        store = each(&|c| format!("work[{}u + b.{c} * {d}u + j] = a0[j].{c};", w.xb_off)),
     );
-    for k in 0..rk {
-        let _ = writeln!(
-            code,
-            "let b{k} = wid.x * {FUSED_ROWS}u + {k}u * {FUSED_LANES}u + lid;\n\
-             let v{k} = b{k} < rows;\n\
-             let r{k} = row_index(min(b{k}, max(rows, 1u) - 1u));\n\
-             var a0_{k}: array<f32, {d}>;\n\
-             for (var j = 0u; j < {d}u; j = j + 1u) {{\n\
-             a0_{k}[j] = x[r{k} * {d}u + j];\n\
-             if (v{k}) {{ work[{xb}u + b{k} * {d}u + j] = a0_{k}[j]; }}\n\
-             }}",
-            xb = w.xb_off
-        );
-    }
-    // Declarations of one private array per row, and statements for every row.
-    let per_row = |f: &dyn Fn(usize) -> String| (0..rk).map(f).collect::<String>();
     for (l, layer) in layers.iter().enumerate() {
         let (fi, fo, wo, z) = (layer.fan_in, layer.fan_out, layer.weights, w.z_off[l]);
-        let hidden = l < last;
+        let (declare, finish) = if l < last {
+            let n = l + 1;
+            (
+                format!("var z{l}: array<vec4<f32>, {fo}>;\nvar a{n}: array<vec4<f32>, {fo}>;\n"),
+                format!(
+                    "z{l}[o] = s;\na{n}[o] = {act};\n{store}",
+                    act = per_component("activate", "s"),
+                    store = each(&|c| format!("work[{z}u + b.{c} * {fo}u + o] = a{n}[o].{c};")),
+                ),
+            )
+        } else {
+            (
+                String::new(),
+                each(&|c| format!("work[{z}u + b.{c} * {fo}u + o] = s.{c};")),
+            )
+        };
         let _ = writeln!(
             code,
             "// layer {l} forward: z = a W + bias; hidden layers keep z for act' and store act(z),\n\
              // the next layer's input, where the output layer stores z (eta) for the head.\n\
              {declare}\
              for (var o = 0u; o < {fo}u; o = o + 1u) {{\n\
-             {init}\
-             for (var j = 0u; j < {fi}u; j = j + 1u) {{\n\
-             let p = params[{wo}u + j * {fo}u + o];\n\
-             {terms}\
-             }}\n\
+             var s = vec4<f32>(params[{bias}u + o]);\n\
+             for (var j = 0u; j < {fi}u; j = j + 1u) {{ s = s + a{l}[j] * params[{wo}u + j * {fo}u + o]; }}\n\
              {finish}\
              }}",
-            declare = per_row(&|k| if hidden {
-                format!("var z{l}_{k}: array<f32, {fo}>;\nvar a{n}_{k}: array<f32, {fo}>;\n", n = l + 1)
-            } else {
-                String::new()
-            }),
-            init = per_row(&|k| format!("var s{k} = params[{}u + o];\n", wo + fi * fo)),
-            terms = per_row(&|k| format!("s{k} = s{k} + a{l}_{k}[j] * p;\n")),
-            finish = per_row(&|k| if hidden {
-                format!(
-                    "z{l}_{k}[o] = s{k};\na{n}_{k}[o] = activate(s{k});\n\
-                     if (v{k}) {{ work[{z}u + b{k} * {fo}u + o] = a{n}_{k}[o]; }}\n",
-                    n = l + 1
-                )
-            } else {
-                format!("if (v{k}) {{ work[{z}u + b{k} * {fo}u + o] = s{k}; }}\n")
-            }),
+            bias = wo + fi * fo,
         );
     }
     let (fo_last, d_last) = (layers[last].fan_out, w.d_off[last]);
-    for k in 0..rk {
-        let _ = writeln!(
-            code,
-            "if (v{k}) {{ head_row(b{k}, r{k}); }}\n\
-             var e{last}_{k}: array<f32, {fo_last}>;\n\
-             for (var o = 0u; o < {fo_last}u; o = o + 1u) {{\n\
-             e{last}_{k}[o] = select(0.0, work[{d_last}u + b{k} * {fo_last}u + o], v{k});\n\
-             }}"
-        );
-    }
+    let _ = writeln!(
+        code,
+        "{heads}\
+         var e{last}: array<vec4<f32>, {fo_last}>;\n\
+         for (var o = 0u; o < {fo_last}u; o = o + 1u) {{\n\
+         e{last}[o] = select(vec4<f32>(0.0), vec4<f32>(work[{d_last}u + bc.x * {fo_last}u + o], \
+         work[{d_last}u + bc.y * {fo_last}u + o], work[{d_last}u + bc.z * {fo_last}u + o], \
+         work[{d_last}u + bc.w * {fo_last}u + o]), v);\n\
+         }}",
+        heads = each(&|c| format!("head_row(b.{c}, r.{c});")),
+    );
     for l in (1..=last).rev() {
         let layer = layers[l];
         let (fi, fo, wo) = (layer.fan_in, layer.fan_out, layer.weights);
@@ -308,23 +319,15 @@ fn fused_step_code(network: &Network, batch: usize) -> String {
         let _ = writeln!(
             code,
             "// layer {l} backward: delta_prev = (delta W^T) act'(z_prev)\n\
-             {declare}\
+             var e{p}: array<vec4<f32>, {fi}>;\n\
              for (var j = 0u; j < {fi}u; j = j + 1u) {{\n\
-             {init}\
-             for (var o = 0u; o < {fo}u; o = o + 1u) {{\n\
-             let p = params[{wo}u + j * {fo}u + o];\n\
-             {terms}\
-             }}\n\
-             {finish}\
+             var s = vec4<f32>(0.0);\n\
+             for (var o = 0u; o < {fo}u; o = o + 1u) {{ s = s + e{l}[o] * params[{wo}u + j * {fo}u + o]; }}\n\
+             e{p}[j] = s * {deriv};\n\
+             {store}\
              }}",
-            declare = per_row(&|k| format!("var e{p}_{k}: array<f32, {fi}>;\n")),
-            init = per_row(&|k| format!("var s{k} = 0.0;\n")),
-            terms = per_row(&|k| format!("s{k} = s{k} + e{l}_{k}[o] * p;\n")),
-            finish = per_row(&|k| format!(
-                "e{p}_{k}[j] = s{k} * activate_derivative(z{p}_{k}[j]);\n\
-                 if (v{k}) {{ work[{dp}u + b{k} * {fi}u + j] = e{p}_{k}[j]; }}\n",
-                dp = w.d_off[p],
-            )),
+            deriv = per_component("activate_derivative", &format!("z{p}[j]")),
+            store = each(&|c| format!("work[{}u + b.{c} * {fi}u + j] = e{p}[j].{c};", w.d_off[p])),
         );
     }
     let _ = writeln!(
