@@ -277,7 +277,7 @@ pub fn fit_model(
             if let Some(why) = support.support_error(v) {
                 return Err(Error::data(
                     data,
-                    format!("row {} (line {}), column '{target}'", r + 1, r + 2),
+                    columns.location(r, target),
                     format!("{why} of the {} family", family.as_str()),
                 ));
             }
