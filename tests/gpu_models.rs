@@ -131,6 +131,32 @@ fn training_follows_the_cpu_trajectory() {
             );
         }
     }
+    // Points every 3 steps run across the epochs' boundary alike on both engines: steps 10 to
+    // 12 make the fourth point.
+    let options = likely::model::TrainOptions {
+        log_every: 3,
+        ..train_options(ModelOptimizer::Adamw, net.param_count(), 50, 2)
+    };
+    let start = net.init(4, &y);
+    let mut cpu_params = start.clone();
+    let cpu = train(&net, &mut cpu_params, &x, &y, &options, |_| {}).unwrap();
+    let gpu_net = GpuNetwork::new(ctx, &net, &x, &y, &vec![0.0; y.len()], &[], 50).unwrap();
+    let mut gpu_params = start;
+    let gpu = train_gpu(&gpu_net, &net, &mut gpu_params, &options, |_| {}).unwrap();
+    let steps: Vec<usize> = cpu.history.iter().map(|p| p.step).collect();
+    assert_eq!(steps, [3, 6, 9, 12, 15, 18]);
+    assert_eq!(cpu.history[3].epoch, 2);
+    for (c, g) in cpu.history.iter().zip(&gpu.history) {
+        assert_eq!(c.step, g.step);
+        let rel = (c.train_mean_nll - g.train_mean_nll).abs() / c.train_mean_nll;
+        assert!(
+            rel <= 1e-4,
+            "step {}: cpu {} gpu {}",
+            c.step,
+            c.train_mean_nll,
+            g.train_mean_nll
+        );
+    }
 }
 
 #[test]

@@ -613,3 +613,161 @@ fn streamed_model_fits_keep_resident_memory_bounded() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A Parquet table of `columns` double features f0.. and a 0/1 target y, in one row group.
+fn write_wide_parquet(path: &Path, rows: usize, columns: usize) {
+    let fields: String = (0..columns)
+        .map(|c| format!("required double f{c}; "))
+        .collect();
+    let schema = parse_message_type(&format!("message t {{ {fields}required int64 y; }}")).unwrap();
+    let props = Arc::new(WriterProperties::builder().build());
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = SerializedFileWriter::new(file, Arc::new(schema), props).unwrap();
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut rg = writer.next_row_group().unwrap();
+    let mut index = 0;
+    while let Some(mut col) = rg.next_column().unwrap() {
+        if index < columns {
+            let v: Vec<f64> = (0..rows).map(|_| rng.random_range(-1.0..1.0)).collect();
+            col.typed::<DoubleType>()
+                .write_batch(&v, None, None)
+                .unwrap();
+        } else {
+            let v: Vec<i64> = (0..rows).map(|r| (r % 2) as i64).collect();
+            col.typed::<Int64Type>()
+                .write_batch(&v, None, None)
+                .unwrap();
+        }
+        col.close().unwrap();
+        index += 1;
+    }
+    rg.close().unwrap();
+    writer.close().unwrap();
+}
+
+#[test]
+fn a_wide_parquet_table_opens_the_file_once() {
+    use std::os::unix::process::CommandExt;
+    let dir = temp_dir("wide");
+    let path = dir.join("wide.parquet");
+    write_wide_parquet(&path, 300, 400);
+    // 400 columns under a limit of 128 open files: one handle for the table, not one a column.
+    for extra in [&[][..], &["--stream"]] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_likely"));
+        command.args(model_fit(
+            "linear",
+            "gaussian",
+            path.to_str().unwrap(),
+            "y",
+            &[
+                "--backend",
+                "cpu",
+                "--optimizer",
+                "lbfgs",
+                "--max-iter",
+                "3",
+                "--json",
+            ],
+        ));
+        command.args(extra);
+        // SAFETY: setrlimit is async-signal-safe; the child only lowers its own limit.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 128,
+                    rlim_max: 128,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let fit: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(fit["features"].as_array().unwrap().len(), 400);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn streamed_minibatch_edges() {
+    let dir = temp_dir("edges");
+    // 2049 rows: chunks of 1024, 1024 and one row, that row held out under the seed chosen.
+    let n = 2049;
+    let d = data(n, 12);
+    let pq = dir.join("t.parquet");
+    write_parquet(&pq, &d, 1000);
+    let seed = (0u64..)
+        .find(|&s| likely::model::stream::held_out(s, n - 1, 0.5))
+        .unwrap()
+        .to_string();
+    let train = |backend: &str, extra: &[&str]| {
+        let mut args = model_fit(
+            "mlp",
+            "bernoulli",
+            pq.to_str().unwrap(),
+            "yb",
+            &["--features", "x0,x1,x2", "--hidden", "4", "--epochs", "2"],
+        );
+        args.extend(["--backend", backend, "--seed", &seed, "--json"]);
+        args.extend_from_slice(&SMALL_HOST);
+        args.extend_from_slice(extra);
+        ok_json(&args)
+    };
+    let mut backends = vec!["cpu"];
+    if common::gpu().is_some() {
+        backends.push("gpu");
+    }
+    for backend in backends {
+        // A last chunk with no training row, and no rows carried into it (batches of one row).
+        let fit = train(backend, &["--validation", "0.5", "--batch-size", "1"]);
+        assert_eq!(fit["epochs"], 2, "{backend}");
+        // --max-iter stops inside the first epoch on both engines alike.
+        let fit = train(backend, &["--batch-size", "100", "--max-iter", "7"]);
+        assert_eq!(fit["iterations"], 7, "{backend}");
+        assert_eq!(fit["epochs"], 1, "{backend}");
+        assert!(fit["reason"].as_str().unwrap().contains("--max-iter 7"));
+    }
+    // A batch larger than the table is the whole table, on the GPU too.
+    if common::gpu().is_some() {
+        let mut args = model_fit(
+            "mlp",
+            "bernoulli",
+            pq.to_str().unwrap(),
+            "yb",
+            &[
+                "--features",
+                "x0,x1",
+                "--batch-size",
+                "10000000",
+                "--epochs",
+                "2",
+            ],
+        );
+        args.extend(["--backend", "gpu", "--json"]);
+        let fit = ok_json(&args);
+        assert_eq!(fit["iterations"], 2);
+        assert_eq!(fit["streamed"], false);
+    }
+    // Numeric class labels beyond 65536 classes are an error, not an allocation.
+    let huge = dir.join("huge.csv");
+    std::fs::write(&huge, "x,y\n0.5,0\n1.5,1\n-0.5,1e20\n").unwrap();
+    for extra in [&[][..], &["--stream"]] {
+        let mut args = model_fit("linear", "categorical", huge.to_str().unwrap(), "y", extra);
+        args.extend(["--backend", "cpu"]);
+        fails_with(&args, "row 3 (line 4), column 'y'");
+    }
+    // A huge real target is fine for a Gaussian, streamed or not.
+    for extra in [&[][..], &["--stream"]] {
+        let mut args = model_fit("linear", "gaussian", huge.to_str().unwrap(), "y", extra);
+        args.extend(["--backend", "cpu", "--json"]);
+        ok_json(&args);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

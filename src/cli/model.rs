@@ -2,7 +2,7 @@
 
 use super::fit::OptimizerArg;
 use super::EngineArgs;
-use likely::data::{load_table, Table, TableStream, TargetSpec};
+use likely::data::{load_table, FileFormat, Table, TableStream, TargetSpec};
 use likely::engine::Backend;
 use likely::family::FamilyName;
 use likely::gpu::context::best_is_hardware;
@@ -10,7 +10,7 @@ use likely::gpu::mlp::GpuNetwork;
 use likely::gpu::GpuContext;
 use likely::inference::{CovType, LinearSums};
 use likely::model::stream::{
-    summarize, survey, train_streamed, ChunkEngine, StreamedProblem, Summary, Survey,
+    summarize, survey, train_streamed, ChunkEngine, StreamedProblem, Summary, Survey, MAX_CLASSES,
 };
 use likely::model::train::FullBatch;
 use likely::model::{Activation, Head, Model, ModelKind, ModelOptimizer, Network, TrainOptions};
@@ -242,8 +242,11 @@ pub fn fit_model(
     }
 
     // In memory unless the table's f64 footprint exceeds the host budget (or --stream).
-    let columns = TableStream::open(data, target, args.features.as_deref(), TargetSpec::Ignore)?;
-    let footprint = columns.estimated_rows()? as u64 * 8 * (columns.features.len() as u64 + 1);
+    let footprint = {
+        let columns =
+            TableStream::open(data, target, args.features.as_deref(), TargetSpec::Ignore)?;
+        columns.estimated_rows()? as u64 * 8 * (columns.features.len() as u64 + 1)
+    };
     let streamed = fit.stream || footprint > host_budget;
     let spec = TargetSpec::Train {
         allow_labels: family == FamilyName::Categorical,
@@ -253,9 +256,10 @@ pub fn fit_model(
         let row_budget = (host_budget / host_bytes_per_row(table.features.len())) as usize;
         table.set_chunk_rows((row_budget / 64 * 64).clamp(1024, 1 << 20));
         let survey = survey(&mut table, family, row_budget.max(1024))?;
+        // The survey bounded a categorical target by the classes it may have.
         let classes = match &table.labels {
             Some(l) => l.len(),
-            None => survey.max_target as usize + 1,
+            None => (survey.max_target as usize).saturating_add(1),
         };
         let prepared = Prepared {
             n: survey.n,
@@ -269,15 +273,20 @@ pub fn fit_model(
         let table = load_table(data, target, args.features.as_deref(), spec)?;
         let y = table.y.as_deref().expect("training tables have a target");
         let classes = table.labels.as_ref().map_or_else(
-            || y.iter().fold(0.0f64, |m, &v| m.max(v)) as usize + 1,
+            || (y.iter().fold(0.0f64, |m, &v| m.max(v)) as usize).saturating_add(1),
             Vec::len,
         );
-        let support = family.build(classes);
+        // Categorical targets name at most MAX_CLASSES classes (as a streamed survey checks).
+        let support = family.build(if family == FamilyName::Categorical {
+            classes.min(MAX_CLASSES)
+        } else {
+            classes
+        });
         for (r, &v) in y.iter().enumerate() {
             if let Some(why) = support.support_error(v) {
                 return Err(Error::data(
                     data,
-                    columns.location(r, target),
+                    likely::data::cell_location(Some(FileFormat::of(data)?), r, target),
                     format!("{why} of the {} family", family.as_str()),
                 ));
             }
@@ -676,12 +685,11 @@ fn place_on_gpu(
     prepared: &mut Prepared,
     family: FamilyName,
 ) -> likely::Result<Rows> {
-    let step_rows = |rows: usize| {
-        options
-            .batch_size
-            .unwrap_or_else(|| GpuNetwork::full_batch_rows(network, rows))
-    };
     let n = prepared.n;
+    // A minibatch has at most the table's rows.
+    let batch = options.batch_size.map(|b| b.min(n));
+    let step_rows =
+        |rows: usize| batch.unwrap_or_else(|| GpuNetwork::full_batch_rows(network, rows));
     let mut table = match rows {
         Rows::Memory(table) if n <= GpuNetwork::max_rows(ctx, network, step_rows(n)) => {
             let y = table.y.as_deref().expect("training tables have a target");
@@ -701,7 +709,7 @@ fn place_on_gpu(
         Rows::Chunked(table, _) => table,
         Rows::Resident(..) => unreachable!("not yet on the GPU"),
     };
-    let carry = options.batch_size.unwrap_or(0);
+    let carry = batch.unwrap_or(0);
     let chunk =
         GpuNetwork::chunk_rows_within_budget(ctx, network, table.chunk_rows(), carry, step_rows)?;
     table.set_chunk_rows(chunk);

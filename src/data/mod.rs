@@ -9,7 +9,7 @@ mod table;
 
 pub use npy::{write_npy_f64, write_npy_f64_table, NpyReader};
 pub use parquet_file::{Cells, ParquetColumn};
-pub use rows::{RowChunk, TableStream};
+pub use rows::{cell_location, RowChunk, TableStream};
 pub use table::{load_table, Table, TargetSpec};
 
 use crate::error::{Error, Result};

@@ -8,6 +8,7 @@ use parquet::data_type::DataType;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The four bytes a Parquet file starts (and ends) with.
 pub(super) const MAGIC: &[u8] = b"PAR1";
@@ -24,7 +25,8 @@ pub enum Cells {
 /// One column of a Parquet file with a cursor over its rows.
 pub struct ParquetColumn {
     path: PathBuf,
-    file: SerializedFileReader<File>,
+    /// The file and its parsed footer, shared by the columns of one table.
+    file: Arc<SerializedFileReader<File>>,
     index: usize,
     name: String,
     text: bool,
@@ -72,7 +74,20 @@ fn open_file(path: &Path) -> Result<SerializedFileReader<File>> {
 impl ParquetColumn {
     /// Opens `column` (required when the file has more than one column).
     pub fn open(path: &Path, column: Option<&str>) -> Result<ParquetColumn> {
-        let file = open_file(path)?;
+        Self::open_in(Arc::new(open_file(path)?), path, column)
+    }
+
+    /// Opens the file once for several columns (one file handle and one parsed footer).
+    pub fn open_file(path: &Path) -> Result<Arc<SerializedFileReader<File>>> {
+        Ok(Arc::new(open_file(path)?))
+    }
+
+    /// [`ParquetColumn::open`] on a file opened with [`ParquetColumn::open_file`].
+    pub fn open_in(
+        file: Arc<SerializedFileReader<File>>,
+        path: &Path,
+        column: Option<&str>,
+    ) -> Result<ParquetColumn> {
         let meta = file.metadata();
         let schema = meta.file_metadata().schema_descr();
         let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();

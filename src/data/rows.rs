@@ -120,6 +120,14 @@ pub(super) fn row_location(row: usize, column: &str) -> String {
     format!("row {}, column '{column}'", row + 1)
 }
 
+/// Where a cell of a file in `format` is (a table in memory, `None`, as .npy).
+pub fn cell_location(format: Option<FileFormat>, row: usize, column: &str) -> String {
+    match format {
+        Some(FileFormat::Csv) => csv_location(row, column),
+        _ => row_location(row, column),
+    }
+}
+
 /// A feature cell that is not a finite number.
 fn not_finite(v: f64) -> String {
     format!("value {v} is not finite")
@@ -471,7 +479,8 @@ impl TableStream {
                 )
             }
             (FileFormat::Parquet, _) => {
-                let open = |name: &str| ParquetColumn::open(path, Some(name));
+                let file = ParquetColumn::open_file(path)?;
+                let open = |name: &str| ParquetColumn::open_in(file.clone(), path, Some(name));
                 let columns = feature_names
                     .iter()
                     .map(|name| {
@@ -618,10 +627,7 @@ impl TableStream {
 
     /// Where a cell is, for error messages.
     pub fn location(&self, row: usize, column: &str) -> String {
-        match self.format {
-            Some(FileFormat::Csv) => csv_location(row, column),
-            _ => row_location(row, column),
-        }
+        cell_location(self.format, row, column)
     }
 
     /// One pass over the rows, in order, chunk by chunk, until `f` returns false: a reader

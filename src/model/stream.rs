@@ -337,6 +337,8 @@ fn minibatch(
                  rows: &Rows,
                  order: &[usize],
                  progress: &mut dyn FnMut(&LossPoint)| match engine {
+        // Nothing to load: every row of the chunk held out, none carried over.
+        _ if order.is_empty() => Ok(true),
         ChunkEngine::Cpu => {
             Ok(run.cpu_steps(net, params, &rows.x, &rows.y, order, batch, progress))
         }

@@ -496,8 +496,9 @@ impl<'o> Run<'o> {
             };
             progress(&point);
             self.history.push(point);
+            // Points every --log-every steps continue across epochs otherwise.
+            self.running = (0.0, 0);
         }
-        self.running = (0.0, 0);
         self.epoch_loss = (0.0, 0);
         if let Some(stop) = validation.and_then(|val| self.early.observe(val, params)) {
             self.stopped = Some((stop, true));
@@ -652,6 +653,9 @@ impl Run<'_> {
         hyper: Hyper,
         progress: &mut dyn FnMut(&LossPoint),
     ) -> Result<bool> {
+        if !self.may_step() {
+            return Ok(false);
+        }
         // Honour --max-iter inside the pass by truncating its row order.
         let allowed = self.steps_left().saturating_mul(batch).min(order.len());
         let order = &order[..allowed];
