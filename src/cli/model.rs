@@ -488,7 +488,7 @@ pub fn fit_model(
     let summary = match &mut rows {
         Rows::Memory(table) | Rows::Resident(table, _) => {
             let y = table.y.as_deref().expect("training tables have a target");
-            let mut assessment = model.assessment();
+            let mut assessment = model.assessment(true);
             model.assess(&table.x, y, &mut assessment);
             let outer = wants_outer.then(|| {
                 let mut sum = vec![0.0; model.network.param_count().pow(2)];
@@ -757,7 +757,7 @@ pub fn eval(args: EvalArgs) -> likely::Result<i32> {
         },
     )?;
     let support = model.family().build(model.network.head.classes);
-    let mut assessment = model.assessment();
+    let mut assessment = model.assessment(false);
     let mut failure = None;
     table.for_each_chunk(|chunk| {
         for (i, &v) in chunk.y.iter().enumerate() {

@@ -431,7 +431,7 @@ pub fn summarize(
 ) -> Result<Summary> {
     let p = model.network.param_count();
     let mut summary = Summary {
-        assessment: model.assessment(),
+        assessment: model.assessment(true),
         hessian: hessian.then(|| vec![0.0; p * p]),
         outer: outer.then(|| vec![0.0; p * p]),
     };
