@@ -403,6 +403,11 @@ impl TableStream {
         spec: TargetSpec<'_>,
     ) -> Result<TableStream> {
         let mut stream = match spec {
+            // Only text can hold labels: a .npy array or a numeric Parquet column is read as
+            // numbers without a pass over it.
+            TargetSpec::Train { allow_labels: true } if !Self::may_hold_text(path, target)? => {
+                Self::open_with(path, target, features, &spec, TargetCodec::Numeric)?
+            }
             TargetSpec::Train { allow_labels: true } => {
                 let mut scan =
                     Self::open_with(path, target, Some(&[]), &spec, TargetCodec::Deferred)?;
@@ -425,6 +430,18 @@ impl TableStream {
             stream.labels = Some(l.to_vec());
         }
         Ok(stream)
+    }
+
+    /// Whether column `target` of the file may hold text: CSV cells may, a .npy array's may
+    /// not, a Parquet column's by its type (a missing column is reported when it is read).
+    fn may_hold_text(path: &Path, target: &str) -> Result<bool> {
+        Ok(match FileFormat::of(path)? {
+            FileFormat::Csv => true,
+            FileFormat::Npy => false,
+            FileFormat::Parquet => {
+                ParquetColumn::open(path, Some(target)).map_or(true, |c| c.is_text())
+            }
+        })
     }
 
     /// The columns and a reader; `features` `Some(&[])` reads the target alone.
