@@ -180,66 +180,84 @@ fn head(@builtin(global_invocation_id) gid: vec3<u32>) {
     head_row(b, row_index(b));
 }
 
-// The head for batch row b (table row r), with `desc` the last layer's.
-fn head_row(b: u32, r: u32) {
-    let y = targets[r];
-    let z = desc.out_off + b * N_OUT;
-    let d = desc.delta_off + b * N_OUT;
-    var loss = targets[N_ROWS + r];
-    var dglobal = 0.0;
+// One row's head: its NLL (less the row's constant part), dNLL/deta, and dNLL/dglobal, from
+// the outputs eta, the target y, and the global parameter s (log sigma, log b) where the
+// family has one. The kernel-by-kernel step and the fused step both call it.
+struct HeadRow {
+    loss: f32,
+    dglobal: f32,
+    delta: array<f32, N_OUT>,
+}
+
+fn head_eval(eta: array<f32, N_OUT>, y: f32, s: f32) -> HeadRow {
+    var out: HeadRow;
+    out.dglobal = 0.0;
     if (HEAD == 0u) {
-        let eta = work[z];
-        work[d] = 1.0 / (1.0 + exp(-eta)) - y;
-        loss = loss + softplus(eta) - y * eta;
+        out.delta[0] = 1.0 / (1.0 + exp(-eta[0])) - y;
+        out.loss = softplus(eta[0]) - y * eta[0];
     } else if (HEAD == 1u) {
-        let s = params[GLOBALS_AT];
         let inv_var = exp(-2.0 * s);
-        let res = y - work[z];
-        work[d] = -res * inv_var;
-        dglobal = 1.0 - res * res * inv_var;
-        loss = loss + s + HALF_LN_2PI + 0.5 * res * res * inv_var;
+        let res = y - eta[0];
+        out.delta[0] = -res * inv_var;
+        out.dglobal = 1.0 - res * res * inv_var;
+        out.loss = s + HALF_LN_2PI + 0.5 * res * res * inv_var;
     } else if (HEAD == 2u) {
-        let s = params[GLOBALS_AT];
         let inv_b = exp(-s);
-        let res = y - work[z];
-        work[d] = -sign(res) * inv_b;
-        dglobal = 1.0 - abs(res) * inv_b;
-        loss = loss + 0.6931471806 + s + abs(res) * inv_b;
+        let res = y - eta[0];
+        out.delta[0] = -sign(res) * inv_b;
+        out.dglobal = 1.0 - abs(res) * inv_b;
+        out.loss = 0.6931471806 + s + abs(res) * inv_b;
     } else if (HEAD == 3u) {
-        let eta = work[z];
-        let rate = exp(eta);
-        work[d] = rate - y;
-        loss = loss + rate - y * eta;
+        let rate = exp(eta[0]);
+        out.delta[0] = rate - y;
+        out.loss = rate - y * eta[0];
     } else if (HEAD == 4u) {
-        let eta = work[z];
-        let rate = exp(eta);
-        work[d] = rate * y - 1.0;
-        loss = loss + rate * y - eta;
+        let rate = exp(eta[0]);
+        out.delta[0] = rate * y - 1.0;
+        out.loss = rate * y - eta[0];
     } else {
         // Categorical: logits are the outputs, with a fixed 0 first when REFERENCE.
         let label = u32(y);
         var m = select(-3.4e38, 0.0, REFERENCE == 1u);
         for (var k = 0u; k < N_OUT; k = k + 1u) {
-            m = max(m, work[z + k]);
+            m = max(m, eta[k]);
         }
         var total = select(0.0, exp(-m), REFERENCE == 1u);
         for (var k = 0u; k < N_OUT; k = k + 1u) {
-            total = total + exp(work[z + k] - m);
+            total = total + exp(eta[k] - m);
         }
         let lse = m + log(total);
         var picked = 0.0;
         for (var k = 0u; k < N_OUT; k = k + 1u) {
             let cls = k + REFERENCE;
-            let zk = work[z + k];
-            work[d + k] = exp(zk - lse) - select(0.0, 1.0, cls == label);
+            out.delta[k] = exp(eta[k] - lse) - select(0.0, 1.0, cls == label);
             if (cls == label) {
-                picked = zk;
+                picked = eta[k];
             }
         }
-        loss = loss + lse - picked;
+        out.loss = lse - picked;
     }
-    work[desc.loss_off + b] = loss;
-    work[desc.loss_off + desc.batch + b] = dglobal;
+    return out;
+}
+
+// The head for batch row b (table row r), with `desc` the last layer's.
+fn head_row(b: u32, r: u32) {
+    let z = desc.out_off + b * N_OUT;
+    let d = desc.delta_off + b * N_OUT;
+    var eta: array<f32, N_OUT>;
+    for (var k = 0u; k < N_OUT; k = k + 1u) {
+        eta[k] = work[z + k];
+    }
+    var s = 0.0;
+    if (N_GLOBALS > 0u) {
+        s = params[GLOBALS_AT];
+    }
+    let out = head_eval(eta, targets[r], s);
+    for (var k = 0u; k < N_OUT; k = k + 1u) {
+        work[d + k] = out.delta[k];
+    }
+    work[desc.loss_off + b] = targets[N_ROWS + r] + out.loss;
+    work[desc.loss_off + desc.batch + b] = out.dglobal;
 }
 
 var<workgroup> sums: array<vec2<f32>, 256>;

@@ -340,8 +340,8 @@ fn fused_training_steps_match_the_kernel_by_kernel_steps() {
         },
     };
     // Every head, each activation, 0 to 2 hidden layers, every optimiser, both priors, a
-    // frozen intercept; batches below, at and above the fused step's 64 rows per workgroup,
-    // and tables whose last batch is partial.
+    // frozen intercept; batches below and above the fused step's 32 rows per workgroup round,
+    // of one and several rounds and workgroups, and tables whose last batch is partial.
     let cases = [
         (
             net(10, &[32], FamilyName::Categorical, 5, Activation::Relu),
@@ -433,7 +433,8 @@ fn fused_training_steps_match_the_kernel_by_kernel_steps() {
         let ((fused, fused_params), (plain, plain_params)) = (&runs[0], &runs[1]);
         assert_eq!(fused.history.len(), 2 * n.div_ceil(batch), "case {i}");
         assert_eq!(fused.history.len(), plain.history.len(), "case {i}");
-        // The same sums in f32, grouped differently where a batch's gradient splits differ.
+        // The same sums in f32, grouped differently: by invocation in the fused step, by
+        // 64-row split in the kernel-by-kernel one.
         for (f, p) in fused.history.iter().zip(&plain.history) {
             let rel = (f.train_mean_nll - p.train_mean_nll).abs() / p.train_mean_nll.abs();
             assert!(

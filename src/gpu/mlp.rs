@@ -152,8 +152,13 @@ fn gradient_splits(batch: usize, p: usize) -> usize {
         .max(1)
 }
 
-/// The WGSL for `network`, with its sizes in a generated header.
+/// The WGSL for `network`, with its sizes in a generated header, and the fused training step
+/// where the network has one.
 pub fn compose(network: &Network, n_rows: usize, batch: usize) -> String {
+    compose_with(network, n_rows, batch, fused_eligible(network, batch))
+}
+
+fn compose_with(network: &Network, n_rows: usize, batch: usize, fused: bool) -> String {
     let act = match network.activation {
         Activation::Relu => 0,
         Activation::Tanh => 1,
@@ -175,23 +180,31 @@ pub fn compose(network: &Network, n_rows: usize, batch: usize) -> String {
         hessian_splits(network.param_count()),
         gradient_splits(batch, network.param_count()),
     );
-    header + include_str!("../../shaders/mlp.wgsl") + &fused_step_code(network, batch)
+    let fused = if fused {
+        fused_step_code(network, batch)
+    } else {
+        String::new()
+    };
+    header + include_str!("../../shaders/mlp.wgsl") + &fused
 }
 
-/// Rows per workgroup of the fused training step.
-const FUSED_ROWS: usize = 64;
-/// Invocations per workgroup of the fused step, and the rows each takes: each parameter load
-/// serves several rows (on lavapipe a load costs more than the multiply-add it feeds).
-const FUSED_LANES: usize = FUSED_ROWS / 4;
+/// Invocations per workgroup of the fused training step: one SIMD register of f32 lanes on a
+/// CPU adapter at 256 bits, which runs a workgroup's invocations as the lanes of its vectors.
+const FUSED_LANES: usize = 8;
+/// Rows each invocation takes at a time, as the components of vec4s, so that each parameter
+/// serves four rows per use.
+const FUSED_ROWS_PER_ROUND: usize = 4 * FUSED_LANES;
+/// Most workgroups of the fused step's row pass: one per core of the CPU that runs them, few
+/// enough that summing their invocations' partial gradients (one per invocation) stays cheap.
+const FUSED_MAX_WORKGROUPS: usize = 8;
 /// Networks whose training step may be fused: few parameters, narrow layers (each invocation
-/// runs its rows through every layer), modest batches (each workgroup's gradient partial takes
-/// N_PARAMS + 1 floats of the work area).
+/// holds every parameter, its share of the gradient and its rows' values through every layer),
+/// modest batches. The kernel is straight-line code per parameter, whose first compile on
+/// lavapipe grows with the square of the parameters: on the 2-core CI machine about 1 s at
+/// 500 parameters, 7 s at 1000 and 28 s at 1900, once per network shape (Mesa caches it).
 const FUSED_MAX_PARAMS: usize = 2048;
 const FUSED_MAX_WIDTH: usize = 128;
 const FUSED_MAX_BATCH: usize = 16384;
-/// Register blocks of the fused step's gradient sums: inputs, and at most this many outputs.
-const FUSED_KJ: usize = 4;
-const FUSED_KO: usize = 8;
 
 /// Whether `network` at `batch` rows per step has the fused training step.
 fn fused_eligible(network: &Network, batch: usize) -> bool {
@@ -200,224 +213,264 @@ fn fused_eligible(network: &Network, batch: usize) -> bool {
         && batch <= FUSED_MAX_BATCH
 }
 
+/// How the fused step's row pass splits a batch: workgroups, and the rounds of
+/// [`FUSED_ROWS_PER_ROUND`] rows each workgroup takes.
+#[derive(Clone, Copy, Debug)]
+struct FusedPlan {
+    workgroups: usize,
+    rounds: usize,
+}
+
+impl FusedPlan {
+    fn new(batch: usize) -> Self {
+        // The fused step is for CPU adapters, whose workgroups run on this machine's cores.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workgroups = cores.clamp(2, FUSED_MAX_WORKGROUPS);
+        let rounds = batch.div_ceil(workgroups * FUSED_ROWS_PER_ROUND).max(1);
+        FusedPlan {
+            workgroups: batch.div_ceil(rounds * FUSED_ROWS_PER_ROUND).max(1),
+            rounds,
+        }
+    }
+
+    /// Partial gradients the row pass leaves: one per invocation.
+    fn partials(&self) -> usize {
+        self.workgroups * FUSED_LANES
+    }
+
+    /// vec4s of one partial: the gradient, then the loss, padded.
+    fn partial_vec4s(network: &Network) -> usize {
+        (network.param_count() + 1).div_ceil(4)
+    }
+
+    /// Bytes of the partials buffer (none for networks without the fused step).
+    fn partials_bytes(network: &Network, batch: usize) -> u64 {
+        if !fused_eligible(network, batch) {
+            return 0;
+        }
+        (16 * Self::new(batch).partials() * Self::partial_vec4s(network)) as u64
+    }
+}
+
 /// The fused training step, generated for the network's shapes (literal sizes and offsets).
-/// `fused_rows` runs each row of the batch through every layer, the head and back (a row's
-/// values in private arrays), then sums the gradient over its workgroup's rows into one
-/// partial, in register blocks of KJ x KO entries so that each row's values are loaded
-/// KJ + KO times for KJ KO products. `fused_step` adds the partials and the losses, takes the
+///
+/// `fused_rows`: each invocation loads every parameter once, before any loop (outside control
+/// flow a CPU adapter loads a uniform address once for all lanes; inside, it loads lane by
+/// lane), then takes its rows four at a time as the components of vec4s, through every layer,
+/// the head and back, entirely in registers, and adds each row's gradient into its own
+/// accumulator per parameter. It stores its partial gradient and loss once at the end: no
+/// barrier, no shared memory, no per-row stores. `fused_step` adds the partials, takes the
 /// optimiser step for every parameter and advances the pass, in one workgroup. Two dispatches
-/// per step instead of one per kernel and layer: what a CPU adapter needs, where every
-/// dispatch costs tens of microseconds. Each gradient entry is summed over the same rows in
-/// the same order as by the kernel-by-kernel step when its batch splits into 64-row parts
-/// (the seed MLP's batch of 1024).
+/// per step instead of one per kernel and layer: what a CPU adapter needs, where every dispatch
+/// costs tens of microseconds and every lane-divergent load or store costs one per lane.
 fn fused_step_code(network: &Network, batch: usize) -> String {
     use std::fmt::Write;
-    if !fused_eligible(network, batch) {
-        return String::new();
-    }
-    let w = GpuNetwork::work_layout(network, batch);
+    let plan = FusedPlan::new(batch);
     let layers = network.layers();
     let last = layers.len() - 1;
-    let (d, np, g_at) = (
+    let (d, np, outputs) = (
         network.inputs,
         network.param_count(),
-        network.globals_offset(),
+        network.head.outputs(),
     );
-    let stride = np + 1;
-    // Where a layer's input rows are in the work area: the gathered features, or the
-    // previous layer's activations (which the fused step stores in place of its Z).
-    let input_off = |l: usize| if l == 0 { w.xb_off } else { w.z_off[l - 1] };
-    let mut code = String::new();
-    // Phase 1: four rows per invocation (rows k * FUSED_LANES + lid of the workgroup's, k =
-    // 0..4) as the components of vec4s, so that each parameter is loaded once for the four.
-    // Rows past the batch compute on a clamped row and store nothing.
+    let globals = network.head.globals() > 0;
+    let g_at = network.globals_offset();
+    let stride = FusedPlan::partial_vec4s(network);
     let comps = ["x", "y", "z", "w"];
-    // A statement per valid row: `f(component)` under `if (v.c)`.
-    let each = |f: &dyn Fn(&str) -> String| {
-        comps
-            .iter()
-            .map(|c| format!("if (v.{c}) {{ {} }}\n", f(c)))
-            .collect::<String>()
-    };
-    let per_component = |f: &str, value: &str| {
+    // vec4<f32>(f(x), f(y), f(z), f(w)) for the four rows.
+    let per_row = |f: &dyn Fn(&str) -> String| {
         format!(
             "vec4<f32>({})",
-            comps
-                .iter()
-                .map(|c| format!("{f}({value}.{c})"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            comps.iter().map(|c| f(c)).collect::<Vec<_>>().join(", ")
         )
     };
+    let mut code = String::new();
     let _ = writeln!(
         code,
         "\n// ---- The fused training step (generated for this network) ----\n\
+         // Each invocation's partial gradient, then its loss, as vec4s: a CPU adapter stores and\n\
+         // loads a lane-divergent address lane by lane, four floats at a time.\n\
+         @group(0) @binding(10) var<storage, read_write> partials: array<vec4<f32>>;\n\
          @compute @workgroup_size({FUSED_LANES})\n\
          fn fused_rows(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {{\n\
-         let rows = rows_now();\n\
-         let base = wid.x * {FUSED_ROWS}u + lid;\n\
-         let b = vec4<u32>(base, base + {FUSED_LANES}u, base + {l2}u, base + {l3}u);\n\
+         let start = state[0] * {batch}u;\n\
+         let rows = select(min({batch}u, state[3] - start), 0u, start >= state[3]);\n\
+         let first = state[2] + start;\n\
+         let last_row = vec4<u32>(max(rows, 1u) - 1u);"
+    );
+    // Every parameter, and an accumulator for each gradient entry, the loss and the global.
+    for p in 0..np {
+        let _ = writeln!(code, "let p{p} = params[{p}u];\nvar g{p} = 0.0;");
+    }
+    let _ = writeln!(
+        code,
+        "var loss = 0.0;\n\
+         for (var k = 0u; k < {rounds}u; k = k + 1u) {{\n\
+         let b0 = (wid.x * {rounds}u + k) * {FUSED_ROWS_PER_ROUND}u + lid;\n\
+         let b = vec4<u32>(b0, b0 + {l1}u, b0 + {l2}u, b0 + {l3}u);\n\
          let v = b < vec4<u32>(rows);\n\
-         let bc = min(b, vec4<u32>(max(rows, 1u) - 1u));\n\
-         let r = vec4<u32>(row_index(bc.x), row_index(bc.y), row_index(bc.z), row_index(bc.w));\n\
-         var a0: array<vec4<f32>, {d}>;\n\
-         for (var j = 0u; j < {d}u; j = j + 1u) {{\n\
-         a0[j] = vec4<f32>(x[r.x * {d}u + j], x[r.y * {d}u + j], x[r.z * {d}u + j], x[r.w * {d}u + j]);\n\
-         {store}\
-         }}",
+         let bc = min(b, last_row);\n\
+         let r = vec4<u32>(idx[first + bc.x], idx[first + bc.y], idx[first + bc.z], idx[first + bc.w]);",
+        rounds = plan.rounds,
+        l1 = FUSED_LANES,
         l2 = 2 * FUSED_LANES,
         l3 = 3 * FUSED_LANES,
-        store = each(&|c| format!("work[{}u + b.{c} * {d}u + j] = a0[j].{c};", w.xb_off)),
     );
-    for (l, layer) in layers.iter().enumerate() {
-        let (fi, fo, wo, z) = (layer.fan_in, layer.fan_out, layer.weights, w.z_off[l]);
-        let (declare, finish) = if l < last {
-            let n = l + 1;
-            (
-                format!("var z{l}: array<vec4<f32>, {fo}>;\nvar a{n}: array<vec4<f32>, {fo}>;\n"),
-                format!(
-                    "z{l}[o] = s;\na{n}[o] = {act};\n{store}",
-                    act = per_component("activate", "s"),
-                    store = each(&|c| format!("work[{z}u + b.{c} * {fo}u + o] = a{n}[o].{c};")),
-                ),
-            )
-        } else {
-            (
-                String::new(),
-                each(&|c| format!("work[{z}u + b.{c} * {fo}u + o] = s.{c};")),
-            )
-        };
+    // Rows past the batch compute on the last row and are masked out of the deltas and loss.
+    for j in 0..d {
         let _ = writeln!(
             code,
-            "// layer {l} forward: z = a W + bias; hidden layers keep z for act' and store act(z),\n\
-             // the next layer's input, where the output layer stores z (eta) for the head.\n\
-             {declare}\
-             for (var o = 0u; o < {fo}u; o = o + 1u) {{\n\
-             var s = vec4<f32>(params[{bias}u + o]);\n\
-             for (var j = 0u; j < {fi}u; j = j + 1u) {{ s = s + a{l}[j] * params[{wo}u + j * {fo}u + o]; }}\n\
-             {finish}\
-             }}",
-            bias = wo + fi * fo,
+            "let a0_{j} = {};",
+            per_row(&|c| format!("x[r.{c} * {d}u + {j}u]"))
         );
     }
-    let (fo_last, d_last) = (layers[last].fan_out, w.d_off[last]);
-    let _ = writeln!(
-        code,
-        "{heads}\
-         var e{last}: array<vec4<f32>, {fo_last}>;\n\
-         for (var o = 0u; o < {fo_last}u; o = o + 1u) {{\n\
-         e{last}[o] = select(vec4<f32>(0.0), vec4<f32>(work[{d_last}u + bc.x * {fo_last}u + o], \
-         work[{d_last}u + bc.y * {fo_last}u + o], work[{d_last}u + bc.z * {fo_last}u + o], \
-         work[{d_last}u + bc.w * {fo_last}u + o]), v);\n\
-         }}",
-        heads = each(&|c| format!("head_row(b.{c}, r.{c});")),
-    );
-    for l in (1..=last).rev() {
-        let layer = layers[l];
-        let (fi, fo, wo) = (layer.fan_in, layer.fan_out, layer.weights);
-        let p = l - 1;
-        let _ = writeln!(
-            code,
-            "// layer {l} backward: delta_prev = (delta W^T) act'(z_prev)\n\
-             var e{p}: array<vec4<f32>, {fi}>;\n\
-             for (var j = 0u; j < {fi}u; j = j + 1u) {{\n\
-             var s = vec4<f32>(0.0);\n\
-             for (var o = 0u; o < {fo}u; o = o + 1u) {{ s = s + e{l}[o] * params[{wo}u + j * {fo}u + o]; }}\n\
-             e{p}[j] = s * {deriv};\n\
-             {store}\
-             }}",
-            deriv = per_component("activate_derivative", &format!("z{p}[j]")),
-            store = each(&|c| format!("work[{}u + b.{c} * {fi}u + j] = e{p}[j].{c};", w.d_off[p])),
-        );
-    }
-    let _ = writeln!(
-        code,
-        "storageBarrier();\n\
-         // The gradient over this workgroup's rows: entry e = (j, o) of each layer's [W; b].\n\
-         let first = wid.x * {FUSED_ROWS}u;\n\
-         let last = min(rows, first + {FUSED_ROWS}u);\n\
-         let part = {fo}u + wid.x * {stride}u;",
-        fo = w.fused_off,
-    );
     for (l, layer) in layers.iter().enumerate() {
         let (fi, fo, wo) = (layer.fan_in, layer.fan_out, layer.weights);
-        // Register blocks of KJ inputs (rows of [W; b], the last the bias's 1) by KO outputs:
-        // each row of the workgroup is loaded KJ + KO times for KJ KO products.
-        let ko = (1..=FUSED_KO).rev().find(|k| fo % k == 0).unwrap_or(1);
-        let kj = FUSED_KJ.min(fi + 1);
-        let (j_blocks, o_blocks) = ((fi + 1).div_ceil(kj), fo / ko);
         let _ = writeln!(
             code,
-            "for (var q = lid; q < {blocks}u; q = q + {FUSED_LANES}u) {{\n\
-             let j0 = (q / {o_blocks}u) * {kj}u;\n\
-             let o0 = (q % {o_blocks}u) * {ko}u;",
-            blocks = j_blocks * o_blocks,
+            "// layer {l} forward: z = a W + bias{}",
+            if l < last { ", a' = act(z)" } else { " (eta)" }
         );
-        for t in 0..kj {
-            for k in 0..ko {
-                let _ = writeln!(code, "var g{t}_{k} = 0.0;");
-            }
-        }
-        let _ = writeln!(code, "for (var c = first; c < last; c = c + 1u) {{");
-        for k in 0..ko {
-            let _ = writeln!(
-                code,
-                "let d{k} = work[{dl}u + c * {fo}u + o0 + {k}u];",
-                dl = w.d_off[l]
-            );
-        }
-        for t in 0..kj {
-            // Rows of the block past the bias row read a clamped column and are not stored.
-            let _ = writeln!(
-                code,
-                "let a{t} = select(work[{inp}u + c * {fi}u + min(j0 + {t}u, {fim}u)], 1.0, j0 + {t}u == {fi}u);",
-                inp = input_off(l),
-                fim = fi - 1,
-            );
-            for k in 0..ko {
-                let _ = writeln!(code, "g{t}_{k} = g{t}_{k} + a{t} * d{k};");
-            }
-        }
-        code.push_str("}\n");
-        for t in 0..kj {
-            let _ = writeln!(code, "if (j0 + {t}u <= {fi}u) {{");
-            for k in 0..ko {
+        for o in 0..fo {
+            let _ = writeln!(code, "var z{l}_{o} = vec4<f32>(p{});", wo + fi * fo + o);
+            for j in 0..fi {
                 let _ = writeln!(
                     code,
-                    "work[part + {wo}u + (j0 + {t}u) * {fo}u + o0 + {k}u] = g{t}_{k};"
+                    "z{l}_{o} = z{l}_{o} + a{l}_{j} * p{};",
+                    wo + j * fo + o
                 );
             }
-            code.push_str("}\n");
+            if l < last {
+                let _ = writeln!(
+                    code,
+                    "let a{n}_{o} = {};",
+                    per_row(&|c| format!("activate(z{l}_{o}.{c})")),
+                    n = l + 1
+                );
+            }
         }
-        code.push_str("}\n");
+    }
+    // The head, row by row; deltas of masked rows are 0, so they add nothing to the gradient.
+    let s = if globals {
+        format!("p{g_at}")
+    } else {
+        "0.0".into()
+    };
+    let _ = writeln!(
+        code,
+        "let y = {};\nlet constant = {};",
+        per_row(&|c| format!("targets[r.{c}]")),
+        per_row(&|c| format!("targets[N_ROWS + r.{c}]"))
+    );
+    for c in comps {
+        let eta = (0..outputs)
+            .map(|o| format!("z{last}_{o}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            code,
+            "let h{c} = head_eval(array<f32, N_OUT>({eta}), y.{c}, {s});"
+        );
+    }
+    for o in 0..outputs {
+        let _ = writeln!(
+            code,
+            "let e{last}_{o} = select(vec4<f32>(0.0), {}, v);",
+            per_row(&|c| format!("h{c}.delta[{o}]"))
+        );
     }
     let _ = writeln!(
         code,
-        "if (lid == 0u) {{\n\
-         var loss = 0.0;\n\
-         var dglobal = 0.0;\n\
-         for (var c = first; c < last; c = c + 1u) {{\n\
-         loss = loss + work[{lo}u + c];\n\
-         dglobal = dglobal + work[{lo}u + {batch}u + c];\n\
-         }}\n\
-         work[part + {np}u] = loss;\n\
-         if (N_GLOBALS > 0u) {{ work[part + {g_at}u] = dglobal; }}\n\
-         }}\n\
-         }}\n\
+        "loss = loss + dot(select(vec4<f32>(0.0), {} + constant, v), vec4<f32>(1.0));",
+        per_row(&|c| format!("h{c}.loss"))
+    );
+    if globals {
+        let _ = writeln!(
+            code,
+            "g{g_at} = g{g_at} + dot(select(vec4<f32>(0.0), {}, v), vec4<f32>(1.0));",
+            per_row(&|c| format!("h{c}.dglobal"))
+        );
+    }
+    for l in (0..=last).rev() {
+        let layer = layers[l];
+        let (fi, fo, wo) = (layer.fan_in, layer.fan_out, layer.weights);
+        let _ = writeln!(
+            code,
+            "// layer {l} gradient: dW[j, o] += input_j delta_o, dbias[o] += delta_o"
+        );
+        for o in 0..fo {
+            for j in 0..fi {
+                let e = wo + j * fo + o;
+                let _ = writeln!(code, "g{e} = g{e} + dot(a{l}_{j}, e{l}_{o});");
+            }
+            let e = wo + fi * fo + o;
+            let _ = writeln!(code, "g{e} = g{e} + dot(e{l}_{o}, vec4<f32>(1.0));");
+        }
+        if l > 0 {
+            let p = l - 1;
+            let _ = writeln!(
+                code,
+                "// layer {l} backward: delta_prev = (delta W^T) act'(z_prev)"
+            );
+            for j in 0..fi {
+                let _ = writeln!(code, "var e{p}_{j} = vec4<f32>(0.0);");
+                for o in 0..fo {
+                    let _ = writeln!(
+                        code,
+                        "e{p}_{j} = e{p}_{j} + e{l}_{o} * p{};",
+                        wo + j * fo + o
+                    );
+                }
+                let _ = writeln!(
+                    code,
+                    "e{p}_{j} = e{p}_{j} * {};",
+                    per_row(&|c| format!("activate_derivative(z{p}_{j}.{c})"))
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        code,
+        "}}\n\
+         // This invocation's partial: the gradient, then the loss.\n\
+         let part = (wid.x * {FUSED_LANES}u + lid) * {stride}u;"
+    );
+    let entry = |e: usize| match e {
+        e if e < np => format!("g{e}"),
+        e if e == np => "loss".to_string(),
+        _ => "0.0".to_string(),
+    };
+    for q in 0..stride {
+        let _ = writeln!(
+            code,
+            "partials[part + {q}u] = vec4<f32>({}, {}, {}, {});",
+            entry(4 * q),
+            entry(4 * q + 1),
+            entry(4 * q + 2),
+            entry(4 * q + 3)
+        );
+    }
+    let _ = writeln!(
+        code,
+        "}}\n\
          \n\
          @compute @workgroup_size(256)\n\
          fn fused_step(@builtin(local_invocation_index) lid: u32) {{\n\
          let rows = rows_now();\n\
-         let splits = (rows + {FUSED_ROWS}u - 1u) / {FUSED_ROWS}u;\n\
-         for (var p = lid; p < {np}u; p = p + 256u) {{\n\
-         var g = 0.0;\n\
-         for (var s = 0u; s < splits; s = s + 1u) {{ g = g + work[{fo}u + s * {stride}u + p]; }}\n\
-         opt[p] = g;\n\
+         for (var q = lid; q < {stride}u; q = q + 256u) {{\n\
+         var g = vec4<f32>(0.0);\n\
+         for (var s = 0u; s < {parts}u; s = s + 1u) {{ g = g + partials[s * {stride}u + q]; }}\n\
+         for (var c = 0u; c < 4u; c = c + 1u) {{\n\
+         let p = 4u * q + c;\n\
+         if (p < {np}u) {{\n\
+         opt[p] = g[c];\n\
          if (rows > 0u) {{ step_param(p, rows); }}\n\
+         }}\n\
+         }}\n\
          }}\n\
          if (lid == 0u) {{\n\
          var loss = 0.0;\n\
-         for (var s = 0u; s < splits; s = s + 1u) {{ loss = loss + work[{fo}u + s * {stride}u + {np}u]; }}\n\
+         for (var s = 0u; s < {parts}u; s = s + 1u) {{ loss = loss + partials[s * {stride}u + {lq}u][{lc}u]; }}\n\
          losses[state[0]] = loss;\n\
          }}\n\
          storageBarrier();\n\
@@ -426,8 +479,9 @@ fn fused_step_code(network: &Network, batch: usize) -> String {
          state[1] = state[1] + 1u;\n\
          }}\n\
          }}",
-        lo = w.loss_off,
-        fo = w.fused_off,
+        parts = plan.partials(),
+        lq = np / 4,
+        lc = np % 4,
     );
     code
 }
@@ -449,8 +503,6 @@ struct WorkLayout {
     hess_off: u32,
     hsum_off: u32,
     hpart_off: u32,
-    /// The fused training step's per-workgroup partials: gradient and loss.
-    fused_off: u32,
     len: usize,
 }
 
@@ -480,10 +532,6 @@ impl GpuNetwork {
         if newton {
             at += ((1 + hessian_splits(p)) * p * p) as u32;
         }
-        let fused_off = at;
-        if fused_eligible(network, batch) {
-            at += (batch.div_ceil(FUSED_ROWS) * (p + 1)) as u32;
-        }
         WorkLayout {
             xb_off: 0,
             z_off,
@@ -494,7 +542,6 @@ impl GpuNetwork {
             hess_off,
             hsum_off,
             hpart_off,
-            fused_off,
             len: at as usize,
         }
     }
@@ -569,6 +616,7 @@ impl GpuNetwork {
     /// Device bytes that do not grow with the table: parameters, optimiser state and work.
     fn fixed_bytes(network: &Network, batch: usize) -> u64 {
         4 * (5 * network.param_count() + Self::work_layout(network, batch).len) as u64
+            + FusedPlan::partials_bytes(network, batch)
     }
 
     /// The most rows whose network buffers fit the context's memory budget (and whose targets
@@ -760,6 +808,18 @@ impl GpuNetwork {
             storage,
         )?;
         let work = make("likely mlp activations and deltas", (work_len * 4) as u64);
+        // The fused step's partials take a ninth storage buffer: where the adapter allows only
+        // eight per stage, the network trains kernel by kernel.
+        let fused =
+            fused_eligible(network, batch) && ctx.limits.max_storage_buffers_per_shader_stage >= 9;
+        let partials = make(
+            "likely mlp fused-step partial gradients",
+            if fused {
+                FusedPlan::partials_bytes(network, batch)
+            } else {
+                4
+            },
+        );
         let steps = n.div_ceil(batch) + 1;
         let losses = make("likely mlp per-step losses", (steps * 4) as u64);
         let state = make("likely mlp pass state", 16);
@@ -810,51 +870,59 @@ impl GpuNetwork {
             },
             count: None,
         };
+        let mut layout_entries = vec![
+            storage_entry(0, true),
+            storage_entry(1, true),
+            storage_entry(2, true),
+            storage_entry(3, false),
+            storage_entry(4, false),
+            storage_entry(5, false),
+            storage_entry(6, false),
+            storage_entry(7, false),
+            uniform_entry(8, true),
+            uniform_entry(9, false),
+        ];
+        if fused {
+            layout_entries.push(storage_entry(10, false));
+        }
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(label),
-            entries: &[
-                storage_entry(0, true),
-                storage_entry(1, true),
-                storage_entry(2, true),
-                storage_entry(3, false),
-                storage_entry(4, false),
-                storage_entry(5, false),
-                storage_entry(6, false),
-                storage_entry(7, false),
-                uniform_entry(8, true),
-                uniform_entry(9, false),
-            ],
+            entries: &layout_entries,
         });
         let bind_groups: Vec<wgpu::BindGroup> = x_chunks
             .iter()
             .enumerate()
             .map(|(c, x_buf)| {
+                let mut entries = vec![
+                    entry(0, x_buf),
+                    entry(1, &targets),
+                    entry(2, &idx),
+                    entry(3, &params),
+                    entry(4, &opt),
+                    entry(5, &work),
+                    entry(6, &losses),
+                    entry(7, &state),
+                    wgpu::BindGroupEntry {
+                        binding: 8,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &desc,
+                            offset: 0,
+                            size: wgpu::BufferSize::new(std::mem::size_of::<Desc>() as u64),
+                        }),
+                    },
+                    entry(9, &hyper),
+                ];
+                if fused {
+                    entries.push(entry(10, &partials));
+                }
                 device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some(&format!("likely mlp bindings, features chunk {c}")),
                     layout: &layout,
-                    entries: &[
-                        entry(0, x_buf),
-                        entry(1, &targets),
-                        entry(2, &idx),
-                        entry(3, &params),
-                        entry(4, &opt),
-                        entry(5, &work),
-                        entry(6, &losses),
-                        entry(7, &state),
-                        wgpu::BindGroupEntry {
-                            binding: 8,
-                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: &desc,
-                                offset: 0,
-                                size: wgpu::BufferSize::new(std::mem::size_of::<Desc>() as u64),
-                            }),
-                        },
-                        entry(9, &hyper),
-                    ],
+                    entries: &entries,
                 })
             })
             .collect();
-        let source = compose(network, n, batch);
+        let source = compose_with(network, n, batch, fused);
         let pipelines = ctx.scoped(label, || {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(label),
@@ -892,8 +960,7 @@ impl GpuNetwork {
                 hessian: pipeline("hessian"),
                 hessian_sum: pipeline("hessian_sum"),
                 grad_sum: pipeline("grad_sum"),
-                fused: fused_eligible(network, batch)
-                    .then(|| (pipeline("fused_rows"), pipeline("fused_step"))),
+                fused: fused.then(|| (pipeline("fused_rows"), pipeline("fused_step"))),
             }
         })?;
         ctx.take_errors(label)?;
@@ -925,8 +992,10 @@ impl GpuNetwork {
             hsum_off: newton.then_some(hsum_off as u64),
             hess_readback,
             timer: None,
-            // Fused steps where dispatches are dear: CPU adapters (lavapipe). Real GPUs keep
-            // the kernel-by-kernel step until the fused one is measured there.
+            // Fused steps on CPU adapters (lavapipe), where dispatches and lane-divergent
+            // loads are dear and registers spill cheaply to the stack. On a real GPU each
+            // invocation holding every parameter and its gradient would spill to slow memory:
+            // GPUs keep the kernel-by-kernel step.
             fused_steps: std::cell::Cell::new(ctx.adapter().software),
             _keep: vec![desc],
         })
@@ -1099,7 +1168,7 @@ impl GpuNetwork {
                 {
                     pass.set_bind_group(0, group, &offset(last));
                     pass.set_pipeline(rows_kernel);
-                    pass.dispatch_workgroups((self.batch as u32).div_ceil(FUSED_ROWS as u32), 1, 1);
+                    pass.dispatch_workgroups(FusedPlan::new(self.batch).workgroups as u32, 1, 1);
                     pass.set_pipeline(step_kernel);
                     pass.dispatch_workgroups(1, 1, 1);
                     continue;
@@ -1290,9 +1359,11 @@ impl GpuNetwork {
         self.timer.as_ref().map(PassTimer::total)
     }
 
-    /// Runs training steps fused (two dispatches a step: rows through every layer, then the
-    /// optimiser step) or as one dispatch per kernel and layer, where the network has the
-    /// fused step and its table one storage binding. The default is fused on CPU adapters.
+    /// Runs training steps fused (two dispatches a step: rows through every layer in registers,
+    /// then the optimiser step) or as one dispatch per kernel and layer, where the network has
+    /// the fused step (at most 2048 parameters, layers at most 128 wide, batches at most 16384
+    /// rows, an adapter with nine storage buffers per stage) and its table one storage
+    /// binding. The default is fused on CPU adapters.
     pub fn set_fused_steps(&self, fused: bool) {
         self.fused_steps.set(fused);
     }
