@@ -5,7 +5,7 @@
 // subtraction is exact, so d keeps f32 relative accuracy even where |mu| >> |x - mu|.
 
 fn kernel_param(i: u32) -> vec2<f32> {
-    let packed = kernel_params[i / 2u];
+    let packed = kernel_params_here[i / 2u];
     if (i % 2u == 0u) {
         return packed.xy;
     }

@@ -17,18 +17,24 @@ struct ChunkInfo {
 @group(0) @binding(1) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(2) var<uniform> chunk: ChunkInfo;
 @group(0) @binding(3) var<uniform> kernel_params: array<vec4<f32>, KERNEL_PARAM_VEC4S>;
+// The kernel parameters and the chunk length, read once before the loops: a CPU adapter
+// (lavapipe) reads a uniform address once for all lanes only outside control flow, and lane
+// by lane inside it.
+var<private> kernel_params_here: array<vec4<f32>, KERNEL_PARAM_VEC4S>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn reduce_terms(inv: Invocation) {
     // Runs of RUN samples are summed on their own and then added to the invocation's total,
     // so no sequential f32 sum is longer than RUN (or SAMPLES_PER_THREAD / RUN) terms.
+    kernel_params_here = kernel_params;
+    let len = chunk.len;
     var acc: array<f32, N_TERMS>;
     let base = inv.wid.x * (WORKGROUP_SIZE * SAMPLES_PER_THREAD) + inv.lid;
     for (var r = 0u; r < SAMPLES_PER_THREAD; r = r + RUN) {
         var run: array<f32, N_TERMS>;
         for (var k = r; k < r + RUN; k = k + 1u) {
             let i = base + k * WORKGROUP_SIZE;
-            if (i < chunk.len) {
+            if (i < len) {
                 accumulate(data[i], &run);
             }
         }
