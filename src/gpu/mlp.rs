@@ -809,10 +809,15 @@ impl GpuNetwork {
             storage,
         )?;
         let work = make("likely mlp activations and deltas", (work_len * 4) as u64);
-        // The fused step's partials take a ninth storage buffer: where the adapter allows only
-        // eight per stage, the network trains kernel by kernel.
-        let fused =
-            fused_eligible(network, batch) && ctx.limits.max_storage_buffers_per_shader_stage >= 9;
+        // The fused step exists on CPU adapters (lavapipe) only: there dispatches and
+        // lane-divergent loads are dear and registers spill cheaply to the stack, where on a
+        // real GPU an invocation holding every parameter and its gradient would spill to slow
+        // memory (and its driver would compile the large kernel for nothing). Its partials
+        // take a ninth storage buffer: where the adapter allows only eight per stage, the
+        // network trains kernel by kernel.
+        let fused = ctx.adapter().software
+            && fused_eligible(network, batch)
+            && ctx.limits.max_storage_buffers_per_shader_stage >= 9;
         let partials = make(
             "likely mlp fused-step partial gradients",
             if fused {
@@ -993,11 +998,7 @@ impl GpuNetwork {
             hsum_off: newton.then_some(hsum_off as u64),
             hess_readback,
             timer: None,
-            // Fused steps on CPU adapters (lavapipe), where dispatches and lane-divergent
-            // loads are dear and registers spill cheaply to the stack. On a real GPU each
-            // invocation holding every parameter and its gradient would spill to slow memory:
-            // GPUs keep the kernel-by-kernel step.
-            fused_steps: std::cell::Cell::new(ctx.adapter().software),
+            fused_steps: std::cell::Cell::new(true),
             _keep: vec![desc],
         })
     }
@@ -1362,9 +1363,9 @@ impl GpuNetwork {
 
     /// Runs training steps fused (two dispatches a step: rows through every layer in registers,
     /// then the optimiser step) or as one dispatch per kernel and layer, where the network has
-    /// the fused step (at most 2048 parameters, layers at most 128 wide, batches at most 16384
-    /// rows, an adapter with nine storage buffers per stage) and its table one storage
-    /// binding. The default is fused on CPU adapters.
+    /// the fused step (on CPU adapters with nine storage buffers per stage; at most 2048
+    /// parameters, layers at most 128 wide, batches at most 16384 rows) and its table one
+    /// storage binding. The default is fused wherever the network has it.
     pub fn set_fused_steps(&self, fused: bool) {
         self.fused_steps.set(fused);
     }
