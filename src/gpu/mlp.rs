@@ -75,7 +75,7 @@ struct Pipelines {
     hessian_sum: wgpu::ComputePipeline,
     grad_sum: wgpu::ComputePipeline,
     /// The fused training step, for the networks that have it.
-    fused: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
+    fused: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline, FusedPlan)>,
 }
 
 /// A network bound to a table on the GPU.
@@ -155,10 +155,16 @@ fn gradient_splits(batch: usize, p: usize) -> usize {
 /// The WGSL for `network`, with its sizes in a generated header, and the fused training step
 /// where the network has one.
 pub fn compose(network: &Network, n_rows: usize, batch: usize) -> String {
-    compose_with(network, n_rows, batch, fused_eligible(network, batch))
+    let plan = fused_eligible(network, batch).then(|| FusedPlan::new(batch));
+    compose_with(network, n_rows, batch, plan)
 }
 
-fn compose_with(network: &Network, n_rows: usize, batch: usize, fused: bool) -> String {
+fn compose_with(
+    network: &Network,
+    n_rows: usize,
+    batch: usize,
+    fused: Option<FusedPlan>,
+) -> String {
     let act = match network.activation {
         Activation::Relu => 0,
         Activation::Tanh => 1,
@@ -180,11 +186,7 @@ fn compose_with(network: &Network, n_rows: usize, batch: usize, fused: bool) -> 
         hessian_splits(network.param_count()),
         gradient_splits(batch, network.param_count()),
     );
-    let fused = if fused {
-        fused_step_code(network, batch)
-    } else {
-        String::new()
-    };
+    let fused = fused.map_or(String::new(), |plan| fused_step_code(network, batch, plan));
     header + include_str!("../../shaders/mlp.wgsl") + &fused
 }
 
@@ -244,12 +246,9 @@ impl FusedPlan {
         (network.param_count() + 1).div_ceil(4)
     }
 
-    /// Bytes of the partials buffer (none for networks without the fused step).
-    fn partials_bytes(network: &Network, batch: usize) -> u64 {
-        if !fused_eligible(network, batch) {
-            return 0;
-        }
-        (16 * Self::new(batch).partials() * Self::partial_vec4s(network)) as u64
+    /// Bytes of the partials buffer.
+    fn partials_bytes(&self, network: &Network) -> u64 {
+        (16 * self.partials() * Self::partial_vec4s(network)) as u64
     }
 }
 
@@ -264,9 +263,8 @@ impl FusedPlan {
 /// optimiser step for every parameter and advances the pass, in one workgroup. Two dispatches
 /// per step instead of one per kernel and layer: what a CPU adapter needs, where every dispatch
 /// costs tens of microseconds and every lane-divergent load or store costs one per lane.
-fn fused_step_code(network: &Network, batch: usize) -> String {
+fn fused_step_code(network: &Network, batch: usize, plan: FusedPlan) -> String {
     use std::fmt::Write;
-    let plan = FusedPlan::new(batch);
     let layers = network.layers();
     let last = layers.len() - 1;
     let (d, np, outputs) = (
@@ -617,7 +615,11 @@ impl GpuNetwork {
     /// Device bytes that do not grow with the table: parameters, optimiser state and work.
     fn fixed_bytes(network: &Network, batch: usize) -> u64 {
         4 * (5 * network.param_count() + Self::work_layout(network, batch).len) as u64
-            + FusedPlan::partials_bytes(network, batch)
+            + if fused_eligible(network, batch) {
+                FusedPlan::new(batch).partials_bytes(network)
+            } else {
+                0
+            }
     }
 
     /// The most rows whose network buffers fit the context's memory budget (and whose targets
@@ -815,16 +817,16 @@ impl GpuNetwork {
         // memory (and its driver would compile the large kernel for nothing). Its partials
         // take a ninth storage buffer: where the adapter allows only eight per stage, the
         // network trains kernel by kernel.
-        let fused = ctx.adapter().software
+        // The plan is fixed here: the kernel's literal sizes, the buffer and the dispatch
+        // all follow it.
+        let fused_plan = (ctx.adapter().software
             && fused_eligible(network, batch)
-            && ctx.limits.max_storage_buffers_per_shader_stage >= 9;
+            && ctx.limits.max_storage_buffers_per_shader_stage >= 9)
+            .then(|| FusedPlan::new(batch));
+        let fused = fused_plan.is_some();
         let partials = make(
             "likely mlp fused-step partial gradients",
-            if fused {
-                FusedPlan::partials_bytes(network, batch)
-            } else {
-                4
-            },
+            fused_plan.map_or(4, |plan| plan.partials_bytes(network)),
         );
         let steps = n.div_ceil(batch) + 1;
         let losses = make("likely mlp per-step losses", (steps * 4) as u64);
@@ -928,7 +930,7 @@ impl GpuNetwork {
                 })
             })
             .collect();
-        let source = compose_with(network, n, batch, fused);
+        let source = compose_with(network, n, batch, fused_plan);
         let pipelines = ctx.scoped(label, || {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(label),
@@ -966,7 +968,8 @@ impl GpuNetwork {
                 hessian: pipeline("hessian"),
                 hessian_sum: pipeline("hessian_sum"),
                 grad_sum: pipeline("grad_sum"),
-                fused: fused.then(|| (pipeline("fused_rows"), pipeline("fused_step"))),
+                fused: fused_plan
+                    .map(|plan| (pipeline("fused_rows"), pipeline("fused_step"), plan)),
             }
         })?;
         ctx.take_errors(label)?;
@@ -1165,12 +1168,12 @@ impl GpuNetwork {
             let row_groups = (self.batch as u32).div_ceil(256);
             let gather_groups = (self.batch * self.network.inputs).div_ceil(256) as u32;
             for _ in 0..steps {
-                if let (true, Some((rows_kernel, step_kernel))) =
+                if let (true, Some((rows_kernel, step_kernel, plan))) =
                     (train && fused, &self.pipelines.fused)
                 {
                     pass.set_bind_group(0, group, &offset(last));
                     pass.set_pipeline(rows_kernel);
-                    pass.dispatch_workgroups(FusedPlan::new(self.batch).workgroups as u32, 1, 1);
+                    pass.dispatch_workgroups(plan.workgroups as u32, 1, 1);
                     pass.set_pipeline(step_kernel);
                     pass.dispatch_workgroups(1, 1, 1);
                     continue;
