@@ -400,6 +400,40 @@ fn fused_training_steps_match_the_kernel_by_kernel_steps() {
             Some(Prior::L2 { scale: 2.0 }),
             false,
         ),
+        // Edge batches of the fused step's rounds of 32 rows (8 invocations x 4): one row,
+        // one short of a round, a round, one past it.
+        (
+            net(3, &[4], FamilyName::Bernoulli, 1, Activation::Tanh),
+            7,
+            1,
+            ModelOptimizer::Adamw,
+            None,
+            false,
+        ),
+        (
+            net(3, &[4], FamilyName::Bernoulli, 1, Activation::Relu),
+            100,
+            31,
+            ModelOptimizer::Adam,
+            None,
+            false,
+        ),
+        (
+            net(3, &[4], FamilyName::Gaussian, 1, Activation::Relu),
+            96,
+            32,
+            ModelOptimizer::Adamw,
+            None,
+            false,
+        ),
+        (
+            net(3, &[4], FamilyName::Categorical, 3, Activation::Gelu),
+            99,
+            33,
+            ModelOptimizer::Sgd,
+            None,
+            false,
+        ),
     ];
     for (i, (net, n, batch, optimizer, prior, frozen_bias)) in cases.into_iter().enumerate() {
         let (x, y) = table(
