@@ -292,8 +292,8 @@ fn fused_step_code(network: &Network, batch: usize, plan: FusedPlan) -> String {
          @group(0) @binding(10) var<storage, read_write> partials: array<vec4<f32>>;\n\
          @compute @workgroup_size({FUSED_LANES})\n\
          fn fused_rows(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {{\n\
-         // rows_now() and row_index() without rows_now()'s early return, which would put the\n\
-         // parameter loads below under control flow.\n\
+         // rows_now() and row_index() written without branches, so that nothing before the\n\
+         // parameter loads below is control flow.\n\
          let start = state[0] * {batch}u;\n\
          let rows = select(min({batch}u, state[3] - start), 0u, start >= state[3]);\n\
          let first = state[2] + start;\n\
