@@ -373,23 +373,25 @@ fn fused_step_code(network: &Network, batch: usize, plan: FusedPlan) -> String {
             "let h{c} = head_eval(array<f32, N_OUT>({eta}), y.{c}, {s});"
         );
     }
+    // The four rows' values with the masked rows' set to 0.
+    let masked = |f: &dyn Fn(&str) -> String| format!("select(vec4<f32>(0.0), {}, v)", per_row(f));
     for o in 0..outputs {
         let _ = writeln!(
             code,
-            "let e{last}_{o} = select(vec4<f32>(0.0), {}, v);",
-            per_row(&|c| format!("h{c}.delta[{o}]"))
+            "let e{last}_{o} = {};",
+            masked(&|c| format!("h{c}.delta[{o}]"))
         );
     }
     let _ = writeln!(
         code,
-        "loss = loss + dot(select(vec4<f32>(0.0), {} + constant, v), vec4<f32>(1.0));",
-        per_row(&|c| format!("h{c}.loss"))
+        "loss = loss + dot({}, vec4<f32>(1.0));",
+        masked(&|c| format!("h{c}.loss + constant.{c}"))
     );
     if globals {
         let _ = writeln!(
             code,
-            "g{g_at} = g{g_at} + dot(select(vec4<f32>(0.0), {}, v), vec4<f32>(1.0));",
-            per_row(&|c| format!("h{c}.dglobal"))
+            "g{g_at} = g{g_at} + dot({}, vec4<f32>(1.0));",
+            masked(&|c| format!("h{c}.dglobal"))
         );
     }
     for l in (0..=last).rev() {
