@@ -283,6 +283,14 @@ fn fused_step_code(network: &Network, batch: usize, plan: FusedPlan) -> String {
             comps.iter().map(|c| f(c)).collect::<Vec<_>>().join(", ")
         )
     };
+    // `var name = init;` then `name = name + value * p{param};` for each term: a row of a
+    // layer's product, with the parameters' indices as literals.
+    let weighted_sum = |code: &mut String, name: &str, init: &str, terms: &[(String, usize)]| {
+        let _ = writeln!(code, "var {name} = {init};");
+        for (value, param) in terms {
+            let _ = writeln!(code, "{name} = {name} + {value} * p{param};");
+        }
+    };
     let mut code = String::new();
     let _ = writeln!(
         code,
@@ -333,14 +341,11 @@ fn fused_step_code(network: &Network, batch: usize, plan: FusedPlan) -> String {
             if l < last { ", a' = act(z)" } else { " (eta)" }
         );
         for o in 0..fo {
-            let _ = writeln!(code, "var z{l}_{o} = vec4<f32>(p{});", wo + fi * fo + o);
-            for j in 0..fi {
-                let _ = writeln!(
-                    code,
-                    "z{l}_{o} = z{l}_{o} + a{l}_{j} * p{};",
-                    wo + j * fo + o
-                );
-            }
+            let inputs: Vec<_> = (0..fi)
+                .map(|j| (format!("a{l}_{j}"), wo + j * fo + o))
+                .collect();
+            let bias = format!("vec4<f32>(p{})", wo + fi * fo + o);
+            weighted_sum(&mut code, &format!("z{l}_{o}"), &bias, &inputs);
             if l < last {
                 let _ = writeln!(
                     code,
@@ -416,14 +421,10 @@ fn fused_step_code(network: &Network, batch: usize, plan: FusedPlan) -> String {
                 "// layer {l} backward: delta_prev = (delta W^T) act'(z_prev)"
             );
             for j in 0..fi {
-                let _ = writeln!(code, "var e{p}_{j} = vec4<f32>(0.0);");
-                for o in 0..fo {
-                    let _ = writeln!(
-                        code,
-                        "e{p}_{j} = e{p}_{j} + e{l}_{o} * p{};",
-                        wo + j * fo + o
-                    );
-                }
+                let deltas: Vec<_> = (0..fo)
+                    .map(|o| (format!("e{l}_{o}"), wo + j * fo + o))
+                    .collect();
+                weighted_sum(&mut code, &format!("e{p}_{j}"), "vec4<f32>(0.0)", &deltas);
                 let _ = writeln!(
                     code,
                     "e{p}_{j} = e{p}_{j} * {};",
