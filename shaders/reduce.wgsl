@@ -4,7 +4,8 @@
 // as one partial. The host finishes the sum of partials in f64.
 //
 // Generated before this text: N_TERMS, WORKGROUP_SIZE, SAMPLES_PER_THREAD,
-// RUN, KERNEL_PARAM_VEC4S, the family's `accumulate`, `workgroup_sums` and `Invocation`.
+// RUN, KERNEL_PARAM_VEC4S, the family's `accumulate`, `workgroup_sums`, `Invocation` and
+// `add_terms` (acc += run, term by term).
 
 struct ChunkInfo {
     len: u32,
@@ -38,9 +39,7 @@ fn reduce_terms(inv: Invocation) {
                 accumulate(data[i], &run);
             }
         }
-        for (var t = 0u; t < N_TERMS; t = t + 1u) {
-            acc[t] = acc[t] + run[t];
-        }
+        add_terms(&acc, &run);
     }
     workgroup_sums(&acc, inv);
     if (inv.lid == 0u) {

@@ -6,7 +6,7 @@ use crate::engine::{CpuEngine, Engine, GpuEngine};
 use crate::error::Result;
 use crate::family::{Family, FamilyName};
 use crate::gpu::reduce::ReductionOptions;
-use crate::gpu::shader::SAMPLES_PER_WORKGROUP;
+use crate::gpu::shader::{ReduceShape, WORKGROUP_SIZE};
 use crate::gpu::GpuContext;
 use crate::tolerance::GPU_VS_CPU;
 use rand::rngs::StdRng;
@@ -49,16 +49,34 @@ pub struct CheckPlan {
     pub seed: u64,
 }
 
-impl Default for CheckPlan {
-    fn default() -> Self {
-        let w = SAMPLES_PER_WORKGROUP as usize;
+impl CheckPlan {
+    /// Every edge size of the adapter's kernel, both reductions, and the multi-binding case.
+    pub fn for_adapter(ctx: &GpuContext) -> Self {
         CheckPlan {
-            sizes: vec![1, 255, 256, 257, w - 1, w, w + 1, 1_000_003],
+            sizes: edge_sizes(ctx),
             large: true,
             both_reductions: true,
             seed: 7,
         }
     }
+}
+
+/// The sizes at the edges of the adapter's reduction kernel: 1; a workgroup's invocations
+/// minus one, exactly, plus one; a workgroup's span of samples minus one, exactly, plus one;
+/// and 1_000_003 (many workgroups, a partial last one).
+pub fn edge_sizes(ctx: &GpuContext) -> Vec<usize> {
+    let invocations = WORKGROUP_SIZE as usize;
+    let span = ReduceShape::for_adapter(ctx).samples_per_workgroup();
+    vec![
+        1,
+        invocations - 1,
+        invocations,
+        invocations + 1,
+        span - 1,
+        span,
+        span + 1,
+        1_000_003,
+    ]
 }
 
 /// The families checked, with the categorical family at a small and at a large K.

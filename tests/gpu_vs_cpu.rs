@@ -1,20 +1,20 @@
 //! Every family's GPU kernel against the f64 CPU engine on seeded random data at the edge
-//! sizes 1, 255, 256, 257 (workgroup - 1, workgroup, workgroup + 1), 4095..4097 (one
-//! workgroup's span of samples), 1_000_003, and one whose f32 data exceeds 128 MiB (more than
-//! one storage binding on lavapipe; the binding is capped at 128 MiB on larger adapters), at
-//! random and extreme parameters, with the subgroup and the shared-memory reduction.
+//! sizes of the adapter's kernel (1, 255, 256, 257: a workgroup's invocations - 1, +0, +1;
+//! a workgroup's span of samples - 1, +0, +1; 1_000_003), and one whose f32 data exceeds
+//! 128 MiB (more than one storage binding on lavapipe; the binding is capped at 128 MiB on
+//! larger adapters), at random and extreme parameters, with the subgroup and the
+//! shared-memory reduction.
 
 mod common;
 
-use likely::check::{check_families, compare, sample_f32, BINDING_CAP_SAMPLES};
+use likely::check::{check_families, compare, edge_sizes, sample_f32, BINDING_CAP_SAMPLES};
 use likely::family::{Family, FamilyName};
 use likely::for_each_family;
-use likely::gpu::reduce::ReductionOptions;
+use likely::gpu::reduce::{ReductionOptions, TermReduction};
+use likely::gpu::shader::ReduceShape;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::sync::Arc;
-
-const EDGE_SIZES: [usize; 8] = [1, 255, 256, 257, 4095, 4096, 4097, 1_000_003];
 
 fn assert_cases(
     family: &dyn Family,
@@ -46,9 +46,10 @@ fn families_named(name: FamilyName) -> Vec<Box<dyn Family>> {
 }
 
 for_each_family!(edge_sizes, |name| {
-    gpu_or_skip!();
+    let ctx = gpu_or_skip!();
+    let sizes = edge_sizes(ctx);
     for family in families_named(name) {
-        for (i, &n) in EDGE_SIZES.iter().enumerate() {
+        for (i, &n) in sizes.iter().enumerate() {
             let extremes = n == 1 || n == 1_000_003;
             assert_cases(
                 family.as_ref(),
@@ -86,6 +87,25 @@ for_each_family!(larger_than_one_storage_binding, |name| {
         "the data must span more than one storage binding"
     );
 });
+
+#[test]
+fn edge_sizes_straddle_the_kernels_workgroup_span() {
+    // The span is chosen per adapter; the edge sizes must follow the kernel actually built.
+    let ctx = gpu_or_skip!();
+    let family = FamilyName::Gaussian.build(1);
+    let reduction = TermReduction::new(ctx, family.as_ref(), &[1.0; 10]).unwrap();
+    let span = reduction.samples_per_workgroup();
+    let sizes = edge_sizes(ctx);
+    for n in [span - 1, span, span + 1] {
+        assert!(sizes.contains(&n), "{n} missing from {sizes:?}");
+    }
+    let expected = if ctx.adapter().software {
+        ReduceShape::SOFTWARE
+    } else {
+        ReduceShape::HARDWARE
+    };
+    assert_eq!(span, expected.samples_per_workgroup());
+}
 
 #[test]
 fn chunked_and_unchunked_evaluations_agree() {

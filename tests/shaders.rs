@@ -1,7 +1,7 @@
 //! Every composed WGSL kernel parses and validates with naga (no GPU needed).
 
 use likely::family::FamilyName;
-use likely::gpu::shader::{compose, validate, MAX_TERMS};
+use likely::gpu::shader::{compose, validate, ReduceShape, MAX_TERMS};
 
 #[test]
 fn every_family_kernel_validates_in_both_reductions() {
@@ -9,12 +9,15 @@ fn every_family_kernel_validates_in_both_reductions() {
         for classes in [1, 7, MAX_TERMS] {
             let family = name.build(classes);
             for subgroups in [false, true] {
-                let source = compose(family.as_ref(), subgroups);
-                if let Err(e) = validate(&source, subgroups) {
-                    panic!(
-                        "{} (K={classes}, subgroups={subgroups}) does not validate:\n{e}",
-                        family.name()
-                    );
+                for shape in [ReduceShape::HARDWARE, ReduceShape::SOFTWARE] {
+                    let source = compose(family.as_ref(), subgroups, shape);
+                    if let Err(e) = validate(&source, subgroups) {
+                        panic!(
+                            "{} (K={classes}, subgroups={subgroups}, {shape:?}) does not \
+                             validate:\n{e}",
+                            family.name()
+                        );
+                    }
                 }
             }
         }
@@ -25,14 +28,18 @@ fn every_family_kernel_validates_in_both_reductions() {
 fn subgroup_kernel_needs_the_subgroup_capability() {
     // The validator must be able to fail: the subgroup variant without the capability is rejected.
     let family = FamilyName::Gaussian.build(1);
-    let source = compose(family.as_ref(), true);
+    let source = compose(family.as_ref(), true, ReduceShape::HARDWARE);
     assert!(validate(&source, false).is_err());
 }
 
 #[test]
 fn a_broken_snippet_is_reported_with_its_location() {
-    let source = compose(FamilyName::Gaussian.build(1).as_ref(), false)
-        .replace("d * d", "d * undefined_name");
+    let source = compose(
+        FamilyName::Gaussian.build(1).as_ref(),
+        false,
+        ReduceShape::HARDWARE,
+    )
+    .replace("d * d", "d * undefined_name");
     let err = validate(&source, false).unwrap_err();
     assert!(err.contains("undefined_name"), "{err}");
 }

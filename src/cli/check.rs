@@ -38,7 +38,7 @@ pub fn run(args: CheckArgs) -> likely::Result<i32> {
     let mut plan = CheckPlan {
         seed: args.seed,
         large: !args.no_large,
-        ..CheckPlan::default()
+        ..CheckPlan::for_adapter(&ctx)
     };
     if let Some(sizes) = args.sizes {
         plan.sizes = sizes;

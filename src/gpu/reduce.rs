@@ -2,7 +2,7 @@
 
 use super::buffers::{entry, read_back, upload};
 use super::context::GpuContext;
-use super::shader::{self, MAX_KERNEL_PARAMS, MAX_TERMS, SAMPLES_PER_WORKGROUP};
+use super::shader::{self, ReduceShape, MAX_KERNEL_PARAMS, MAX_TERMS};
 use super::timer::{KernelTime, PassTimer};
 use crate::error::{Error, Result};
 use crate::family::Family;
@@ -35,6 +35,8 @@ pub struct TermReduction {
     readback: wgpu::Buffer,
     n_terms: usize,
     total_workgroups: usize,
+    /// Samples per workgroup of the kernel.
+    span: usize,
     subgroups: bool,
     timer: Option<PassTimer>,
 }
@@ -81,15 +83,15 @@ impl TermReduction {
             )));
         }
         let subgroups = ctx.has_subgroups() && !options.force_tree;
+        let shape = ReduceShape::for_adapter(ctx);
+        let span = shape.samples_per_workgroup();
         let device = &ctx.device;
 
-        let chunk_len = chunk_samples(&ctx.limits, options.max_chunk_samples);
+        let chunk_len = chunk_samples(&ctx.limits, span, options.max_chunk_samples);
         let starts: Vec<usize> = (0..data.len()).step_by(chunk_len).collect();
         let workgroups: Vec<u32> = starts
             .iter()
-            .map(|&s| {
-                (data.len().min(s + chunk_len) - s).div_ceil(SAMPLES_PER_WORKGROUP as usize) as u32
-            })
+            .map(|&s| (data.len().min(s + chunk_len) - s).div_ceil(span) as u32)
             .collect();
         let total_workgroups: usize = workgroups.iter().map(|&w| w as usize).sum();
         let partial_bytes = (total_workgroups * n_terms * 4) as u64;
@@ -100,7 +102,7 @@ impl TermReduction {
             )));
         }
 
-        let (pipeline, layout) = build_pipeline(ctx, family, subgroups, &label)?;
+        let (pipeline, layout) = build_pipeline(ctx, family, subgroups, shape, &label)?;
 
         let (params, partials, readback) = reduction_buffers(device, partial_bytes, "likely");
 
@@ -147,6 +149,7 @@ impl TermReduction {
             readback,
             n_terms,
             total_workgroups,
+            span,
             subgroups,
             timer: None,
         })
@@ -155,6 +158,11 @@ impl TermReduction {
     /// Number of storage bindings the data was split across.
     pub fn chunk_count(&self) -> usize {
         self.chunks.len()
+    }
+
+    /// Samples one workgroup of the kernel covers (the adapter's [`ReduceShape`]).
+    pub fn samples_per_workgroup(&self) -> usize {
+        self.span
     }
 
     /// Whether the kernel uses subgroup operations.
@@ -277,10 +285,11 @@ fn build_pipeline(
     ctx: &GpuContext,
     family: &dyn Family,
     subgroups: bool,
+    shape: ReduceShape,
     label: &str,
 ) -> Result<(wgpu::ComputePipeline, wgpu::BindGroupLayout)> {
     let device = &ctx.device;
-    let source = shader::compose(family, subgroups);
+    let source = shader::compose(family, subgroups, shape);
     let layout = bind_group_layout(device, label);
     let pipeline = ctx.scoped(label, || {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -305,21 +314,20 @@ fn build_pipeline(
 }
 
 /// Samples per storage binding: the adapter's binding and buffer limits, and the dispatch
-/// limit on workgroups per dimension.
-fn chunk_samples(limits: &wgpu::Limits, cap: Option<usize>) -> usize {
+/// limit on workgroups of `span` samples per dimension.
+fn chunk_samples(limits: &wgpu::Limits, span: usize, cap: Option<usize>) -> usize {
     let bytes = limits
         .max_storage_buffer_binding_size
         .min(limits.max_buffer_size);
     let by_bytes = (bytes / 4) as usize;
-    let by_dispatch =
-        limits.max_compute_workgroups_per_dimension as usize * SAMPLES_PER_WORKGROUP as usize;
+    let by_dispatch = limits.max_compute_workgroups_per_dimension as usize * span;
     let mut len = by_bytes.min(by_dispatch);
     if let Some(cap) = cap {
         len = len.min(cap.max(1));
     }
     // Keep chunk boundaries on workgroup boundaries when a chunk spans more than one.
-    if len > SAMPLES_PER_WORKGROUP as usize {
-        len -= len % SAMPLES_PER_WORKGROUP as usize;
+    if len > span {
+        len -= len % span;
     }
     len
 }
@@ -360,6 +368,8 @@ pub struct StreamReduction {
     readback: wgpu::Buffer,
     n_terms: usize,
     chunk: usize,
+    /// Samples per workgroup of the kernel.
+    span: usize,
     staging: Vec<f32>,
 }
 
@@ -383,10 +393,11 @@ impl StreamReduction {
         let per_slot = (budget / 2)
             .min(ctx.limits.max_storage_buffer_binding_size)
             .min(ctx.limits.max_buffer_size);
-        let span = SAMPLES_PER_WORKGROUP as usize;
+        let shape = ReduceShape::for_adapter(ctx);
+        let span = shape.samples_per_workgroup();
         let chunk = ((per_slot / 4) as usize).min(max_chunk) / span * span;
         let chunk = chunk.max(span).min(n.div_ceil(span) * span);
-        let (pipeline, layout) = build_pipeline(ctx, family, ctx.has_subgroups(), &label)?;
+        let (pipeline, layout) = build_pipeline(ctx, family, ctx.has_subgroups(), shape, &label)?;
         let device = &ctx.device;
         let groups_per_chunk = chunk.div_ceil(span);
         let chunks = n.div_ceil(chunk);
@@ -435,6 +446,7 @@ impl StreamReduction {
             readback,
             n_terms,
             chunk,
+            span,
             staging: Vec::new(),
         })
     }
@@ -454,7 +466,7 @@ impl StreamReduction {
         let packed = pack_kernel_params(kernel_params);
         let queue = &self.ctx.queue;
         queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&packed));
-        let span = SAMPLES_PER_WORKGROUP as usize;
+        let span = self.span;
         let groups_per_chunk = self.chunk.div_ceil(span);
         let mut host = vec![0.0f64; self.chunk];
         let mut in_flight: [Option<wgpu::SubmissionIndex>; 2] = [None, None];
