@@ -8,7 +8,7 @@ use crate::family::{Family, FamilyName};
 use crate::gpu::reduce::ReductionOptions;
 use crate::gpu::shader::{ReduceShape, WORKGROUP_SIZE};
 use crate::gpu::GpuContext;
-use crate::tolerance::GPU_VS_CPU;
+use crate::tolerance::{GPU_VS_CPU, MODEL_GPU_VS_CPU};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rayon::prelude::*;
@@ -266,60 +266,160 @@ pub const MODEL_SHAPES: [(usize, usize, &[usize], usize); 5] = [
     (300, 70, &[80, 70], 128),
 ];
 
-/// Compares the GPU's full-batch NLL and gradient of a random network with the CPU's.
+/// A random network and table on the GPU beside the f64 CPU reference, compared in two
+/// cases: the full-batch NLL and gradient, and one training step on a batch of rows (fused
+/// into two dispatches where the adapter has the fused step, kernel by kernel otherwise).
 /// Errors are relative to the NLL's size and to the largest gradient component.
-pub fn compare_model(
-    ctx: &GpuContext,
-    net: &crate::model::Network,
-    n: usize,
+pub struct ModelComparison {
+    net: crate::model::Network,
+    x: Vec<f64>,
+    y: Vec<f64>,
+    params: Vec<f64>,
+    gpu: crate::gpu::mlp::GpuNetwork,
     batch: usize,
-    seed: u64,
-) -> Result<CaseResult> {
-    use rand::Rng;
-    let mut rng = StdRng::seed_from_u64(seed);
-    let family = net.head.family;
-    let x: Vec<f64> = (0..n * net.inputs)
-        .map(|_| rng.random_range(-2.0f32..2.0) as f64)
-        .collect();
-    let y: Vec<f64> = (0..n)
-        .map(|_| match family {
-            FamilyName::Bernoulli => rng.random_range(0..2) as f64,
-            FamilyName::Categorical => rng.random_range(0..net.head.classes) as f64,
-            FamilyName::Poisson => rng.random_range(0..5) as f64,
-            FamilyName::Exponential => rng.random_range(0.1f32..3.0) as f64,
-            _ => rng.random_range(-2.0f32..2.0) as f64,
+    name: String,
+    rng: StdRng,
+}
+
+impl ModelComparison {
+    /// `n` random rows (f32-representable, so both sides see the same data) and random
+    /// parameters; `batch` rows per training step.
+    pub fn new(
+        ctx: &GpuContext,
+        net: &crate::model::Network,
+        n: usize,
+        batch: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        use rand::Rng;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let family = net.head.family;
+        let x: Vec<f64> = (0..n * net.inputs)
+            .map(|_| rng.random_range(-2.0f32..2.0) as f64)
+            .collect();
+        let y: Vec<f64> = (0..n)
+            .map(|_| match family {
+                FamilyName::Bernoulli => rng.random_range(0..2) as f64,
+                FamilyName::Categorical => rng.random_range(0..net.head.classes) as f64,
+                FamilyName::Poisson => rng.random_range(0..5) as f64,
+                FamilyName::Exponential => rng.random_range(0.1f32..3.0) as f64,
+                _ => rng.random_range(-2.0f32..2.0) as f64,
+            })
+            .collect();
+        let params: Vec<f64> = (0..net.param_count())
+            .map(|_| rng.random_range(-0.5f32..0.5) as f64)
+            .collect();
+        let constants = net.head.row_constants(&y);
+        let gpu = crate::gpu::mlp::GpuNetwork::new(ctx, net, &x, &y, &constants, &[], batch)?;
+        let name =
+            format!("{} {:?} {:?}", family.as_str(), net.hidden, net.activation).to_lowercase();
+        Ok(ModelComparison {
+            net: net.clone(),
+            x,
+            y,
+            params,
+            gpu,
+            batch,
+            name,
+            rng,
         })
-        .collect();
-    let params: Vec<f64> = (0..net.param_count())
-        .map(|_| rng.random_range(-0.5f32..0.5) as f64)
-        .collect();
-    let constants = net.head.row_constants(&y);
-    let rows: Vec<usize> = (0..n).collect();
-    let (cpu_nll, cpu_grad) = net.nll_and_grad(&params, &x, &y, &rows);
-    let gpu = crate::gpu::mlp::GpuNetwork::new(ctx, net, &x, &y, &constants, &[], batch)?;
-    let (gpu_nll, gpu_grad) = gpu.nll_and_grad(&params)?;
+    }
+
+    /// The NLL and gradient over every row.
+    pub fn full_batch(&self) -> Result<CaseResult> {
+        let rows: Vec<usize> = (0..self.y.len()).collect();
+        let cpu = self.net.nll_and_grad(&self.params, &self.x, &self.y, &rows);
+        let gpu = self.gpu.nll_and_grad(&self.params)?;
+        Ok(model_case(
+            &self.name,
+            rows.len(),
+            format!("batch {}", self.batch),
+            (cpu.0, &cpu.1),
+            (gpu.0, &gpu.1),
+        ))
+    }
+
+    /// One training step on a random batch of rows: its loss and the gradient it applied.
+    pub fn training_step(&mut self) -> Result<CaseResult> {
+        // One step of plain SGD from zero momentum moves every parameter by -lr times the
+        // batch's mean gradient, so (before - after) / lr times the rows is the summed
+        // gradient the step used. lr makes the largest move a quarter, which the f32
+        // parameters resolve to about 1e-7 of it.
+        use rand::seq::SliceRandom;
+        let n = self.y.len();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.shuffle(&mut self.rng);
+        order.truncate(self.batch.min(n));
+        let rows: Vec<usize> = order.iter().map(|&r| r as usize).collect();
+        let count = rows.len() as f64;
+        let (cpu_nll, cpu_grad) = self.net.nll_and_grad(&self.params, &self.x, &self.y, &rows);
+        let largest = cpu_grad.iter().fold(0.0f64, |m, g| m.max(g.abs())) / count;
+        let lr = if largest > 0.0 {
+            (0.25 / largest) as f32
+        } else {
+            1.0
+        };
+        let sgd = crate::gpu::mlp::Hyper {
+            lr,
+            optimizer: 0,
+            ..Default::default()
+        };
+        self.gpu.set_params(&self.params);
+        self.gpu.reset_optimizer();
+        let losses = self.gpu.train_epoch(&order, sgd, 0)?;
+        let after = self.gpu.read_params()?;
+        let step_grad: Vec<f64> = self
+            .params
+            .iter()
+            .zip(&after)
+            .map(|(before, after)| (before - after) / lr as f64 * count)
+            .collect();
+        let path = if self.gpu.fused_steps() {
+            "fused"
+        } else {
+            "kernels"
+        };
+        Ok(model_case(
+            &self.name,
+            rows.len(),
+            format!("step {path}"),
+            (cpu_nll, &cpu_grad),
+            (losses.first().copied().unwrap_or(f64::NAN), &step_grad),
+        ))
+    }
+}
+
+/// One model comparison: the NLL relative to its size, the gradient relative to its largest
+/// component.
+fn model_case(
+    name: &str,
+    n: usize,
+    reduction: String,
+    (cpu_nll, cpu_grad): (f64, &[f64]),
+    (gpu_nll, gpu_grad): (f64, &[f64]),
+) -> CaseResult {
     let gscale = cpu_grad.iter().fold(1.0f64, |m, g| m.max(g.abs()));
     let mut abs = (gpu_nll - cpu_nll).abs();
     let mut rel = abs / cpu_nll.abs().max(1e-300);
     let mut scaled = abs / cpu_nll.abs().max(1.0);
-    for (g, c) in gpu_grad.iter().zip(&cpu_grad) {
+    for (g, c) in gpu_grad.iter().zip(cpu_grad) {
         let d = (g - c).abs();
         abs = abs.max(d);
         rel = rel.max(if d == 0.0 { 0.0 } else { d / c.abs() });
         scaled = scaled.max(d / gscale);
     }
     let finite = gpu_nll.is_finite() && gpu_grad.iter().all(|g| g.is_finite());
-    Ok(CaseResult {
-        family: format!("{} {:?} {:?}", family.as_str(), net.hidden, net.activation).to_lowercase(),
+    CaseResult {
+        family: name.to_string(),
         n,
-        reduction: format!("batch {batch}"),
+        reduction,
         chunks: 1,
         theta: Vec::new(),
         max_abs_err: abs,
         max_rel_err: rel,
         max_scaled_err: scaled,
-        pass: finite && scaled <= crate::tolerance::MODEL_GPU_VS_CPU,
-    })
+        pass: finite && gpu_grad.len() == cpu_grad.len() && scaled <= MODEL_GPU_VS_CPU,
+    }
 }
 
 /// Every head and activation at [`MODEL_SHAPES`].
@@ -343,9 +443,11 @@ pub fn run_models(
                     reference: hidden.is_empty(),
                 },
             };
-            let case = compare_model(ctx, &net, *n, *batch, seed + i as u64)?;
-            progress(&case);
-            out.push(case);
+            let mut comparison = ModelComparison::new(ctx, &net, *n, *batch, seed + i as u64)?;
+            for case in [comparison.full_batch()?, comparison.training_step()?] {
+                progress(&case);
+                out.push(case);
+            }
         }
     }
     Ok(out)

@@ -4,6 +4,7 @@
 
 mod common;
 
+use likely::check::ModelComparison;
 use likely::family::FamilyName;
 use likely::gpu::mlp::GpuNetwork;
 use likely::model::{Activation, Head, Network};
@@ -50,9 +51,38 @@ fn full_batch_nll_and_gradient_match_the_cpu() {
                         reference: hidden.is_empty(),
                     },
                 };
-                let case =
-                    likely::check::compare_model(ctx, &net, *n, *batch, 50 + i as u64).unwrap();
+                let case = ModelComparison::new(ctx, &net, *n, *batch, 50 + i as u64)
+                    .and_then(|c| c.full_batch())
+                    .unwrap();
                 assert!(case.pass, "{case:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn one_training_step_applies_the_cpu_gradient() {
+    // The step that training runs (the fused step on a CPU adapter) for every head, at a batch
+    // of one row and at one of several rounds and partial workgroups.
+    let ctx = gpu_or_skip!();
+    for family in FamilyName::ALL {
+        for (n, hidden, batch) in [(5, vec![], 1), (1000, vec![32], 200)] {
+            let net = Network {
+                inputs: 10,
+                hidden,
+                activation: Activation::Relu,
+                head: Head {
+                    family,
+                    classes: 5,
+                    reference: false,
+                },
+            };
+            let mut comparison = ModelComparison::new(ctx, &net, n, batch, 60).unwrap();
+            let case = comparison.training_step().unwrap();
+            assert!(case.pass, "{case:?}");
+            assert_eq!(case.n, batch);
+            if ctx.adapter().software {
+                assert_eq!(case.reduction, "step fused", "{case:?}");
             }
         }
     }
