@@ -216,6 +216,19 @@ fn fused_eligible(network: &Network, batch: usize) -> bool {
         && batch <= FUSED_MAX_BATCH
 }
 
+/// The fused step's plan for `network` at `batch` rows per step on `ctx`, where it has one.
+/// The fused step exists on CPU adapters (lavapipe) only: there dispatches and lane-divergent
+/// loads are dear and registers spill cheaply to the stack, where on a real GPU an invocation
+/// holding every parameter and its gradient would spill to slow memory (and its driver would
+/// compile the large kernel for nothing). Its partials take a ninth storage buffer: where the
+/// adapter allows only eight per stage, the network trains kernel by kernel.
+fn fused_plan(ctx: &GpuContext, network: &Network, batch: usize) -> Option<FusedPlan> {
+    (ctx.adapter().software
+        && fused_eligible(network, batch)
+        && ctx.limits.max_storage_buffers_per_shader_stage >= 9)
+        .then(|| FusedPlan::new(batch))
+}
+
 /// How the fused step's row pass splits a batch: workgroups, and the rounds of
 /// [`FUSED_ROWS_PER_ROUND`] rows each workgroup takes.
 #[derive(Clone, Copy, Debug)]
@@ -607,9 +620,10 @@ impl GpuNetwork {
         Self::build(ctx, network, capacity, frozen, batch, None)
     }
 
-    /// Device bytes of a network's buffers for `n` rows and `batch` rows per step.
-    pub fn device_bytes(network: &Network, n: usize, batch: usize) -> u64 {
-        Self::fixed_bytes(network, batch.clamp(1, n.max(1))) + n as u64 * Self::row_bytes(network)
+    /// Device bytes of a network's buffers on `ctx` for `n` rows and `batch` rows per step.
+    pub fn device_bytes(ctx: &GpuContext, network: &Network, n: usize, batch: usize) -> u64 {
+        Self::fixed_bytes(ctx, network, batch.clamp(1, n.max(1)))
+            + n as u64 * Self::row_bytes(network)
     }
 
     /// Device bytes per table row: features, target, constant and row index.
@@ -617,20 +631,17 @@ impl GpuNetwork {
         4 * (network.inputs + 3) as u64
     }
 
-    /// Device bytes that do not grow with the table: parameters, optimiser state and work.
-    fn fixed_bytes(network: &Network, batch: usize) -> u64 {
+    /// Device bytes that do not grow with the table: parameters, optimiser state, work, and
+    /// the fused step's partials where the network has the fused step on `ctx`.
+    fn fixed_bytes(ctx: &GpuContext, network: &Network, batch: usize) -> u64 {
         4 * (5 * network.param_count() + Self::work_layout(network, batch).len) as u64
-            + if fused_eligible(network, batch) {
-                FusedPlan::new(batch).partials_bytes(network)
-            } else {
-                0
-            }
+            + fused_plan(ctx, network, batch).map_or(0, |plan| plan.partials_bytes(network))
     }
 
     /// The most rows whose network buffers fit the context's memory budget (and whose targets
     /// fit one storage binding), with `batch` rows per step.
     pub fn max_rows(ctx: &GpuContext, network: &Network, batch: usize) -> usize {
-        let fixed = Self::fixed_bytes(network, batch.max(1));
+        let fixed = Self::fixed_bytes(ctx, network, batch.max(1));
         let binding = ctx
             .limits
             .max_storage_buffer_binding_size
@@ -650,7 +661,7 @@ impl GpuNetwork {
         step_rows: impl Fn(usize) -> usize,
     ) -> Result<usize> {
         let needs =
-            |rows: usize| Self::device_bytes(network, rows + carry, step_rows(rows + carry));
+            |rows: usize| Self::device_bytes(ctx, network, rows + carry, step_rows(rows + carry));
         // The buffers grow with the rows: bisect over multiples of 64.
         let (mut lo, mut hi) = (1, (limit / 64).max(1));
         while lo < hi {
@@ -717,7 +728,7 @@ impl GpuNetwork {
             len: work_len,
             ..
         } = Self::work_layout(network, batch);
-        let device_bytes = Self::device_bytes(network, n, batch);
+        let device_bytes = Self::device_bytes(ctx, network, n, batch);
         if device_bytes > ctx.memory_budget() {
             return Err(Error::Capacity(format!(
                 "the model's GPU buffers need {device_bytes} bytes ({n} rows), more than the {} \
@@ -816,18 +827,9 @@ impl GpuNetwork {
             storage,
         )?;
         let work = make("likely mlp activations and deltas", (work_len * 4) as u64);
-        // The fused step exists on CPU adapters (lavapipe) only: there dispatches and
-        // lane-divergent loads are dear and registers spill cheaply to the stack, where on a
-        // real GPU an invocation holding every parameter and its gradient would spill to slow
-        // memory (and its driver would compile the large kernel for nothing). Its partials
-        // take a ninth storage buffer: where the adapter allows only eight per stage, the
-        // network trains kernel by kernel.
         // The plan is fixed here: the kernel's literal sizes, the buffer and the dispatch
         // all follow it.
-        let fused_plan = (ctx.adapter().software
-            && fused_eligible(network, batch)
-            && ctx.limits.max_storage_buffers_per_shader_stage >= 9)
-            .then(|| FusedPlan::new(batch));
+        let fused_plan = fused_plan(ctx, network, batch);
         let fused = fused_plan.is_some();
         let partials = make(
             "likely mlp fused-step partial gradients",
