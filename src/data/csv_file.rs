@@ -43,7 +43,7 @@ pub(super) fn parse(
     };
     let name = names[index].to_string();
 
-    let mut cells: Vec<String> = Vec::new();
+    let mut labels = super::LabelEncoder::default();
     let mut numbers: Vec<f64> = Vec::new();
     let mut numeric = true;
     // One record buffer reused for every row.
@@ -77,16 +77,21 @@ pub(super) fn parse(
                     format!("non-numeric value '{cell}'"),
                 ));
             }
-            Err(_) => numeric = false,
+            Err(_) => {
+                numeric = false;
+                numbers = Vec::new();
+            }
         }
         if allow_labels {
-            cells.push(cell.to_string());
+            labels.push(cell);
         }
     }
     if numeric {
         return Ok((numbers, None, name));
     }
-    let (values, labels) = super::classes_of(&cells);
+    let (values, labels) = labels
+        .finish()
+        .map_err(|e| Error::data(path, format!("column '{name}'"), e))?;
     Ok((values, Some(labels), name))
 }
 

@@ -72,16 +72,69 @@ impl FileFormat {
     }
 }
 
+/// Distinct target values beyond which a text column is not taken for class labels.
+pub const MAX_CLASSES: usize = 1 << 16;
+
+/// Class labels read cell by cell. Each row keeps the index of its label among the distinct
+/// labels seen so far, so a column costs four bytes per row and its distinct labels rather than
+/// a string per row; past [`MAX_CLASSES`] distinct values it stops keeping them (the column is
+/// then numbers, or not class labels).
+#[derive(Default)]
+pub(crate) struct LabelEncoder {
+    ids: Vec<u32>,
+    distinct: std::collections::HashMap<String, u32>,
+    overflow: bool,
+}
+
+impl LabelEncoder {
+    pub(crate) fn push(&mut self, cell: &str) {
+        if self.overflow {
+            return;
+        }
+        let next = self.distinct.len() as u32;
+        let id = match self.distinct.get(cell) {
+            Some(&id) => id,
+            None => {
+                self.distinct.insert(cell.to_string(), next);
+                next
+            }
+        };
+        self.ids.push(id);
+        if self.distinct.len() > MAX_CLASSES {
+            self.overflow = true;
+            self.ids = Vec::new();
+            self.distinct = Default::default();
+        }
+    }
+
+    /// Class indices (the classes are the distinct labels in sorted order) and the labels;
+    /// the error says why the column is not class labels.
+    pub(crate) fn finish(self) -> std::result::Result<(Vec<f64>, Vec<String>), String> {
+        if self.overflow {
+            return Err(format!(
+                "more than {MAX_CLASSES} distinct text values: not class labels"
+            ));
+        }
+        let mut labels: Vec<(String, u32)> = self.distinct.into_iter().collect();
+        labels.sort_unstable();
+        let mut rank = vec![0u32; labels.len()];
+        for (k, (_, id)) in labels.iter().enumerate() {
+            rank[*id as usize] = k as u32;
+        }
+        let values = self
+            .ids
+            .iter()
+            .map(|&id| rank[id as usize] as f64)
+            .collect();
+        Ok((values, labels.into_iter().map(|(label, _)| label).collect()))
+    }
+}
+
 /// String class labels as class indices: the classes are the distinct labels in sorted order.
-pub(crate) fn classes_of(cells: &[String]) -> (Vec<f64>, Vec<String>) {
-    let mut labels = cells.to_vec();
-    labels.sort();
-    labels.dedup();
-    let values = cells
-        .iter()
-        .map(|c| labels.binary_search(c).expect("label is in the set") as f64)
-        .collect();
-    (values, labels)
+pub(crate) fn classes_of(cells: &[String]) -> std::result::Result<(Vec<f64>, Vec<String>), String> {
+    let mut encoder = LabelEncoder::default();
+    cells.iter().for_each(|c| encoder.push(c));
+    encoder.finish()
 }
 
 impl Dataset {
@@ -171,7 +224,8 @@ pub fn load(path: &Path, column: Option<&str>, family: FamilyName) -> Result<Dat
             let (values, labels) = match reader.read_all()? {
                 Cells::Numbers(values) => (values, None),
                 Cells::Text(cells) if allow_labels => {
-                    let (values, labels) = classes_of(&cells);
+                    let (values, labels) = classes_of(&cells)
+                        .map_err(|e| Error::data(path, format!("column '{name}'"), e))?;
                     (values, Some(labels))
                 }
                 Cells::Text(cells) => {
@@ -223,4 +277,82 @@ pub fn load(path: &Path, column: Option<&str>, family: FamilyName) -> Result<Dat
         ));
     }
     Ok(dataset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_numbered_in_sorted_order() {
+        let cells = ["red", "blue", "red", "green", "blue", "10", "9"].map(String::from);
+        let (values, labels) = classes_of(&cells).unwrap();
+        assert_eq!(labels, ["10", "9", "blue", "green", "red"]);
+        assert_eq!(values, [4.0, 2.0, 4.0, 3.0, 2.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn more_distinct_values_than_classes_are_not_labels() {
+        let mut encoder = LabelEncoder::default();
+        for i in 0..=MAX_CLASSES {
+            encoder.push(&format!("c{i}"));
+        }
+        // Past the limit the encoder keeps nothing per row.
+        assert!(encoder.ids.is_empty() && encoder.distinct.is_empty());
+        encoder.push("c0");
+        let err = encoder.finish().unwrap_err();
+        assert!(err.contains("not class labels"), "{err}");
+        let mut encoder = LabelEncoder::default();
+        for i in 0..MAX_CLASSES {
+            encoder.push(&format!("c{i:05}"));
+        }
+        let (values, labels) = encoder.finish().unwrap();
+        assert_eq!(labels.len(), MAX_CLASSES);
+        assert_eq!(values[MAX_CLASSES - 1], (MAX_CLASSES - 1) as f64);
+    }
+
+    #[test]
+    fn an_in_memory_text_target_is_numbers_or_labels_as_a_whole() {
+        let dir = std::env::temp_dir().join(format!("likely-text-target-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = || TargetSpec::Train { allow_labels: true };
+        // Every cell a number: the target is numeric, however many distinct values it has.
+        let path = dir.join("numbers.csv");
+        let mut text = String::from("a,y\n");
+        for r in 0..(MAX_CLASSES + 10) {
+            text += &format!("{r},{}\n", r as f64 * 0.25);
+        }
+        std::fs::write(&path, &text).unwrap();
+        let table = load_table(&path, "y", None, spec()).unwrap();
+        assert!(table.labels.is_none());
+        assert_eq!(
+            table.y.as_ref().unwrap()[MAX_CLASSES + 9],
+            (MAX_CLASSES + 9) as f64 * 0.25
+        );
+        // A number among labels is one more label.
+        let path = dir.join("labels.csv");
+        std::fs::write(&path, "a,y\n1,cat\n2,7\n3,dog\n4,cat\n").unwrap();
+        let table = load_table(&path, "y", None, spec()).unwrap();
+        assert_eq!(table.labels.unwrap(), ["7", "cat", "dog"]);
+        assert_eq!(table.y.unwrap(), [1.0, 0.0, 2.0, 1.0]);
+        // A non-finite number in a numeric column is an error naming its row.
+        let path = dir.join("inf.csv");
+        std::fs::write(&path, "a,y\n1,0.5\n2,inf\n").unwrap();
+        let err = load_table(&path, "y", None, spec())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not finite") && err.contains("row 2"), "{err}");
+        // Too many distinct labels: not a categorical target.
+        let path = dir.join("many.csv");
+        let mut text = String::from("a,y\n");
+        for r in 0..=MAX_CLASSES {
+            text += &format!("{r},k{r}\n");
+        }
+        std::fs::write(&path, &text).unwrap();
+        let err = load_table(&path, "y", None, spec())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not class labels"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -10,7 +10,7 @@ use super::csv_file::{self, CsvReader};
 use super::npy::NpyReader;
 use super::parquet_file::ParquetColumn;
 use super::table::{select_columns, Table, TargetSpec};
-use super::FileFormat;
+use super::{FileFormat, MAX_CLASSES};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -367,9 +367,6 @@ impl RowReader for MemoryRows {
         Ok(())
     }
 }
-
-/// Distinct target values beyond which a string target is not taken for class labels.
-const MAX_CLASSES: usize = 1 << 16;
 
 /// Rows per chunk unless set: 64 Ki.
 const DEFAULT_CHUNK_ROWS: usize = 1 << 16;

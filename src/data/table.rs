@@ -2,6 +2,7 @@
 //! file.
 
 use super::rows::{TableStream, TargetCodec};
+use super::LabelEncoder;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -51,18 +52,19 @@ pub fn load_table(
     let mut stream = TableStream::open_with(path, target, features, &spec, codec)?;
     let d = stream.features.len();
     let capacity = stream.rows().unwrap_or(0);
-    let (mut x, mut y, mut cells) = (Vec::with_capacity(capacity * d), Vec::new(), Vec::new());
+    let (mut x, mut y) = (Vec::with_capacity(capacity * d), Vec::new());
+    let mut text = TextTarget::default();
     let n = stream.for_each_chunk(|chunk| {
         x.append(&mut chunk.x);
         y.append(&mut chunk.y);
-        cells.append(&mut chunk.cells);
+        chunk.cells.iter().for_each(|cell| text.push(cell));
         Ok(true)
     })?;
     debug_assert_eq!(x.len(), n * d);
     let (y, labels) = match (stream.has_target, &spec) {
         (false, _) => (None, None),
-        (true, TargetSpec::Train { allow_labels: true }) if !cells.is_empty() => {
-            let (y, labels) = encode_target(path, target, &cells, |r, c| stream.location(r, c))?;
+        (true, TargetSpec::Train { allow_labels: true }) if text.rows > 0 => {
+            let (y, labels) = text.finish(path, target, |r, c| stream.location(r, c))?;
             (Some(y), labels)
         }
         (true, _) => (Some(y), stream.labels.clone()),
@@ -143,29 +145,56 @@ pub(super) fn select_columns(
     Ok((target_index, feature_names, feature_index))
 }
 
-/// Training targets read as text: numbers when every cell is one, else class labels (the
-/// distinct cells, sorted).
-fn encode_target(
-    path: &Path,
-    target: &str,
-    cells: &[String],
-    location: impl Fn(usize, &str) -> String,
-) -> Result<(Vec<f64>, Option<Vec<String>>)> {
-    let numeric: Option<Vec<f64>> = cells.iter().map(|c| c.parse::<f64>().ok()).collect();
-    match numeric {
-        Some(values) => {
-            if let Some(r) = values.iter().position(|v| !v.is_finite()) {
+/// Training targets read as text, encoded as they arrive: numbers while every cell is one,
+/// and the cells as class labels (four bytes a row, see [`LabelEncoder`]).
+#[derive(Default)]
+struct TextTarget {
+    rows: usize,
+    /// Every cell's value while all are numbers; emptied at the first that is not.
+    numbers: Vec<f64>,
+    numeric: bool,
+    labels: LabelEncoder,
+}
+
+impl TextTarget {
+    fn push(&mut self, cell: &str) {
+        if self.rows == 0 {
+            self.numeric = true;
+        }
+        self.rows += 1;
+        if self.numeric {
+            match cell.parse::<f64>() {
+                Ok(v) => self.numbers.push(v),
+                Err(_) => {
+                    self.numeric = false;
+                    self.numbers = Vec::new();
+                }
+            }
+        }
+        self.labels.push(cell);
+    }
+
+    /// Numbers when every cell is one, else class labels (the distinct cells, sorted).
+    fn finish(
+        self,
+        path: &Path,
+        target: &str,
+        location: impl Fn(usize, &str) -> String,
+    ) -> Result<(Vec<f64>, Option<Vec<String>>)> {
+        if self.numeric {
+            if let Some(r) = self.numbers.iter().position(|v| !v.is_finite()) {
                 return Err(Error::data(
                     path,
                     location(r, target),
-                    format!("value {} is not finite", values[r]),
+                    format!("value {} is not finite", self.numbers[r]),
                 ));
             }
-            Ok((values, None))
+            return Ok((self.numbers, None));
         }
-        None => {
-            let (y, labels) = super::classes_of(cells);
-            Ok((y, Some(labels)))
-        }
+        let (y, labels) = self
+            .labels
+            .finish()
+            .map_err(|e| Error::data(path, format!("column '{target}'"), e))?;
+        Ok((y, Some(labels)))
     }
 }

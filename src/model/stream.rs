@@ -154,7 +154,7 @@ pub struct Survey {
 }
 
 /// Classes a categorical target may have.
-pub const MAX_CLASSES: usize = 1 << 16;
+pub use crate::data::MAX_CLASSES;
 
 /// Reads the training table once: checks every target against the family's support (class
 /// labels 0..K-1 with K the number of string labels, or up to [`MAX_CLASSES`]) and keeps
