@@ -106,14 +106,30 @@ impl Head {
                 rate * y - eta[0]
             }
             FamilyName::Categorical => {
-                let z = self.logits(eta);
-                let lse = log_sum_exp(&z);
+                // Softmax over the logits z (the reference class's fixed at 0), shifted by the
+                // largest: p_k = e_k / sum e, e_k = exp(z_k - max z); NLL = log sum exp z - z_y,
+                // dNLL/dz_k = p_k - [k = y]. One exp per class and one log, in place.
                 let skip = self.reference as usize;
-                for (k, d) in d_eta.iter_mut().enumerate() {
-                    let class = k + skip;
-                    *d = (z[class] - lse).exp() - (class as f64 == y) as u8 as f64;
+                let reference = self.reference.then_some(0.0);
+                let max = eta
+                    .iter()
+                    .copied()
+                    .chain(reference)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let mut sum = reference.map_or(0.0, |z| (z - max).exp());
+                for (d, &z) in d_eta.iter_mut().zip(eta) {
+                    *d = (z - max).exp();
+                    sum += *d;
                 }
-                lse - z[y as usize]
+                d_eta.iter_mut().for_each(|d| *d /= sum);
+                let class = y as usize;
+                let z_y = if class < skip {
+                    0.0
+                } else {
+                    d_eta[class - skip] -= 1.0;
+                    eta[class - skip]
+                };
+                max + sum.ln() - z_y
             }
         }
     }
