@@ -374,8 +374,9 @@ pub struct StreamReduction {
 }
 
 impl StreamReduction {
-    /// `budget` bytes of device memory for the two data buffers (the adapter's binding limit
-    /// caps each), chunks of at most `max_chunk` samples (the host's buffer); `n` samples.
+    /// `budget` bytes of device memory for the two data buffers (each at least one workgroup
+    /// span of samples; the adapter's binding limit caps each), chunks of at most `max_chunk`
+    /// samples (the host's buffer); `n` samples.
     pub fn new(
         ctx: &GpuContext,
         family: &dyn Family,
