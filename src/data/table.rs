@@ -147,7 +147,6 @@ pub(super) fn select_columns(
 
 /// Training targets read as text, encoded as they arrive: numbers while every cell is one,
 /// and the cells as class labels (four bytes a row, see [`LabelEncoder`]).
-#[derive(Default)]
 struct TextTarget {
     rows: usize,
     /// Every cell's value while all are numbers; emptied at the first that is not.
@@ -156,11 +155,19 @@ struct TextTarget {
     labels: LabelEncoder,
 }
 
+impl Default for TextTarget {
+    fn default() -> Self {
+        TextTarget {
+            rows: 0,
+            numbers: Vec::new(),
+            numeric: true,
+            labels: LabelEncoder::default(),
+        }
+    }
+}
+
 impl TextTarget {
     fn push(&mut self, cell: &str) {
-        if self.rows == 0 {
-            self.numeric = true;
-        }
         self.rows += 1;
         if self.numeric {
             match cell.parse::<f64>() {
