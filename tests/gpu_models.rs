@@ -122,31 +122,41 @@ fn training_follows_the_cpu_trajectory() {
         },
     };
     let (x, y) = table(500, 10, FamilyName::Categorical, 5, 9);
+    // The same run from the same start on both engines: (CPU report and parameters, GPU's).
+    let run_both = |options: &likely::model::TrainOptions| {
+        let start = net.init(4, &y);
+        let mut cpu_params = start.clone();
+        let cpu = train(&net, &mut cpu_params, &x, &y, options, |_| {}).unwrap();
+        let gpu_net = GpuNetwork::new(ctx, &net, &x, &y, &vec![0.0; y.len()], &[], 50).unwrap();
+        let mut gpu_params = start;
+        let gpu = train_gpu(&gpu_net, &net, &mut gpu_params, options, |_| {}).unwrap();
+        ((cpu, cpu_params), (gpu, gpu_params))
+    };
+    // Every logged point at the same step, with the same loss to 1e-4.
+    let same_losses =
+        |cpu: &likely::model::TrainReport, gpu: &likely::model::TrainReport, what: &str| {
+            assert_eq!(gpu.history.len(), cpu.history.len(), "{what}");
+            for (c, g) in cpu.history.iter().zip(&gpu.history) {
+                assert_eq!(c.step, g.step);
+                let rel = (c.train_mean_nll - g.train_mean_nll).abs() / c.train_mean_nll;
+                assert!(
+                    rel <= 1e-4,
+                    "{what} step {}: cpu {} gpu {}",
+                    c.step,
+                    c.train_mean_nll,
+                    g.train_mean_nll
+                );
+            }
+        };
     for optimizer in [
         ModelOptimizer::Adamw,
         ModelOptimizer::Adam,
         ModelOptimizer::Sgd,
     ] {
         let options = train_options(optimizer, net.param_count(), 50, 2);
-        let start = net.init(4, &y);
-        let mut cpu_params = start.clone();
-        let cpu = train(&net, &mut cpu_params, &x, &y, &options, |_| {}).unwrap();
-        let gpu_net = GpuNetwork::new(ctx, &net, &x, &y, &vec![0.0; y.len()], &[], 50).unwrap();
-        let mut gpu_params = start.clone();
-        let gpu = train_gpu(&gpu_net, &net, &mut gpu_params, &options, |_| {}).unwrap();
+        let ((cpu, cpu_params), (gpu, gpu_params)) = run_both(&options);
         assert_eq!(cpu.history.len(), 20, "{optimizer:?}: 2 epochs of 10 steps");
-        assert_eq!(gpu.history.len(), cpu.history.len(), "{optimizer:?}");
-        for (c, g) in cpu.history.iter().zip(&gpu.history) {
-            assert_eq!(c.step, g.step);
-            let rel = (c.train_mean_nll - g.train_mean_nll).abs() / c.train_mean_nll;
-            assert!(
-                rel <= 1e-4,
-                "{optimizer:?} step {}: cpu {} gpu {}",
-                c.step,
-                c.train_mean_nll,
-                g.train_mean_nll
-            );
-        }
+        same_losses(&cpu, &gpu, &format!("{optimizer:?}"));
         let first = cpu.history[0].train_mean_nll;
         let last = cpu.history.last().unwrap().train_mean_nll;
         assert!(
@@ -167,26 +177,11 @@ fn training_follows_the_cpu_trajectory() {
         log_every: 3,
         ..train_options(ModelOptimizer::Adamw, net.param_count(), 50, 2)
     };
-    let start = net.init(4, &y);
-    let mut cpu_params = start.clone();
-    let cpu = train(&net, &mut cpu_params, &x, &y, &options, |_| {}).unwrap();
-    let gpu_net = GpuNetwork::new(ctx, &net, &x, &y, &vec![0.0; y.len()], &[], 50).unwrap();
-    let mut gpu_params = start;
-    let gpu = train_gpu(&gpu_net, &net, &mut gpu_params, &options, |_| {}).unwrap();
+    let ((cpu, _), (gpu, _)) = run_both(&options);
     let steps: Vec<usize> = cpu.history.iter().map(|p| p.step).collect();
     assert_eq!(steps, [3, 6, 9, 12, 15, 18]);
     assert_eq!(cpu.history[3].epoch, 2);
-    for (c, g) in cpu.history.iter().zip(&gpu.history) {
-        assert_eq!(c.step, g.step);
-        let rel = (c.train_mean_nll - g.train_mean_nll).abs() / c.train_mean_nll;
-        assert!(
-            rel <= 1e-4,
-            "step {}: cpu {} gpu {}",
-            c.step,
-            c.train_mean_nll,
-            g.train_mean_nll
-        );
-    }
+    same_losses(&cpu, &gpu, "log every 3");
 }
 
 #[test]
