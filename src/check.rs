@@ -266,6 +266,31 @@ pub const MODEL_SHAPES: [(usize, usize, &[usize], usize); 5] = [
     (300, 70, &[80, 70], 128),
 ];
 
+/// `n` random rows of `inputs` features and a target in `family`'s support (`classes` for
+/// the categorical), all f32-representable so that the GPU and the CPU see the same data.
+pub fn random_table(
+    rng: &mut StdRng,
+    n: usize,
+    inputs: usize,
+    family: FamilyName,
+    classes: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    use rand::Rng;
+    let x = (0..n * inputs)
+        .map(|_| rng.random_range(-2.0f32..2.0) as f64)
+        .collect();
+    let y = (0..n)
+        .map(|_| match family {
+            FamilyName::Bernoulli => rng.random_range(0..2) as f64,
+            FamilyName::Categorical => rng.random_range(0..classes) as f64,
+            FamilyName::Poisson => rng.random_range(0..5) as f64,
+            FamilyName::Exponential => rng.random_range(0.1f32..3.0) as f64,
+            _ => rng.random_range(-2.0f32..2.0) as f64,
+        })
+        .collect();
+    (x, y)
+}
+
 /// A random network and table on the GPU beside the f64 CPU reference, compared in two
 /// cases: the full-batch NLL and gradient, and one training step on a batch of rows (fused
 /// into two dispatches where the adapter has the fused step, kernel by kernel otherwise).
@@ -294,18 +319,7 @@ impl ModelComparison {
         use rand::Rng;
         let mut rng = StdRng::seed_from_u64(seed);
         let family = net.head.family;
-        let x: Vec<f64> = (0..n * net.inputs)
-            .map(|_| rng.random_range(-2.0f32..2.0) as f64)
-            .collect();
-        let y: Vec<f64> = (0..n)
-            .map(|_| match family {
-                FamilyName::Bernoulli => rng.random_range(0..2) as f64,
-                FamilyName::Categorical => rng.random_range(0..net.head.classes) as f64,
-                FamilyName::Poisson => rng.random_range(0..5) as f64,
-                FamilyName::Exponential => rng.random_range(0.1f32..3.0) as f64,
-                _ => rng.random_range(-2.0f32..2.0) as f64,
-            })
-            .collect();
+        let (x, y) = random_table(&mut rng, n, net.inputs, family, net.head.classes);
         let params: Vec<f64> = (0..net.param_count())
             .map(|_| rng.random_range(-0.5f32..0.5) as f64)
             .collect();

@@ -18,21 +18,7 @@ fn table(
     classes: usize,
     seed: u64,
 ) -> (Vec<f64>, Vec<f64>) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    // f32-representable inputs, so both sides see the same data.
-    let x = (0..n * d)
-        .map(|_| rng.random_range(-2.0f32..2.0) as f64)
-        .collect();
-    let y = (0..n)
-        .map(|_| match family {
-            FamilyName::Bernoulli => rng.random_range(0..2) as f64,
-            FamilyName::Categorical => rng.random_range(0..classes) as f64,
-            FamilyName::Poisson => rng.random_range(0..5) as f64,
-            FamilyName::Exponential => rng.random_range(0.1f32..3.0) as f64,
-            _ => rng.random_range(-2.0f32..2.0) as f64,
-        })
-        .collect();
-    (x, y)
+    likely::check::random_table(&mut StdRng::seed_from_u64(seed), n, d, family, classes)
 }
 
 #[test]
