@@ -1,10 +1,13 @@
 // One fused pass over a chunk of samples: every invocation accumulates the family's
-// per-sample terms for SAMPLES_PER_THREAD samples (strided by WORKGROUP_SIZE, so adjacent
-// invocations read adjacent words), then each term is summed over the workgroup and written
-// as one partial. The host finishes the sum of partials in f64.
+// per-sample terms for SAMPLES_PER_THREAD samples, then each term is summed over the
+// workgroup and written as one partial. The host finishes the sum of partials in f64.
 //
-// Generated before this text: N_TERMS, WORKGROUP_SIZE, SAMPLES_PER_THREAD,
-// RUN, KERNEL_PARAM_VEC4S, the family's `accumulate`, `workgroup_sums`, `Invocation` and
+// Which samples: the workgroup's span is cut into blocks of LANE_GROUP * SAMPLES_PER_THREAD
+// words, one per group of LANE_GROUP consecutive invocations; at step k the group reads the
+// k-th run of LANE_GROUP adjacent words of its block, one word per invocation.
+//
+// Generated before this text: N_TERMS, WORKGROUP_SIZE, SAMPLES_PER_THREAD, LANE_GROUP, RUN,
+// KERNEL_PARAM_VEC4S, the family's `accumulate`, `workgroup_sums`, `Invocation` and
 // `add_terms` (acc += run, term by term).
 
 struct ChunkInfo {
@@ -30,11 +33,13 @@ fn reduce_terms(inv: Invocation) {
     kernel_params_here = kernel_params;
     let len = chunk.len;
     var acc: array<f32, N_TERMS>;
-    let base = inv.wid.x * (WORKGROUP_SIZE * SAMPLES_PER_THREAD) + inv.lid;
+    let block = inv.lid / LANE_GROUP;
+    let base = inv.wid.x * (WORKGROUP_SIZE * SAMPLES_PER_THREAD)
+        + block * (LANE_GROUP * SAMPLES_PER_THREAD) + inv.lid % LANE_GROUP;
     for (var r = 0u; r < SAMPLES_PER_THREAD; r = r + RUN) {
         var run: array<f32, N_TERMS>;
         for (var k = r; k < r + RUN; k = k + 1u) {
-            let i = base + k * WORKGROUP_SIZE;
+            let i = base + k * LANE_GROUP;
             if (i < len) {
                 accumulate(data[i], &run);
             }

@@ -232,8 +232,8 @@ pub fn run(
                 thetas.extend(family.extreme_thetas());
             }
             let options = ReductionOptions {
-                force_tree: false,
                 max_chunk_samples: Some(cap),
+                ..Default::default()
             };
             record(
                 compare(ctx, family, data.clone(), &thetas, options)?,

@@ -11,7 +11,7 @@ use likely::check::{check_families, compare, edge_sizes, sample_f32, BINDING_CAP
 use likely::family::{Family, FamilyName};
 use likely::for_each_family;
 use likely::gpu::reduce::{ReductionOptions, TermReduction};
-use likely::gpu::shader::ReduceShape;
+use likely::gpu::shader::{ReduceShape, WORKGROUP_SIZE};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::sync::Arc;
@@ -105,6 +105,47 @@ fn edge_sizes_straddle_the_kernels_workgroup_span() {
         ReduceShape::HARDWARE
     };
     assert_eq!(span, expected.samples_per_workgroup());
+}
+
+#[test]
+fn every_kernel_shape_agrees_with_the_cpu() {
+    // Each adapter builds one shape; the others are run here too, so that both the hardware
+    // and the CPU-adapter layouts (and lane groups of 1 and of a whole workgroup) are checked
+    // on whatever adapter runs the tests. Sizes straddle each shape's workgroup span.
+    gpu_or_skip!();
+    let shapes = [
+        ReduceShape::HARDWARE,
+        ReduceShape::SOFTWARE,
+        ReduceShape::SOFTWARE.with_lane_group(1),
+        ReduceShape::SOFTWARE.with_lane_group(32),
+        ReduceShape::HARDWARE.with_lane_group(8),
+    ];
+    for (s, shape) in shapes.into_iter().enumerate() {
+        let options = ReductionOptions {
+            shape: Some(shape),
+            ..Default::default()
+        };
+        let span = shape.samples_per_workgroup();
+        for family in [
+            FamilyName::Gaussian.build(1),
+            FamilyName::Categorical.build(7),
+        ] {
+            for (i, n) in [1, 257, span - 1, span, span + 1].into_iter().enumerate() {
+                let seed = 500 + 10 * s as u64 + i as u64;
+                assert_cases(family.as_ref(), n, seed, false, options);
+            }
+        }
+    }
+}
+
+#[test]
+fn lane_groups_must_tile_the_workgroup() {
+    // A lane group that is not a power of two up to the workgroup size is not taken.
+    let shape = ReduceShape::SOFTWARE;
+    assert_eq!(shape.with_lane_group(3), shape);
+    assert_eq!(shape.with_lane_group(0), shape);
+    assert_eq!(shape.with_lane_group(2 * WORKGROUP_SIZE), shape);
+    assert_eq!(shape.with_lane_group(16).lane_group, 16);
 }
 
 #[test]

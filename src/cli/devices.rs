@@ -39,8 +39,9 @@ pub fn run(args: DevicesArgs) -> likely::Result<i32> {
             bytes(a.max_buffer)
         );
         println!(
-            "    SUBGROUP: {}   SHADER_F64: {}   TIMESTAMP_QUERY: {}",
+            "    SUBGROUP: {} (size {})   SHADER_F64: {}   TIMESTAMP_QUERY: {}",
             yes(a.subgroup),
+            a.subgroup_size,
             yes(a.shader_f64),
             yes(a.timestamp_query)
         );

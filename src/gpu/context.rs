@@ -31,6 +31,9 @@ pub struct AdapterReport {
     pub max_storage_binding: u64,
     pub max_buffer: u64,
     pub subgroup: bool,
+    /// Invocations per subgroup (the largest the adapter may use): on a CPU adapter, its SIMD
+    /// width.
+    pub subgroup_size: u32,
     pub shader_f64: bool,
     pub timestamp_query: bool,
     /// True for software adapters such as llvmpipe (device type Cpu).
@@ -67,6 +70,7 @@ fn report(adapter: &wgpu::Adapter) -> AdapterReport {
         max_storage_binding: limits.max_storage_buffer_binding_size,
         max_buffer: limits.max_buffer_size,
         subgroup: features.contains(wgpu::Features::SUBGROUP),
+        subgroup_size: info.subgroup_max_size,
         shader_f64: features.contains(wgpu::Features::SHADER_F64),
         timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
         software: info.device_type == wgpu::DeviceType::Cpu,

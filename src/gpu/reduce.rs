@@ -15,6 +15,8 @@ pub struct ReductionOptions {
     pub force_tree: bool,
     /// Cap on samples per storage binding (tests use it to exercise chunking cheaply).
     pub max_chunk_samples: Option<usize>,
+    /// A kernel shape other than the adapter's own (tests run every shape on one adapter).
+    pub shape: Option<ReduceShape>,
 }
 
 struct Chunk {
@@ -83,7 +85,9 @@ impl TermReduction {
             )));
         }
         let subgroups = ctx.has_subgroups() && !options.force_tree;
-        let shape = ReduceShape::for_adapter(ctx);
+        let shape = options
+            .shape
+            .unwrap_or_else(|| ReduceShape::for_adapter(ctx));
         let span = shape.samples_per_workgroup();
         let device = &ctx.device;
 
