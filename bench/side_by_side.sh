@@ -20,6 +20,6 @@ for job in gauss-eval logreg-fit mlp-train; do
     done
 done
 if [[ $engines == *gpu* ]]; then
-    "$likely" bench --job gauss-eval --engine gpu --n 67108864 --json --reps 5
+    "$likely" bench --job gauss-eval --engine gpu --n 67108864 --json --reps 15
 fi
 "$python" "$peers"
