@@ -771,3 +771,64 @@ fn streamed_minibatch_edges() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_table_sorted_by_its_target_is_flagged_for_minibatch_epochs() {
+    // Minibatch epochs over a chunked table shuffle within chunks only: a file sorted by its
+    // target gives batches of one class at a time, which must not pass silently.
+    use likely::data::{TableStream, TargetSpec};
+    use likely::family::FamilyName;
+    use likely::model::stream::{survey, ORDERED_TARGET_RATIO};
+    let dir = temp_dir("ordered");
+    let d = data(20_000, 13);
+    let shuffled = dir.join("shuffled.csv");
+    write_csv(&shuffled, &d);
+    let mut order: Vec<usize> = (0..d.x.len()).collect();
+    order.sort_by_key(|&i| d.yb[i]);
+    let by_target = Data {
+        x: order.iter().map(|&i| d.x[i]).collect(),
+        yb: order.iter().map(|&i| d.yb[i]).collect(),
+        yc: order.iter().map(|&i| d.yc[i]).collect(),
+        yr: order.iter().map(|&i| d.yr[i]).collect(),
+        label: order.iter().map(|&i| d.label[i].clone()).collect(),
+    };
+    let sorted = dir.join("sorted.csv");
+    write_csv(&sorted, &by_target);
+
+    // The survey's ratio: about 1 in random order, huge when sorted.
+    let ratio = |path: &Path| {
+        let spec = TargetSpec::Train {
+            allow_labels: false,
+        };
+        let features = ["x0", "x1", "x2"].map(String::from);
+        let mut table = TableStream::open(path, "yb", Some(&features), spec).unwrap();
+        table.set_chunk_rows(1000);
+        let found = survey(&mut table, FamilyName::Bernoulli, 1000).unwrap();
+        found.target_order().unwrap()
+    };
+    let (random, ordered) = (ratio(&shuffled), ratio(&sorted));
+    assert!(random < 3.0, "shuffled rows: F = {random}");
+    assert!(ordered > 1000.0 * ORDERED_TARGET_RATIO, "sorted rows: F = {ordered}");
+
+    // The CLI warns where it matters: a streamed minibatch fit, not a full-batch one.
+    let stderr = |path: &Path, optimizer: &str| {
+        let mut args = model_fit(
+            "linear",
+            "bernoulli",
+            path.to_str().unwrap(),
+            "yb",
+            &["--features", "x0,x1,x2", "--optimizer", optimizer, "--json"],
+        );
+        if optimizer == "adam" {
+            args.extend(["--epochs", "1"]);
+        }
+        args.extend_from_slice(&SMALL_HOST);
+        let out = likely(&args);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    assert!(stderr(&sorted, "adam").contains("changes from chunk to chunk"));
+    assert!(!stderr(&shuffled, "adam").contains("warning"));
+    assert!(!stderr(&sorted, "lbfgs").contains("warning"));
+    std::fs::remove_dir_all(&dir).ok();
+}

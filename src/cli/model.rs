@@ -11,6 +11,7 @@ use likely::gpu::GpuContext;
 use likely::inference::{CovType, LinearSums};
 use likely::model::stream::{
     summarize, survey, train_streamed, ChunkEngine, StreamedProblem, Summary, Survey, MAX_CLASSES,
+    ORDERED_TARGET_RATIO,
 };
 use likely::model::train::FullBatch;
 use likely::model::{Activation, Head, Model, ModelKind, ModelOptimizer, Network, TrainOptions};
@@ -375,6 +376,9 @@ pub fn fit_model(
         Some(ctx) => place_on_gpu(rows, ctx, &network, &options, &mut prepared, family)?,
         None => rows,
     };
+    if let (Rows::Chunked(table, _), Some(survey), false) = (&rows, &prepared.survey, full_batch) {
+        warn_if_ordered_by_target(survey, table, target);
+    }
 
     let started = std::time::Instant::now();
     // A progress bar on stderr: hidden with --json, and by indicatif when stderr is not a terminal.
@@ -672,6 +676,21 @@ pub fn fit_model(
         eprintln!("warning: {}", report.reason);
     }
     Ok(0)
+}
+
+/// Minibatch epochs over a chunked table shuffle rows within a chunk only: a file sorted or
+/// grouped by its target would feed batches of one kind at a time, silently.
+fn warn_if_ordered_by_target(survey: &Survey, table: &TableStream, target: &str) {
+    if let Some(ratio) = survey.target_order().filter(|&r| r > ORDERED_TARGET_RATIO) {
+        eprintln!(
+            "warning: the target '{target}' changes from chunk to chunk of the table (F = \
+             {ratio:.3e}, the spread of chunk means against the spread within chunks; about 1 \
+             for rows in random order): minibatch epochs shuffle rows only within a chunk \
+             ({} rows), so each batch sees one part of the table. Shuffle the file's rows, give \
+             --host-memory room for larger chunks, or fit full-batch (--optimizer lbfgs)",
+            table.chunk_rows()
+        );
+    }
 }
 
 /// Puts the table on the GPU: resident when its buffers fit the GPU's budget, else passed

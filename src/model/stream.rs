@@ -142,8 +142,9 @@ impl Differentiable for StreamedProblem<'_, '_> {
     }
 }
 
-/// What the first pass over a training table finds: its rows, the largest target, and a
-/// subsample of every `stride`-th row (Newton's warm start; the head's starting globals).
+/// What the first pass over a training table finds: its rows, the largest target, a
+/// subsample of every `stride`-th row (Newton's warm start; the head's starting globals), and
+/// how the targets vary from chunk to chunk.
 pub struct Survey {
     pub n: usize,
     pub max_target: f64,
@@ -151,6 +152,50 @@ pub struct Survey {
     /// The subsample's features (row-major) and targets.
     pub sample_x: Vec<f64>,
     pub sample_y: Vec<f64>,
+    /// Each chunk's rows and mean target.
+    chunk_means: Vec<(usize, f64)>,
+    /// The sum over chunks of the targets' squared deviations from their chunk's mean.
+    within_chunk_squares: f64,
+}
+
+/// [`Survey::target_order`] above which a table's rows are taken to be ordered by their
+/// target: in a table in random order the ratio is about 1 (it exceeds 10 by chance with
+/// probability under 0.2% for two chunks, and far less for more).
+pub const ORDERED_TARGET_RATIO: f64 = 10.0;
+
+impl Survey {
+    /// How much the chunks' mean targets differ, against how much targets vary within a
+    /// chunk: the one-way analysis-of-variance ratio F = [sum_c m_c (mean_c - mean)^2 / (C - 1)]
+    /// / [sum_c sum_(i in c) (y_i - mean_c)^2 / (n - C)] over the C chunks of m_c rows. About 1
+    /// when the rows are in random order; large when the file is sorted or grouped by its
+    /// target, which minibatch epochs (shuffled within a chunk only) cannot undo. None for a
+    /// table read as one chunk.
+    pub fn target_order(&self) -> Option<f64> {
+        let chunks = self.chunk_means.len();
+        if chunks < 2 || self.n <= chunks {
+            return None;
+        }
+        let mean = self
+            .chunk_means
+            .iter()
+            .map(|&(m, mean_c)| m as f64 * mean_c)
+            .sum::<f64>()
+            / self.n as f64;
+        let between = self
+            .chunk_means
+            .iter()
+            .map(|&(m, mean_c)| m as f64 * (mean_c - mean).powi(2))
+            .sum::<f64>()
+            / (chunks - 1) as f64;
+        let within = self.within_chunk_squares / (self.n - chunks) as f64;
+        Some(if within > 0.0 {
+            between / within
+        } else if between > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        })
+    }
 }
 
 /// Classes a categorical target may have.
@@ -173,6 +218,8 @@ pub fn survey(
         stride: WARM_START_STRIDE,
         sample_x: Vec::new(),
         sample_y: Vec::new(),
+        chunk_means: Vec::new(),
+        within_chunk_squares: 0.0,
     };
     let (path, target) = (table.path.clone(), table.target.clone());
     let mut failure = None;
@@ -202,6 +249,9 @@ pub fn survey(
                 }
             }
         }
+        let mean = chunk.y.iter().sum::<f64>() / chunk.rows as f64;
+        survey.within_chunk_squares += chunk.y.iter().map(|y| (y - mean).powi(2)).sum::<f64>();
+        survey.chunk_means.push((chunk.rows, mean));
         Ok(true)
     })?;
     if let Some(((row, column), why)) = failure {
