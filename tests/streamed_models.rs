@@ -808,7 +808,10 @@ fn a_table_sorted_by_its_target_is_flagged_for_minibatch_epochs() {
     };
     let (random, ordered) = (ratio(&shuffled), ratio(&sorted));
     assert!(random < 3.0, "shuffled rows: F = {random}");
-    assert!(ordered > 1000.0 * ORDERED_TARGET_RATIO, "sorted rows: F = {ordered}");
+    assert!(
+        ordered > 1000.0 * ORDERED_TARGET_RATIO,
+        "sorted rows: F = {ordered}"
+    );
 
     // The CLI warns where it matters: a streamed minibatch fit, not a full-batch one.
     let stderr = |path: &Path, optimizer: &str| {

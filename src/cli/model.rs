@@ -149,15 +149,151 @@ pub fn fit_model(
     gpu_memory: Option<u64>,
     host_budget: u64,
 ) -> likely::Result<i32> {
-    let (family, data, prior, seed, as_json) = (
-        fit.family,
-        fit.data.as_path(),
-        fit.prior,
-        fit.seed,
-        fit.json,
-    );
+    let (family, prior, seed) = (fit.family, fit.prior, fit.seed);
     let (engine, args, inference_args) = (&fit.engine, &fit.model, &fit.inference);
     let kind = args.model.expect("called with --model");
+    let target = check_model_flags(fit, kind)?;
+    let optimizer = model_optimizer(fit, kind)?;
+    let full_batch = matches!(optimizer, ModelOptimizer::Lbfgs | ModelOptimizer::Newton);
+    let gpu_context = gpu_for_models(engine)?;
+    // Newton's Hessian is reduced on the CPU engine unless the GPU is asked for.
+    let gpu_context = if optimizer == ModelOptimizer::Newton && engine.backend != Backend::Gpu {
+        None
+    } else {
+        gpu_context
+    };
+    if let Some(ctx) = &gpu_context {
+        ctx.set_memory_budget(gpu_memory.unwrap_or_else(|| ctx.adapter().max_buffer.min(2 << 30)));
+    }
+
+    let (rows, mut prepared) = read_training_table(fit, target, host_budget)?;
+    let network = network_for(fit, kind, target, &prepared)?;
+    let options = train_options(fit, optimizer, &network);
+    let mut params = match (&rows, &prepared.survey) {
+        (Rows::Memory(table), _) => network.init(seed, table.y.as_deref().unwrap_or(&[])),
+        (_, Some(survey)) => network.init(seed, &survey.sample_y),
+        _ => unreachable!("a streamed table has its survey"),
+    };
+
+    let mut rows = match &gpu_context {
+        Some(ctx) => place_on_gpu(rows, ctx, &network, &options, &mut prepared, family)?,
+        None => rows,
+    };
+    if let (Rows::Chunked(table, _), Some(survey), false) = (&rows, &prepared.survey, full_batch) {
+        warn_if_ordered_by_target(survey, table, target);
+    }
+
+    let started = std::time::Instant::now();
+    let bar = progress_bar(fit.json, full_batch, args.epochs());
+    let rows_per_epoch = prepared.n as f64 * (1.0 - args.validation.unwrap_or(0.0));
+    let report_progress = |p: &likely::model::train::LossPoint| {
+        let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+        let rate = (p.epoch.saturating_sub(1) as f64 * rows_per_epoch + rows_per_epoch) / elapsed;
+        let val = p
+            .validation_mean_nll
+            .map_or(String::new(), |v| format!(", validation {v:.5}"));
+        bar.set_position(p.epoch as u64);
+        bar.set_message(format!(
+            "loss {:.5}{val}, {:.3e} samples/s",
+            p.train_mean_nll, rate
+        ));
+    };
+    let wants_hessian = kind == ModelKind::Linear
+        && family != FamilyName::Laplace
+        && network.param_count() <= likely::gpu::mlp::MAX_NEWTON_PARAMS;
+    let wants_outer = kind == ModelKind::Linear && inference_args.cov != CovType::Hessian;
+    let mut trained = train_rows(
+        &mut rows,
+        &network,
+        &mut params,
+        &options,
+        &prepared,
+        &gpu_context,
+        wants_hessian,
+        report_progress,
+    )?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let model = fitted_model(
+        fit,
+        kind,
+        target,
+        &prepared,
+        network,
+        params,
+        optimizer,
+        &trained.report,
+    );
+
+    let summary = final_pass(
+        &mut rows,
+        &model,
+        trained.hessian.take(),
+        wants_hessian,
+        wants_outer,
+    )?;
+    let eval = summary.assessment.evaluation();
+    let separation = summary.assessment.separation(&model);
+    let mut inference = (kind == ModelKind::Linear).then(|| {
+        likely::inference::for_linear_model_sums(
+            &model,
+            &LinearSums {
+                n: prepared.n,
+                nll: eval.nll,
+                hessian: summary.hessian.clone(),
+                outer: summary.outer.clone(),
+            },
+            &options.frozen,
+            prior,
+            inference_args.cov,
+            inference_args.alpha,
+        )
+    });
+    if let (Some(inf), super::report::CiMethod::Profile) = (inference.as_mut(), inference_args.ci) {
+        let objective_hat = eval.nll - trained.report.log_prior.unwrap_or(0.0);
+        profile_intervals(
+            &mut rows,
+            &model,
+            fit,
+            &options,
+            prepared.n,
+            objective_hat,
+            inf,
+        )?;
+    }
+    if let Some(path) = &args.save {
+        model.save(path)?;
+    }
+    let outcome = FitOutcome {
+        fit,
+        model: &model,
+        prepared: &prepared,
+        optimizer,
+        trained: &trained,
+        eval: &eval,
+        inference: inference.as_ref(),
+        separation: &separation,
+        frozen: &options.frozen,
+        seconds,
+        streamed: matches!(rows, Rows::Chunked(..)),
+    };
+    if fit.json {
+        println!("{}", outcome.json());
+    } else {
+        outcome.print();
+    }
+    for w in &separation {
+        eprintln!("warning: {w}: the MLE does not exist; coefficients drift and their standard errors are meaningless (a prior, e.g. --prior l2:10, gives a MAP estimate)");
+    }
+    if !trained.report.converged {
+        eprintln!("warning: {}", trained.report.reason);
+    }
+    Ok(0)
+}
+
+/// The model flags' own checks (each a usage error); returns the target column.
+fn check_model_flags(fit: &super::fit::FitArgs, kind: ModelKind) -> likely::Result<&str> {
+    let (args, inference_args) = (&fit.model, &fit.inference);
     inference_args.validate()?;
     if inference_args.ci == super::report::CiMethod::Profile && kind != ModelKind::Linear {
         return Err(Error::Usage(
@@ -193,6 +329,16 @@ pub fn fit_model(
             "--weight-decay must be >= 0 and --momentum in [0, 1)".into(),
         ));
     }
+    if args.hidden.as_ref().is_some_and(|h| h.contains(&0)) {
+        return Err(Error::Usage("--hidden widths must be at least 1".into()));
+    }
+    Ok(target)
+}
+
+/// The optimiser asked for (L-BFGS for linear models, AdamW for MLPs by default), refusing
+/// the flags of other optimisers: they are mistakes, not silently ignored.
+fn model_optimizer(fit: &super::fit::FitArgs, kind: ModelKind) -> likely::Result<ModelOptimizer> {
+    let args = &fit.model;
     let optimizer = match fit.optimizer.unwrap_or(if kind == ModelKind::Linear {
         OptimizerArg::Lbfgs
     } else {
@@ -204,7 +350,6 @@ pub fn fit_model(
         OptimizerArg::Sgd => ModelOptimizer::Sgd,
         OptimizerArg::Newton => ModelOptimizer::Newton,
     };
-    // Flags of other optimisers are mistakes, not silently ignored.
     let full_batch = matches!(optimizer, ModelOptimizer::Lbfgs | ModelOptimizer::Newton);
     let misplaced = [
         (
@@ -228,32 +373,34 @@ pub fn fit_model(
             "--activation applies to --model mlp",
         ),
     ];
-    if let Some((_, why)) = misplaced.iter().find(|(given, _)| *given) {
-        return Err(Error::Usage(why.to_string()));
+    match misplaced.iter().find(|(given, _)| *given) {
+        Some((_, why)) => Err(Error::Usage(why.to_string())),
+        None => Ok(optimizer),
     }
-    let gpu_context = gpu_for_models(engine)?;
-    // Newton's Hessian is reduced on the CPU engine unless the GPU is asked for.
-    let gpu_context = if optimizer == ModelOptimizer::Newton && engine.backend != Backend::Gpu {
-        None
-    } else {
-        gpu_context
-    };
-    if let Some(ctx) = &gpu_context {
-        ctx.set_memory_budget(gpu_memory.unwrap_or_else(|| ctx.adapter().max_buffer.min(2 << 30)));
-    }
+}
 
-    // In memory unless the table's f64 footprint exceeds the host budget (or --stream).
+/// Reads the training table into memory, or, where its f64 footprint exceeds the host
+/// budget (or with --stream), surveys it for a chunked fit; either way every target is
+/// checked against the family's support.
+fn read_training_table(
+    fit: &super::fit::FitArgs,
+    target: &str,
+    host_budget: u64,
+) -> likely::Result<(Rows, Prepared)> {
+    let (family, data, features) = (
+        fit.family,
+        fit.data.as_path(),
+        fit.model.features.as_deref(),
+    );
     let footprint = {
-        let columns =
-            TableStream::open(data, target, args.features.as_deref(), TargetSpec::Ignore)?;
+        let columns = TableStream::open(data, target, features, TargetSpec::Ignore)?;
         columns.estimated_rows()? as u64 * 8 * (columns.features.len() as u64 + 1)
     };
-    let streamed = fit.stream || footprint > host_budget;
     let spec = TargetSpec::Train {
         allow_labels: family == FamilyName::Categorical,
     };
-    let (rows, mut prepared) = if streamed {
-        let mut table = TableStream::open(data, target, args.features.as_deref(), spec)?;
+    if fit.stream || footprint > host_budget {
+        let mut table = TableStream::open(data, target, features, spec)?;
         let row_budget = (host_budget / host_bytes_per_row(table.features.len())) as usize;
         table.set_chunk_rows((row_budget / 64 * 64).clamp(1024, 1 << 20));
         let survey = survey(&mut table, family, row_budget.max(1024))?;
@@ -269,42 +416,51 @@ pub fn fit_model(
             classes,
             survey: Some(survey),
         };
-        (Rows::Chunked(table, None), prepared)
+        return Ok((Rows::Chunked(table, None), prepared));
+    }
+    let table = load_table(data, target, features, spec)?;
+    let y = table.y.as_deref().expect("training tables have a target");
+    let classes = table.labels.as_ref().map_or_else(
+        || (y.iter().fold(0.0f64, |m, &v| m.max(v)) as usize).saturating_add(1),
+        Vec::len,
+    );
+    // Categorical targets name at most MAX_CLASSES classes (as a streamed survey checks).
+    let support = family.build(if family == FamilyName::Categorical {
+        classes.min(MAX_CLASSES)
     } else {
-        let table = load_table(data, target, args.features.as_deref(), spec)?;
-        let y = table.y.as_deref().expect("training tables have a target");
-        let classes = table.labels.as_ref().map_or_else(
-            || (y.iter().fold(0.0f64, |m, &v| m.max(v)) as usize).saturating_add(1),
-            Vec::len,
-        );
-        // Categorical targets name at most MAX_CLASSES classes (as a streamed survey checks).
-        let support = family.build(if family == FamilyName::Categorical {
-            classes.min(MAX_CLASSES)
-        } else {
-            classes
-        });
-        for (r, &v) in y.iter().enumerate() {
-            if let Some(why) = support.support_error(v) {
-                return Err(Error::data(
-                    data,
-                    likely::data::cell_location(Some(FileFormat::of(data)?), r, target),
-                    format!("{why} of the {} family", family.as_str()),
-                ));
-            }
+        classes
+    });
+    for (r, &v) in y.iter().enumerate() {
+        if let Some(why) = support.support_error(v) {
+            return Err(Error::data(
+                data,
+                likely::data::cell_location(Some(FileFormat::of(data)?), r, target),
+                format!("{why} of the {} family", family.as_str()),
+            ));
         }
-        let prepared = Prepared {
-            n: table.n,
-            features: table.features.clone(),
-            labels: table.labels.clone(),
-            classes,
-            survey: None,
-        };
-        (Rows::Memory(Arc::new(table)), prepared)
+    }
+    let prepared = Prepared {
+        n: table.n,
+        features: table.features.clone(),
+        labels: table.labels.clone(),
+        classes,
+        survey: None,
     };
+    Ok((Rows::Memory(Arc::new(table)), prepared))
+}
+
+/// The network the flags describe over the table's features and classes.
+fn network_for(
+    fit: &super::fit::FitArgs,
+    kind: ModelKind,
+    target: &str,
+    prepared: &Prepared,
+) -> likely::Result<Network> {
+    let (family, args) = (fit.family, &fit.model);
     let classes = if family == FamilyName::Categorical {
         if prepared.classes < 2 {
             return Err(Error::data(
-                data,
+                fit.data.as_path(),
                 "",
                 format!("target '{target}' has a single class: nothing to classify"),
             ));
@@ -313,33 +469,43 @@ pub fn fit_model(
     } else {
         1
     };
-    let head = Head {
-        family,
-        classes,
-        reference: kind == ModelKind::Linear,
-    };
-    let hidden = match kind {
-        ModelKind::Linear => Vec::new(),
-        ModelKind::Mlp => args.hidden.clone().unwrap_or_else(|| vec![32]),
-    };
-    if hidden.contains(&0) {
-        return Err(Error::Usage("--hidden widths must be at least 1".into()));
-    }
-    let network = Network {
+    Ok(Network {
         inputs: prepared.features.len(),
-        hidden,
+        hidden: match kind {
+            ModelKind::Linear => Vec::new(),
+            ModelKind::Mlp => args.hidden.clone().unwrap_or_else(|| vec![32]),
+        },
         activation: args.activation.unwrap_or(Activation::Relu),
-        head,
-    };
-    let intercept = !(kind == ModelKind::Linear && args.no_intercept);
+        head: Head {
+            family,
+            classes,
+            reference: kind == ModelKind::Linear,
+        },
+    })
+}
+
+/// Whether the fitted model has intercepts: linear models without --no-intercept, and MLPs.
+fn has_intercept(args: &ModelArgs, kind: ModelKind) -> bool {
+    !(kind == ModelKind::Linear && args.no_intercept)
+}
+
+/// The optimiser's settings, with PyTorch's defaults where a flag is absent; without an
+/// intercept the first layer's biases are frozen at 0.
+fn train_options(
+    fit: &super::fit::FitArgs,
+    optimizer: ModelOptimizer,
+    network: &Network,
+) -> TrainOptions {
+    let args = &fit.model;
+    let kind = args.model.expect("called with --model");
     let mut frozen = vec![false; network.param_count()];
-    if !intercept {
+    if !has_intercept(args, kind) {
         let l = network.layers()[0];
         frozen[l.bias..l.bias + l.fan_out]
             .iter_mut()
             .for_each(|f| *f = true);
     }
-    let options = TrainOptions {
+    TrainOptions {
         optimizer,
         lr: fit.lr.unwrap_or(if optimizer == ModelOptimizer::Sgd {
             0.01
@@ -359,31 +525,20 @@ pub fn fit_model(
         },
         epochs: args.epochs(),
         max_iter: fit.max_iter,
-        seed,
-        prior,
+        seed: fit.seed,
+        prior: fit.prior,
         validation: args.validation,
         patience: args.patience.unwrap_or(5).max(1),
         log_every: args.log_every.unwrap_or(0),
         frozen,
-    };
-    let mut params = match (&rows, &prepared.survey) {
-        (Rows::Memory(table), _) => network.init(seed, table.y.as_deref().unwrap_or(&[])),
-        (_, Some(survey)) => network.init(seed, &survey.sample_y),
-        _ => unreachable!("a streamed table has its survey"),
-    };
-
-    let mut rows = match &gpu_context {
-        Some(ctx) => place_on_gpu(rows, ctx, &network, &options, &mut prepared, family)?,
-        None => rows,
-    };
-    if let (Rows::Chunked(table, _), Some(survey), false) = (&rows, &prepared.survey, full_batch) {
-        warn_if_ordered_by_target(survey, table, target);
     }
+}
 
-    let started = std::time::Instant::now();
-    // A progress bar on stderr: hidden with --json, and by indicatif when stderr is not a terminal.
-    // Full-batch fits (L-BFGS, Newton) have no epochs to count: a spinner with the iteration.
-    let bar = if as_json {
+/// A progress bar on stderr: hidden with --json, and by indicatif when stderr is not a
+/// terminal. Full-batch fits (L-BFGS, Newton) have no epochs to count: a spinner with the
+/// iteration.
+fn progress_bar(as_json: bool, full_batch: bool, epochs: usize) -> indicatif::ProgressBar {
+    if as_json {
         indicatif::ProgressBar::hidden()
     } else if full_batch {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -394,109 +549,152 @@ pub fn fit_model(
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         bar
     } else {
-        let bar = indicatif::ProgressBar::new(args.epochs() as u64);
+        let bar = indicatif::ProgressBar::new(epochs as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
-    };
-    let rows_per_epoch = prepared.n as f64 * (1.0 - args.validation.unwrap_or(0.0));
-    let report_progress = |p: &likely::model::train::LossPoint| {
-        let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-        let rate = (p.epoch.saturating_sub(1) as f64 * rows_per_epoch + rows_per_epoch) / elapsed;
-        let val = p
-            .validation_mean_nll
-            .map_or(String::new(), |v| format!(", validation {v:.5}"));
-        bar.set_position(p.epoch as u64);
-        bar.set_message(format!(
-            "loss {:.5}{val}, {:.3e} samples/s",
-            p.train_mean_nll, rate
-        ));
-    };
-    let wants_hessian = kind == ModelKind::Linear
-        && family != FamilyName::Laplace
-        && network.param_count() <= likely::gpu::mlp::MAX_NEWTON_PARAMS;
-    let wants_outer = kind == ModelKind::Linear && inference_args.cov != CovType::Hessian;
+    }
+}
+
+/// What training produced, and where it ran.
+struct Trained {
+    report: likely::model::TrainReport,
+    engine: &'static str,
+    adapter: String,
+    /// The NLL's Hessian at the fit, where a GPU or in-memory pass computed it.
+    hessian: Option<Vec<f64>>,
+}
+
+/// Trains `params` wherever the rows are: in memory on the CPU, resident on the GPU, or
+/// chunk by chunk.
+#[allow(clippy::too_many_arguments)]
+fn train_rows(
+    rows: &mut Rows,
+    network: &Network,
+    params: &mut Vec<f64>,
+    options: &TrainOptions,
+    prepared: &Prepared,
+    gpu_context: &Option<GpuContext>,
+    wants_hessian: bool,
+    report_progress: impl FnMut(&likely::model::train::LossPoint),
+) -> likely::Result<Trained> {
     let cpu_label = || format!("host CPU, {} threads, f64", rayon::current_num_threads());
-    let (report, engine_name, adapter, hessian) = match &mut rows {
+    Ok(match rows {
         Rows::Resident(table, gpu) => {
-            if optimizer == ModelOptimizer::Newton {
+            if options.optimizer == ModelOptimizer::Newton {
                 let y = table.y.as_deref().expect("training tables have a target");
-                likely::model::newton::warm_start(&network, &mut params, &table.x, y, &options);
+                likely::model::newton::warm_start(network, params, &table.x, y, options);
             }
-            let report =
-                likely::model::train_gpu(gpu, &network, &mut params, &options, report_progress)?;
+            let report = likely::model::train_gpu(gpu, network, params, options, report_progress)?;
             // Observed information of a linear model, reduced on the GPU.
             let hessian = wants_hessian
-                .then(|| gpu.derivatives(&params))
+                .then(|| gpu.derivatives(params))
                 .transpose()?
                 .map(|d| d.2);
-            let _ = table;
-            (report, "gpu", gpu_label(&gpu_context), hessian)
+            Trained {
+                report,
+                engine: "gpu",
+                adapter: gpu_label(gpu_context),
+                hessian,
+            }
         }
         Rows::Memory(table) => {
             let y = table.y.as_deref().expect("training tables have a target");
-            let report = likely::model::train(
-                &network,
-                &mut params,
-                &table.x,
-                y,
-                &options,
-                report_progress,
-            )?;
+            let report =
+                likely::model::train(network, params, &table.x, y, options, report_progress)?;
             let hessian = wants_hessian
-                .then(|| likely::model::newton::derivatives(&network, &params, &table.x, y))
+                .then(|| likely::model::newton::derivatives(network, params, &table.x, y))
                 .transpose()?
                 .map(|d| d.2);
-            (report, "cpu", cpu_label(), hessian)
+            Trained {
+                report,
+                engine: "cpu",
+                adapter: cpu_label(),
+                hessian,
+            }
         }
         Rows::Chunked(table, gpu) => {
             let chunk_engine = gpu.as_ref().map_or(ChunkEngine::Cpu, ChunkEngine::Gpu);
             let survey = prepared.survey.as_ref().expect("surveyed");
             let report = train_streamed(
-                &network,
-                &mut params,
+                network,
+                params,
                 table,
                 chunk_engine,
                 survey,
-                &options,
+                options,
                 report_progress,
             )?;
-            let (name, adapter) = match gpu {
-                Some(_) => ("gpu", format!("{} (streamed)", gpu_label(&gpu_context))),
-                None => ("cpu", format!("{} (streamed)", cpu_label())),
+            let (engine, adapter) = match gpu {
+                Some(_) => ("gpu", gpu_label(gpu_context)),
+                None => ("cpu", cpu_label()),
             };
-            (report, name, adapter, None)
+            Trained {
+                report,
+                engine,
+                adapter: format!("{adapter} (streamed)"),
+                hessian: None,
+            }
         }
-    };
-    bar.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
-    let labels = match (&prepared.labels, family) {
+    })
+}
+
+/// The fitted model as `--save` writes it, with how it was trained.
+#[allow(clippy::too_many_arguments)]
+fn fitted_model(
+    fit: &super::fit::FitArgs,
+    kind: ModelKind,
+    target: &str,
+    prepared: &Prepared,
+    network: Network,
+    params: Vec<f64>,
+    optimizer: ModelOptimizer,
+    report: &likely::model::TrainReport,
+) -> Model {
+    let labels = match (&prepared.labels, fit.family) {
         (Some(l), _) => Some(l.clone()),
-        (None, FamilyName::Categorical) => Some((0..classes).map(|k| k.to_string()).collect()),
+        (None, FamilyName::Categorical) => {
+            Some((0..network.head.classes).map(|k| k.to_string()).collect())
+        }
         _ => None,
     };
-    let model = Model {
+    Model {
         kind,
-        network,
         params,
         features: prepared.features.clone(),
         target: target.to_string(),
         labels,
         string_labels: prepared.labels.is_some(),
-        intercept,
-        training: json!({ "data": data.display().to_string(), "n": prepared.n, "optimizer": optimizer, "seed": seed, "report": report }),
-    };
-    // The final pass: NLL, accuracy, separation, and the sums inference needs.
-    let summary = match &mut rows {
+        intercept: has_intercept(&fit.model, kind),
+        training: json!({
+            "data": fit.data.display().to_string(),
+            "n": prepared.n,
+            "optimizer": optimizer,
+            "seed": fit.seed,
+            "report": report,
+        }),
+        network,
+    }
+}
+
+/// The final pass: NLL, accuracy, separation, and the sums inference needs.
+fn final_pass(
+    rows: &mut Rows,
+    model: &Model,
+    hessian: Option<Vec<f64>>,
+    wants_hessian: bool,
+    wants_outer: bool,
+) -> likely::Result<Summary> {
+    Ok(match rows {
         Rows::Memory(table) | Rows::Resident(table, _) => {
             let y = table.y.as_deref().expect("training tables have a target");
             let mut assessment = model.assessment(true);
             model.assess(&table.x, y, &mut assessment);
             let outer = wants_outer.then(|| {
                 let mut sum = vec![0.0; model.network.param_count().pow(2)];
-                likely::inference::add_score_outer(&model, &table.x, y, &mut sum);
+                likely::inference::add_score_outer(model, &table.x, y, &mut sum);
                 sum
             });
             Summary {
@@ -507,113 +705,118 @@ pub fn fit_model(
         }
         Rows::Chunked(table, gpu) => {
             let chunk_engine = gpu.as_ref().map_or(ChunkEngine::Cpu, ChunkEngine::Gpu);
-            summarize(&model, table, chunk_engine, wants_hessian, wants_outer)?
+            summarize(model, table, chunk_engine, wants_hessian, wants_outer)?
         }
-    };
-    let eval = summary.assessment.evaluation();
-    let separation = summary.assessment.separation(&model);
-    let mut inference = (kind == ModelKind::Linear).then(|| {
-        likely::inference::for_linear_model_sums(
-            &model,
-            &LinearSums {
-                n: prepared.n,
-                nll: eval.nll,
-                hessian: summary.hessian.clone(),
-                outer: summary.outer.clone(),
-            },
+    })
+}
+
+/// `--ci profile`: profile-likelihood intervals, re-fitting over the rows wherever they are.
+fn profile_intervals(
+    rows: &mut Rows,
+    model: &Model,
+    fit: &super::fit::FitArgs,
+    options: &TrainOptions,
+    n: usize,
+    objective_hat: f64,
+    inf: &mut likely::inference::Inference,
+) -> likely::Result<()> {
+    let net = &model.network;
+    let mut profile = |problem: &mut dyn likely::fit::Differentiable| {
+        likely::inference::profile_linear_model_on(
+            problem,
+            model,
             &options.frozen,
-            prior,
-            inference_args.cov,
-            inference_args.alpha,
+            fit.prior,
+            objective_hat,
+            fit.inference.alpha,
+            inf,
         )
-    });
-    if let (Some(inf), super::report::CiMethod::Profile) = (inference.as_mut(), inference_args.ci) {
-        let objective_hat = eval.nll - report.log_prior.unwrap_or(0.0);
-        let net = &model.network;
-        let profile = |problem: &mut dyn likely::fit::Differentiable,
-                       inf: &mut likely::inference::Inference| {
-            likely::inference::profile_linear_model_on(
-                problem,
-                &model,
-                &options.frozen,
-                prior,
-                objective_hat,
-                inference_args.alpha,
-                inf,
-            )
-        };
-        match &mut rows {
-            Rows::Memory(table) | Rows::Resident(table, _) => {
-                let y = table.y.as_deref().expect("training tables have a target");
-                let mut problem = FullBatch {
-                    net,
-                    x: &table.x,
-                    y,
-                    rows: (0..table.n).collect(),
-                    frozen: &options.frozen,
-                };
-                profile(&mut problem, inf)?;
-            }
-            Rows::Chunked(table, gpu) => {
-                let mut problem = StreamedProblem {
-                    net,
-                    table,
-                    engine: gpu.as_ref().map_or(ChunkEngine::Cpu, ChunkEngine::Gpu),
-                    frozen: &options.frozen,
-                    n: prepared.n,
-                };
-                profile(&mut problem, inf)?;
-            }
-        }
-    }
-    let keep: Vec<usize> = (0..model.network.param_count())
-        .filter(|&j| !options.frozen[j])
-        .collect();
-    let keyed = |values: &[f64]| {
-        let mut full = vec![None; model.network.param_count()];
-        keep.iter()
-            .zip(values)
-            .for_each(|(&j, &v)| full[j] = Some(v));
-        model.keyed(&full)
     };
-    if let Some(path) = &args.save {
-        model.save(path)?;
+    match rows {
+        Rows::Memory(table) | Rows::Resident(table, _) => {
+            let y = table.y.as_deref().expect("training tables have a target");
+            profile(&mut FullBatch {
+                net,
+                x: &table.x,
+                y,
+                rows: (0..table.n).collect(),
+                frozen: &options.frozen,
+            })
+        }
+        Rows::Chunked(table, gpu) => profile(&mut StreamedProblem {
+            net,
+            table,
+            engine: gpu.as_ref().map_or(ChunkEngine::Cpu, ChunkEngine::Gpu),
+            frozen: &options.frozen,
+            n,
+        }),
     }
-    let streamed = matches!(rows, Rows::Chunked(..));
-    if as_json {
+}
+
+/// A finished model fit, as `fit --model` reports it.
+struct FitOutcome<'a> {
+    fit: &'a super::fit::FitArgs,
+    model: &'a Model,
+    prepared: &'a Prepared,
+    optimizer: ModelOptimizer,
+    trained: &'a Trained,
+    eval: &'a likely::model::Evaluation,
+    inference: Option<&'a likely::inference::Inference>,
+    separation: &'a [String],
+    frozen: &'a [bool],
+    seconds: f64,
+    streamed: bool,
+}
+
+impl FitOutcome<'_> {
+    fn json(&self) -> Value {
+        let (model, eval, report) = (self.model, self.eval, &self.trained.report);
         let mut out = json!({
-            "model": kind,
-            "family": family.as_str(),
-            "n": prepared.n,
-            "target": target,
-            "features": prepared.features,
+            "model": model.kind,
+            "family": self.fit.family.as_str(),
+            "n": self.prepared.n,
+            "target": model.target,
+            "features": self.prepared.features,
             "nll": json_f64(eval.nll),
             "mean_nll": json_f64(eval.mean_nll),
             "converged": report.converged,
             "reason": report.reason,
             "iterations": report.steps,
             "epochs": report.epochs,
-            "optimizer": optimizer,
-            "engine": engine_name,
-            "adapter": adapter,
-            "seed": seed,
-            "seconds": seconds,
+            "optimizer": self.optimizer,
+            "engine": self.trained.engine,
+            "adapter": self.trained.adapter,
+            "seed": self.fit.seed,
+            "seconds": self.seconds,
             "history": report.history,
-            "streamed": streamed,
+            "streamed": self.streamed,
             "peak_rss_bytes": likely::engine::stream::peak_rss_bytes(),
         });
         if let Some(c) = model.coefficients() {
             out["coefficients"] = c;
         }
-        match &inference {
-            Some(inf) => super::report::add_json(&mut out, inf, &Vec::new(), Some(&keyed)),
+        match self.inference {
+            Some(inf) => {
+                // Values of the fitted (not frozen) parameters, keyed by parameter name.
+                let keep: Vec<usize> = (0..model.network.param_count())
+                    .filter(|&j| !self.frozen[j])
+                    .collect();
+                let keyed = |values: &[f64]| {
+                    let mut full = vec![None; model.network.param_count()];
+                    keep.iter()
+                        .zip(values)
+                        .for_each(|(&j, &v)| full[j] = Some(v));
+                    model.keyed(&full)
+                };
+                super::report::add_json(&mut out, inf, &Vec::new(), Some(&keyed))
+            }
             None => {
                 out["std_errors"] = Value::Null;
                 out["inference"] = json!(MLP_NO_SE);
                 out["llf"] = json_f64(-eval.nll);
             }
         }
-        out["separation"] = json!(separation);
+        out["separation"] = json!(self.separation);
         if let Some(a) = eval.accuracy {
             out["accuracy"] = json_f64(a);
         }
@@ -623,28 +826,37 @@ pub fn fit_model(
         if let Some(l) = &model.labels {
             out["labels"] = json!(l);
         }
-        if let (Some(p), Some(lp)) = (prior, report.log_prior) {
+        if let (Some(p), Some(lp)) = (self.fit.prior, report.log_prior) {
             out["prior"] = json!(p.to_string());
             out["log_prior"] = json_f64(lp);
             out["log_posterior"] = json_f64(lp - eval.nll);
         }
-        if let Some(path) = &args.save {
+        if let Some(path) = &self.fit.model.save {
             out["saved"] = json!(path.display().to_string());
         }
-        println!("{out}");
-    } else {
+        out
+    }
+
+    fn print(&self) {
+        let (model, eval, report) = (self.model, self.eval, &self.trained.report);
         println!(
-            "{kind:?} {} model of '{target}' on {} features, n = {}{}",
-            family.as_str(),
-            prepared.features.len(),
-            prepared.n,
-            if streamed { " (streamed)" } else { "" }
+            "{:?} {} model of '{}' on {} features, n = {}{}",
+            model.kind,
+            self.fit.family.as_str(),
+            model.target,
+            self.prepared.features.len(),
+            self.prepared.n,
+            if self.streamed { " (streamed)" } else { "" }
         );
-        println!("engine: {engine_name} on {adapter}");
-        match &inference {
-            Some(inf) => {
-                super::report::print_table(inf, &format!("{:?}", inference_args.ci).to_lowercase())
-            }
+        println!(
+            "engine: {} on {}",
+            self.trained.engine, self.trained.adapter
+        );
+        match self.inference {
+            Some(inf) => super::report::print_table(
+                inf,
+                &format!("{:?}", self.fit.inference.ci).to_lowercase(),
+            ),
             None => {
                 println!("{MLP_NO_SE}");
                 if let Some((name, v)) = model.global() {
@@ -660,22 +872,16 @@ pub fn fit_model(
             println!("  accuracy = {a:.6}");
         }
         println!(
-            "{} ({}) after {} steps, {seconds:.3} s",
+            "{} ({}) after {} steps, {:.3} s",
             if report.converged { "done" } else { "STOPPED" },
             report.reason,
-            report.steps
+            report.steps,
+            self.seconds
         );
-        if let Some(path) = &args.save {
+        if let Some(path) = &self.fit.model.save {
             println!("saved to {}", path.display());
         }
     }
-    for w in &separation {
-        eprintln!("warning: {w}: the MLE does not exist; coefficients drift and their standard errors are meaningless (a prior, e.g. --prior l2:10, gives a MAP estimate)");
-    }
-    if !report.converged {
-        eprintln!("warning: {}", report.reason);
-    }
-    Ok(0)
 }
 
 /// Minibatch epochs over a chunked table shuffle rows within a chunk only: a file sorted or
