@@ -128,6 +128,16 @@ enum Rows {
     Chunked(TableStream, Option<GpuNetwork>),
 }
 
+/// A training table's targets (it was read with one).
+fn targets(table: &Table) -> &[f64] {
+    table.y.as_deref().expect("training tables have a target")
+}
+
+/// The engine a chunked pass hands each chunk to: the GPU network where there is one.
+fn chunk_engine(gpu: &Option<GpuNetwork>) -> ChunkEngine<'_> {
+    gpu.as_ref().map_or(ChunkEngine::Cpu, ChunkEngine::Gpu)
+}
+
 /// Bytes per table row a chunked pass holds on the host: chunks in flight, the working copy
 /// of a minibatch pass, and the GPU's f32 staging.
 fn host_bytes_per_row(columns: usize) -> u64 {
@@ -419,7 +429,7 @@ fn read_training_table(
         return Ok((Rows::Chunked(table, None), prepared));
     }
     let table = load_table(data, target, features, spec)?;
-    let y = table.y.as_deref().expect("training tables have a target");
+    let y = targets(&table);
     let classes = table.labels.as_ref().map_or_else(
         || (y.iter().fold(0.0f64, |m, &v| m.max(v)) as usize).saturating_add(1),
         Vec::len,
@@ -584,7 +594,7 @@ fn train_rows(
     Ok(match rows {
         Rows::Resident(table, gpu) => {
             if options.optimizer == ModelOptimizer::Newton {
-                let y = table.y.as_deref().expect("training tables have a target");
+                let y = targets(table);
                 likely::model::newton::warm_start(network, params, &table.x, y, options);
             }
             let report = likely::model::train_gpu(gpu, network, params, options, report_progress)?;
@@ -601,7 +611,7 @@ fn train_rows(
             }
         }
         Rows::Memory(table) => {
-            let y = table.y.as_deref().expect("training tables have a target");
+            let y = targets(table);
             let report =
                 likely::model::train(network, params, &table.x, y, options, report_progress)?;
             let hessian = wants_hessian
@@ -616,7 +626,7 @@ fn train_rows(
             }
         }
         Rows::Chunked(table, gpu) => {
-            let chunk_engine = gpu.as_ref().map_or(ChunkEngine::Cpu, ChunkEngine::Gpu);
+            let chunk_engine = chunk_engine(gpu);
             let survey = prepared.survey.as_ref().expect("surveyed");
             let report = train_streamed(
                 network,
@@ -689,7 +699,7 @@ fn final_pass(
 ) -> likely::Result<Summary> {
     Ok(match rows {
         Rows::Memory(table) | Rows::Resident(table, _) => {
-            let y = table.y.as_deref().expect("training tables have a target");
+            let y = targets(table);
             let mut assessment = model.assessment(true);
             model.assess(&table.x, y, &mut assessment);
             let outer = wants_outer.then(|| {
@@ -704,7 +714,7 @@ fn final_pass(
             }
         }
         Rows::Chunked(table, gpu) => {
-            let chunk_engine = gpu.as_ref().map_or(ChunkEngine::Cpu, ChunkEngine::Gpu);
+            let chunk_engine = chunk_engine(gpu);
             summarize(model, table, chunk_engine, wants_hessian, wants_outer)?
         }
     })
@@ -734,7 +744,7 @@ fn profile_intervals(
     };
     match rows {
         Rows::Memory(table) | Rows::Resident(table, _) => {
-            let y = table.y.as_deref().expect("training tables have a target");
+            let y = targets(table);
             profile(&mut FullBatch {
                 net,
                 x: &table.x,
@@ -746,7 +756,7 @@ fn profile_intervals(
         Rows::Chunked(table, gpu) => profile(&mut StreamedProblem {
             net,
             table,
-            engine: gpu.as_ref().map_or(ChunkEngine::Cpu, ChunkEngine::Gpu),
+            engine: chunk_engine(gpu),
             frozen: &options.frozen,
             n,
         }),
@@ -917,7 +927,7 @@ fn place_on_gpu(
         |rows: usize| batch.unwrap_or_else(|| GpuNetwork::full_batch_rows(network, rows));
     let mut table = match rows {
         Rows::Memory(table) if n <= GpuNetwork::max_rows(ctx, network, step_rows(n)) => {
-            let y = table.y.as_deref().expect("training tables have a target");
+            let y = targets(&table);
             let constants = network.head.row_constants(y);
             let gpu = GpuNetwork::new(
                 ctx,
