@@ -64,6 +64,49 @@ pub struct Inference {
     pub warnings: Vec<String>,
 }
 
+/// Most free parameters inference computes standard errors for: the covariance is a dense
+/// p x p matrix (p^2 f64s, O(p^3) to invert). Larger fits report their estimates, likelihood
+/// and information criteria, with NaN uncertainty and a warning.
+pub const MAX_INFERENCE_PARAMS: usize = 2048;
+
+/// Estimates without uncertainty, for fits of more than [`MAX_INFERENCE_PARAMS`] free
+/// parameters; the information criteria count all `p` of them.
+fn without_standard_errors(
+    estimates: Vec<(String, f64)>,
+    p: usize,
+    nll: f64,
+    n: usize,
+    cov_type: CovType,
+    alpha: f64,
+) -> Inference {
+    let llf = -nll;
+    Inference {
+        cov_type,
+        alpha,
+        estimates: estimates
+            .into_iter()
+            .map(|(name, estimate)| Estimate {
+                name,
+                estimate,
+                se: f64::NAN,
+                z: f64::NAN,
+                p_value: f64::NAN,
+                ci_low: f64::NAN,
+                ci_high: f64::NAN,
+            })
+            .collect(),
+        llf,
+        k: p,
+        n,
+        aic: 2.0 * p as f64 - 2.0 * llf,
+        bic: p as f64 * (n as f64).ln() - 2.0 * llf,
+        warnings: vec![format!(
+            "{p} free parameters: standard errors are computed for at most \
+             {MAX_INFERENCE_PARAMS} (their covariance is a dense {p} x {p} matrix), so they are NaN"
+        )],
+    }
+}
+
 /// P(|Z| > |z|) for a standard normal Z.
 pub fn two_sided_p(z: f64) -> f64 {
     libm::erfc(z.abs() / std::f64::consts::SQRT_2)
@@ -139,6 +182,24 @@ pub fn infer(fit: &FitSummary<'_>, cov_type: CovType, alpha: f64) -> Inference {
             moved.iter().for_each(|&i| undetermined[i] = true);
         }
     }
+    // A probability whose MLE is 0 or 1 (a class that never occurs) sits on the boundary of
+    // its range, with its logit at infinity: the curvature there says nothing about its
+    // uncertainty, however the information matrix is scaled.
+    let on_boundary: Vec<usize> = (0..values.len())
+        .filter(|&i| fit.links[i] == Link::Logit && !(values[i] > 1e-9 && values[i] < 1.0 - 1e-9))
+        .collect();
+    if !on_boundary.is_empty() {
+        let names: Vec<&str> = on_boundary
+            .iter()
+            .map(|&i| fit.natural_names[i].as_str())
+            .collect();
+        warnings.push(format!(
+            "{} at the boundary of [0, 1] (the MLE of a probability is 0 or 1): their standard \
+             errors are NaN",
+            names.join(", ")
+        ));
+        on_boundary.iter().for_each(|&i| undetermined[i] = true);
+    }
     let z_crit = normal_quantile_two_sided(alpha);
     let estimates = values
         .iter()
@@ -175,7 +236,7 @@ pub fn infer(fit: &FitSummary<'_>, cov_type: CovType, alpha: f64) -> Inference {
             }
         })
         .collect();
-    let k = p - null.len();
+    let k = (p - null.len()).saturating_sub(on_boundary.len());
     let llf = -fit.nll;
     let n = fit.n as f64;
     Inference {
@@ -206,6 +267,23 @@ pub fn outer_sum(gradients: impl Iterator<Item = Vec<f64>>, p: usize) -> Vec<f64
     g
 }
 
+/// The names of a family's natural parameters (one per component of a vector) and their
+/// links.
+fn natural_names(family: &dyn crate::family::Family, theta: &[f64]) -> (Vec<String>, Vec<Link>) {
+    let mut names = Vec::new();
+    let mut links = Vec::new();
+    for (param, link) in family.natural(theta).iter().zip(family.links()) {
+        match &param.value {
+            crate::family::ParamValue::Scalar(_) => names.push(param.name.to_string()),
+            crate::family::ParamValue::Vector(v) => {
+                names.extend((0..v.len()).map(|k| format!("{}[{k}]", param.name)))
+            }
+        }
+        links.extend(std::iter::repeat_n(link, param.value.values().len()));
+    }
+    (names, links)
+}
+
 /// Inference for a family fitted on an engine: the Hessian from the engine's term sums (so
 /// the GPU reduces it), the outer product of per-sample gradients in f64 on the host, and the
 /// prior's curvature for an L2 MAP fit.
@@ -218,10 +296,19 @@ pub fn for_family(
     cov_type: CovType,
     alpha: f64,
 ) -> crate::Result<Inference> {
+    let (p, n) = (theta.len(), engine.n());
+    if p > MAX_INFERENCE_PARAMS {
+        let (names, _) = natural_names(engine.family(), theta);
+        let values = engine.family().natural(theta);
+        let values = values.iter().flat_map(|p| p.value.values());
+        let estimates = names.into_iter().zip(values).collect();
+        return Ok(without_standard_errors(
+            estimates, p, nll, n, cov_type, alpha,
+        ));
+    }
     let sums = engine.term_sums(theta)?;
     let family = engine.family();
-    let p = theta.len();
-    let n = engine.n();
+    let (names, links) = natural_names(family, theta);
     let mut hessian = family.hessian(n as f64, &sums, theta);
     if let Some(crate::fit::Prior::L2 { scale }) = prior {
         (0..p).for_each(|j| hessian[j * p + j] += 1.0 / (scale * scale));
@@ -237,18 +324,6 @@ pub fn for_family(
             p,
         )
     });
-    let natural_params = family.natural(theta);
-    let mut names = Vec::new();
-    let mut links = Vec::new();
-    for (param, link) in natural_params.iter().zip(family.links()) {
-        match &param.value {
-            crate::family::ParamValue::Scalar(_) => names.push(param.name.to_string()),
-            crate::family::ParamValue::Vector(v) => {
-                names.extend((0..v.len()).map(|k| format!("{}[{k}]", param.name)))
-            }
-        }
-        links.extend(std::iter::repeat_n(link, param.value.values().len()));
-    }
     let natural = |t: &[f64]| {
         family
             .natural(t)
@@ -530,6 +605,27 @@ pub fn for_linear_model_sums(
         .filter(|&j| !frozen.get(j).copied().unwrap_or(false))
         .collect();
     let p = keep.len();
+    let keys = model.param_keys();
+    let names: Vec<String> = keep
+        .iter()
+        .map(|&j| match &keys[j] {
+            (Some(c), name) => format!("{c}:{name}"),
+            (None, name) => name.clone(),
+        })
+        .collect();
+    let g_at = net.globals_offset();
+    if p > MAX_INFERENCE_PARAMS {
+        let values = keep.iter().map(|&j| {
+            let v = model.params[j];
+            if j >= g_at {
+                v.exp()
+            } else {
+                v
+            }
+        });
+        let estimates = names.into_iter().zip(values).collect();
+        return without_standard_errors(estimates, p, nll, sums.n, cov_type, alpha);
+    }
     let mask = net.weight_mask();
     let reduce = |m: &[f64]| -> Vec<f64> {
         keep.iter()
@@ -556,7 +652,6 @@ pub fn for_linear_model_sums(
         (_, Some(full)) => Some(reduce(full)),
         (_, None) => Some(vec![f64::NAN; p * p]),
     };
-    let g_at = net.globals_offset();
     let theta: Vec<f64> = keep.iter().map(|&j| model.params[j]).collect();
     let natural = |t: &[f64]| -> Vec<f64> {
         keep.iter()
@@ -564,14 +659,6 @@ pub fn for_linear_model_sums(
             .map(|(&j, &v)| if j >= g_at { v.exp() } else { v })
             .collect()
     };
-    let keys = model.param_keys();
-    let names: Vec<String> = keep
-        .iter()
-        .map(|&j| match &keys[j] {
-            (Some(c), name) => format!("{c}:{name}"),
-            (None, name) => name.clone(),
-        })
-        .collect();
     let links = keep
         .iter()
         .map(|&j| if j >= g_at { Link::Log } else { Link::Identity })

@@ -498,3 +498,121 @@ fn profile_interval_of_a_one_parameter_logistic_regression() {
         inf.estimates[0]
     );
 }
+
+/// A Gaussian linear model's standard errors on (x, y) and on the same data in other units.
+fn gaussian_ses(x: &[f64], y: &[f64], d: usize) -> (Vec<f64>, Vec<String>) {
+    let model = linear_model(FamilyName::Gaussian, x, y, d);
+    let hessian = likely::model::newton::derivatives(&model.network, &model.params, x, y)
+        .unwrap()
+        .2;
+    let nll = model.evaluate(x, y).nll;
+    let inf = for_linear_model(
+        &model,
+        x,
+        y,
+        Some(hessian),
+        nll,
+        &[],
+        None,
+        CovType::Hessian,
+        0.05,
+    );
+    (inf.estimates.iter().map(|e| e.se).collect(), inf.warnings)
+}
+
+#[test]
+fn standard_errors_do_not_depend_on_the_units() {
+    // price = 50000 + 150 sqft - 1000 age + noise: in dollars the information matrix spans
+    // many orders of magnitude, which must not read as singular. Rescaling y and a feature
+    // rescales the matching standard errors exactly (the fit is equivariant).
+    let (n, d) = (2000, 2);
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut x = vec![0.0; n * d];
+    let mut y = vec![0.0; n];
+    for i in 0..n {
+        x[i * d] = rng.random_range(500.0..4000.0);
+        x[i * d + 1] = rng.random_range(0.0..80.0);
+        let noise: f64 = StandardNormal.sample(&mut rng);
+        y[i] = 50_000.0 + 150.0 * x[i * d] - 1000.0 * x[i * d + 1] + 50_000.0 * noise;
+    }
+    let (dollars, warnings) = gaussian_ses(&x, &y, d);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(
+        dollars.iter().all(|s| s.is_finite() && *s > 0.0),
+        "{dollars:?}"
+    );
+    let y_k: Vec<f64> = y.iter().map(|v| v / 1000.0).collect();
+    let x_k: Vec<f64> = x
+        .iter()
+        .enumerate()
+        .map(|(k, v)| if k % d == 0 { v / 1000.0 } else { *v })
+        .collect();
+    let (thousands, _) = gaussian_ses(&x_k, &y_k, d);
+    // Coefficients: sqft's scales by 1/1000 * 1000, age's and the intercept's by 1/1000;
+    // sigma's (the last estimate) by 1/1000.
+    let expected = [
+        dollars[0],
+        dollars[1] / 1000.0,
+        dollars[2] / 1000.0,
+        dollars[3] / 1000.0,
+    ];
+    for (k, (a, b)) in thousands.iter().zip(expected).enumerate() {
+        assert!(rel(*a, b) < 1e-6, "estimate {k}: {a} vs {b}");
+    }
+}
+
+#[test]
+fn pseudo_inverse_inverts_badly_scaled_matrices_and_names_true_null_directions() {
+    use likely::linalg::{matmul, pseudo_inverse};
+    let n = 4;
+    let mut rng = StdRng::seed_from_u64(5);
+    // B B^T + I is well conditioned; D (B B^T + I) D with D spanning 1e-6..1e6 is not, in
+    // plain eigenvalues, yet every direction is determined.
+    let b: Vec<f64> = (0..n * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut a = matmul(&b, &transpose(&b, n), n);
+    (0..n).for_each(|i| a[i * n + i] += 1.0);
+    let scale = [1e-6, 1.0, 1e3, 1e6];
+    let scaled: Vec<f64> = (0..n * n)
+        .map(|k| a[k] * scale[k / n] * scale[k % n])
+        .collect();
+    let (inv, dropped) = pseudo_inverse(&scaled, n, 1e-10);
+    assert!(dropped.is_empty());
+    let product = matmul(&scaled, &inv, n);
+    for i in 0..n {
+        for j in 0..n {
+            let want = if i == j { 1.0 } else { 0.0 };
+            assert!(
+                (product[i * n + j] - want).abs() < 1e-8,
+                "{i},{j}: {}",
+                product[i * n + j]
+            );
+        }
+    }
+    // A rank-deficient matrix: its null direction is found, in the original coordinates.
+    let v = [1.0, -2.0, 0.0, 0.5];
+    let singular: Vec<f64> = (0..n * n)
+        .map(|k| {
+            let (i, j) = (k / n, k % n);
+            // Project a out of v's direction: P a P with P = I - v v^T / |v|^2.
+            let vv: f64 = v.iter().map(|x| x * x).sum();
+            let p = |r: usize, c: usize| (if r == c { 1.0 } else { 0.0 }) - v[r] * v[c] / vv;
+            (0..n)
+                .flat_map(|r| (0..n).map(move |c| (r, c)))
+                .map(|(r, c)| p(i, r) * a[r * n + c] * p(c, j))
+                .sum()
+        })
+        .collect();
+    let (_, dropped) = pseudo_inverse(&singular, n, 1e-10);
+    assert_eq!(dropped.len(), 1);
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let cos: f64 = dropped[0].iter().zip(&v).map(|(a, b)| a * b / norm).sum();
+    assert!(
+        (cos.abs() - 1.0).abs() < 1e-8,
+        "null direction {:?}",
+        dropped[0]
+    );
+}
+
+fn transpose(a: &[f64], n: usize) -> Vec<f64> {
+    (0..n * n).map(|k| a[(k % n) * n + k / n]).collect()
+}

@@ -53,6 +53,9 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
     if args.reps == 0 || args.n == Some(0) {
         return Err(Error::Usage("--reps and --n must be at least 1".into()));
     }
+    if let Some(n) = args.n {
+        super::check_sample_size("--n", n)?;
+    }
     let ctx = match args.engine {
         BenchEngine::Gpu => Some(GpuContext::new(&AdapterSelector {
             name: args.adapter.clone(),

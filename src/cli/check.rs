@@ -34,6 +34,9 @@ pub fn run(args: CheckArgs) -> likely::Result<i32> {
             "--sizes must all be at least 1".into(),
         ));
     }
+    for &n in args.sizes.iter().flatten() {
+        super::check_sample_size("--sizes", n)?;
+    }
     let ctx = GpuContext::new(&args.engine.selector())?;
     let mut plan = CheckPlan {
         seed: args.seed,

@@ -64,14 +64,7 @@ pub struct FitArgs {
 
 /// Half of the memory the kernel reports as available (4 GiB where it cannot be read).
 fn default_host_budget() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(4 << 30, |kib| kib * 1024 / 2)
+    super::available_memory().map_or(4 << 30, |bytes| bytes / 2)
 }
 
 /// Every optimiser name the CLI accepts.
@@ -321,10 +314,14 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                 ParamValue::Scalar(v) => println!("  {:<8} = {v:.10}", p.name),
                 ParamValue::Vector(vs) => {
                     for (k, v) in vs.iter().enumerate() {
-                        let label = dataset
-                            .labels
-                            .as_ref()
-                            .map_or(k.to_string(), |l| l[k].clone());
+                        // --classes may exceed the text labels: the extra classes are unnamed.
+                        let label = match &dataset.labels {
+                            None => k.to_string(),
+                            Some(l) => l
+                                .get(k)
+                                .cloned()
+                                .unwrap_or_else(|| format!("{k}, no label")),
+                        };
                         println!("  {}[{label}] = {v:.10}", p.name);
                     }
                 }

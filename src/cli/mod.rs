@@ -25,6 +25,27 @@ struct Cli {
     command: Command,
 }
 
+/// Bytes of memory the kernel reports as available (None where it cannot be read).
+fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+/// A sample size whose f64 samples alone would not fit in the available memory is a usage
+/// error, not an allocation failure.
+fn check_sample_size(flag: &str, n: usize) -> likely::Result<()> {
+    let bytes = (n as u128) * 8;
+    match available_memory() {
+        Some(available) if bytes > available as u128 => Err(likely::Error::Usage(format!(
+            "{flag} {n}: its samples alone take {:.3e} bytes, more than the {:.3e} bytes of \
+             memory available",
+            bytes as f64, available as f64
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Engine selection shared by every command that evaluates likelihoods.
 #[derive(clap::Args, Clone, Debug)]
 pub struct EngineArgs {

@@ -177,7 +177,7 @@ pub fn fit_model(
     }
 
     let (rows, mut prepared) = read_training_table(fit, target, host_budget)?;
-    let network = network_for(fit, kind, target, &prepared)?;
+    let network = network_for(fit, kind, target, &prepared, host_budget)?;
     let options = train_options(fit, optimizer, &network);
     let mut params = match (&rows, &prepared.survey) {
         (Rows::Memory(table), _) => network.init(seed, table.y.as_deref().unwrap_or(&[])),
@@ -459,12 +459,18 @@ fn read_training_table(
     Ok((Rows::Memory(Arc::new(table)), prepared))
 }
 
-/// The network the flags describe over the table's features and classes.
+/// Host bytes per parameter a fit may hold: f64 copies for the parameters, gradient,
+/// optimiser moments, the best point so far and L-BFGS's history, with room to spare.
+const HOST_BYTES_PER_PARAM: u128 = 8 * 32;
+
+/// The network the flags describe over the table's features and classes; one whose
+/// parameters would not fit in the host budget is a usage error.
 fn network_for(
     fit: &super::fit::FitArgs,
     kind: ModelKind,
     target: &str,
     prepared: &Prepared,
+    host_budget: u64,
 ) -> likely::Result<Network> {
     let (family, args) = (fit.family, &fit.model);
     let classes = if family == FamilyName::Categorical {
@@ -475,11 +481,27 @@ fn network_for(
                 format!("target '{target}' has a single class: nothing to classify"),
             ));
         }
+        if prepared.classes > prepared.n {
+            // Numeric labels name classes 0..=max: an ID-like column makes a huge network
+            // whose unseen classes have no MLE.
+            return Err(Error::data(
+                fit.data.as_path(),
+                "",
+                format!(
+                    "target '{target}' names {} classes (labels 0 to {}) but the table has \
+                     only {} rows: categorical targets are class labels 0..K-1, each class \
+                     with rows of its own",
+                    prepared.classes,
+                    prepared.classes - 1,
+                    prepared.n
+                ),
+            ));
+        }
         prepared.classes
     } else {
         1
     };
-    Ok(Network {
+    let network = Network {
         inputs: prepared.features.len(),
         hidden: match kind {
             ModelKind::Linear => Vec::new(),
@@ -491,7 +513,19 @@ fn network_for(
             classes,
             reference: kind == ModelKind::Linear,
         },
-    })
+    };
+    match network.checked_param_count() {
+        Some(p) if p as u128 * HOST_BYTES_PER_PARAM <= host_budget as u128 => Ok(network),
+        p => Err(Error::Usage(format!(
+            "the network has {} parameters ({} inputs, hidden {:?}, {} outputs): more than \
+             the host memory budget ({host_budget} bytes, --host-memory) holds at {} bytes each",
+            p.map_or("more than 2^64".to_string(), |p| p.to_string()),
+            network.inputs,
+            network.hidden,
+            network.head.outputs(),
+            HOST_BYTES_PER_PARAM
+        ))),
+    }
 }
 
 /// Whether the fitted model has intercepts: linear models without --no-intercept, and MLPs.

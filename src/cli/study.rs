@@ -35,6 +35,9 @@ pub fn run(args: StudyArgs) -> likely::Result<i32> {
             "--reps must be at least 2 and every --n at least 1".into(),
         ));
     }
+    for &n in &args.n {
+        super::check_sample_size("--n", n)?;
+    }
     if !(args.alpha > 0.0 && args.alpha < 1.0) {
         return Err(likely::Error::Usage(format!(
             "--alpha must be in (0, 1), got {}",

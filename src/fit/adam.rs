@@ -31,7 +31,7 @@ pub(crate) fn minimize(
             });
         }
         let pg = pseudo_gradient(&x.theta, &x.grad, l1);
-        if max_abs(&pg) <= options.gtol * n {
+        if super::scaled_max_abs(&pg, options.gradient_scale.as_deref()) <= options.gtol * n {
             return Ok(Run {
                 grad_norm: max_abs(&pg),
                 point: x,

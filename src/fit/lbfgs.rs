@@ -16,6 +16,10 @@ use super::{
 use crate::error::Result;
 use std::collections::VecDeque;
 
+/// Single-coordinate directions tried per iteration when neither the quasi-Newton nor the
+/// steepest-descent direction makes progress.
+const MAX_COORDINATE_TRIES: usize = 16;
+
 const HISTORY: usize = 10;
 const C1: f64 = 1e-4;
 const C2: f64 = 0.9;
@@ -96,7 +100,7 @@ pub(crate) fn minimize(
         return Ok(finish(x, 0, StopReason::NonFinite, &pg));
     }
     loop {
-        if max_abs(&pg) <= options.gtol * n {
+        if super::scaled_max_abs(&pg, options.gradient_scale.as_deref()) <= options.gtol * n {
             return Ok(finish(x, iterations, StopReason::GradientNorm, &pg));
         }
         if iterations >= options.max_iter {
@@ -106,20 +110,26 @@ pub(crate) fn minimize(
 
         // Quasi-Newton direction first; steepest descent, then single coordinates, when the
         // line search cannot decrease the objective along it.
-        let mut candidates: Vec<Vec<f64>> = Vec::new();
-        if !memory.pairs.is_empty() {
-            candidates.push(memory.direction(&pg));
-        }
-        candidates.push(pg.iter().map(|g| -g / max_abs(&pg)).collect());
-        if x.theta.len() > 1 {
-            for (j, &g) in pg.iter().enumerate() {
-                if g != 0.0 {
-                    let mut e = vec![0.0; pg.len()];
-                    e[j] = -g.signum();
-                    candidates.push(e);
-                }
-            }
-        }
+        // The coordinates are those of the largest pseudo-gradient components, at most
+        // MAX_COORDINATE_TRIES of them (each try is a line search), each direction built only
+        // when it is tried: with many parameters, all of them would be a p x p matrix.
+        let quasi_newton = (!memory.pairs.is_empty()).then(|| memory.direction(&pg));
+        let largest = max_abs(&pg);
+        let steepest: Vec<f64> = pg.iter().map(|g| -g / largest).collect();
+        let mut steepest_coordinates: Vec<usize> = (0..pg.len())
+            .filter(|&j| pg[j] != 0.0 && x.theta.len() > 1)
+            .collect();
+        steepest_coordinates.sort_by(|&a, &b| pg[b].abs().total_cmp(&pg[a].abs()));
+        steepest_coordinates.truncate(MAX_COORDINATE_TRIES);
+        let coordinates = steepest_coordinates.into_iter().map(|j| {
+            let mut e = vec![0.0; pg.len()];
+            e[j] = -pg[j].signum();
+            e
+        });
+        let candidates = quasi_newton
+            .into_iter()
+            .chain(std::iter::once(steepest))
+            .chain(coordinates);
         // Take the first candidate that makes real progress: f falls by more than ftol
         // relative, or (below f's noise floor) the gradient at least halves. Tiny gains are
         // kept as a fallback: if no direction does better, we are at a minimum to working

@@ -39,6 +39,10 @@ pub struct FitOptions {
     pub learning_rate: f64,
     /// Starting point on the unconstrained scale; the family's default when `None`.
     pub initial: Option<Vec<f64>>,
+    /// Per-coordinate factors the gradient is multiplied by in the `gtol` test, so that the
+    /// test does not depend on the data's units (family fits set 1 / sqrt of each coordinate's
+    /// curvature per sample at the start); 1 when `None`.
+    pub gradient_scale: Option<Vec<f64>>,
 }
 
 impl Default for FitOptions {
@@ -52,6 +56,7 @@ impl Default for FitOptions {
             xtol: 1e-13,
             learning_rate: 0.05,
             initial: None,
+            gradient_scale: None,
         }
     }
 }
@@ -222,10 +227,57 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
         }
         _ => {}
     }
+    // The gradient test in units of each coordinate's curvature: for the Gaussian's mu,
+    // d NLL / d mu = n (mu - mean) / sigma^2, so a fixed threshold on it would stop within a
+    // fixed fraction of sigma^2 of the mean (many standard errors off for data in the
+    // billions). Scaled by sigma (1 / sqrt of the curvature per sample), it stops within a
+    // fixed fraction of sigma, whatever the units.
+    // (The Hessian is dense: past MAX_INFERENCE_PARAMS coordinates the test stays unscaled.)
+    let gradient_scale = match &options.gradient_scale {
+        Some(scale) => Some(scale.clone()),
+        None if theta0.len() <= crate::inference::MAX_INFERENCE_PARAMS => {
+            Some(curvature_scales(engine, &theta0)?)
+        }
+        None => None,
+    };
+    let options = &FitOptions {
+        gradient_scale,
+        ..options.clone()
+    };
     let mask = vec![true; theta0.len()];
     let mut result = minimize(&mut EngineProblem(engine), theta0, &mask, options)?;
     result.warnings.extend(warnings);
     Ok(result)
+}
+
+/// 1 / sqrt(H_jj / n) for each coordinate of the family's Hessian at `theta` (1 where that
+/// curvature is not positive and finite).
+fn curvature_scales(engine: &mut dyn Engine, theta: &[f64]) -> Result<Vec<f64>> {
+    let sums = engine.term_sums(theta)?;
+    let n = engine.n().max(1) as f64;
+    let p = theta.len();
+    let hessian = engine.family().hessian(n, &sums, theta);
+    Ok((0..p)
+        .map(|j| {
+            let per_sample = hessian[j * p + j] / n;
+            if per_sample > 0.0 && per_sample.is_finite() {
+                1.0 / per_sample.sqrt()
+            } else {
+                1.0
+            }
+        })
+        .collect())
+}
+
+/// The largest |g_j| * scale_j (scale 1 where `scale` is `None`).
+pub(crate) fn scaled_max_abs(g: &[f64], scale: Option<&[f64]>) -> f64 {
+    match scale {
+        Some(s) => g
+            .iter()
+            .zip(s)
+            .fold(0.0f64, |m, (g, s)| m.max((g * s).abs())),
+        None => g.iter().fold(0.0f64, |m, g| m.max(g.abs())),
+    }
 }
 
 /// Minimises NLL - log prior over `theta`, the prior applying where `mask` is true (models

@@ -113,6 +113,15 @@ impl Network {
         self.layers().last().map_or(0, |l| l.bias + l.fan_out)
     }
 
+    /// [`Network::param_count`], or None where it overflows usize (absurd widths).
+    pub fn checked_param_count(&self) -> Option<usize> {
+        let mut total = self.head.globals();
+        for w in self.widths().windows(2) {
+            total = total.checked_add(w[0].checked_mul(w[1])?.checked_add(w[1])?)?;
+        }
+        Some(total)
+    }
+
     pub fn param_count(&self) -> usize {
         self.globals_offset() + self.head.globals()
     }

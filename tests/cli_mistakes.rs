@@ -1,0 +1,185 @@
+//! Inputs a user can get wrong, found by an adversarial sweep of the CLI: each gives a clear
+//! error and a non-zero exit (or, where the input is legitimate, a correct answer in bounded
+//! time and memory), never a panic, an abort or a hang.
+
+mod common;
+
+use common::cli::{fails_with, likely, ok_json};
+use std::path::PathBuf;
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("likely-mistakes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn absurd_sample_sizes_are_usage_errors_not_allocation_failures() {
+    let huge = "100000000000000";
+    for args in [
+        vec![
+            "study",
+            "--family",
+            "gaussian",
+            "--params",
+            "mu=5,sigma=2",
+            "--n",
+            huge,
+        ],
+        vec![
+            "bench",
+            "--job",
+            "gauss-eval",
+            "--engine",
+            "cpu",
+            "--n",
+            huge,
+        ],
+        vec!["check", "--sizes", huge, "--no-large"],
+    ] {
+        fails_with(&args, "memory available");
+    }
+}
+
+#[test]
+fn networks_too_large_for_host_memory_are_refused() {
+    let data = temp_file("m.csv", "a,b,c,yb\n1,2,3,0\n2,3,1,1\n3,1,2,0\n");
+    let data = data.to_str().unwrap();
+    for hidden in ["10000000000000000000", "10000000"] {
+        fails_with(
+            &[
+                "fit",
+                "--model",
+                "mlp",
+                "--family",
+                "bernoulli",
+                "--data",
+                data,
+                "--target",
+                "yb",
+                "--hidden",
+                hidden,
+                "--backend",
+                "cpu",
+            ],
+            "parameters",
+        );
+    }
+}
+
+#[test]
+fn an_id_like_categorical_target_is_refused() {
+    // Numeric labels name classes 0..=max: 300 rows labelled up to 60000 are not classes.
+    let mut text = String::from("a,b,y\n");
+    for i in 0..300u64 {
+        text += &format!("{},{},{}\n", i % 7, i % 5, (i * 7919) % 60_000);
+    }
+    let data = temp_file("ids.csv", &text);
+    fails_with(
+        &[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "categorical",
+            "--data",
+            data.to_str().unwrap(),
+            "--target",
+            "y",
+            "--backend",
+            "cpu",
+        ],
+        "classes",
+    );
+}
+
+#[test]
+fn many_declared_classes_fit_quickly_without_standard_errors() {
+    // 70000 classes on three rows: the fit's memory is linear in the classes (no p x p
+    // directions or covariance), and the standard errors are skipped with a warning.
+    let data = temp_file("c013.csv", "x\n0\n1\n3\n");
+    let fit = ok_json(&[
+        "fit",
+        "--family",
+        "categorical",
+        "--data",
+        data.to_str().unwrap(),
+        "--classes",
+        "70000",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    let probs = fit["params"]["probs"].as_array().unwrap();
+    assert_eq!(probs.len(), 70000);
+    for (k, want) in [(0, 1.0 / 3.0), (1, 1.0 / 3.0), (3, 1.0 / 3.0), (2, 0.0)] {
+        let p = probs[k].as_f64().unwrap();
+        assert!((p - want).abs() < 1e-6, "probs[{k}] = {p}");
+    }
+    let warnings = fit["inference_warnings"].to_string();
+    assert!(warnings.contains("at most 2048"), "{warnings}");
+}
+
+#[test]
+fn classes_beyond_the_text_labels_are_printed_unnamed() {
+    let data = temp_file("text.csv", "x\na\nb\na\n");
+    let out = likely(&[
+        "fit",
+        "--family",
+        "categorical",
+        "--data",
+        data.to_str().unwrap(),
+        "--classes",
+        "4",
+        "--backend",
+        "cpu",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("probs[a]") && stdout.contains("probs[3, no label]"),
+        "{stdout}"
+    );
+    // The unseen classes' probabilities are on the boundary: no standard error, a warning.
+    assert!(stdout.contains("at the boundary"), "{stdout}");
+}
+
+#[test]
+fn a_gaussian_in_large_units_is_fitted_to_its_mean() {
+    // N(1e10, 1e9): the stopping rule is in units of each parameter's curvature, so mu lands
+    // on the sample mean (the closed form), and its standard error is sigma / sqrt(n).
+    let values: Vec<f64> = (0..1000)
+        .map(|i| 1e10 + 1e9 * ((i as f64 * 0.618_033_988_7).fract() - 0.5) * 3.4)
+        .collect();
+    let text = std::iter::once("x".to_string())
+        .chain(values.iter().map(|v| format!("{v:?}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let data = temp_file("big.csv", &text);
+    let fit = ok_json(&[
+        "fit",
+        "--family",
+        "gaussian",
+        "--data",
+        data.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let mu = fit["params"]["mu"].as_f64().unwrap();
+    let se = fit["std_errors"]["mu"].as_f64().unwrap();
+    assert!(
+        (mu - mean).abs() < 1e-6 * sd / n.sqrt(),
+        "mu {mu} vs mean {mean}"
+    );
+    assert!((se / (sd / n.sqrt()) - 1.0).abs() < 1e-6, "se {se}");
+}
