@@ -183,3 +183,105 @@ fn a_gaussian_in_large_units_is_fitted_to_its_mean() {
     );
     assert!((se / (sd / n.sqrt()) - 1.0).abs() < 1e-6, "se {se}");
 }
+
+#[test]
+fn duplicate_column_names_are_ambiguous() {
+    let twice = temp_file("dup.csv", "a,a,y\n1,2,0\n2,1,1\n3,3,0\n4,1,1\n");
+    let twice = twice.to_str().unwrap();
+    let fit = |extra: &[&'static str]| {
+        let mut args = vec![
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "bernoulli",
+            "--data",
+            twice,
+            "--target",
+            "y",
+            "--backend",
+            "cpu",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    fails_with(&fit(&[]), "names column 'a' 2 times");
+    let x = temp_file("dupx.csv", "x,x\n1,2\n3,4\n");
+    fails_with(
+        &[
+            "fit",
+            "--family",
+            "gaussian",
+            "--data",
+            x.to_str().unwrap(),
+            "--column",
+            "x",
+        ],
+        "names column 'x' 2 times",
+    );
+    let once = temp_file("once.csv", "a,b,y\n1,2,0\n2,1,1\n3,3,0\n4,1,1\n");
+    fails_with(
+        &[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "bernoulli",
+            "--data",
+            once.to_str().unwrap(),
+            "--target",
+            "y",
+            "--features",
+            "a,b,a",
+            "--backend",
+            "cpu",
+        ],
+        "feature 'a' is listed twice",
+    );
+}
+
+#[test]
+fn a_linear_scale_model_needs_more_rows_than_coefficients() {
+    // Five features and an intercept on five rows: the fit interpolates, sigma's MLE is 0.
+    let data = temp_file(
+        "wide.csv",
+        "a,b,c,d,e,y\n1,2,3,4,5,1\n2,1,3,5,4,2\n3,3,1,2,2,7\n5,1,1,0,2,3\n0,2,4,1,1,1\n",
+    );
+    for family in ["gaussian", "laplace"] {
+        fails_with(
+            &[
+                "fit",
+                "--model",
+                "linear",
+                "--family",
+                family,
+                "--data",
+                data.to_str().unwrap(),
+                "--target",
+                "y",
+                "--backend",
+                "cpu",
+            ],
+            "more rows than coefficients",
+        );
+    }
+}
+
+#[test]
+fn a_study_whose_samples_all_fail_is_an_error() {
+    // One observation per sample: a Gaussian MLE needs two distinct values.
+    fails_with(
+        &[
+            "study",
+            "--family",
+            "gaussian",
+            "--params",
+            "mu=5,sigma=2",
+            "--n",
+            "1",
+            "--reps",
+            "5",
+        ],
+        "too few estimates",
+    );
+}

@@ -410,3 +410,56 @@ fn fits_from_parquet_equal_fits_from_the_same_csv() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// One required int64 column `v`, annotated as `annotation`, holding `values`.
+fn write_int64(path: &Path, annotation: &str, values: &[i64]) {
+    let schema =
+        parse_message_type(&format!("message t {{ required int64 v {annotation}; }}")).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = SerializedFileWriter::new(
+        file,
+        Arc::new(schema),
+        Arc::new(WriterProperties::default()),
+    )
+    .unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let mut column = group.next_column().unwrap().unwrap();
+    column
+        .typed::<Int64Type>()
+        .write_batch(values, None, None)
+        .unwrap();
+    column.close().unwrap();
+    group.close().unwrap();
+    writer.close().unwrap();
+}
+
+#[test]
+fn unsigned_integers_read_as_unsigned_and_units_are_refused() {
+    let dir = temp_dir("annotated");
+    // 2^63 + 1 and 2^64 - 1 stored in int64's bits: negative if read as signed.
+    let big = [(1u64 << 63) + 1, u64::MAX, 3].map(|v| v as i64);
+    let path = dir.join("u64.parquet");
+    write_int64(&path, "(INTEGER(64,false))", &big);
+    let Cells::Numbers(values) = ParquetColumn::open(&path, Some("v"))
+        .unwrap()
+        .read_all()
+        .unwrap()
+    else {
+        panic!("numbers expected");
+    };
+    assert_eq!(values, vec![(1u64 << 63) as f64, u64::MAX as f64, 3.0]);
+    let stamps = dir.join("timestamps.parquet");
+    write_int64(
+        &stamps,
+        "(TIMESTAMP(MILLIS,true))",
+        &[1_700_000_000_000, 1_700_000_001_000],
+    );
+    let err = data::load(&stamps, Some("v"), FamilyName::Gaussian)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("TIMESTAMP_MILLIS") && err.contains("cast"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

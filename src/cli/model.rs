@@ -178,6 +178,24 @@ pub fn fit_model(
 
     let (rows, mut prepared) = read_training_table(fit, target, host_budget)?;
     let network = network_for(fit, kind, target, &prepared, host_budget)?;
+    let coefficients = prepared.features.len() + usize::from(has_intercept(args, kind));
+    if kind == ModelKind::Linear
+        && matches!(family, FamilyName::Gaussian | FamilyName::Laplace)
+        && prepared.n <= coefficients
+    {
+        // The fit passes through every row: the scale's MLE is 0 and the likelihood unbounded.
+        return Err(Error::data(
+            fit.data.as_path(),
+            "",
+            format!(
+                "{} rows for {coefficients} coefficients: a linear {} model interpolates them \
+                 (its scale's MLE is 0, the likelihood unbounded); it needs more rows than \
+                 coefficients",
+                prepared.n,
+                family.as_str()
+            ),
+        ));
+    }
     let options = train_options(fit, optimizer, &network);
     let mut params = match (&rows, &prepared.survey) {
         (Rows::Memory(table), _) => network.init(seed, table.y.as_deref().unwrap_or(&[])),

@@ -80,6 +80,14 @@ pub fn run(args: StudyArgs) -> likely::Result<i32> {
         |_, _| bar.inc(1),
     )?;
     bar.finish_and_clear();
+    // Fewer than two estimates give no bias, spread or coverage to report.
+    if let Some(row) = rows.iter().find(|r| r.reps < 2) {
+        return Err(likely::Error::InvalidData(format!(
+            "at n = {}, {} of the {} simulated samples had no MLE (degenerate samples, e.g. \
+             every value equal): too few estimates for a study; use a larger --n",
+            row.n, row.failed, args.reps
+        )));
+    }
     if let Some(path) = &args.plot {
         let bytes = if path.extension().and_then(|e| e.to_str()) == Some("png") {
             study::png(&rows, args.alpha)?

@@ -20,6 +20,9 @@ pub(super) fn parse(
         ));
     }
     let names: Vec<&str> = headers.iter().map(String::as_str).collect();
+    if let Some(why) = column.and_then(|c| super::duplicate_column(&names, c)) {
+        return Err(Error::data(path, "", why));
+    }
     let index = match column {
         Some(c) => names.iter().position(|h| *h == c).ok_or_else(|| {
             Error::data(

@@ -131,6 +131,15 @@ impl LabelEncoder {
 }
 
 /// String class labels as class indices: the classes are the distinct labels in sorted order.
+/// The message for a column name the header holds more than once, where a reader is asked
+/// for it: which of them is meant is ambiguous.
+pub(crate) fn duplicate_column(names: &[impl AsRef<str>], name: &str) -> Option<String> {
+    let count = names.iter().filter(|n| n.as_ref() == name).count();
+    (count > 1).then(|| {
+        format!("the header names column '{name}' {count} times: give each column its own name")
+    })
+}
+
 pub(crate) fn classes_of(cells: &[String]) -> std::result::Result<(Vec<f64>, Vec<String>), String> {
     let mut encoder = LabelEncoder::default();
     cells.iter().for_each(|c| encoder.push(c));

@@ -2,7 +2,7 @@
 //! streamed fit holds only a batch of the file in memory.
 
 use crate::error::{Error, Result};
-use parquet::basic::Type as PhysicalType;
+use parquet::basic::{ConvertedType, Type as PhysicalType};
 use parquet::column::reader::{ColumnReader, ColumnReaderImpl};
 use parquet::data_type::DataType;
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -30,6 +30,8 @@ pub struct ParquetColumn {
     index: usize,
     name: String,
     text: bool,
+    /// Integers stored in signed types but annotated as unsigned (UINT_32, UINT_64).
+    unsigned: bool,
     /// Definition level of a present value (0 for a required column).
     max_def: i16,
     len: usize,
@@ -91,6 +93,9 @@ impl ParquetColumn {
         let meta = file.metadata();
         let schema = meta.file_metadata().schema_descr();
         let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
+        if let Some(why) = column.and_then(|c| super::duplicate_column(&names, c)) {
+            return Err(bad(path, why));
+        }
         let index = match column {
             Some(c) => names.iter().position(|n| n == c).ok_or_else(|| {
                 let nested = names.iter().any(|n| n.starts_with(&format!("{c}.")));
@@ -138,8 +143,36 @@ impl ParquetColumn {
                 ))
             }
         };
+        // Integers annotated as unsigned, or as dates, times and decimals.
+        let unsigned = matches!(
+            desc.converted_type(),
+            ConvertedType::UINT_8
+                | ConvertedType::UINT_16
+                | ConvertedType::UINT_32
+                | ConvertedType::UINT_64
+        );
+        if matches!(
+            desc.converted_type(),
+            ConvertedType::DECIMAL
+                | ConvertedType::DATE
+                | ConvertedType::TIME_MILLIS
+                | ConvertedType::TIME_MICROS
+                | ConvertedType::TIMESTAMP_MILLIS
+                | ConvertedType::TIMESTAMP_MICROS
+                | ConvertedType::INTERVAL
+        ) {
+            return Err(bad(
+                path,
+                format!(
+                    "column '{name}' holds {:?} values (integers with a unit or a scale); \
+                     likely reads plain numbers: cast the column to a number first",
+                    desc.converted_type()
+                ),
+            ));
+        }
         let len = meta.file_metadata().num_rows().max(0) as usize;
         Ok(ParquetColumn {
+            unsigned,
             path: path.to_path_buf(),
             file,
             index,
@@ -219,7 +252,7 @@ impl ParquetColumn {
     fn decode(&mut self, numbers: &mut Vec<f64>, text: &mut Vec<String>) -> Result<usize> {
         loop {
             let first_row = self.position + numbers.len() + text.len();
-            let (max_def, rows) = (self.max_def, self.batch_rows);
+            let (max_def, rows, unsigned) = (self.max_def, self.batch_rows, self.unsigned);
             let Some(reader) = self.current_reader()? else {
                 return Ok(0);
             };
@@ -229,8 +262,14 @@ impl ParquetColumn {
                 ColumnReader::BoolColumnReader(r) => {
                     batch(r, rows, &mut levels, numbers, |v| *v as u8 as f64)
                 }
+                ColumnReader::Int32ColumnReader(r) if unsigned => {
+                    batch(r, rows, &mut levels, numbers, |v| *v as u32 as f64)
+                }
                 ColumnReader::Int32ColumnReader(r) => {
                     batch(r, rows, &mut levels, numbers, |v| *v as f64)
+                }
+                ColumnReader::Int64ColumnReader(r) if unsigned => {
+                    batch(r, rows, &mut levels, numbers, |v| *v as u64 as f64)
                 }
                 ColumnReader::Int64ColumnReader(r) => {
                     batch(r, rows, &mut levels, numbers, |v| *v as f64)

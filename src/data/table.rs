@@ -98,6 +98,9 @@ pub(super) fn select_columns(
         ));
     }
     let find = |name: &str, what: &str| {
+        if let Some(why) = super::duplicate_column(headers, name) {
+            return Err(Error::data(path, "", why));
+        }
         headers.iter().position(|h| h == name).ok_or_else(|| {
             Error::data(
                 path,
@@ -134,6 +137,16 @@ pub(super) fn select_columns(
         .iter()
         .map(|f| find(f, "feature"))
         .collect::<Result<_>>()?;
+    if let Some(twice) = feature_names
+        .iter()
+        .enumerate()
+        .find(|(i, f)| feature_names[..*i].contains(f))
+    {
+        return Err(Error::Usage(format!(
+            "feature '{}' is listed twice in --features",
+            twice.1
+        )));
+    }
     if let Some(t) = headers.iter().position(|h| h == target) {
         if feature_index.contains(&t) {
             return Err(Error::Usage(format!(
