@@ -285,3 +285,65 @@ fn a_study_whose_samples_all_fail_is_an_error() {
         "too few estimates",
     );
 }
+
+#[test]
+fn flags_that_would_be_ignored_are_refused() {
+    let table = temp_file(
+        "flags.csv",
+        "a,b,y\n1,2,0\n2,1,1\n3,3,0\n4,1,1\n5,0,0\n0,5,1\n",
+    );
+    let table = table.to_str().unwrap();
+    let column = temp_file("col.csv", "x\n1\n2\n4\n");
+    let column = column.to_str().unwrap();
+    let model = |extra: &[&'static str]| {
+        let mut args = vec![
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "bernoulli",
+            "--data",
+            table,
+            "--target",
+            "y",
+            "--backend",
+            "cpu",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    fails_with(
+        &model(&["--lr", "0.1"]),
+        "--lr applies to sgd, adam and adamw",
+    );
+    fails_with(
+        &model(&["--optimizer", "adam", "--patience", "3"]),
+        "needs --validation",
+    );
+    let mut mlp = model(&["--cov", "robust"]);
+    mlp[2] = "mlp";
+    fails_with(&mlp, "MLPs get no standard errors");
+    let family = |extra: &[&'static str]| {
+        let mut args = vec!["fit", "--family", "gaussian", "--data", column];
+        args.extend_from_slice(extra);
+        args
+    };
+    fails_with(
+        &family(&["--lr", "0.1"]),
+        "--lr applies to --optimizer adam",
+    );
+    fails_with(
+        &family(&["--backend", "cpu", "--adapter", "nvidia"]),
+        "--backend cpu uses no GPU",
+    );
+    fails_with(
+        &family(&["--backend", "cpu", "--gpu-memory", "1GiB"]),
+        "--backend cpu uses no GPU",
+    );
+    // Negative values reach the flag's own check (not "unexpected argument").
+    fails_with(
+        &family(&["--optimizer", "adam", "--lr", "-1"]),
+        "--lr must be positive",
+    );
+    fails_with(&family(&["--alpha", "-0.1"]), "--alpha must be in (0, 1)");
+}

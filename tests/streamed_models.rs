@@ -650,7 +650,7 @@ fn a_wide_parquet_table_opens_the_file_once() {
     use std::os::unix::process::CommandExt;
     let dir = temp_dir("wide");
     let path = dir.join("wide.parquet");
-    write_wide_parquet(&path, 300, 400);
+    write_wide_parquet(&path, 500, 400);
     // 400 columns under a limit of 128 open files: one handle for the table, not one a column.
     for extra in [&[][..], &["--stream"]] {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_likely"));

@@ -20,6 +20,7 @@ pub enum BenchEngine {
 }
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct BenchArgs {
     /// gauss-eval, logreg-fit, mlp-train, or eval-<family> (eval-bernoulli, eval-poisson, ...).
     #[arg(long)]

@@ -5,6 +5,7 @@ use likely::gpu::GpuContext;
 use likely::tolerance::GPU_VS_CPU;
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct CheckArgs {
     #[command(flatten)]
     engine: EngineArgs,

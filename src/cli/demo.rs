@@ -8,6 +8,7 @@ use rand::SeedableRng;
 use std::sync::Arc;
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct DemoArgs {
     #[command(flatten)]
     engine: EngineArgs,

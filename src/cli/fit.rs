@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct FitArgs {
     /// The likelihood family.
     #[arg(long, value_enum)]
@@ -91,6 +92,18 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         Some(text) => parse_size(text)?,
         None => default_host_budget(),
     };
+    if args.engine.backend == engine::Backend::Cpu {
+        for (given, flag) in [
+            (args.engine.adapter.is_some(), "--adapter"),
+            (args.gpu_memory.is_some(), "--gpu-memory"),
+        ] {
+            if given {
+                return Err(likely::Error::Usage(format!(
+                    "{flag} applies to GPU runs; --backend cpu uses no GPU"
+                )));
+            }
+        }
+    }
     if args.model.model.is_some() {
         if args.column.is_some() || args.classes.is_some() {
             return Err(likely::Error::Usage(
@@ -115,6 +128,11 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     };
     if args.max_iter == Some(0) {
         return Err(likely::Error::Usage("--max-iter must be at least 1".into()));
+    }
+    if optimizer == Optimizer::Lbfgs && args.lr.is_some() {
+        return Err(likely::Error::Usage(
+            "--lr applies to --optimizer adam; L-BFGS chooses its own steps".into(),
+        ));
     }
     // Files larger than the host budget (or any, with --stream) are streamed in chunks.
     let format = data::FileFormat::of(&args.data)?;

@@ -400,6 +400,18 @@ fn model_optimizer(fit: &super::fit::FitArgs, kind: ModelKind) -> likely::Result
             kind == ModelKind::Linear && args.activation.is_some(),
             "--activation applies to --model mlp",
         ),
+        (
+            full_batch && fit.lr.is_some(),
+            "--lr applies to sgd, adam and adamw; lbfgs and newton choose their own steps",
+        ),
+        (
+            !full_batch && args.patience.is_some() && args.validation.is_none(),
+            "--patience stops on the validation loss: it needs --validation FRACTION",
+        ),
+        (
+            kind == ModelKind::Mlp && fit.inference.cov != CovType::Hessian,
+            "--cov applies to families and linear models; MLPs get no standard errors",
+        ),
     ];
     match misplaced.iter().find(|(given, _)| *given) {
         Some((_, why)) => Err(Error::Usage(why.to_string())),
@@ -1017,6 +1029,7 @@ fn gpu_label(ctx: &Option<GpuContext>) -> String {
 const MLP_NO_SE: &str = "standard errors are not reported for MLPs: their parameters are not identified (hidden units can be permuted and rescaled), so the asymptotics behind standard errors do not apply";
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct EvalArgs {
     /// A model file written by `likely fit --save`.
     #[arg(long)]
@@ -1088,6 +1101,7 @@ pub fn eval(args: EvalArgs) -> likely::Result<i32> {
 }
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct PredictArgs {
     #[arg(long)]
     model: PathBuf,

@@ -3,6 +3,7 @@ use likely::family::FamilyName;
 use likely::study;
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct StudyArgs {
     #[arg(long, value_enum)]
     family: FamilyName,
