@@ -123,6 +123,21 @@ pub fn peer_data(dir: &Path, job: &str) -> Result<JobData> {
     let (n, d) = (reader.len(), reader.columns());
     let mut x = vec![0.0; n * d];
     reader.read_rows(0, &mut x)?;
+    let bad = |path: &Path, why: String| Error::data(path, "", why);
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(bad(&x_path, format!("value {i} is {}: not a number", x[i])));
+    }
+    let expected_columns = match job {
+        "gauss-eval" => Some(1),
+        "mlp-train" => Some(mlp_network().inputs),
+        _ => None,
+    };
+    if let Some(want) = expected_columns.filter(|&want| want != d) {
+        return Err(bad(
+            &x_path,
+            format!("{job} reads {want} column(s) of features; the array has {d}"),
+        ));
+    }
     let y = if job == "gauss-eval" {
         Vec::new()
     } else {
@@ -137,6 +152,25 @@ pub fn peer_data(dir: &Path, job: &str) -> Result<JobData> {
         }
         let mut y = vec![0.0; n];
         reader.read(0, &mut y)?;
+        // logreg-fit's targets are 0/1, mlp-train's class indices of the seed MLP's head.
+        let classes = if job == "mlp-train" {
+            mlp_network().head.classes
+        } else {
+            2
+        };
+        if let Some(i) = y
+            .iter()
+            .position(|&v| !(v >= 0.0 && v < classes as f64 && v.fract() == 0.0))
+        {
+            return Err(bad(
+                &y_path,
+                format!(
+                    "target {i} is {}: {job} takes class labels 0 to {}",
+                    y[i],
+                    classes - 1
+                ),
+            ));
+        }
         y
     };
     Ok(JobData {

@@ -347,3 +347,94 @@ fn flags_that_would_be_ignored_are_refused() {
     );
     fails_with(&family(&["--alpha", "-0.1"]), "--alpha must be in (0, 1)");
 }
+
+#[test]
+fn hand_edited_model_files_are_checked() {
+    let table = temp_file(
+        "edit.csv",
+        "a,b,y\n1,2,0\n2,1,1\n3,3,0\n4,1,1\n5,0,0\n0,5,1\n",
+    );
+    let table = table.to_str().unwrap();
+    let saved = table.replace("edit.csv", "edit.json");
+    ok_json(&[
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "bernoulli",
+        "--data",
+        table,
+        "--target",
+        "y",
+        "--backend",
+        "cpu",
+        "--save",
+        &saved,
+        "--json",
+    ]);
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    ok_json(&["eval", "--model", &saved, "--data", table, "--json"]);
+    let edited = |key: &str, value: serde_json::Value| {
+        let mut m = model.clone();
+        m[key] = value;
+        let path = saved.replace("edit.json", &format!("edit-{key}.json"));
+        std::fs::write(&path, m.to_string()).unwrap();
+        path
+    };
+    for (key, value, needle) in [
+        ("version", serde_json::json!(99), "version 99"),
+        (
+            "intercept",
+            serde_json::json!(false),
+            "intercepts in params are not 0",
+        ),
+        ("features", serde_json::json!(["a", "a"]), "listed twice"),
+        ("classes", serde_json::json!(5), "inconsistent shape"),
+    ] {
+        fails_with(
+            &["eval", "--model", &edited(key, value), "--data", table],
+            needle,
+        );
+    }
+}
+
+/// A little-endian f64 .npy file of `shape` (C order).
+fn write_npy(path: &std::path::Path, shape: &[usize], values: &[f64]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    values.iter().for_each(|v| bytes.extend(v.to_le_bytes()));
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn bench_data_files_are_checked() {
+    let dir = std::env::temp_dir().join(format!("likely-mistakes-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let bench = |job: &'static str| ["bench", "--job", job, "--engine", "cpu", "--data", d];
+    // gauss-eval takes a 1-D array; a (10, 3) one is not 30 samples.
+    write_npy(&dir.join("gauss-eval.x.npy"), &[10, 3], &[1.0; 30]);
+    fails_with(&bench("gauss-eval"), "reads 1 column(s)");
+    let mut samples = vec![1.0; 10];
+    samples[4] = f64::NAN;
+    write_npy(&dir.join("gauss-eval.x.npy"), &[10], &samples);
+    fails_with(&bench("gauss-eval"), "value 4 is NaN");
+    // logreg-fit's targets are 0/1.
+    write_npy(&dir.join("logreg-fit.x.npy"), &[4, 2], &[0.5; 8]);
+    write_npy(&dir.join("logreg-fit.y.npy"), &[4], &[0.0, 1.0, 7.0, 1.0]);
+    fails_with(&bench("logreg-fit"), "target 2 is 7");
+    std::fs::remove_dir_all(&dir).ok();
+}

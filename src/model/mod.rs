@@ -198,6 +198,12 @@ impl Model {
         if v["format"] != "likely-model" {
             return Err(bad("missing \"format\": \"likely-model\"".into()));
         }
+        if v["version"] != 1 {
+            return Err(bad(format!(
+                "version {} (this likely reads version 1)",
+                v["version"]
+            )));
+        }
         let field = |k: &str| {
             v.get(k)
                 .cloned()
@@ -236,8 +242,10 @@ impl Model {
             serde_json::from_value(get("params")?).map_err(|e| from("params", e))?;
         if classes == 0
             || (family == FamilyName::Categorical && classes < 2)
+            || (family != FamilyName::Categorical && classes != 1)
             || features.is_empty()
             || hidden.contains(&0)
+            || (kind == ModelKind::Linear && !hidden.is_empty())
         {
             return Err(bad(
                 "inconsistent shape (classes, features or hidden widths)".into(),
@@ -259,15 +267,34 @@ impl Model {
                 reference,
             },
         };
-        if params.len() != network.param_count() {
+        if let Some(twice) = features
+            .iter()
+            .enumerate()
+            .find(|(i, f)| features[..*i].contains(f))
+        {
+            return Err(bad(format!("feature '{}' is listed twice", twice.1)));
+        }
+        if network.checked_param_count() != Some(params.len()) {
             return Err(bad(format!(
                 "{} parameters, the architecture needs {}",
                 params.len(),
-                network.param_count()
+                network
+                    .checked_param_count()
+                    .map_or("more than 2^64".into(), |p| p.to_string())
             )));
         }
         if params.iter().any(|p| !p.is_finite()) {
             return Err(bad("non-finite parameters".into()));
+        }
+        let first = network.layers()[0];
+        if !intercept
+            && params[first.bias..first.bias + first.fan_out]
+                .iter()
+                .any(|&b| b != 0.0)
+        {
+            return Err(bad(
+                "\"intercept\": false, but the intercepts in params are not 0".into(),
+            ));
         }
         Ok(Model {
             kind,
