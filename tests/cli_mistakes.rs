@@ -438,3 +438,65 @@ fn bench_data_files_are_checked() {
     fails_with(&bench("logreg-fit"), "target 2 is 7");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn clearer_messages_for_common_slips() {
+    // A semicolon-separated file: the hint names the delimiter.
+    let semi = temp_file("semi.csv", "a;b;y\n1;2;0\n2;1;1\n");
+    fails_with(
+        &[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "bernoulli",
+            "--data",
+            semi.to_str().unwrap(),
+            "--target",
+            "y",
+            "--backend",
+            "cpu",
+        ],
+        "separated by ';'",
+    );
+    // Values whose squares overflow are refused before they make a NaN likelihood.
+    let huge = temp_file("huge.csv", "x\n1e300\n-1e300\n1e300\n");
+    fails_with(
+        &[
+            "fit",
+            "--family",
+            "gaussian",
+            "--data",
+            huge.to_str().unwrap(),
+            "--backend",
+            "cpu",
+        ],
+        "rescale the data",
+    );
+    // Each out-of-range flag is named alone; sizes take TiB and say what a size must be.
+    let table = temp_file("slips.csv", "a,y\n1,0\n2,1\n3,0\n4,1\n");
+    let table = table.to_str().unwrap();
+    let model = |extra: &[&'static str]| {
+        let mut args = vec![
+            "fit",
+            "--model",
+            "mlp",
+            "--family",
+            "bernoulli",
+            "--data",
+            table,
+            "--target",
+            "y",
+            "--backend",
+            "cpu",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    fails_with(
+        &model(&["--optimizer", "sgd", "--momentum", "2"]),
+        "--momentum must be in [0, 1)",
+    );
+    fails_with(&model(&["--host-memory", "0"]), "at least 1 byte");
+    fails_with(&model(&["--host-memory", "1PiB"]), "TiB");
+}

@@ -347,15 +347,23 @@ fn check_model_flags(fit: &super::fit::FitArgs, kind: ModelKind) -> likely::Resu
             )));
         }
     }
-    if args.batch_size == Some(0) || args.epochs() == 0 {
-        return Err(Error::Usage(
-            "--batch-size and --epochs must be at least 1".into(),
-        ));
-    }
-    if !(args.weight_decay() >= 0.0 && args.momentum() >= 0.0 && args.momentum() < 1.0) {
-        return Err(Error::Usage(
-            "--weight-decay must be >= 0 and --momentum in [0, 1)".into(),
-        ));
+    let out_of_range = [
+        (
+            args.batch_size == Some(0),
+            "--batch-size must be at least 1",
+        ),
+        (args.epochs() == 0, "--epochs must be at least 1"),
+        (
+            args.weight_decay().is_nan() || args.weight_decay() < 0.0,
+            "--weight-decay must be >= 0",
+        ),
+        (
+            !(args.momentum() >= 0.0 && args.momentum() < 1.0),
+            "--momentum must be in [0, 1)",
+        ),
+    ];
+    if let Some((_, why)) = out_of_range.iter().find(|(bad, _)| *bad) {
+        return Err(Error::Usage(why.to_string()));
     }
     if args.hidden.as_ref().is_some_and(|h| h.contains(&0)) {
         return Err(Error::Usage("--hidden widths must be at least 1".into()));

@@ -106,8 +106,14 @@ pub(super) fn select_columns(
                 path,
                 "",
                 format!(
-                    "no {what} column named '{name}'; columns are: {}",
-                    headers.join(", ")
+                    "no {what} column named '{name}'; columns are: {}{}",
+                    headers.join(", "),
+                    if headers.len() == 1 && headers[0].contains([';', '\t']) {
+                        " (likely reads comma-separated files: is this one separated by ';' \
+                         or tabs?)"
+                    } else {
+                        ""
+                    }
                 ),
             )
         })

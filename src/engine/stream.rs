@@ -242,15 +242,19 @@ pub fn parse_size(text: &str) -> Result<u64> {
         "mib" => 1024.0 * 1024.0,
         "g" | "gb" => 1e9,
         "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" => 1e12,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         _ => {
             return Err(Error::Usage(format!(
-                "invalid size unit in '{text}': use B, KiB, MiB, GiB (or KB, MB, GB)"
+                "invalid size unit in '{text}': use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)"
             )))
         }
     };
     let bytes = value * scale;
-    if !(bytes >= 1.0 && bytes.is_finite()) {
-        return Err(Error::Usage(format!("invalid size '{text}'")));
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(Error::Usage(format!(
+            "invalid size '{text}': a memory size must be at least 1 byte, e.g. 512MiB"
+        )));
     }
     Ok(bytes as u64)
 }

@@ -9,6 +9,9 @@ use super::*;
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
+/// The largest |x| the Gaussian takes: n x^2 stays far inside f64 for any n.
+const MAX_MAGNITUDE: f64 = 1e100;
+
 #[derive(Clone, Copy, Debug)]
 pub struct Gaussian;
 
@@ -28,8 +31,11 @@ impl Family for Gaussian {
     fn kernel_params(&self, theta: &[f64]) -> Vec<f64> {
         vec![theta[0]]
     }
-    fn support_error(&self, _x: f64) -> Option<String> {
-        None
+    fn support_error(&self, x: f64) -> Option<String> {
+        // Squares of larger values, summed, can overflow f64 (NaN likelihoods): rescale.
+        (x.abs() > MAX_MAGNITUDE).then(|| {
+            format!("value {x:e} is beyond {MAX_MAGNITUDE:e} (sums of squares would overflow: rescale the data), outside the range")
+        })
     }
     fn terms(&self, x: f64, kp: &[f64], out: &mut [f64]) {
         let d = x - kp[0];

@@ -676,7 +676,7 @@ impl GpuNetwork {
         if needs(chunk) > ctx.memory_budget() {
             return Err(Error::Capacity(format!(
                 "the model's GPU buffers need {} bytes for a chunk of {chunk} rows, more than the \
-                 {} --gpu-memory allows: raise it, or fit on the CPU (--backend cpu)",
+                 {} bytes --gpu-memory allows: raise it, or fit on the CPU (--backend cpu)",
                 needs(chunk),
                 ctx.memory_budget()
             )));
@@ -732,7 +732,7 @@ impl GpuNetwork {
         if device_bytes > ctx.memory_budget() {
             return Err(Error::Capacity(format!(
                 "the model's GPU buffers need {device_bytes} bytes ({n} rows), more than the {} \
-                 --gpu-memory allows: raise it, or fit on the CPU (--backend cpu)",
+                 bytes --gpu-memory allows: raise it, or fit on the CPU (--backend cpu)",
                 ctx.memory_budget()
             )));
         }

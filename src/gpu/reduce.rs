@@ -73,7 +73,7 @@ impl TermReduction {
             .position(|x| x.is_nan() || x.abs() > f32::MAX as f64)
         {
             return Err(Error::Capacity(format!(
-                "sample {i} ({}) is outside the f32 range the GPU kernels use (use --backend cpu)",
+                "sample {i} ({:e}) is outside the f32 range the GPU kernels use (use --backend cpu)",
                 data[i]
             )));
         }
