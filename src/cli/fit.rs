@@ -93,14 +93,13 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         None => default_host_budget(),
     };
     if args.engine.backend == engine::Backend::Cpu {
+        // A warning, not an error: scripts pass the same flags to both backends.
         for (given, flag) in [
             (args.engine.adapter.is_some(), "--adapter"),
             (args.gpu_memory.is_some(), "--gpu-memory"),
         ] {
             if given {
-                return Err(likely::Error::Usage(format!(
-                    "{flag} applies to GPU runs; --backend cpu uses no GPU"
-                )));
+                eprintln!("warning: {flag} has no effect: --backend cpu uses no GPU");
             }
         }
     }
