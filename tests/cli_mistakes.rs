@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::cli::{fails_with, likely, ok_json};
+use common::cli::{fails_with, likely, model_fit, ok_json};
 use std::path::PathBuf;
 
 fn temp_file(name: &str, text: &str) -> PathBuf {
@@ -296,19 +296,7 @@ fn flags_that_would_be_ignored_are_refused() {
     let column = temp_file("col.csv", "x\n1\n2\n4\n");
     let column = column.to_str().unwrap();
     let model = |extra: &[&'static str]| {
-        let mut args = vec![
-            "fit",
-            "--model",
-            "linear",
-            "--family",
-            "bernoulli",
-            "--data",
-            table,
-            "--target",
-            "y",
-            "--backend",
-            "cpu",
-        ];
+        let mut args = model_fit("linear", "bernoulli", table, "y", &["--backend", "cpu"]);
         args.extend_from_slice(extra);
         args
     };
@@ -473,19 +461,7 @@ fn clearer_messages_for_common_slips() {
     let table = temp_file("slips.csv", "a,y\n1,0\n2,1\n3,0\n4,1\n");
     let table = table.to_str().unwrap();
     let model = |extra: &[&'static str]| {
-        let mut args = vec![
-            "fit",
-            "--model",
-            "mlp",
-            "--family",
-            "bernoulli",
-            "--data",
-            table,
-            "--target",
-            "y",
-            "--backend",
-            "cpu",
-        ];
+        let mut args = model_fit("mlp", "bernoulli", table, "y", &["--backend", "cpu"]);
         args.extend_from_slice(extra);
         args
     };
