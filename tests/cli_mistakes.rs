@@ -472,3 +472,67 @@ fn clearer_messages_for_common_slips() {
     fails_with(&model(&["--host-memory", "0"]), "at least 1 byte");
     fails_with(&model(&["--host-memory", "1PiB"]), "TiB");
 }
+
+#[test]
+fn a_linear_model_that_says_it_converged_is_at_its_optimum() {
+    // Prices against floor area and age, in dollars and in units 1e5 times smaller. A
+    // Gaussian linear model's MLE is least squares; a fit that reports convergence must be
+    // there. (In the small units the gradient shrinks with the target's scale, and the
+    // optimiser used to stop thousands of standard errors short while reporting convergence;
+    // its gradient test is now in units of the target's scale.)
+    let mut state = 12345u64;
+    let mut uniform = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let rows: Vec<[f64; 3]> = (0..2000)
+        .map(|_| {
+            let (sqft, age) = (500.0 + 3500.0 * uniform(), 80.0 * uniform());
+            let noise = (uniform() + uniform() + uniform() - 1.5) * 100_000.0;
+            [sqft, age, 50_000.0 + 150.0 * sqft - 1000.0 * age + noise]
+        })
+        .collect();
+    // Least squares by the normal equations (intercept, sqft, age), for reference.
+    let ols = |scale: f64| {
+        let mut a = vec![vec![0.0; 3]; 3];
+        let mut b = vec![0.0; 3];
+        for r in &rows {
+            let x = [1.0, r[0], r[1]];
+            for i in 0..3 {
+                b[i] += x[i] * r[2] * scale;
+                for j in 0..3 {
+                    a[i][j] += x[i] * x[j];
+                }
+            }
+        }
+        common::gauss_solve(a, b)
+    };
+    for scale in [1.0, 1e5] {
+        let text: String = std::iter::once("sqft,age,price\n".to_string())
+            .chain(
+                rows.iter()
+                    .map(|r| format!("{:?},{:?},{:?}\n", r[0], r[1], r[2] * scale)),
+            )
+            .collect();
+        let path = temp_file(&format!("prices-{scale}.csv"), &text);
+        let mut args = model_fit("linear", "gaussian", path.to_str().unwrap(), "price", &[]);
+        args.extend(["--backend", "cpu", "--json"]);
+        let fit = ok_json(&args);
+        let reference = ols(scale);
+        if scale == 1.0 {
+            assert_eq!(fit["converged"], true, "{}", fit["reason"]);
+        }
+        if fit["converged"] == true {
+            for (k, key) in ["intercept", "sqft", "age"].into_iter().enumerate() {
+                let got = fit["coefficients"][key].as_f64().unwrap();
+                let want = reference[k];
+                assert!(
+                    (got - want).abs() <= 1e-6 * want.abs(),
+                    "scale {scale}, {key}: {got} vs least squares {want}"
+                );
+            }
+        }
+    }
+}

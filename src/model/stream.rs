@@ -325,7 +325,7 @@ pub fn train_streamed(
                 frozen: &options.frozen,
                 n,
             };
-            full_batch_lbfgs(&mut problem, params, &mask, options, progress)
+            full_batch_lbfgs(net, &mut problem, params, &mask, options, progress)
         }
         _ => minibatch(net, params, table, engine, n, options, &mut progress),
     }

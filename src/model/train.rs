@@ -194,8 +194,26 @@ fn minibatch_plan(
     Ok((rng, train_rows, validation_rows, batch))
 }
 
+/// Gaussian and Laplace heads: the gradient test in units of the target's scale (the starting
+/// sigma or b; its own coordinate, log sigma, has no units). d NLL / d w = sum x r / sigma^2
+/// shrinks as 1 / sigma when the target is rescaled, so an unscaled test would stop a fit of
+/// prices in cents far earlier (in standard errors) than the same fit in dollars.
+fn target_scale(net: &Network, params: &[f64]) -> Option<Vec<f64>> {
+    if net.head.globals() == 0 {
+        return None;
+    }
+    let g = net.globals_offset();
+    let scale = params[g].exp();
+    (scale.is_finite() && scale > 0.0).then(|| {
+        (0..params.len())
+            .map(|j| if j >= g { 1.0 } else { scale })
+            .collect()
+    })
+}
+
 /// Full-batch L-BFGS through the shared optimiser, on either engine's problem.
 pub(crate) fn full_batch_lbfgs(
+    net: &Network,
     problem: &mut dyn Differentiable,
     params: &mut Vec<f64>,
     mask: &[bool],
@@ -206,6 +224,7 @@ pub(crate) fn full_batch_lbfgs(
     let fit_options = FitOptions {
         prior: options.prior,
         max_iter: options.max_iter.unwrap_or(1000),
+        gradient_scale: target_scale(net, params),
         ..FitOptions::default()
     };
     let result = fit::minimize(problem, params.clone(), mask, &fit_options)?;
@@ -256,7 +275,7 @@ pub fn train(
             rows: (0..n).collect(),
             frozen: &options.frozen,
         };
-        return full_batch_lbfgs(&mut problem, params, &mask, options, progress);
+        return full_batch_lbfgs(net, &mut problem, params, &mask, options, progress);
     }
     minibatch(net, params, x, y, options, progress)
 }
@@ -582,7 +601,7 @@ pub fn train_gpu(
             gpu,
             frozen: &options.frozen,
         };
-        return full_batch_lbfgs(&mut problem, params, &mask, options, progress);
+        return full_batch_lbfgs(net, &mut problem, params, &mask, options, progress);
     }
     let (mut rng, mut train_rows, validation_rows, batch) = minibatch_plan(n, options)?;
     let validation_rows: Vec<u32> = validation_rows.iter().map(|&r| r as u32).collect();
