@@ -185,9 +185,15 @@ pub fn infer(fit: &FitSummary<'_>, cov_type: CovType, alpha: f64) -> Inference {
     // A probability whose MLE is 0 or 1 (a class that never occurs) sits on the boundary of
     // its range, with its logit at infinity: the curvature there says nothing about its
     // uncertainty, however the information matrix is scaled.
+    // "At 0" means an expected count n p far below one sample, whatever n is.
+    let negligible = 1e-3 / fit.n.max(1) as f64;
     let on_boundary: Vec<usize> = (0..values.len())
-        .filter(|&i| fit.links[i] == Link::Logit && !(values[i] > 1e-9 && values[i] < 1.0 - 1e-9))
+        .filter(|&i| {
+            fit.links[i] == Link::Logit && !(values[i] > negligible && values[i] < 1.0 - negligible)
+        })
         .collect();
+    // Those not already undetermined by a null direction of the information (counted there).
+    let newly_undetermined = on_boundary.iter().filter(|&&i| !undetermined[i]).count();
     if !on_boundary.is_empty() {
         let names: Vec<&str> = on_boundary
             .iter()
@@ -236,7 +242,7 @@ pub fn infer(fit: &FitSummary<'_>, cov_type: CovType, alpha: f64) -> Inference {
             }
         })
         .collect();
-    let k = (p - null.len()).saturating_sub(on_boundary.len());
+    let k = (p - null.len()).saturating_sub(newly_undetermined);
     let llf = -fit.nll;
     let n = fit.n as f64;
     Inference {

@@ -616,3 +616,33 @@ fn pseudo_inverse_inverts_badly_scaled_matrices_and_names_true_null_directions()
 fn transpose(a: &[f64], n: usize) -> Vec<f64> {
     (0..n * n).map(|k| a[(k % n) * n + k / n]).collect()
 }
+
+#[test]
+fn a_rare_event_is_not_taken_for_a_boundary_estimate() {
+    // One success in 2e9 trials: p = 5e-10 is an estimate like any other (its expected count
+    // is one sample), not a probability on the boundary of [0, 1].
+    use likely::family::Link;
+    use likely::inference::{infer, FitSummary};
+    let n = 2_000_000_000usize;
+    let p = 1.0 / n as f64;
+    let logit = (p / (1.0 - p)).ln();
+    let natural = |t: &[f64]| vec![1.0 / (1.0 + (-t[0]).exp())];
+    let inf = infer(
+        &FitSummary {
+            theta: &[logit],
+            theta_names: vec!["logit".into()],
+            hessian: vec![n as f64 * p * (1.0 - p)],
+            outer: None,
+            natural: &natural,
+            natural_names: vec!["p".into()],
+            links: vec![Link::Logit],
+            nll: 1.0,
+            n,
+        },
+        CovType::Hessian,
+        0.05,
+    );
+    assert!(inf.warnings.is_empty(), "{:?}", inf.warnings);
+    assert!(inf.estimates[0].se.is_finite() && inf.estimates[0].se > 0.0);
+    assert_eq!(inf.k, 1);
+}

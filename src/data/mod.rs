@@ -130,7 +130,6 @@ impl LabelEncoder {
     }
 }
 
-/// String class labels as class indices: the classes are the distinct labels in sorted order.
 /// The message for a column name the header holds more than once, where a reader is asked
 /// for it: which of them is meant is ambiguous.
 pub(crate) fn duplicate_column(names: &[impl AsRef<str>], name: &str) -> Option<String> {
@@ -140,6 +139,7 @@ pub(crate) fn duplicate_column(names: &[impl AsRef<str>], name: &str) -> Option<
     })
 }
 
+/// String class labels as class indices: the classes are the distinct labels in sorted order.
 pub(crate) fn classes_of(cells: &[String]) -> std::result::Result<(Vec<f64>, Vec<String>), String> {
     let mut encoder = LabelEncoder::default();
     cells.iter().for_each(|c| encoder.push(c));

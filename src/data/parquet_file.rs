@@ -2,7 +2,7 @@
 //! streamed fit holds only a batch of the file in memory.
 
 use crate::error::{Error, Result};
-use parquet::basic::{ConvertedType, Type as PhysicalType};
+use parquet::basic::{ConvertedType, LogicalType, Type as PhysicalType};
 use parquet::column::reader::{ColumnReader, ColumnReaderImpl};
 use parquet::data_type::DataType;
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -151,22 +151,36 @@ impl ParquetColumn {
                 | ConvertedType::UINT_32
                 | ConvertedType::UINT_64
         );
-        if matches!(
-            desc.converted_type(),
-            ConvertedType::DECIMAL
-                | ConvertedType::DATE
-                | ConvertedType::TIME_MILLIS
-                | ConvertedType::TIME_MICROS
-                | ConvertedType::TIMESTAMP_MILLIS
-                | ConvertedType::TIMESTAMP_MICROS
-                | ConvertedType::INTERVAL
-        ) {
+        let with_unit = matches!(
+            desc.logical_type_ref(),
+            Some(
+                LogicalType::Decimal(_)
+                    | LogicalType::Date
+                    | LogicalType::Time(_)
+                    | LogicalType::Timestamp(_)
+            )
+        );
+        if with_unit
+            || matches!(
+                desc.converted_type(),
+                ConvertedType::DECIMAL
+                    | ConvertedType::DATE
+                    | ConvertedType::TIME_MILLIS
+                    | ConvertedType::TIME_MICROS
+                    | ConvertedType::TIMESTAMP_MILLIS
+                    | ConvertedType::TIMESTAMP_MICROS
+                    | ConvertedType::INTERVAL
+            )
+        {
             return Err(bad(
                 path,
                 format!(
-                    "column '{name}' holds {:?} values (integers with a unit or a scale); \
+                    "column '{name}' holds {} values (integers with a unit or a scale); \
                      likely reads plain numbers: cast the column to a number first",
-                    desc.converted_type()
+                    desc.logical_type_ref().map_or_else(
+                        || format!("{:?}", desc.converted_type()),
+                        |t| format!("{t:?}")
+                    )
                 ),
             ));
         }
