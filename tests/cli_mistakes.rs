@@ -7,6 +7,13 @@ mod common;
 use common::cli::{fails_with, likely, model_fit, ok_json};
 use std::path::PathBuf;
 
+/// `fit --family FAMILY --data DATA` followed by `extra`.
+fn family_fit<'a>(family: &'a str, data: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["fit", "--family", family, "--data", data];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn temp_file(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("likely-mistakes-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -49,21 +56,13 @@ fn networks_too_large_for_host_memory_are_refused() {
     let data = data.to_str().unwrap();
     for hidden in ["10000000000000000000", "10000000"] {
         fails_with(
-            &[
-                "fit",
-                "--model",
+            &model_fit(
                 "mlp",
-                "--family",
                 "bernoulli",
-                "--data",
                 data,
-                "--target",
                 "yb",
-                "--hidden",
-                hidden,
-                "--backend",
-                "cpu",
-            ],
+                &["--hidden", hidden, "--backend", "cpu"],
+            ),
             "parameters",
         );
     }
@@ -78,19 +77,13 @@ fn an_id_like_categorical_target_is_refused() {
     }
     let data = temp_file("ids.csv", &text);
     fails_with(
-        &[
-            "fit",
-            "--model",
+        &model_fit(
             "linear",
-            "--family",
             "categorical",
-            "--data",
             data.to_str().unwrap(),
-            "--target",
             "y",
-            "--backend",
-            "cpu",
-        ],
+            &["--backend", "cpu"],
+        ),
         "classes",
     );
 }
@@ -100,18 +93,11 @@ fn many_declared_classes_fit_quickly_without_standard_errors() {
     // 70000 classes on three rows: the fit's memory is linear in the classes (no p x p
     // directions or covariance), and the standard errors are skipped with a warning.
     let data = temp_file("c013.csv", "x\n0\n1\n3\n");
-    let fit = ok_json(&[
-        "fit",
-        "--family",
+    let fit = ok_json(&family_fit(
         "categorical",
-        "--data",
         data.to_str().unwrap(),
-        "--classes",
-        "70000",
-        "--backend",
-        "cpu",
-        "--json",
-    ]);
+        &["--classes", "70000", "--backend", "cpu", "--json"],
+    ));
     let probs = fit["params"]["probs"].as_array().unwrap();
     assert_eq!(probs.len(), 70000);
     for (k, want) in [(0, 1.0 / 3.0), (1, 1.0 / 3.0), (3, 1.0 / 3.0), (2, 0.0)] {
@@ -125,17 +111,11 @@ fn many_declared_classes_fit_quickly_without_standard_errors() {
 #[test]
 fn classes_beyond_the_text_labels_are_printed_unnamed() {
     let data = temp_file("text.csv", "x\na\nb\na\n");
-    let out = likely(&[
-        "fit",
-        "--family",
+    let out = likely(&family_fit(
         "categorical",
-        "--data",
         data.to_str().unwrap(),
-        "--classes",
-        "4",
-        "--backend",
-        "cpu",
-    ]);
+        &["--classes", "4", "--backend", "cpu"],
+    ));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -162,16 +142,11 @@ fn a_gaussian_in_large_units_is_fitted_to_its_mean() {
         .collect::<Vec<_>>()
         .join("\n");
     let data = temp_file("big.csv", &text);
-    let fit = ok_json(&[
-        "fit",
-        "--family",
+    let fit = ok_json(&family_fit(
         "gaussian",
-        "--data",
         data.to_str().unwrap(),
-        "--backend",
-        "cpu",
-        "--json",
-    ]);
+        &["--backend", "cpu", "--json"],
+    ));
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
@@ -189,53 +164,25 @@ fn duplicate_column_names_are_ambiguous() {
     let twice = temp_file("dup.csv", "a,a,y\n1,2,0\n2,1,1\n3,3,0\n4,1,1\n");
     let twice = twice.to_str().unwrap();
     let fit = |extra: &[&'static str]| {
-        let mut args = vec![
-            "fit",
-            "--model",
-            "linear",
-            "--family",
-            "bernoulli",
-            "--data",
-            twice,
-            "--target",
-            "y",
-            "--backend",
-            "cpu",
-        ];
+        let mut args = model_fit("linear", "bernoulli", twice, "y", &["--backend", "cpu"]);
         args.extend_from_slice(extra);
         args
     };
     fails_with(&fit(&[]), "names column 'a' 2 times");
     let x = temp_file("dupx.csv", "x,x\n1,2\n3,4\n");
     fails_with(
-        &[
-            "fit",
-            "--family",
-            "gaussian",
-            "--data",
-            x.to_str().unwrap(),
-            "--column",
-            "x",
-        ],
+        &family_fit("gaussian", x.to_str().unwrap(), &["--column", "x"]),
         "names column 'x' 2 times",
     );
     let once = temp_file("once.csv", "a,b,y\n1,2,0\n2,1,1\n3,3,0\n4,1,1\n");
     fails_with(
-        &[
-            "fit",
-            "--model",
+        &model_fit(
             "linear",
-            "--family",
             "bernoulli",
-            "--data",
             once.to_str().unwrap(),
-            "--target",
             "y",
-            "--features",
-            "a,b,a",
-            "--backend",
-            "cpu",
-        ],
+            &["--features", "a,b,a", "--backend", "cpu"],
+        ),
         "feature 'a' is listed twice",
     );
 }
@@ -249,19 +196,13 @@ fn a_linear_scale_model_needs_more_rows_than_coefficients() {
     );
     for family in ["gaussian", "laplace"] {
         fails_with(
-            &[
-                "fit",
-                "--model",
+            &model_fit(
                 "linear",
-                "--family",
                 family,
-                "--data",
                 data.to_str().unwrap(),
-                "--target",
                 "y",
-                "--backend",
-                "cpu",
-            ],
+                &["--backend", "cpu"],
+            ),
             "more rows than coefficients",
         );
     }
@@ -311,11 +252,7 @@ fn flags_that_would_be_ignored_are_refused() {
     let mut mlp = model(&["--cov", "robust"]);
     mlp[2] = "mlp";
     fails_with(&mlp, "MLPs get no standard errors");
-    let family = |extra: &[&'static str]| {
-        let mut args = vec!["fit", "--family", "gaussian", "--data", column];
-        args.extend_from_slice(extra);
-        args
-    };
+    let family = |extra: &[&'static str]| family_fit("gaussian", column, extra);
     fails_with(
         &family(&["--lr", "0.1"]),
         "--lr applies to --optimizer adam",
@@ -340,22 +277,13 @@ fn hand_edited_model_files_are_checked() {
     );
     let table = table.to_str().unwrap();
     let saved = table.replace("edit.csv", "edit.json");
-    ok_json(&[
-        "fit",
-        "--model",
+    ok_json(&model_fit(
         "linear",
-        "--family",
         "bernoulli",
-        "--data",
         table,
-        "--target",
         "y",
-        "--backend",
-        "cpu",
-        "--save",
-        &saved,
-        "--json",
-    ]);
+        &["--backend", "cpu", "--save", &saved, "--json"],
+    ));
     let model: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
     ok_json(&["eval", "--model", &saved, "--data", table, "--json"]);
@@ -428,33 +356,19 @@ fn clearer_messages_for_common_slips() {
     // A semicolon-separated file: the hint names the delimiter.
     let semi = temp_file("semi.csv", "a;b;y\n1;2;0\n2;1;1\n");
     fails_with(
-        &[
-            "fit",
-            "--model",
+        &model_fit(
             "linear",
-            "--family",
             "bernoulli",
-            "--data",
             semi.to_str().unwrap(),
-            "--target",
             "y",
-            "--backend",
-            "cpu",
-        ],
+            &["--backend", "cpu"],
+        ),
         "separated by ';'",
     );
     // Values whose squares overflow are refused before they make a NaN likelihood.
     let huge = temp_file("huge.csv", "x\n1e300\n-1e300\n1e300\n");
     fails_with(
-        &[
-            "fit",
-            "--family",
-            "gaussian",
-            "--data",
-            huge.to_str().unwrap(),
-            "--backend",
-            "cpu",
-        ],
+        &family_fit("gaussian", huge.to_str().unwrap(), &["--backend", "cpu"]),
         "rescale the data",
     );
     // Each out-of-range flag is named alone; sizes take TiB and say what a size must be.

@@ -7,7 +7,7 @@ mod common;
 use likely::engine::{CpuEngine, Engine, GpuEngine};
 use likely::family::FamilyName;
 use likely::fit::{fit, FitOptions};
-use likely::inference::{for_family, for_linear_model, CovType};
+use likely::inference::{for_family, for_linear_model, CovType, Inference};
 use likely::model::{Model, ModelKind, ModelOptimizer, Network, TrainOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -195,6 +195,26 @@ fn linear_model(family: FamilyName, x: &[f64], y: &[f64], d: usize) -> Model {
     }
 }
 
+/// Inference on a fitted linear model from its exact Hessian: nothing frozen, no prior,
+/// observed information, 95% intervals.
+fn hessian_inference(model: &Model, x: &[f64], y: &[f64]) -> Inference {
+    let hessian = likely::model::newton::derivatives(&model.network, &model.params, x, y)
+        .unwrap()
+        .2;
+    let nll = model.evaluate(x, y).nll;
+    for_linear_model(
+        model,
+        x,
+        y,
+        Some(hessian),
+        nll,
+        &[],
+        None,
+        CovType::Hessian,
+        0.05,
+    )
+}
+
 #[test]
 fn logistic_and_poisson_regression_match_statsmodels_formulas() {
     let (n, d) = (800, 3);
@@ -221,21 +241,7 @@ fn logistic_and_poisson_regression_match_statsmodels_formulas() {
             FamilyName::Bernoulli
         };
         let model = linear_model(family, &x, &y, d);
-        let hessian = likely::model::newton::derivatives(&model.network, &model.params, &x, &y)
-            .unwrap()
-            .2;
-        let nll = model.evaluate(&x, &y).nll;
-        let inf = for_linear_model(
-            &model,
-            &x,
-            &y,
-            Some(hessian),
-            nll,
-            &[],
-            None,
-            CovType::Hessian,
-            0.05,
-        );
+        let inf = hessian_inference(&model, &x, &y);
         let (beta, se, llf) = glm_reference(&x, &y, d, poisson);
         // Our order: weights x0..x2, then the intercept; the reference: intercept first.
         let ours: Vec<(f64, f64)> = inf.estimates.iter().map(|e| (e.estimate, e.se)).collect();
@@ -274,20 +280,7 @@ fn collinear_features_give_a_named_warning_and_nan_standard_errors() {
         .map(|i| 1.0 + x[i * d] + x[i * d + 2] + 0.1 * rng.random::<f64>())
         .collect();
     let model = linear_model(FamilyName::Gaussian, &x, &y, d);
-    let hessian = likely::model::newton::derivatives(&model.network, &model.params, &x, &y)
-        .unwrap()
-        .2;
-    let inf = for_linear_model(
-        &model,
-        &x,
-        &y,
-        Some(hessian),
-        model.evaluate(&x, &y).nll,
-        &[],
-        None,
-        CovType::Hessian,
-        0.05,
-    );
+    let inf = hessian_inference(&model, &x, &y);
     assert_eq!(inf.warnings.len(), 1, "{:?}", inf.warnings);
     assert!(
         inf.warnings[0].contains("x0")
@@ -501,22 +494,7 @@ fn profile_interval_of_a_one_parameter_logistic_regression() {
 
 /// A Gaussian linear model's standard errors on (x, y) and on the same data in other units.
 fn gaussian_ses(x: &[f64], y: &[f64], d: usize) -> (Vec<f64>, Vec<String>) {
-    let model = linear_model(FamilyName::Gaussian, x, y, d);
-    let hessian = likely::model::newton::derivatives(&model.network, &model.params, x, y)
-        .unwrap()
-        .2;
-    let nll = model.evaluate(x, y).nll;
-    let inf = for_linear_model(
-        &model,
-        x,
-        y,
-        Some(hessian),
-        nll,
-        &[],
-        None,
-        CovType::Hessian,
-        0.05,
-    );
+    let inf = hessian_inference(&linear_model(FamilyName::Gaussian, x, y, d), x, y);
     (inf.estimates.iter().map(|e| e.se).collect(), inf.warnings)
 }
 
