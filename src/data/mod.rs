@@ -130,6 +130,15 @@ impl LabelEncoder {
     }
 }
 
+/// The first name that occurs again in `names`, if any.
+pub fn first_repeated(names: &[String]) -> Option<&str> {
+    names
+        .iter()
+        .enumerate()
+        .find(|(i, n)| names[..*i].contains(n))
+        .map(|(_, n)| n.as_str())
+}
+
 /// The message for a column name the header holds more than once, where a reader is asked
 /// for it: which of them is meant is ambiguous.
 pub(crate) fn duplicate_column(names: &[impl AsRef<str>], name: &str) -> Option<String> {

@@ -143,14 +143,9 @@ pub(super) fn select_columns(
         .iter()
         .map(|f| find(f, "feature"))
         .collect::<Result<_>>()?;
-    if let Some(twice) = feature_names
-        .iter()
-        .enumerate()
-        .find(|(i, f)| feature_names[..*i].contains(f))
-    {
+    if let Some(twice) = super::first_repeated(&feature_names) {
         return Err(Error::Usage(format!(
-            "feature '{}' is listed twice in --features",
-            twice.1
+            "feature '{twice}' is listed twice in --features"
         )));
     }
     if let Some(t) = headers.iter().position(|h| h == target) {

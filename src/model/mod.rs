@@ -267,12 +267,8 @@ impl Model {
                 reference,
             },
         };
-        if let Some(twice) = features
-            .iter()
-            .enumerate()
-            .find(|(i, f)| features[..*i].contains(f))
-        {
-            return Err(bad(format!("feature '{}' is listed twice", twice.1)));
+        if let Some(twice) = crate::data::first_repeated(&features) {
+            return Err(bad(format!("feature '{twice}' is listed twice")));
         }
         if network.checked_param_count() != Some(params.len()) {
             return Err(bad(format!(
