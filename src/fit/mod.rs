@@ -276,7 +276,7 @@ pub(crate) fn scaled_max_abs(g: &[f64], scale: Option<&[f64]>) -> f64 {
             .iter()
             .zip(s)
             .fold(0.0f64, |m, (g, s)| m.max((g * s).abs())),
-        None => g.iter().fold(0.0f64, |m, g| m.max(g.abs())),
+        None => max_abs(g),
     }
 }
 
