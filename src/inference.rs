@@ -290,9 +290,10 @@ fn natural_names(family: &dyn crate::family::Family, theta: &[f64]) -> (Vec<Stri
     (names, links)
 }
 
-/// Inference for a family fitted on an engine: the Hessian from the engine's term sums (so
-/// the GPU reduces it), the outer product of per-sample gradients in f64 on the host, and the
-/// prior's curvature for an L2 MAP fit.
+/// Inference for a family fitted on an engine: the Hessian from the engine's term sums (its
+/// f64 sums where it has them) in the coordinates the fit ran in (phi = a theta, see
+/// [`crate::fit::fit`]), the outer product of per-sample gradients in f64 on the host, and the
+/// prior's curvature for an L2 MAP fit. `theta` and `nll` are the samples' own.
 pub fn for_family(
     engine: &mut dyn crate::engine::Engine,
     theta: &[f64],
@@ -312,34 +313,46 @@ pub fn for_family(
             estimates, p, nll, n, cov_type, alpha,
         ));
     }
-    let sums = engine.term_sums(theta)?;
-    let family = engine.family();
-    let (names, links) = natural_names(family, theta);
-    let mut hessian = family.hessian(n as f64, &sums, theta);
-    if let Some(crate::fit::Prior::L2 { scale }) = prior {
-        (0..p).for_each(|j| hessian[j * p + j] += 1.0 / (scale * scale));
+    let map = engine.sample_map();
+    let coordinates = crate::fit::FitCoordinates::new(engine, prior);
+    let phi = coordinates.to_psi(theta);
+    let at: Vec<f64> = phi
+        .iter()
+        .zip(&coordinates.offset)
+        .map(|(v, o)| v + o)
+        .collect();
+    let sums = match engine.exact_term_sums(&at)? {
+        Some(sums) => sums,
+        None => engine.term_sums(&at)?,
+    };
+    let family = crate::family::rebuild(engine.family());
+    let (names, links) = natural_names(family.as_ref(), theta);
+    let mut hessian = family.hessian(n as f64, &sums, &at);
+    if let Some(prior) = prior {
+        coordinates.prior(prior).add_curvature(&mut hessian);
     }
     let outer = (cov_type != CovType::Hessian).then(|| {
         let mut t = vec![0.0; family.n_terms()];
-        let kp = family.kernel_params(theta);
+        let kp = family.kernel_params(&at);
         outer_sum(
             data.iter().map(|&x| {
-                family.terms(x, &kp, &mut t);
-                family.finish(1.0, &t, theta).1
+                family.terms(map.apply(x), &kp, &mut t);
+                family.finish(1.0, &t, &at).1
             }),
             p,
         )
     });
-    let natural = |t: &[f64]| {
+    let natural = |v: &[f64]| {
+        let theta = coordinates.to_theta(v);
         family
-            .natural(t)
+            .natural(&theta)
             .iter()
             .flat_map(|p| p.value.values())
             .collect::<Vec<f64>>()
     };
     let mut result = infer(
         &FitSummary {
-            theta,
+            theta: &phi,
             theta_names: family.theta_names(),
             hessian,
             outer,
@@ -400,27 +413,33 @@ impl crate::fit::Differentiable for Fixed<'_> {
 }
 
 /// The profile objective at theta_j = t: the NLL minimised over the other coordinates
-/// (with the prior on the coordinates `mask` marks, as in the original fit).
+/// (with the prior as in the original fit).
 fn profile_nll(
     problem: &mut dyn crate::fit::Differentiable,
     theta_hat: &[f64],
     j: usize,
     t: f64,
-    mask: &[bool],
+    prior: Option<&crate::fit::PriorLayout>,
     options: &crate::fit::FitOptions,
 ) -> crate::Result<f64> {
     let mut full = theta_hat.to_vec();
     full[j] = t;
-    let prior_at = |theta: &[f64]| options.prior.map_or(0.0, |p| -p.log_density(theta, mask));
+    let prior_at = |theta: &[f64]| prior.map_or(0.0, |p| -p.log_density(theta));
     if theta_hat.len() == 1 {
         return Ok(problem.nll_and_grad(&full)?.0 + prior_at(&full));
     }
-    let reduced_mask: Vec<bool> = mask
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != j)
-        .map(|(_, m)| *m)
-        .collect();
+    let without_j = |v: &[f64]| -> Vec<f64> {
+        v.iter()
+            .enumerate()
+            .filter(|(i, _)| *i != j)
+            .map(|(_, f)| *f)
+            .collect()
+    };
+    let reduced = prior.map(|p| crate::fit::PriorLayout {
+        prior: p.prior,
+        factors: without_j(&p.factors),
+        centers: without_j(&p.centers),
+    });
     let start: Vec<f64> = full
         .iter()
         .enumerate()
@@ -432,7 +451,11 @@ fn profile_nll(
         full: full.clone(),
         j,
     };
-    let result = crate::fit::minimize(&mut fixed, start, &reduced_mask, options)?;
+    let options = crate::fit::FitOptions {
+        optimizer: crate::fit::Optimizer::Lbfgs,
+        ..options.clone()
+    };
+    let result = crate::fit::minimize(&mut fixed, start, reduced, &options)?;
     let full = fixed.expand(&result.theta);
     Ok(result.nll + prior_at(&full))
 }
@@ -448,7 +471,7 @@ pub fn profile_interval(
     j: usize,
     se_j: f64,
     z_crit: f64,
-    mask: &[bool],
+    prior: Option<&crate::fit::PriorLayout>,
     options: &crate::fit::FitOptions,
 ) -> crate::Result<(Option<f64>, Option<f64>)> {
     let target = objective_hat + 0.5 * z_crit * z_crit;
@@ -463,7 +486,7 @@ pub fn profile_interval(
         let mut outside = None;
         for _ in 0..20 {
             let t = theta_hat[j] + sign * width;
-            if profile_nll(problem, theta_hat, j, t, mask, options)? >= target {
+            if profile_nll(problem, theta_hat, j, t, prior, options)? >= target {
                 outside = Some(t);
                 break;
             }
@@ -473,7 +496,7 @@ pub fn profile_interval(
         let Some(mut out) = outside else { continue };
         for _ in 0..60 {
             let mid = 0.5 * (inside + out);
-            if profile_nll(problem, theta_hat, j, mid, mask, options)? >= target {
+            if profile_nll(problem, theta_hat, j, mid, prior, options)? >= target {
                 out = mid;
             } else {
                 inside = mid;
@@ -488,7 +511,8 @@ pub fn profile_interval(
 }
 
 /// Replaces the Wald intervals of a family's scalar natural parameters by profile-likelihood
-/// intervals (natural parameter i is a monotone function of theta_i for those families).
+/// intervals (natural parameter i is a monotone function of theta_i for those families), in the
+/// coordinates the fit ran in, from the engine's f64 sums where it has them.
 pub fn profile_family(
     engine: &mut dyn crate::engine::Engine,
     result: &crate::fit::FitResult,
@@ -502,30 +526,42 @@ pub fn profile_family(
         return Ok(());
     }
     let z_crit = normal_quantile_two_sided(alpha);
-    let mask = vec![true; result.theta.len()];
-    let objective_hat = result.nll - result.log_prior.unwrap_or(0.0);
-    let mut problem = crate::fit::EngineProblem(engine);
-    for j in 0..result.theta.len() {
+    let p = result.theta.len();
+    let coordinates = crate::fit::FitCoordinates::new(engine, options.prior);
+    let phi = coordinates.to_psi(&result.theta);
+    let prior = options.prior.map(|prior| coordinates.prior(prior));
+    let mut problem = crate::fit::EngineProblem {
+        engine,
+        offset: coordinates.offset.clone(),
+        exact: true,
+        pin_invariant: false,
+    };
+    use crate::fit::Differentiable;
+    let nll_phi = problem.nll_and_grad(&phi)?.0;
+    let objective_hat = nll_phi - prior.as_ref().map_or(0.0, |p| p.log_density(&phi));
+    for j in 0..p {
         // For these families theta_j = link(natural_j), so se on theta's scale is the delta method.
         let (estimate, se, name) = {
             let e = &inference.estimates[j];
             (e.estimate, e.se, e.name.clone())
         };
-        let se_theta = se * family.links()[j].derivative(estimate);
+        let se_phi = se * family.links()[j].derivative(estimate) * coordinates.scale[j];
         let (lo, hi) = profile_interval(
             &mut problem,
-            &result.theta,
+            &phi,
             objective_hat,
             j,
-            se_theta,
+            se_phi,
             z_crit,
-            &mask,
+            prior.as_ref(),
             options,
         )?;
         let at = |t: f64| {
-            let mut theta = result.theta.clone();
-            theta[j] = t;
-            family.natural(&theta)[j].value.values()[0]
+            let mut psi = phi.clone();
+            psi[j] = t;
+            family.natural(&coordinates.to_theta(&psi))[j]
+                .value
+                .values()[0]
         };
         let (a, b) = (lo.map_or(f64::NAN, at), hi.map_or(f64::NAN, at));
         inference.estimates[j].ci_low = a.min(b);
@@ -761,6 +797,7 @@ pub fn profile_linear_model_on(
         ..crate::fit::FitOptions::default()
     };
     let mask = net.weight_mask();
+    let layout = prior.map(|prior| crate::fit::PriorLayout::masked(prior, &mask));
     let z_crit = normal_quantile_two_sided(alpha);
     let g_at = net.globals_offset();
     for (i, &j) in keep.iter().enumerate() {
@@ -773,7 +810,7 @@ pub fn profile_linear_model_on(
             j,
             se_theta,
             z_crit,
-            &mask,
+            layout.as_ref(),
             &options,
         )?;
         let natural = |t: f64| if j >= g_at { t.exp() } else { t };

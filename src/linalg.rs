@@ -169,3 +169,195 @@ pub fn matmul(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
     }
     c
 }
+
+/// The Cholesky factor L (lower triangular, row-major, A = L L^T) of a symmetric positive
+/// definite n x n matrix; `None` where a pivot is not positive (A is not positive definite to
+/// working precision).
+pub fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let mut v = a[i * n + j];
+            for k in 0..j {
+                v -= l[i * n + k] * l[j * n + k];
+            }
+            if i == j {
+                if v.is_nan() || v <= 0.0 || !v.is_finite() {
+                    return None;
+                }
+                l[i * n + i] = v.sqrt();
+            } else {
+                l[i * n + j] = v / l[j * n + j];
+            }
+        }
+    }
+    Some(l)
+}
+
+/// Solves L L^T x = b given the Cholesky factor L.
+pub fn cholesky_solve(l: &[f64], n: usize, b: &[f64]) -> Vec<f64> {
+    let mut z = b.to_vec();
+    for i in 0..n {
+        let mut v = z[i];
+        for k in 0..i {
+            v -= l[i * n + k] * z[k];
+        }
+        z[i] = v / l[i * n + i];
+    }
+    for i in (0..n).rev() {
+        let mut v = z[i];
+        for k in i + 1..n {
+            v -= l[k * n + i] * z[k];
+        }
+        z[i] = v / l[i * n + i];
+    }
+    z
+}
+
+/// A symmetric positive semi-definite system H x = b solved in its equilibrated form:
+/// C = D H D with D = diag(H)^(-1/2) has a unit diagonal, so the parameters' units do not
+/// decide what is singular; C (plus the smallest ridge `mu` I of 0, 1e-10, 1e-8, ... that
+/// makes it positive definite) is factored by Cholesky. The first ridge, 1e-10, is the
+/// eigenvalue below which inference calls a direction undetermined (the categorical logits'
+/// common shift, collinear features): along such a direction a gradient is rounding noise,
+/// and the ridge keeps it from dominating a Newton step or decrement.
+pub struct EquilibratedFactor {
+    n: usize,
+    d: Vec<f64>,
+    l: Vec<f64>,
+    /// The ridge added to the unit diagonal (0 where C itself was positive definite).
+    pub ridge: f64,
+}
+
+impl EquilibratedFactor {
+    /// Factors `h` (n x n, row-major); `None` where no ridge up to 1 makes it positive
+    /// definite (non-finite entries).
+    pub fn new(h: &[f64], n: usize) -> Option<Self> {
+        let d: Vec<f64> = (0..n)
+            .map(|i| {
+                let v = h[i * n + i];
+                if v > 0.0 && v.is_finite() {
+                    1.0 / v.sqrt()
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let c: Vec<f64> = (0..n * n).map(|k| h[k] * d[k / n] * d[k % n]).collect();
+        if c.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        for ridge in std::iter::once(0.0).chain((0..8).map(|e| 1e-10 * 100f64.powi(e))) {
+            let mut shifted = c.clone();
+            (0..n).for_each(|i| shifted[i * n + i] += ridge);
+            if let Some(l) = cholesky(&shifted, n) {
+                return Some(EquilibratedFactor { n, d, l, ridge });
+            }
+        }
+        None
+    }
+
+    /// x with (H + ridge D^-2) x = b.
+    pub fn solve(&self, b: &[f64]) -> Vec<f64> {
+        let scaled: Vec<f64> = b.iter().zip(&self.d).map(|(v, d)| v * d).collect();
+        cholesky_solve(&self.l, self.n, &scaled)
+            .iter()
+            .zip(&self.d)
+            .map(|(v, d)| v * d)
+            .collect()
+    }
+
+    /// A bound on the condition number of the equilibrated matrix (the ratio of the largest to
+    /// the smallest squared pivot of its Cholesky factor, a lower bound on the true condition
+    /// number that is rarely far from it).
+    pub fn condition_estimate(&self) -> f64 {
+        let pivots = (0..self.n).map(|i| self.l[i * self.n + i].powi(2));
+        let (lo, hi) = pivots.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        hi / lo
+    }
+}
+
+/// The upper-triangular factor R of the QR factorisation of a tall matrix, accumulated one
+/// row at a time by Givens rotations (so rows can arrive in chunks, and partial factors of
+/// disjoint row blocks merge by feeding one's rows into the other). Backward stable: least
+/// squares from R loses digits in proportion to the condition number of the matrix, not its
+/// square as the normal equations do.
+#[derive(Clone, Debug)]
+pub struct QrRows {
+    pub cols: usize,
+    /// cols x cols, row-major, upper triangular.
+    pub r: Vec<f64>,
+}
+
+impl QrRows {
+    pub fn new(cols: usize) -> Self {
+        QrRows {
+            cols,
+            r: vec![0.0; cols * cols],
+        }
+    }
+
+    /// Rotates `row` (length `cols`, overwritten) into R.
+    pub fn add_row(&mut self, row: &mut [f64]) {
+        let m = self.cols;
+        for k in 0..m {
+            let a = row[k];
+            if a == 0.0 {
+                continue;
+            }
+            let rkk = self.r[k * m + k];
+            let h = rkk.hypot(a);
+            let (c, s) = (rkk / h, a / h);
+            self.r[k * m + k] = h;
+            row[k] = 0.0;
+            let r_row = &mut self.r[k * m + k + 1..(k + 1) * m];
+            for (rv, av) in r_row.iter_mut().zip(&mut row[k + 1..]) {
+                let (r0, a0) = (*rv, *av);
+                *rv = c * r0 + s * a0;
+                *av = c * a0 - s * r0;
+            }
+        }
+    }
+
+    /// Adds the rows of another factor (of other rows of the same matrix).
+    pub fn merge(&mut self, other: &QrRows) {
+        let m = self.cols;
+        let mut row = vec![0.0; m];
+        for i in 0..m {
+            row.copy_from_slice(&other.r[i * m..(i + 1) * m]);
+            self.add_row(&mut row);
+        }
+    }
+
+    /// Solves R[..k, ..k] x = R[..k, k] (the least-squares coefficients when the last of
+    /// `k + 1` columns is the response); `None` where a diagonal entry is 0.
+    pub fn solve_leading(&self, k: usize) -> Option<Vec<f64>> {
+        let m = self.cols;
+        let mut x = vec![0.0; k];
+        for i in (0..k).rev() {
+            let mut v = self.r[i * m + k];
+            for (r, xj) in self.r[i * m + i + 1..i * m + k].iter().zip(&x[i + 1..k]) {
+                v -= r * xj;
+            }
+            let d = self.r[i * m + i];
+            if d == 0.0 {
+                return None;
+            }
+            x[i] = v / d;
+        }
+        Some(x)
+    }
+
+    /// z with R[..k, ..k]^T z = b.
+    pub fn solve_leading_transposed(&self, k: usize, b: &[f64]) -> Vec<f64> {
+        let m = self.cols;
+        let mut z = b.to_vec();
+        for i in 0..k {
+            let v = z[i] - (0..i).map(|j| self.r[j * m + i] * z[j]).sum::<f64>();
+            z[i] = v / self.r[i * m + i];
+        }
+        z
+    }
+}

@@ -10,5 +10,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Before any thread exists: it sets an environment variable.
+    likely::gpu::context::prepare_runtime_dir();
     std::process::exit(cli::run());
 }

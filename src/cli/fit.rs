@@ -28,8 +28,9 @@ pub struct FitArgs {
     /// MAP prior on the unconstrained parameters: l2:SCALE (Gaussian, sd SCALE) or l1:SCALE (Laplace, scale SCALE).
     #[arg(long)]
     pub(super) prior: Option<Prior>,
-    /// lbfgs or adam for a family; for --model also sgd and adamw (default: lbfgs for linear
-    /// models, adamw for MLPs).
+    /// newton, lbfgs or adam for a family (default newton, which falls back to lbfgs where it
+    /// does not apply); for --model also sgd and adamw (default: newton for linear models of
+    /// up to 2048 parameters, lbfgs beyond, adamw for MLPs).
     #[arg(long, value_enum)]
     pub(super) optimizer: Option<OptimizerArg>,
     /// Maximum optimiser iterations (default 500 for lbfgs, 5000 for adam).
@@ -115,12 +116,13 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         return super::model::fit_model(&args, gpu_memory, host_budget);
     }
     args.model.reject_without_model()?;
-    let optimizer = match args.optimizer.unwrap_or(OptimizerArg::Lbfgs) {
+    let optimizer = match args.optimizer.unwrap_or(OptimizerArg::Newton) {
+        OptimizerArg::Newton => Optimizer::Newton,
         OptimizerArg::Lbfgs => Optimizer::Lbfgs,
         OptimizerArg::Adam => Optimizer::Adam,
         other => {
             return Err(likely::Error::Usage(format!(
-                "--optimizer {other:?} applies to models (--model); a family fit takes lbfgs or adam"
+                "--optimizer {other:?} applies to models (--model); a family fit takes newton, lbfgs or adam"
             )
             .to_lowercase()))
         }
@@ -128,9 +130,9 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     if args.max_iter == Some(0) {
         return Err(likely::Error::Usage("--max-iter must be at least 1".into()));
     }
-    if optimizer == Optimizer::Lbfgs && args.lr.is_some() {
+    if optimizer != Optimizer::Adam && args.lr.is_some() {
         return Err(likely::Error::Usage(
-            "--lr applies to --optimizer adam; L-BFGS chooses its own steps".into(),
+            "--lr applies to --optimizer adam; Newton and L-BFGS choose their own steps".into(),
         ));
     }
     // Files larger than the host budget (or any, with --stream) are streamed in chunks.
@@ -211,7 +213,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                         Some((ctx, gpu_budget)),
                     )?)
                 }
-                Some(ctx) => Box::new(engine::GpuEngine::new(ctx, family, &values)?),
+                Some(ctx) => Box::new(engine::GpuEngine::shared(ctx, family, values.clone())?),
                 None => Box::new(engine::CpuEngine::new(family, values)),
             };
             (engine, dataset)
@@ -228,7 +230,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         optimizer,
         prior: args.prior,
         max_iter: args.max_iter.unwrap_or(match optimizer {
-            Optimizer::Lbfgs => 500,
+            Optimizer::Newton | Optimizer::Lbfgs => 500,
             Optimizer::Adam => 5000,
         }),
         learning_rate: args.lr.unwrap_or(0.05),
@@ -256,6 +258,22 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             args.inference.alpha,
             &mut inference,
         )?;
+    }
+    // What the user must know comes first: the table below is of a point that is not the
+    // optimum when the fit did not converge.
+    for w in &result.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !result.converged {
+        eprintln!(
+            "warning: the fit did not converge ({}); the optimality test measures {:.3e} \
+             (standard errors from the optimum; converged means at most {:.0e}); the last \
+             gradient norm was {:.3e}",
+            result.reason.describe(),
+            result.decrement,
+            fit::DECREMENT_TOLERANCE,
+            result.grad_norm
+        );
     }
     let family = engine.family();
     let shape: super::report::Shape = natural
@@ -288,7 +306,9 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "iterations": result.iterations,
             "evaluations": result.evaluations,
             "grad_norm": json_f64(result.grad_norm),
-            "optimizer": format!("{optimizer:?}").to_lowercase(),
+            "optimizer": result.optimizer,
+            "precision": result.precision,
+            "decrement": json_f64(result.decrement),
             "engine": engine.name(),
             "adapter": engine.adapter(),
             "seed": args.seed,
@@ -320,7 +340,18 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             family.name(),
             dataset.path.display()
         );
-        println!("engine: {} on {}", engine.name(), engine.adapter());
+        if !result.converged {
+            println!(
+                "NOT CONVERGED ({}): the estimates below are where the fit stopped",
+                result.reason.describe()
+            );
+        }
+        println!(
+            "engine: {} on {} ({} arithmetic)",
+            engine.name(),
+            engine.adapter(),
+            result.precision.as_str()
+        );
         if let Some(prior) = args.prior {
             println!("estimate: MAP with prior {prior} on the unconstrained parameters");
         } else {
@@ -367,15 +398,9 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             result.evaluations
         );
     }
-    for w in &result.warnings {
-        eprintln!("warning: {w}");
-    }
-    if !result.converged {
-        eprintln!(
-            "warning: the fit did not converge ({}); the last gradient norm was {:.3e}",
-            result.reason.describe(),
-            result.grad_norm
-        );
-    }
-    Ok(0)
+    Ok(if result.converged {
+        0
+    } else {
+        super::EXIT_NOT_CONVERGED
+    })
 }

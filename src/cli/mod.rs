@@ -85,7 +85,12 @@ enum Command {
     Study(study::StudyArgs),
 }
 
-/// Runs the CLI and returns the process exit code (0 success, 1 failure, 2 usage).
+/// The exit status of a fit that did not converge: its report (and JSON) is printed, but the
+/// estimates are not the optimum. 1 is an error, 2 a usage error.
+pub const EXIT_NOT_CONVERGED: i32 = 3;
+
+/// Runs the CLI and returns the process exit code (0 success, 1 failure, 2 usage, 3 a fit
+/// that did not converge).
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

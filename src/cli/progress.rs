@@ -75,6 +75,12 @@ impl Engine for ProgressEngine {
     fn unit_roundoff(&self) -> f64 {
         self.inner.unit_roundoff()
     }
+    fn sample_map(&self) -> likely::family::SampleMap {
+        self.inner.sample_map()
+    }
+    fn exact_term_sums(&mut self, theta: &[f64]) -> likely::Result<Option<Vec<f64>>> {
+        self.inner.exact_term_sums(theta)
+    }
     fn kernel_time(&self) -> Option<likely::gpu::timer::KernelTime> {
         self.inner.kernel_time()
     }

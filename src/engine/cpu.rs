@@ -2,8 +2,7 @@
 
 use super::Engine;
 use crate::error::Result;
-use crate::family::{Family, Summary};
-use rayon::prelude::*;
+use crate::family::{Family, SampleMap, Summary};
 use std::sync::Arc;
 
 /// Samples per parallel task: large enough to amortise scheduling, small enough to balance.
@@ -13,7 +12,10 @@ pub(crate) const BLOCK: usize = 1 << 16;
 /// reproducible whatever the thread count.
 pub struct CpuEngine {
     family: Box<dyn Family>,
+    /// The samples as the engine evaluates them (scaled by a power of two where their
+    /// magnitude is beyond what f64 squares hold, see [`SampleMap::for_f64`]).
     data: Arc<[f64]>,
+    map: SampleMap,
     constant: f64,
     summary: Summary,
 }
@@ -22,9 +24,19 @@ impl CpuEngine {
     pub fn new(family: Box<dyn Family>, data: Arc<[f64]>) -> Self {
         let constant = super::constant_sum(family.as_ref(), &data);
         let summary = Summary::of(&data);
+        let map = SampleMap::for_f64(family.as_ref(), summary.min, summary.max);
+        let (data, summary) = if map.is_identity() {
+            (data, summary)
+        } else {
+            // Only for data near the ends of f64's range; scaling by a power of two is exact.
+            let mapped: Arc<[f64]> = data.iter().map(|&x| map.apply(x)).collect();
+            let summary = Summary::of(&mapped);
+            (mapped, summary)
+        };
         CpuEngine {
             family,
             data,
+            map,
             constant,
             summary,
         }
@@ -50,28 +62,18 @@ impl Engine for CpuEngine {
     fn summary(&self) -> Summary {
         self.summary
     }
+    fn sample_map(&self) -> SampleMap {
+        self.map
+    }
     fn unit_roundoff(&self) -> f64 {
         f64::EPSILON / 2.0
     }
     fn term_sums(&mut self, theta: &[f64]) -> Result<Vec<f64>> {
-        let family = self.family.as_ref();
-        let kp = family.kernel_params(theta);
-        let terms = family.n_terms();
-        let blocks: Vec<Vec<f64>> = self
-            .data
-            .par_chunks(BLOCK)
-            .map(|block| {
-                let mut acc = vec![0.0; terms];
-                family.accumulate(block, &kp, &mut acc);
-                acc
-            })
-            .collect();
-        let mut sums = vec![0.0; terms];
-        for block in &blocks {
-            for (s, b) in sums.iter_mut().zip(block) {
-                *s += b;
-            }
-        }
-        Ok(sums)
+        Ok(super::mapped_term_sums(
+            self.family.as_ref(),
+            &self.data,
+            &SampleMap::identity(),
+            theta,
+        ))
     }
 }

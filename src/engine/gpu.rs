@@ -2,10 +2,11 @@
 
 use super::Engine;
 use crate::error::Result;
-use crate::family::{Family, Summary};
+use crate::family::{Family, SampleMap, Summary};
 use crate::gpu::reduce::ReductionOptions;
 use crate::gpu::timer::KernelTime;
 use crate::gpu::{GpuContext, TermReduction};
+use std::sync::Arc;
 
 pub struct GpuEngine {
     family: Box<dyn Family>,
@@ -14,19 +15,52 @@ pub struct GpuEngine {
     n: usize,
     constant: f64,
     summary: Summary,
+    map: SampleMap,
+    /// The samples in f64 on the host, for [`Engine::exact_term_sums`].
+    host: Option<Arc<[f64]>>,
 }
 
 impl GpuEngine {
-    /// Uploads `data` and builds the kernel; the data then stays on the GPU.
+    /// Uploads `data` and builds the kernel; the data then stays on the GPU. The samples are
+    /// re-expressed in f64 before they are rounded to f32 (see [`SampleMap::for_f32`]), and
+    /// the engine keeps a host copy for its f64 sums.
     pub fn new(ctx: &GpuContext, family: Box<dyn Family>, data: &[f64]) -> Result<Self> {
-        Self::with_options(ctx, family, data, ReductionOptions::default())
+        Self::shared(ctx, family, Arc::from(data))
     }
 
+    /// As [`GpuEngine::new`], sharing the caller's host copy of the samples.
+    pub fn shared(ctx: &GpuContext, family: Box<dyn Family>, data: Arc<[f64]>) -> Result<Self> {
+        let raw = Summary::of(&data);
+        let map = SampleMap::for_f32(family.as_ref(), raw.min, raw.max);
+        let mapped: Vec<f64>;
+        let uploaded: &[f64] = if map.is_identity() {
+            &data
+        } else {
+            mapped = data.iter().map(|&x| map.apply(x)).collect();
+            &mapped
+        };
+        let mut engine = Self::build(ctx, family, uploaded, ReductionOptions::default(), map)?;
+        engine.host = Some(data);
+        Ok(engine)
+    }
+
+    /// The kernel over `data` as given (rounded to f32, not re-expressed), without a host
+    /// copy: the conformance checks hold this to the CPU engine sample for sample.
     pub fn with_options(
         ctx: &GpuContext,
         family: Box<dyn Family>,
         data: &[f64],
         options: ReductionOptions,
+    ) -> Result<Self> {
+        Self::build(ctx, family, data, options, SampleMap::identity())
+    }
+
+    fn build(
+        ctx: &GpuContext,
+        family: Box<dyn Family>,
+        data: &[f64],
+        options: ReductionOptions,
+        map: SampleMap,
     ) -> Result<Self> {
         let reduction = TermReduction::with_options(ctx, family.as_ref(), data, options)?;
         let constant = super::constant_sum(family.as_ref(), data);
@@ -37,6 +71,8 @@ impl GpuEngine {
             n: data.len(),
             constant,
             summary: Summary::of(data),
+            map,
+            host: None,
         })
     }
 
@@ -75,6 +111,9 @@ impl Engine for GpuEngine {
     fn summary(&self) -> Summary {
         self.summary
     }
+    fn sample_map(&self) -> SampleMap {
+        self.map
+    }
     fn unit_roundoff(&self) -> f64 {
         f32::EPSILON as f64 / 2.0
     }
@@ -84,5 +123,11 @@ impl Engine for GpuEngine {
     fn term_sums(&mut self, theta: &[f64]) -> Result<Vec<f64>> {
         let kp = self.family.kernel_params(theta);
         self.reduction.sums(&kp)
+    }
+    fn exact_term_sums(&mut self, theta: &[f64]) -> Result<Option<Vec<f64>>> {
+        Ok(self
+            .host
+            .as_ref()
+            .map(|data| super::mapped_term_sums(self.family.as_ref(), data, &self.map, theta)))
     }
 }

@@ -10,7 +10,7 @@ pub use gpu::GpuEngine;
 pub use stream::StreamingEngine;
 
 use crate::error::{Error, Result};
-use crate::family::{Family, Summary};
+use crate::family::{Family, SampleMap, Summary};
 use crate::gpu::{AdapterSelector, GpuContext};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -29,6 +29,11 @@ pub enum Backend {
 }
 
 /// A family bound to a dataset on some device: evaluates sums of per-sample terms.
+///
+/// An engine evaluates its samples as re-expressed by its [`SampleMap`] (identity for most
+/// data; see there), so `theta` in [`Engine::term_sums`] and [`Engine::nll_and_grad`] is the
+/// parameter of the re-expressed samples, theta' = `sample_map().to_mapped(theta)`, and the
+/// NLL is theirs; [`Engine::nll_at`] takes and returns the samples' own.
 pub trait Engine {
     /// "cpu" or "gpu".
     fn name(&self) -> &'static str;
@@ -39,8 +44,22 @@ pub trait Engine {
     fn n(&self) -> usize;
     /// Sum over samples of the family's parameter-free NLL part (computed once, in f64).
     fn constant(&self) -> f64;
-    /// Cheap facts about the data (n, min, max), for starting points.
+    /// Cheap facts about the (re-expressed) data (n, min, max), for starting points.
     fn summary(&self) -> Summary;
+    /// How the engine re-expresses the samples (identity by default).
+    fn sample_map(&self) -> SampleMap {
+        SampleMap::identity()
+    }
+    /// [`Engine::term_sums`] summed in f64 from f64 samples, for engines whose own sums are
+    /// coarser (the GPU's f32): the optimality test and the f64 finish of a fit use them.
+    /// `None` where the engine has no f64 copy of its samples.
+    fn exact_term_sums(&mut self, theta: &[f64]) -> Result<Option<Vec<f64>>> {
+        if self.unit_roundoff() < 1e-12 {
+            self.term_sums(theta).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
     /// Unit roundoff of the per-sample arithmetic (2^-24 for f32 kernels, 2^-53 for f64).
     fn unit_roundoff(&self) -> f64;
     /// Sums over all samples of the family's per-sample terms at `theta`.
@@ -71,6 +90,45 @@ pub trait Engine {
         let (nll, grad) = self.family().finish(self.n() as f64, &sums, theta);
         Ok((nll + self.constant(), grad))
     }
+
+    /// The samples' NLL at their own parameters theta (not the re-expressed ones).
+    fn nll_at(&mut self, theta: &[f64]) -> Result<f64> {
+        let map = self.sample_map();
+        let (nll, _) = self.nll_and_grad(&map.to_mapped(theta))?;
+        Ok(map.nll_from_mapped(nll, self.n()))
+    }
+}
+
+/// Term sums of `family` over `data` as re-expressed by `map`, in f64 on all cores, in blocks
+/// of [`cpu::BLOCK`] samples added in a fixed order (the in-memory CPU engine's sums).
+pub(crate) fn mapped_term_sums(
+    family: &dyn Family,
+    data: &[f64],
+    map: &SampleMap,
+    theta: &[f64],
+) -> Vec<f64> {
+    let kp = family.kernel_params(theta);
+    let terms = family.n_terms();
+    let blocks: Vec<Vec<f64>> = data
+        .par_chunks(cpu::BLOCK)
+        .map(|block| {
+            let mut acc = vec![0.0; terms];
+            if map.is_identity() {
+                family.accumulate(block, &kp, &mut acc);
+            } else {
+                let mapped: Vec<f64> = block.iter().map(|&x| map.apply(x)).collect();
+                family.accumulate(&mapped, &kp, &mut acc);
+            }
+            acc
+        })
+        .collect();
+    let mut sums = vec![0.0; terms];
+    for block in &blocks {
+        for (s, b) in sums.iter_mut().zip(block) {
+            *s += b;
+        }
+    }
+    sums
 }
 
 /// Sum of the family's parameter-free NLL parts, in f64, in a fixed order.
@@ -110,7 +168,7 @@ pub fn create(
 ) -> Result<Box<dyn Engine>> {
     validate_support(family.as_ref(), &data)?;
     match gpu_for(backend, selector)? {
-        Some(ctx) => Ok(Box::new(GpuEngine::new(&ctx, family, &data)?)),
+        Some(ctx) => Ok(Box::new(GpuEngine::shared(&ctx, family, data)?)),
         None => Ok(Box::new(CpuEngine::new(family, data))),
     }
 }

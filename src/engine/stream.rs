@@ -5,7 +5,7 @@
 use super::Engine;
 use crate::data::{NpyReader, ParquetColumn};
 use crate::error::{Error, Result};
-use crate::family::{Family, Summary};
+use crate::family::{Family, SampleMap, Summary};
 use crate::gpu::reduce::StreamReduction;
 use crate::gpu::GpuContext;
 use rayon::prelude::*;
@@ -60,6 +60,9 @@ pub struct StreamingEngine {
     chunk: usize,
     constant: f64,
     summary: Summary,
+    /// How the samples are re-expressed as they are read (for f32 on the GPU, or extreme
+    /// magnitudes in f64).
+    map: SampleMap,
     gpu: Option<StreamReduction>,
     adapter: String,
     buffer: Vec<f64>,
@@ -114,6 +117,11 @@ impl StreamingEngine {
             }
             constant += super::constant_sum(family.as_ref(), &buffer[..len]);
         }
+        let map = match gpu {
+            Some(_) => SampleMap::for_f32(family.as_ref(), min, max),
+            None => SampleMap::for_f64(family.as_ref(), min, max),
+        };
+        let (min, max) = (map.apply(min), map.apply(max));
         let (gpu, adapter) = match gpu {
             Some((ctx, budget)) => (
                 Some(StreamReduction::new(
@@ -140,6 +148,7 @@ impl StreamingEngine {
             chunk,
             constant,
             summary: Summary { n, min, max },
+            map,
             gpu,
             adapter,
             buffer,
@@ -181,40 +190,77 @@ impl Engine for StreamingEngine {
     fn on_chunk(&mut self, progress: Box<dyn FnMut(usize)>) {
         self.progress = Some(progress);
     }
+    fn sample_map(&self) -> SampleMap {
+        self.map
+    }
     fn term_sums(&mut self, theta: &[f64]) -> Result<Vec<f64>> {
         let kp = self.family.kernel_params(theta);
-        let (n, source, progress) = (self.n, &mut self.source, &mut self.progress);
-        let mut read = |start: usize, out: &mut [f64]| -> Result<()> {
+        let (n, map, source, progress) = (self.n, self.map, &mut self.source, &mut self.progress);
+        let read = |start: usize, out: &mut [f64]| -> Result<()> {
             source.read(start, out)?;
+            if !map.is_identity() {
+                out.iter_mut().for_each(|x| *x = map.apply(*x));
+            }
             if let Some(report) = progress.as_mut() {
                 report(start + out.len());
             }
             Ok(())
         };
-        if let Some(gpu) = &mut self.gpu {
-            return gpu.sums(&kp, n, read);
+        match &mut self.gpu {
+            Some(gpu) => gpu.sums(&kp, n, read),
+            None => cpu_sums(
+                self.family.as_ref(),
+                &kp,
+                n,
+                self.chunk,
+                &mut self.buffer,
+                read,
+            ),
         }
-        let family = self.family.as_ref();
-        let terms = family.n_terms();
-        let mut sums = vec![0.0; terms];
-        for start in (0..n).step_by(self.chunk) {
-            let len = self.chunk.min(n - start);
-            read(start, &mut self.buffer[..len])?;
-            // The same blocks, in the same order, as the in-memory CPU engine.
-            let blocks: Vec<Vec<f64>> = self.buffer[..len]
-                .par_chunks(super::cpu::BLOCK)
-                .map(|block| {
-                    let mut acc = vec![0.0; terms];
-                    family.accumulate(block, &kp, &mut acc);
-                    acc
-                })
-                .collect();
-            for block in &blocks {
-                sums.iter_mut().zip(block).for_each(|(s, b)| *s += b);
-            }
-        }
-        Ok(sums)
     }
+    fn exact_term_sums(&mut self, theta: &[f64]) -> Result<Option<Vec<f64>>> {
+        let kp = self.family.kernel_params(theta);
+        let (n, map, source) = (self.n, self.map, &mut self.source);
+        let read = |start: usize, out: &mut [f64]| -> Result<()> {
+            source.read(start, out)?;
+            if !map.is_identity() {
+                out.iter_mut().for_each(|x| *x = map.apply(*x));
+            }
+            Ok(())
+        };
+        let family = self.family.as_ref();
+        cpu_sums(family, &kp, n, self.chunk, &mut self.buffer, read).map(Some)
+    }
+}
+
+/// Term sums over `n` samples that `read` supplies in chunks, on the CPU: the same blocks, in
+/// the same order, as the in-memory CPU engine.
+fn cpu_sums(
+    family: &dyn Family,
+    kp: &[f64],
+    n: usize,
+    chunk: usize,
+    buffer: &mut [f64],
+    mut read: impl FnMut(usize, &mut [f64]) -> Result<()>,
+) -> Result<Vec<f64>> {
+    let terms = family.n_terms();
+    let mut sums = vec![0.0; terms];
+    for start in (0..n).step_by(chunk) {
+        let len = chunk.min(n - start);
+        read(start, &mut buffer[..len])?;
+        let blocks: Vec<Vec<f64>> = buffer[..len]
+            .par_chunks(super::cpu::BLOCK)
+            .map(|block| {
+                let mut acc = vec![0.0; terms];
+                family.accumulate(block, kp, &mut acc);
+                acc
+            })
+            .collect();
+        for block in &blocks {
+            sums.iter_mut().zip(block).for_each(|(s, b)| *s += b);
+        }
+    }
+    Ok(sums)
 }
 
 /// Peak resident memory of this process in bytes (Linux), for reports and tests.

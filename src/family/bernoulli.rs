@@ -67,6 +67,17 @@ impl Family for Bernoulli {
     fn extreme_thetas(&self) -> Vec<Vec<f64>> {
         vec![vec![1e4], vec![-1e4]]
     }
+    /// All 0 or all 1: the logit goes to -/+ infinity.
+    fn boundary_point(&self, n: f64, sums: &[f64], theta: &[f64]) -> Option<Vec<f64>> {
+        let depth = boundary_depth(n);
+        if sums[0] == 0.0 {
+            Some(vec![theta[0].min(-depth)])
+        } else if sums[0] == n {
+            Some(vec![theta[0].max(depth)])
+        } else {
+            None
+        }
+    }
     fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
         (s.min == s.max).then(|| {
             Degenerate::Boundary(format!(

@@ -81,6 +81,33 @@ impl Family for Categorical {
         }
         h
     }
+    /// Classes with no observation have probability 0: their logits go to -infinity.
+    fn boundary_point(&self, n: f64, sums: &[f64], theta: &[f64]) -> Option<Vec<f64>> {
+        let observed_max = (0..self.classes)
+            .filter(|&k| sums[k] > 0.0)
+            .map(|k| theta[k])
+            .fold(f64::NEG_INFINITY, f64::max);
+        if !observed_max.is_finite() || sums.iter().all(|&c| c > 0.0) {
+            return None;
+        }
+        let floor = observed_max - boundary_depth(n);
+        let mut out = theta.to_vec();
+        for k in 0..self.classes {
+            if sums[k] == 0.0 {
+                out[k] = out[k].min(floor);
+            }
+        }
+        Some(out)
+    }
+    fn invariant_direction(&self) -> Option<Vec<f64>> {
+        Some(vec![1.0; self.classes])
+    }
+    fn hessian_diagonal(&self, n: f64, _sums: &[f64], theta: &[f64]) -> Vec<f64> {
+        Self::softmax(theta)
+            .iter()
+            .map(|p| n * p * (1.0 - p))
+            .collect()
+    }
     fn links(&self) -> Vec<Link> {
         vec![Link::Logit]
     }

@@ -32,6 +32,9 @@ impl Family for Exponential {
         let _ = n;
         vec![theta[0].exp() * sums[0]]
     }
+    fn rescaling(&self) -> Rescaling {
+        Rescaling::Rate
+    }
     fn links(&self) -> Vec<Link> {
         vec![Link::Log]
     }
@@ -41,8 +44,14 @@ impl Family for Exponential {
     fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
         theta[0] - theta[0].exp() * x
     }
-    fn initial_theta(&self, _s: &Summary) -> Vec<f64> {
-        vec![0.0]
+    /// The rate of the midrange: the data's units, not the answer (1 / mean).
+    fn initial_theta(&self, s: &Summary) -> Vec<f64> {
+        let mid = 0.5 * s.min + 0.5 * s.max;
+        vec![if mid > 0.0 && mid.is_finite() {
+            -mid.ln()
+        } else {
+            0.0
+        }]
     }
     fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
         vec![NamedParam {

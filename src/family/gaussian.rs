@@ -64,6 +64,9 @@ impl Family for Gaussian {
             2.0 * sums[1] * w,
         ]
     }
+    fn rescaling(&self) -> Rescaling {
+        Rescaling::Location
+    }
     fn links(&self) -> Vec<Link> {
         vec![Link::Identity, Link::Log]
     }

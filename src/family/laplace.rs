@@ -1,8 +1,10 @@
 //! Laplace(mu, b), optimised as (mu, log b); its NLL is the mean absolute error's.
 //!
-//! With d_i = x_i - mu, A = sum |d_i|, G = sum sign(d_i):
+//! With d_i = x_i - mu, A = sum |d_i|, G = sum sign(d_i), Z = #{i: d_i = 0}:
 //! NLL = n (ln 2 + log b) + A / b,  dNLL/dmu = -G / b,  dNLL/dlog b = n - A / b.
-//! The NLL is not differentiable at mu = x_i; sign(0) = 0 there gives a valid subgradient.
+//! The NLL is not differentiable at mu = x_i: its derivatives in mu from the left and the
+//! right are -(G + Z) / b and (Z - G) / b (sign(0) = 0 gives their midpoint), and mu is
+//! optimal where the left one is <= 0 <= the right one, which Z decides.
 
 use super::*;
 use rand::Rng;
@@ -21,7 +23,7 @@ impl Family for Laplace {
         vec!["mu".into(), "log_b".into()]
     }
     fn n_terms(&self) -> usize {
-        2
+        3
     }
     fn kernel_params(&self, theta: &[f64]) -> Vec<f64> {
         vec![theta[0]]
@@ -33,12 +35,13 @@ impl Family for Laplace {
         let d = x - kp[0];
         out[0] = d.abs();
         out[1] = sign0(d);
+        out[2] = (d == 0.0) as u8 as f64;
     }
     fn accumulate(&self, xs: &[f64], kp: &[f64], acc: &mut [f64]) {
         let mu = kp[0];
         sum_terms(xs, acc, |x| {
             let d = x - mu;
-            [d.abs(), sign0(d)]
+            [d.abs(), sign0(d), (d == 0.0) as u8 as f64]
         });
     }
     fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>) {
@@ -55,6 +58,26 @@ impl Family for Laplace {
             sums[1] * inv_b,
             sums[0] * inv_b,
         ]
+    }
+    fn exact_hessian(&self) -> bool {
+        false
+    }
+    fn kinked(&self, j: usize) -> bool {
+        j == 0
+    }
+    fn rescaling(&self) -> Rescaling {
+        Rescaling::Location
+    }
+    fn derivative_intervals(
+        &self,
+        _n: f64,
+        sums: &[f64],
+        theta: &[f64],
+    ) -> Option<Vec<(f64, f64)>> {
+        let inv_b = (-theta[1]).exp();
+        let (g, z) = (sums[1], sums[2]);
+        let smooth = self.finish(_n, sums, theta).1[1];
+        Some(vec![(-(g + z) * inv_b, (z - g) * inv_b), (smooth, smooth)])
     }
     fn links(&self) -> Vec<Link> {
         vec![Link::Identity, Link::Log]

@@ -207,6 +207,220 @@ pub trait Family: Send + Sync + std::fmt::Debug {
     fn clone_box(&self) -> Box<dyn Family>;
     /// A plausible random parameter vector, for conformance checks.
     fn random_theta(&self, rng: &mut StdRng) -> Vec<f64>;
+    /// Whether [`Family::hessian`] is the NLL's exact Hessian, so Newton's method applies (the
+    /// Laplace family's is the expected information for mu, where the NLL has kinks).
+    fn exact_hessian(&self) -> bool {
+        true
+    }
+    /// The diagonal of [`Family::hessian`] (families with many parameters compute it without
+    /// the dense matrix).
+    fn hessian_diagonal(&self, n: f64, sums: &[f64], theta: &[f64]) -> Vec<f64> {
+        let p = theta.len();
+        let h = self.hessian(n, sums, theta);
+        (0..p).map(|j| h[j * p + j]).collect()
+    }
+    /// For families whose NLL has kinks: per coordinate, the NLL's derivatives from the left
+    /// and from the right (equal where it is smooth). `None` for smooth families.
+    fn derivative_intervals(
+        &self,
+        _n: f64,
+        _sums: &[f64],
+        _theta: &[f64],
+    ) -> Option<Vec<(f64, f64)>> {
+        None
+    }
+    /// Where the MLE of some coordinates is infinite (a probability or rate of 0 or 1 that the
+    /// data put on the boundary), theta with those coordinates moved far enough out that the
+    /// NLL is within (DECREMENT_TOLERANCE)^2 / 2 of its infimum along them; `None` when no
+    /// coordinate is on the boundary. Optimisers approach such a limit only linearly.
+    fn boundary_point(&self, _n: f64, _sums: &[f64], _theta: &[f64]) -> Option<Vec<f64>> {
+        None
+    }
+    /// A direction along which the NLL is exactly constant (the categorical logits' common
+    /// shift), or `None`. Newton's method and the optimality test add curvature along it, so
+    /// that rounding noise in the gradient does not move the estimate along it or dominate the
+    /// decrement; inference still sees it as the harmless null direction it is.
+    fn invariant_direction(&self) -> Option<Vec<f64>> {
+        None
+    }
+    /// Whether the NLL has kinks along coordinate `j` (the Laplace's mu): the optimality test
+    /// there is the subgradient condition, from [`Family::derivative_intervals`].
+    fn kinked(&self, _j: usize) -> bool {
+        false
+    }
+    /// How the samples may be re-expressed before they are rounded to f32 (see [`SampleMap`]).
+    fn rescaling(&self) -> Rescaling {
+        Rescaling::None
+    }
+}
+
+/// How a family's parameters follow an affine re-expression of its samples,
+/// x' = (x - shift) * inv_scale with inv_scale a power of two: a fit on x' estimates the
+/// parameters of x' (theta'), which map back exactly to those of x.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rescaling {
+    /// Samples are used as they are (0/1, class indices, counts: exact in f32).
+    None,
+    /// theta = (log rate): x' = x * inv_scale (no shift: the support starts at 0) has
+    /// rate' = rate / inv_scale.
+    Rate,
+    /// theta = (location, log scale): x' = (x - shift) * inv_scale has
+    /// location' = (location - shift) * inv_scale and scale' = scale * inv_scale.
+    Location,
+}
+
+/// The re-expression x' = (x - shift) * inv_scale of a family's samples under which an engine
+/// evaluates them. The GPU engines use it so that f32 keeps what the data carry: 1e8 + N(0, 1)
+/// is shifted by its midrange in f64 before it is rounded (f32 resolves 8 at 1e8, so the
+/// unshifted samples lose their spread), and a power-of-two scale (exact) keeps samples near
+/// 1e-30 from squaring into underflow and samples near 1e50 out of f32 overflow. The CPU
+/// engine (f64) scales only, and only data beyond 2^+-400 (squares of values near 1e-300
+/// underflow f64). Fits run on theta' (well scaled whatever the data's units) and map back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SampleMap {
+    pub shift: f64,
+    pub inv_scale: f64,
+    rescaling: Rescaling,
+}
+
+/// 2^-e for the exponent e of v (v = m 2^e, 0.5 <= m < 1), kept within f64's range.
+fn inverse_power_of_two(v: f64) -> f64 {
+    if !(v > 0.0 && v.is_finite()) {
+        return 1.0;
+    }
+    let e = v.log2().floor() as i32 + 1;
+    2f64.powi(-e.clamp(-1000, 1000))
+}
+
+impl SampleMap {
+    /// No re-expression.
+    pub fn identity() -> Self {
+        SampleMap {
+            shift: 0.0,
+            inv_scale: 1.0,
+            rescaling: Rescaling::None,
+        }
+    }
+
+    /// The map for samples in [min, max] on an f32 engine: shifted by the midrange (location
+    /// families) and scaled into [-1, 1].
+    pub fn for_f32(family: &dyn Family, min: f64, max: f64) -> Self {
+        match family.rescaling() {
+            Rescaling::None => Self::identity(),
+            Rescaling::Rate => SampleMap {
+                shift: 0.0,
+                inv_scale: inverse_power_of_two(min.abs().max(max.abs())),
+                rescaling: Rescaling::Rate,
+            },
+            Rescaling::Location => {
+                let shift = 0.5 * min + 0.5 * max;
+                let half = 0.5 * max - 0.5 * min;
+                let inv_scale = if half > 0.0 {
+                    inverse_power_of_two(half)
+                } else {
+                    inverse_power_of_two(shift.abs())
+                };
+                SampleMap {
+                    shift,
+                    inv_scale,
+                    rescaling: Rescaling::Location,
+                }
+            }
+        }
+    }
+
+    /// The map for an f64 engine: a power-of-two scale where the samples' magnitude or spread
+    /// is beyond 2^+-400, else none.
+    pub fn for_f64(family: &dyn Family, min: f64, max: f64) -> Self {
+        let rescaling = family.rescaling();
+        let largest = min.abs().max(max.abs());
+        let spread = 0.5 * max - 0.5 * min;
+        let tiny = spread > 0.0 && spread < 2f64.powi(-400);
+        if rescaling == Rescaling::None || !(largest > 2f64.powi(400) || tiny) {
+            return Self::identity();
+        }
+        SampleMap {
+            shift: 0.0,
+            inv_scale: inverse_power_of_two(if tiny { spread } else { largest }),
+            rescaling,
+        }
+    }
+
+    pub fn is_identity(&self) -> bool {
+        self.rescaling == Rescaling::None || (self.shift == 0.0 && self.inv_scale == 1.0)
+    }
+
+    /// x' for one sample.
+    #[inline]
+    pub fn apply(&self, x: f64) -> f64 {
+        (x - self.shift) * self.inv_scale
+    }
+
+    /// theta' from theta.
+    pub fn to_mapped(&self, theta: &[f64]) -> Vec<f64> {
+        let mut t = theta.to_vec();
+        match self.rescaling {
+            Rescaling::None => {}
+            Rescaling::Rate => t[0] -= self.inv_scale.ln(),
+            Rescaling::Location => {
+                t[0] = (t[0] - self.shift) * self.inv_scale;
+                t[1] += self.inv_scale.ln();
+            }
+        }
+        t
+    }
+
+    /// theta from theta'.
+    pub fn from_mapped(&self, mapped: &[f64]) -> Vec<f64> {
+        let mut t = mapped.to_vec();
+        match self.rescaling {
+            Rescaling::None => {}
+            Rescaling::Rate => t[0] += self.inv_scale.ln(),
+            Rescaling::Location => {
+                t[0] = t[0] / self.inv_scale + self.shift;
+                t[1] -= self.inv_scale.ln();
+            }
+        }
+        t
+    }
+
+    /// theta' = a theta + b per coordinate: the factors a (powers of two) and offsets b.
+    pub fn coordinate_affine(&self, p: usize) -> (Vec<f64>, Vec<f64>) {
+        let (mut a, mut b) = (vec![1.0; p], vec![0.0; p]);
+        match self.rescaling {
+            Rescaling::None => {}
+            Rescaling::Rate => b[0] = -self.inv_scale.ln(),
+            Rescaling::Location => {
+                a[0] = self.inv_scale;
+                b[0] = -self.shift * self.inv_scale;
+                b[1] = self.inv_scale.ln();
+            }
+        }
+        (a, b)
+    }
+
+    /// x from x'.
+    pub fn unapply(&self, mapped: f64) -> f64 {
+        mapped / self.inv_scale + self.shift
+    }
+
+    /// The summary of the samples from that of x'.
+    pub fn unmap_summary(&self, s: Summary) -> Summary {
+        Summary {
+            n: s.n,
+            min: self.unapply(s.min),
+            max: self.unapply(s.max),
+        }
+    }
+
+    /// The NLL of the samples from the NLL of x' over `n` samples: a density of x' is the
+    /// density of x divided by inv_scale.
+    pub fn nll_from_mapped(&self, nll: f64, n: usize) -> f64 {
+        match self.rescaling {
+            Rescaling::None => nll,
+            _ => nll - n as f64 * self.inv_scale.ln(),
+        }
+    }
 }
 
 /// The families likely knows, by command-line name.
@@ -374,6 +588,12 @@ pub fn sign0(d: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// How far out (in log units) a coordinate whose MLE is infinite is placed over `n` samples:
+/// its remaining decrease n e^-BOUNDARY_DEPTH is below half the squared decrement tolerance.
+pub(crate) fn boundary_depth(n: f64) -> f64 {
+    n.max(1.0).ln() + 2.0 * (1.0 / crate::fit::DECREMENT_TOLERANCE).ln() + 2.0
 }
 
 /// 0.5 * ln(2 pi).

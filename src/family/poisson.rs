@@ -49,8 +49,9 @@ impl Family for Poisson {
     fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
         x * theta[0] - theta[0].exp() - libm::lgamma(x + 1.0)
     }
-    fn initial_theta(&self, _s: &Summary) -> Vec<f64> {
-        vec![0.0]
+    /// The log of the midrange (at least 1/2): the data's scale, not the answer (log mean).
+    fn initial_theta(&self, s: &Summary) -> Vec<f64> {
+        vec![(0.5 * s.min + 0.5 * s.max).max(0.5).ln()]
     }
     fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
         vec![NamedParam {
@@ -67,6 +68,10 @@ impl Family for Poisson {
     }
     fn extreme_thetas(&self) -> Vec<Vec<f64>> {
         vec![vec![40.0], vec![-40.0]]
+    }
+    /// All counts 0: log lambda goes to -infinity.
+    fn boundary_point(&self, n: f64, sums: &[f64], theta: &[f64]) -> Option<Vec<f64>> {
+        (sums[0] == 0.0).then(|| vec![theta[0].min(-boundary_depth(n))])
     }
     fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
         (s.max == 0.0).then(|| {

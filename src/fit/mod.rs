@@ -5,19 +5,26 @@
 
 pub mod adam;
 pub mod lbfgs;
+pub mod newton;
 pub mod prior;
 
-pub use prior::Prior;
+pub use newton::{Derivatives, NewtonSettings, Precision, SecondOrder, DECREMENT_TOLERANCE};
+pub use prior::{Prior, PriorLayout};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::family::Degenerate;
 
 /// `--optimizer`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Optimizer {
-    /// Limited-memory BFGS with a Wolfe line search (orthant-wise for an L1 prior).
+    /// Newton's method on the family's exact Hessian (from the same term sums as the NLL);
+    /// L-BFGS where the family has no exact Hessian (the Laplace's kinks), more than 2048
+    /// parameters or an L1 prior.
     #[default]
+    Newton,
+    /// Limited-memory BFGS with a Wolfe line search (orthant-wise for an L1 prior).
     Lbfgs,
     /// Adam with bias correction (proximal soft-thresholding for an L1 prior).
     Adam,
@@ -48,7 +55,7 @@ pub struct FitOptions {
 impl Default for FitOptions {
     fn default() -> Self {
         FitOptions {
-            optimizer: Optimizer::Lbfgs,
+            optimizer: Optimizer::Newton,
             prior: None,
             max_iter: 500,
             gtol: 1e-10,
@@ -65,6 +72,17 @@ impl Default for FitOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
+    /// The optimality test holds at the estimate: the Newton decrement (in standard errors)
+    /// of the smooth coordinates, and the subgradient condition at kinks (the Laplace's mu,
+    /// coordinates an L1 prior holds at 0), evaluated from f64 sums.
+    Optimal,
+    /// The optimiser stopped (no step decreases the objective, or it changes by less than its
+    /// tolerance) where the optimality test does not hold.
+    NotOptimal,
+    /// The objective's rounding noise hides the decrease still needed.
+    NoiseFloor,
+    /// The information matrix is singular or indefinite and no damped Newton step descends.
+    Singular,
     /// The (pseudo-)gradient fell below `gtol * n`.
     GradientNorm,
     /// The objective changed by less than `ftol` relative.
@@ -79,14 +97,29 @@ pub enum StopReason {
 }
 
 impl StopReason {
-    pub fn converged(self) -> bool {
+    /// Whether an optimiser's own stopping rule says it is done (the optimality test then
+    /// decides whether the fit converged).
+    pub fn optimiser_done(self) -> bool {
         matches!(
             self,
-            StopReason::GradientNorm | StopReason::RelativeChange | StopReason::StepTolerance
+            StopReason::GradientNorm
+                | StopReason::RelativeChange
+                | StopReason::StepTolerance
+                | StopReason::Optimal
         )
     }
     pub fn describe(self) -> &'static str {
         match self {
+            StopReason::Optimal => "optimality test holds (Newton decrement, subgradient)",
+            StopReason::NotOptimal => {
+                "the optimiser stopped where the optimality test does not hold"
+            }
+            StopReason::NoiseFloor => {
+                "the objective's rounding noise hides the remaining decrease (noise floor)"
+            }
+            StopReason::Singular => {
+                "the information matrix is singular or indefinite and no damped step descends"
+            }
             StopReason::GradientNorm => "gradient norm below tolerance",
             StopReason::RelativeChange => "relative change of the objective below tolerance",
             StopReason::StepTolerance => "no decrease possible with a step above tolerance",
@@ -113,6 +146,13 @@ pub struct FitResult {
     pub grad_norm: f64,
     /// Things the user should know about the estimate (e.g. an MLE on the boundary).
     pub warnings: Vec<String>,
+    /// The optimality test's measure at `theta`: the Newton decrement in standard errors
+    /// (the largest curvature-scaled gradient component for fits without a Hessian).
+    pub decrement: f64,
+    /// Which arithmetic finished the fit.
+    pub precision: Precision,
+    /// The optimiser that ran (Newton falls back to L-BFGS where it does not apply).
+    pub optimizer: Optimizer,
 }
 
 impl FitResult {
@@ -133,28 +173,110 @@ pub trait Differentiable {
     fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)>;
 }
 
-/// An engine seen as a [`Differentiable`] problem.
-pub(crate) struct EngineProblem<'a>(pub(crate) &'a mut dyn Engine);
+/// A family's engine as the problem a fit solves: evaluated at theta' = phi + offset (the
+/// engine's coordinates, see [`Engine::sample_map`]), from the engine's own sums or, with
+/// `exact`, from its f64 sums.
+pub(crate) struct EngineProblem<'a> {
+    pub engine: &'a mut dyn Engine,
+    pub offset: Vec<f64>,
+    pub exact: bool,
+    /// Curvature added along the family's invariant direction (no prior breaks the
+    /// invariance): see [`crate::family::Family::invariant_direction`].
+    pub pin_invariant: bool,
+}
 
-impl Differentiable for EngineProblem<'_> {
-    fn n(&self) -> usize {
-        self.0.n()
-    }
-    fn unit_roundoff(&self) -> f64 {
-        self.0.unit_roundoff()
-    }
-    fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
-        self.0.nll_and_grad(theta)
+/// Adds n v v^T / |v|^2 to a row-major Hessian: curvature along a direction in which the NLL
+/// is constant, so that a Newton step has no component along it (the gradient has none, up to
+/// rounding) and the decrement is the pseudo-inverse's.
+fn pin_direction(h: &mut [f64], v: &[f64], n: f64) {
+    let p = v.len();
+    let norm2: f64 = v.iter().map(|x| x * x).sum();
+    let c = n.max(1.0) / norm2;
+    for i in 0..p {
+        for k in 0..p {
+            h[i * p + k] += c * v[i] * v[k];
+        }
     }
 }
 
-/// The objective an optimiser minimises: NLL plus the smooth part of -log prior on the
-/// coordinates the prior applies to. Counts evaluations. The L1 part, if any, is left to the
-/// optimiser (it is not smooth).
+impl<'a> EngineProblem<'a> {
+    fn at(&self, phi: &[f64]) -> Vec<f64> {
+        phi.iter().zip(&self.offset).map(|(a, b)| a + b).collect()
+    }
+
+    /// The term sums at phi.
+    fn sums(&mut self, phi: &[f64]) -> Result<Vec<f64>> {
+        let theta = self.at(phi);
+        if theta.len() != self.engine.family().n_params() {
+            return Err(Error::Usage(format!(
+                "{} expects {} parameters, got {}",
+                self.engine.family().name(),
+                self.engine.family().n_params(),
+                theta.len()
+            )));
+        }
+        if self.exact {
+            if let Some(sums) = self.engine.exact_term_sums(&theta)? {
+                return Ok(sums);
+            }
+        }
+        self.engine.term_sums(&theta)
+    }
+
+    /// Whether evaluations are f64 sums.
+    fn is_exact(&self) -> bool {
+        self.exact || self.engine.unit_roundoff() < 1e-12
+    }
+}
+
+impl Differentiable for EngineProblem<'_> {
+    fn n(&self) -> usize {
+        self.engine.n()
+    }
+    fn unit_roundoff(&self) -> f64 {
+        if self.is_exact() {
+            f64::EPSILON / 2.0
+        } else {
+            self.engine.unit_roundoff()
+        }
+    }
+    fn nll_and_grad(&mut self, phi: &[f64]) -> Result<(f64, Vec<f64>)> {
+        let sums = self.sums(phi)?;
+        let theta = self.at(phi);
+        let (nll, grad) = self
+            .engine
+            .family()
+            .finish(self.engine.n() as f64, &sums, &theta);
+        Ok((nll + self.engine.constant(), grad))
+    }
+}
+
+impl SecondOrder for EngineProblem<'_> {
+    fn n(&self) -> usize {
+        self.engine.n()
+    }
+    fn unit_roundoff(&self) -> f64 {
+        Differentiable::unit_roundoff(self)
+    }
+    fn derivatives(&mut self, phi: &[f64]) -> Result<Derivatives> {
+        let sums = self.sums(phi)?;
+        let theta = self.at(phi);
+        let family = self.engine.family();
+        let n = self.engine.n() as f64;
+        let (nll, grad) = family.finish(n, &sums, &theta);
+        let mut hessian = family.hessian(n, &sums, &theta);
+        if let (true, Some(v)) = (self.pin_invariant, family.invariant_direction()) {
+            pin_direction(&mut hessian, &v, n);
+        }
+        Ok((nll + self.engine.constant(), grad, hessian))
+    }
+}
+
+/// The objective an optimiser minimises: NLL plus the smooth part of -log prior. Counts
+/// evaluations. The L1 part, if any, is left to the optimiser (it is not smooth).
 pub(crate) struct Objective<'a> {
     problem: &'a mut dyn Differentiable,
-    prior: Option<Prior>,
-    mask: Vec<bool>,
+    prior: Option<PriorLayout>,
     pub evaluations: usize,
 }
 
@@ -179,7 +301,7 @@ impl Objective<'_> {
         let (nll, mut grad) = self.problem.nll_and_grad(theta)?;
         let mut f = nll;
         if let Some(p) = &self.prior {
-            p.add_smooth(theta, &self.mask, &mut f, &mut grad);
+            p.add_smooth(theta, &mut f, &mut grad);
         }
         Ok(Point {
             theta: theta.to_vec(),
@@ -200,23 +322,101 @@ impl Objective<'_> {
     }
 }
 
-/// Fits the engine's family to its data by MLE (no prior) or MAP.
-pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
-    let family = engine.family();
-    let theta0 = match &options.initial {
-        Some(t) => t.clone(),
-        None => family.initial_theta(&engine.summary()),
-    };
-    if theta0.len() != family.n_params() {
-        return Err(Error::Usage(format!(
-            "starting point has {} values, {} needs {}",
-            theta0.len(),
-            family.name(),
-            family.n_params()
-        )));
+/// How many times L-BFGS is restarted with the gradient test rescaled at its last point when
+/// it stops where the optimality test fails.
+const LBFGS_RESTARTS: usize = 3;
+
+/// The coordinates a family fit runs in: psi = theta' - offset, where theta' = a theta + b is
+/// the engine's own parameter (see [`Engine::sample_map`]). The offset is b, so that psi = a
+/// theta keeps the prior centred at 0, except for a location parameter without an L1 prior:
+/// there it is the starting location, so that psi is small whatever the data's location
+/// (L-BFGS's step tolerance is relative to |psi|, and mu near 1e8 would make it 1e-5).
+pub struct FitCoordinates {
+    /// a: theta' = a theta + b (powers of two).
+    pub scale: Vec<f64>,
+    /// b.
+    pub map_offset: Vec<f64>,
+    /// Where psi = 0 lies in the engine's coordinates.
+    pub offset: Vec<f64>,
+}
+
+impl FitCoordinates {
+    /// The coordinates of a fit on `engine` (theta0' is the engine's starting point).
+    pub fn new(engine: &dyn Engine, prior: Option<Prior>) -> Self {
+        let family = engine.family();
+        let p = family.n_params();
+        let (scale, map_offset) = engine.sample_map().coordinate_affine(p);
+        let mut offset = map_offset.clone();
+        let l1 = matches!(prior, Some(Prior::L1 { .. }));
+        if family.rescaling() == crate::family::Rescaling::Location && !l1 {
+            offset[0] = family.initial_theta(&engine.summary())[0];
+        }
+        FitCoordinates {
+            scale,
+            map_offset,
+            offset,
+        }
     }
+
+    pub fn to_psi(&self, theta: &[f64]) -> Vec<f64> {
+        (0..theta.len())
+            .map(|j| theta[j] * self.scale[j] + self.map_offset[j] - self.offset[j])
+            .collect()
+    }
+
+    pub fn to_theta(&self, psi: &[f64]) -> Vec<f64> {
+        (0..psi.len())
+            .map(|j| (psi[j] + self.offset[j] - self.map_offset[j]) / self.scale[j])
+            .collect()
+    }
+
+    /// The user's prior on theta as a prior on psi: N(0, S^2) on theta_j is N(b_j - o_j,
+    /// (S a_j)^2) on psi_j.
+    pub fn prior(&self, prior: Prior) -> PriorLayout {
+        PriorLayout {
+            prior,
+            factors: self.scale.clone(),
+            centers: self
+                .map_offset
+                .iter()
+                .zip(&self.offset)
+                .map(|(b, o)| b - o)
+                .collect(),
+        }
+    }
+}
+
+/// Fits the engine's family to its data by MLE (no prior) or MAP.
+///
+/// The fit runs in the coordinates of [`FitCoordinates`], by Newton's method where the
+/// family's Hessian is exact (L-BFGS otherwise, or Adam when asked). On an f32 engine it then
+/// continues on the engine's f64 sums from where f32 stopped. It is `converged` only when the
+/// optimality test holds at the estimate, evaluated from f64 sums.
+pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
+    let family = crate::family::rebuild(engine.family());
+    let map = engine.sample_map();
+    let p = family.n_params();
+    let coordinates = FitCoordinates::new(engine, options.prior);
+    let phi0 = match &options.initial {
+        Some(t) if t.len() == p => coordinates.to_psi(t),
+        Some(t) => {
+            return Err(Error::Usage(format!(
+                "starting point has {} values, {} needs {p}",
+                t.len(),
+                family.name(),
+            )))
+        }
+        None => family
+            .initial_theta(&engine.summary())
+            .iter()
+            .zip(&coordinates.offset)
+            .map(|(t, o)| t - o)
+            .collect(),
+    };
+    let offset = coordinates.offset.clone();
     let mut warnings = Vec::new();
-    match family.degenerate(&engine.summary()) {
+    let raw_summary = map.unmap_summary(engine.summary());
+    match family.degenerate(&raw_summary) {
         Some(Degenerate::Unbounded(why)) if options.prior.is_none() => {
             return Err(Error::InvalidData(format!(
                 "the maximum-likelihood estimate does not exist: {why}; a prior (e.g. --prior l2:10) gives a MAP estimate"
@@ -227,39 +427,396 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
         }
         _ => {}
     }
-    // The gradient test in units of each coordinate's curvature: for the Gaussian's mu,
-    // d NLL / d mu = n (mu - mean) / sigma^2, so a fixed threshold on it would stop within a
-    // fixed fraction of sigma^2 of the mean (many standard errors off for data in the
-    // billions). Scaled by sigma (1 / sqrt of the curvature per sample), it stops within a
-    // fixed fraction of sigma, whatever the units.
-    // (The Hessian is dense: past MAX_INFERENCE_PARAMS coordinates the test stays unscaled.)
+    let prior = options.prior.map(|prior| coordinates.prior(prior));
+    let l1 = prior.as_ref().and_then(PriorLayout::l1_weights);
+    let newton_applies =
+        family.exact_hessian() && p <= crate::inference::MAX_INFERENCE_PARAMS && l1.is_none();
+    // Newton for a family with kinks (the Laplace) is Newton on its smooth coordinates with
+    // the kinked ones bisected (see kinked_finish); L-BFGS where neither applies.
+    let kinked = (0..p).any(|j| family.kinked(j));
+    let optimizer = match options.optimizer {
+        Optimizer::Newton if !(newton_applies || kinked && l1.is_none()) => Optimizer::Lbfgs,
+        other => other,
+    };
+    let coarse = engine.unit_roundoff() > 1e-12;
+    let settings = NewtonSettings {
+        max_iter: options.max_iter,
+        prior: prior.clone(),
+        frozen: Vec::new(),
+    };
+    let mut iterations = 0;
+    let mut evaluations = 0;
+    let mut problem = EngineProblem {
+        engine: &mut *engine,
+        offset: offset.clone(),
+        exact: false,
+        pin_invariant: prior.is_none(),
+    };
+    // The optimiser on the engine's own sums.
+    let (mut phi, mut stop) = match optimizer {
+        Optimizer::Newton if newton_applies => {
+            let run = newton::minimize(&mut problem, phi0, &settings)?;
+            iterations += run.iterations;
+            evaluations += run.evaluations;
+            (run.theta, stop_reason(run.stop))
+        }
+        Optimizer::Newton => {
+            let run = kinked_finish(
+                &mut problem,
+                phi0,
+                prior.as_ref(),
+                &coordinates,
+                options.max_iter,
+            )?;
+            iterations += run.iterations;
+            evaluations += run.evaluations;
+            (run.theta, run.reason)
+        }
+        _ => {
+            let run = first_order(&mut problem, phi0, prior.as_ref(), options, optimizer)?;
+            iterations += run.iterations;
+            evaluations += run.evaluations;
+            (run.theta, run.reason)
+        }
+    };
+    // The f64 finish: Newton where it applies, else L-BFGS, on the f64 sums.
+    let exact_available = problem.engine.exact_term_sums(&problem.at(&phi))?.is_some();
+    problem.exact = exact_available;
+    if prior.is_none() {
+        evaluations += settle_boundary(&mut problem, &mut phi)?;
+    }
+    let mut precision = if coarse {
+        Precision::F32
+    } else {
+        Precision::F64
+    };
+    let mut check = optimality(&mut problem, &phi, prior.as_ref(), &coordinates)?;
+    evaluations += check.evaluations;
+    // Finish where the test fails: f32 stopped (continue on the f64 sums), or L-BFGS stopped
+    // by its own rules short of the optimum (its gradient test was scaled at the start).
+    let resumable = phi.iter().all(|v| v.is_finite()) && iterations < options.max_iter;
+    let from_f32 = coarse && exact_available;
+    let short = optimizer == Optimizer::Lbfgs && stop.optimiser_done() && !coarse;
+    if !check.holds && resumable && (from_f32 || short) {
+        if from_f32 {
+            precision = Precision::F32ThenF64;
+        }
+        let budget = FitOptions {
+            max_iter: options.max_iter - iterations,
+            initial: None,
+            ..options.clone()
+        };
+        if newton_applies {
+            let settings = NewtonSettings {
+                max_iter: budget.max_iter,
+                ..settings.clone()
+            };
+            let run = newton::minimize(&mut problem, phi.clone(), &settings)?;
+            iterations += run.iterations;
+            evaluations += run.evaluations;
+            (phi, stop) = (run.theta, stop_reason(run.stop));
+        } else if kinked && l1.is_none() {
+            let run = kinked_finish(
+                &mut problem,
+                phi.clone(),
+                prior.as_ref(),
+                &coordinates,
+                budget.max_iter,
+            )?;
+            iterations += run.iterations;
+            evaluations += run.evaluations;
+            (phi, stop) = (run.theta, run.reason);
+        } else {
+            let mut scales = check.curvature_scales.clone();
+            for _ in 0..LBFGS_RESTARTS {
+                let lbfgs = FitOptions {
+                    optimizer: Optimizer::Lbfgs,
+                    gradient_scale: Some(scales),
+                    max_iter: options.max_iter.saturating_sub(iterations).max(1),
+                    ..budget.clone()
+                };
+                let run = lbfgs_run(&mut problem, phi.clone(), prior.as_ref(), &lbfgs)?;
+                iterations += run.iterations;
+                evaluations += run.evaluations;
+                (phi, stop) = (run.theta, run.reason);
+                check = optimality(&mut problem, &phi, prior.as_ref(), &coordinates)?;
+                evaluations += check.evaluations;
+                scales = check.curvature_scales.clone();
+                if check.holds || !stop.optimiser_done() || iterations >= options.max_iter {
+                    break;
+                }
+            }
+        }
+        check = optimality(&mut problem, &phi, prior.as_ref(), &coordinates)?;
+        evaluations += check.evaluations;
+    }
+    let (converged, reason) = if check.holds {
+        (true, StopReason::Optimal)
+    } else if stop.optimiser_done() {
+        (false, StopReason::NotOptimal)
+    } else {
+        (false, stop)
+    };
+    let theta = coordinates.to_theta(&phi);
+    let nll = map.nll_from_mapped(check.nll, problem.engine.n());
+    Ok(FitResult {
+        log_prior: options
+            .prior
+            .map(|pr| pr.log_density(&theta, &vec![true; p])),
+        theta,
+        nll,
+        iterations,
+        evaluations,
+        converged,
+        reason,
+        grad_norm: check.grad_norm,
+        warnings,
+        decrement: check.decrement,
+        precision,
+        optimizer,
+    })
+}
+
+/// Block coordinate descent for families whose NLL has kinks (the Laplace's mu): each kinked
+/// coordinate is bisected to where its derivative interval (from the left and the right, the
+/// prior's gradient added) contains 0, to within the test's tolerance; the smooth coordinates
+/// then take Newton steps on their block of the Hessian (exact there); until the optimality
+/// test holds. The Laplace's mu does not depend on b without a prior, so one round usually
+/// does.
+fn kinked_finish(
+    problem: &mut EngineProblem<'_>,
+    mut phi: Vec<f64>,
+    prior: Option<&PriorLayout>,
+    coordinates: &FitCoordinates,
+    max_iter: usize,
+) -> Result<FirstOrderRun> {
+    let family = crate::family::rebuild(problem.engine.family());
+    let p = phi.len();
+    let n = problem.engine.n() as f64;
+    let precisions = prior.map_or(vec![0.0; p], PriorLayout::l2_precisions);
+    let centers = prior.map_or(vec![0.0; p], |pr| pr.centers.clone());
+    let mut evaluations = 0;
+    let smooth: Vec<usize> = (0..p).filter(|&j| !family.kinked(j)).collect();
+    let mut iterations = 0;
+    for _round in 0..20 {
+        iterations += 1;
+        for j in (0..p).filter(|&j| family.kinked(j)) {
+            // The derivative interval of coordinate j at psi_j = t (the others fixed).
+            let interval = |t: f64, problem: &mut EngineProblem<'_>| -> Result<(f64, f64, f64)> {
+                let mut at = phi.clone();
+                at[j] = t;
+                let sums = problem.sums(&at)?;
+                let theta = problem.at(&at);
+                let iv = family
+                    .derivative_intervals(n, &sums, &theta)
+                    .expect("a family with kinks");
+                let w = precisions[j] * (t - centers[j]);
+                let curvature = family.hessian_diagonal(n, &sums, &theta)[j] + precisions[j];
+                Ok((iv[j].0 + w, iv[j].1 + w, curvature))
+            };
+            let (left, right, curvature) = interval(phi[j], problem)?;
+            evaluations += 1;
+            if left <= 0.0 && right >= 0.0 {
+                continue;
+            }
+            let se = if curvature > 0.0 {
+                1.0 / curvature.sqrt()
+            } else {
+                1.0
+            };
+            let theta_j = coordinates.to_theta(&phi)[j];
+            let resolution = DECREMENT_TOLERANCE * se
+                + 2.0 * f64::EPSILON * (theta_j.abs() * coordinates.scale[j] + phi[j].abs());
+            // Bracket the crossing: the derivative is nondecreasing in t (convexity).
+            let direction = if right < 0.0 { 1.0 } else { -1.0 };
+            let (mut lo, mut hi) = (phi[j], phi[j]);
+            let mut step = se;
+            for _ in 0..200 {
+                let t = phi[j] + direction * step;
+                let (l, r, _) = interval(t, problem)?;
+                evaluations += 1;
+                if direction > 0.0 {
+                    hi = t;
+                    if l >= 0.0 || (l <= 0.0 && r >= 0.0) {
+                        break;
+                    }
+                    lo = t;
+                } else {
+                    lo = t;
+                    if r <= 0.0 || (l <= 0.0 && r >= 0.0) {
+                        break;
+                    }
+                    hi = t;
+                }
+                step *= 2.0;
+            }
+            // Bisect until the bracket is within the test's resolution.
+            let mut best = 0.5 * (lo + hi);
+            for _ in 0..200 {
+                if hi - lo <= resolution {
+                    break;
+                }
+                let mid = 0.5 * (lo + hi);
+                if mid <= lo || mid >= hi {
+                    break;
+                }
+                let (l, r, _) = interval(mid, problem)?;
+                evaluations += 1;
+                if l <= 0.0 && r >= 0.0 {
+                    best = mid;
+                    break;
+                }
+                if r < 0.0 {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+                best = 0.5 * (lo + hi);
+            }
+            phi[j] = best;
+        }
+        // Newton on the smooth block.
+        for _ in 0..50 {
+            let (_, mut g, h) = SecondOrder::derivatives(problem, &phi)?;
+            evaluations += 1;
+            if let Some(prior) = prior {
+                let mut f = 0.0;
+                prior.add_smooth(&phi, &mut f, &mut g);
+            }
+            let m = smooth.len();
+            if m == 0 {
+                break;
+            }
+            let mut sub = vec![0.0; m * m];
+            for (a, &i) in smooth.iter().enumerate() {
+                for (b, &k) in smooth.iter().enumerate() {
+                    sub[a * m + b] = h[i * p + k];
+                }
+                sub[a * m + a] += precisions[i];
+            }
+            let gs: Vec<f64> = smooth.iter().map(|&i| g[i]).collect();
+            let Some(factor) = crate::linalg::EquilibratedFactor::new(&sub, m) else {
+                break;
+            };
+            let step = factor.solve(&gs);
+            let decrement = dot(&step, &gs).max(0.0).sqrt();
+            for (a, &i) in smooth.iter().enumerate() {
+                phi[i] -= step[a];
+            }
+            if decrement <= 0.01 * DECREMENT_TOLERANCE {
+                break;
+            }
+        }
+        let check = optimality(problem, &phi, prior, coordinates)?;
+        evaluations += check.evaluations;
+        if check.holds || iterations >= max_iter {
+            return Ok(FirstOrderRun {
+                reason: if check.holds {
+                    StopReason::Optimal
+                } else {
+                    StopReason::MaxIterations
+                },
+                theta: phi,
+                iterations,
+                evaluations,
+            });
+        }
+    }
+    Ok(FirstOrderRun {
+        theta: phi,
+        reason: StopReason::NotOptimal,
+        iterations,
+        evaluations,
+    })
+}
+
+/// Moves coordinates whose MLE is infinite (see [`crate::family::Family::boundary_point`])
+/// far enough out, where that does not raise the NLL; returns the evaluations made.
+fn settle_boundary(problem: &mut EngineProblem<'_>, phi: &mut Vec<f64>) -> Result<usize> {
+    let sums = problem.sums(phi)?;
+    let theta = problem.at(phi);
+    let family = crate::family::rebuild(problem.engine.family());
+    let n = problem.engine.n() as f64;
+    let Some(moved) = family.boundary_point(n, &sums, &theta) else {
+        return Ok(1);
+    };
+    let candidate: Vec<f64> = moved
+        .iter()
+        .zip(&problem.offset)
+        .map(|(t, o)| t - o)
+        .collect();
+    let before = family.finish(n, &sums, &theta).0 + problem.engine.constant();
+    let (after, _) = problem.nll_and_grad(&candidate)?;
+    if after <= before + 64.0 * f64::EPSILON * before.abs().max(1.0) {
+        *phi = candidate;
+    }
+    Ok(2)
+}
+
+fn stop_reason(stop: newton::NewtonStop) -> StopReason {
+    match stop {
+        newton::NewtonStop::Decrement => StopReason::Optimal,
+        newton::NewtonStop::MaxIterations => StopReason::MaxIterations,
+        newton::NewtonStop::NoiseFloor => StopReason::NoiseFloor,
+        newton::NewtonStop::Singular => StopReason::Singular,
+        newton::NewtonStop::NonFinite => StopReason::NonFinite,
+    }
+}
+
+/// What a first-order run (L-BFGS, Adam) of a family fit returns.
+struct FirstOrderRun {
+    theta: Vec<f64>,
+    reason: StopReason,
+    iterations: usize,
+    evaluations: usize,
+}
+
+/// L-BFGS or Adam from phi0, the gradient test scaled by the curvature at the start.
+fn first_order(
+    problem: &mut EngineProblem<'_>,
+    phi0: Vec<f64>,
+    prior: Option<&PriorLayout>,
+    options: &FitOptions,
+    optimizer: Optimizer,
+) -> Result<FirstOrderRun> {
     let gradient_scale = match &options.gradient_scale {
         Some(scale) => Some(scale.clone()),
-        None if theta0.len() <= crate::inference::MAX_INFERENCE_PARAMS => {
-            Some(curvature_scales(engine, &theta0)?)
-        }
-        None => None,
+        None => Some(curvature_scales(problem, &phi0)?),
     };
-    let options = &FitOptions {
+    let options = FitOptions {
+        optimizer,
         gradient_scale,
         ..options.clone()
     };
-    let mask = vec![true; theta0.len()];
-    let mut result = minimize(&mut EngineProblem(engine), theta0, &mask, options)?;
-    result.warnings.extend(warnings);
-    Ok(result)
+    lbfgs_run(problem, phi0, prior, &options)
 }
 
-/// 1 / sqrt(H_jj / n) for each coordinate of the family's Hessian at `theta` (1 where that
+fn lbfgs_run(
+    problem: &mut EngineProblem<'_>,
+    phi0: Vec<f64>,
+    prior: Option<&PriorLayout>,
+    options: &FitOptions,
+) -> Result<FirstOrderRun> {
+    let result = minimize(problem, phi0, prior.cloned(), options)?;
+    Ok(FirstOrderRun {
+        theta: result.theta,
+        reason: result.reason,
+        iterations: result.iterations,
+        evaluations: result.evaluations,
+    })
+}
+
+/// 1 / sqrt(H_jj / n) for each coordinate of the family's Hessian at phi (1 where that
 /// curvature is not positive and finite).
-fn curvature_scales(engine: &mut dyn Engine, theta: &[f64]) -> Result<Vec<f64>> {
-    let sums = engine.term_sums(theta)?;
-    let n = engine.n().max(1) as f64;
-    let p = theta.len();
-    let hessian = engine.family().hessian(n, &sums, theta);
-    Ok((0..p)
-        .map(|j| {
-            let per_sample = hessian[j * p + j] / n;
+fn curvature_scales(problem: &mut EngineProblem<'_>, phi: &[f64]) -> Result<Vec<f64>> {
+    let sums = problem.sums(phi)?;
+    let theta = problem.at(phi);
+    let n = problem.engine.n().max(1) as f64;
+    let diagonal = problem.engine.family().hessian_diagonal(n, &sums, &theta);
+    Ok(diagonal
+        .iter()
+        .map(|&h| {
+            let per_sample = h / n;
             if per_sample > 0.0 && per_sample.is_finite() {
                 1.0 / per_sample.sqrt()
             } else {
@@ -267,6 +824,185 @@ fn curvature_scales(engine: &mut dyn Engine, theta: &[f64]) -> Result<Vec<f64>> 
             }
         })
         .collect())
+}
+
+/// The optimality test at a family fit's estimate.
+struct Optimality {
+    holds: bool,
+    /// The Newton decrement of the smooth free coordinates (standard errors), or the largest
+    /// curvature-scaled gradient component where the Hessian is not formed.
+    decrement: f64,
+    nll: f64,
+    grad_norm: f64,
+    /// 1 / sqrt(H_jj / n) at the estimate, for an L-BFGS restart.
+    curvature_scales: Vec<f64>,
+    evaluations: usize,
+}
+
+/// Evaluates the optimality test at phi: coordinates where the NLL has a kink (the Laplace's
+/// mu) must hold an optimum within DECREMENT_TOLERANCE standard errors (the derivative from
+/// the left below phi is <= 0 <= the one from the right above it); coordinates an L1 prior
+/// holds at exactly 0 must have |g_j| <= lambda_j; the other coordinates' Newton decrement
+/// must be at most DECREMENT_TOLERANCE, plus what the f64 representation of the estimate
+/// itself allows (an estimate near 1e8 with a standard error of 1e-3 is resolved by f64 only
+/// to about 1e-5 of it).
+fn optimality(
+    problem: &mut EngineProblem<'_>,
+    phi: &[f64],
+    prior: Option<&PriorLayout>,
+    coordinates: &FitCoordinates,
+) -> Result<Optimality> {
+    let p = phi.len();
+    let family = crate::family::rebuild(problem.engine.family());
+    let n = problem.engine.n() as f64;
+    let mut evaluations = 1;
+    let sums = problem.sums(phi)?;
+    let theta = problem.at(phi);
+    let (nll, mut g) = family.finish(n, &sums, &theta);
+    let nll = nll + problem.engine.constant();
+    if let Some(prior) = prior {
+        let mut f = 0.0;
+        prior.add_smooth(phi, &mut f, &mut g);
+    }
+    let precisions = prior.map_or(vec![0.0; p], PriorLayout::l2_precisions);
+    let l1 = prior.and_then(PriorLayout::l1_weights);
+    let dense = p <= crate::inference::MAX_INFERENCE_PARAMS;
+    let diagonal: Vec<f64> = family
+        .hessian_diagonal(n, &sums, &theta)
+        .iter()
+        .zip(&precisions)
+        .map(|(h, w)| h + w)
+        .collect();
+    let curvature_scales = diagonal
+        .iter()
+        .map(|&h| {
+            if h > 0.0 && h.is_finite() {
+                (n.max(1.0) / h).sqrt()
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    // The representation allowance per coordinate: 2 ulps of the estimate (and of the offset
+    // it is evaluated at), the resolution of the f64 number the estimate is.
+    let theta_here = coordinates.to_theta(phi);
+    let allowance: Vec<f64> = (0..p)
+        .map(|j| {
+            let ulp = |v: f64| v.abs().max(f64::MIN_POSITIVE) * f64::EPSILON;
+            let a = coordinates.scale[j];
+            2.0 * ulp(theta_here[j]) * a
+                + 2.0 * ulp(coordinates.offset[j] - coordinates.map_offset[j])
+        })
+        .collect();
+    let mut holds = g.iter().all(|v| v.is_finite()) && nll.is_finite();
+    let mut free: Vec<usize> = Vec::new();
+    let mut kink_violation = 0.0f64;
+    let intervals = family.derivative_intervals(n, &sums, &theta);
+    for j in 0..p {
+        let lambda = l1.as_ref().map_or(0.0, |w| w[j]);
+        if intervals.is_some() && family.kinked(j) {
+            // An optimum of coordinate j within the tolerance's standard errors of phi_j.
+            let se = if diagonal[j] > 0.0 {
+                1.0 / diagonal[j].sqrt()
+            } else {
+                0.0
+            };
+            let eps = DECREMENT_TOLERANCE * se + allowance[j];
+            let side = |delta: f64, problem: &mut EngineProblem<'_>| -> Result<(f64, f64)> {
+                let mut at = phi.to_vec();
+                at[j] += delta;
+                let sums = problem.sums(&at)?;
+                let th = problem.at(&at);
+                let iv = family
+                    .derivative_intervals(n, &sums, &th)
+                    .expect("a family with kinks");
+                let w = precisions[j] * (at[j] - prior.map_or(0.0, |p| p.centers[j]));
+                Ok((iv[j].0 + w, iv[j].1 + w))
+            };
+            let (left, _) = side(-eps, problem)?;
+            let (_, right) = side(eps, problem)?;
+            evaluations += 2;
+            let ok = left - lambda <= 0.0 && right + lambda >= 0.0;
+            if !ok {
+                holds = false;
+                kink_violation = kink_violation.max(left.max(-right) * se);
+            }
+        } else if lambda > 0.0 && phi[j] == 0.0 {
+            if g[j].abs() > lambda {
+                holds = false;
+                let se = if diagonal[j] > 0.0 {
+                    1.0 / diagonal[j].sqrt()
+                } else {
+                    1.0
+                };
+                kink_violation = kink_violation.max((g[j].abs() - lambda) * se);
+            }
+        } else {
+            if lambda > 0.0 {
+                g[j] += lambda * phi[j].signum();
+            }
+            free.push(j);
+        }
+    }
+    let decrement = if free.is_empty() {
+        0.0
+    } else if dense {
+        let mut h = family.hessian(n, &sums, &theta);
+        if let (true, true, Some(v)) = (
+            prior.is_none(),
+            free.len() == p,
+            family.invariant_direction(),
+        ) {
+            pin_direction(&mut h, &v, n);
+        }
+        let m = free.len();
+        let mut sub = vec![0.0; m * m];
+        for (a, &i) in free.iter().enumerate() {
+            for (b, &k) in free.iter().enumerate() {
+                sub[a * m + b] = h[i * p + k];
+            }
+            sub[a * m + a] += precisions[i];
+        }
+        let gf: Vec<f64> = free.iter().map(|&i| g[i]).collect();
+        match crate::linalg::EquilibratedFactor::new(&sub, m) {
+            Some(factor) if factor.ridge <= 1e-10 => {
+                // The Newton step, less what each coordinate's representation cannot resolve,
+                // measured in the metric of H.
+                let step: Vec<f64> = factor
+                    .solve(&gf)
+                    .iter()
+                    .zip(&free)
+                    .map(|(s, &i)| s.signum() * (s.abs() - allowance[i]).max(0.0))
+                    .collect();
+                let hs: Vec<f64> = (0..m)
+                    .map(|a| (0..m).map(|b| sub[a * m + b] * step[b]).sum())
+                    .collect();
+                dot(&step, &hs).max(0.0).sqrt()
+            }
+            _ => f64::INFINITY,
+        }
+    } else {
+        free.iter()
+            .map(|&j| {
+                if diagonal[j] > 0.0 {
+                    let step = g[j].abs() / diagonal[j];
+                    (step - allowance[j]).max(0.0) * diagonal[j].sqrt()
+                } else {
+                    f64::INFINITY
+                }
+            })
+            .fold(0.0, f64::max)
+    };
+    holds &= decrement <= DECREMENT_TOLERANCE;
+    let pg = pseudo_gradient(phi, &g, None);
+    Ok(Optimality {
+        holds,
+        decrement: decrement.max(kink_violation),
+        nll,
+        grad_norm: max_abs(&pg),
+        curvature_scales,
+        evaluations,
+    })
 }
 
 /// The largest |g_j| * scale_j (scale 1 where `scale` is `None`).
@@ -280,39 +1016,47 @@ pub(crate) fn scaled_max_abs(g: &[f64], scale: Option<&[f64]>) -> f64 {
     }
 }
 
-/// Minimises NLL - log prior over `theta`, the prior applying where `mask` is true (models
-/// leave intercepts and biases unpenalised).
+/// Minimises NLL - log prior over `theta` by L-BFGS (orthant-wise for an L1 prior) or Adam, as
+/// `options.optimizer` says (Newton is not a first-order method: it runs L-BFGS here). The
+/// prior, if any, is `prior` (its layout over the coordinates; `options.prior` is not read);
+/// the result's `log_prior` is in these coordinates.
 pub fn minimize(
     problem: &mut dyn Differentiable,
     theta0: Vec<f64>,
-    mask: &[bool],
+    prior: Option<PriorLayout>,
     options: &FitOptions,
 ) -> Result<FitResult> {
-    let l1: Option<Vec<f64>> = options
-        .prior
-        .and_then(|p| p.l1_weight())
-        .map(|lambda| mask.iter().map(|&m| if m { lambda } else { 0.0 }).collect());
+    let l1 = prior.as_ref().and_then(PriorLayout::l1_weights);
+    let log_prior = |theta: &[f64]| prior.as_ref().map(|p| p.log_density(theta));
     let mut objective = Objective {
         problem,
-        prior: options.prior,
-        mask: mask.to_vec(),
+        prior: prior.clone(),
         evaluations: 0,
     };
     let run = match options.optimizer {
-        Optimizer::Lbfgs => lbfgs::minimize(&mut objective, theta0, l1.as_deref(), options)?,
+        Optimizer::Lbfgs | Optimizer::Newton => {
+            lbfgs::minimize(&mut objective, theta0, l1.as_deref(), options)?
+        }
         Optimizer::Adam => adam::minimize(&mut objective, theta0, l1.as_deref(), options)?,
     };
-    let log_prior = options.prior.map(|p| p.log_density(&run.point.theta, mask));
+    let precision = if objective.problem.unit_roundoff() < 1e-12 {
+        Precision::F64
+    } else {
+        Precision::F32
+    };
     Ok(FitResult {
         nll: run.point.nll,
+        log_prior: log_prior(&run.point.theta),
         theta: run.point.theta,
-        log_prior,
         iterations: run.iterations,
         evaluations: objective.evaluations,
-        converged: run.reason.converged(),
+        converged: run.reason.optimiser_done(),
         reason: run.reason,
         grad_norm: run.grad_norm,
         warnings: Vec::new(),
+        decrement: f64::NAN,
+        precision,
+        optimizer: options.optimizer,
     })
 }
 

@@ -52,23 +52,108 @@ impl Prior {
             Prior::L1 { scale } => theta.map(|t| -t.abs() / scale - (2.0 * scale).ln()).sum(),
         }
     }
+}
 
-    /// The L1 weight lambda = 1/scale (handled by the orthant-wise optimiser), if any.
-    pub(crate) fn l1_weight(&self) -> Option<f64> {
-        match *self {
-            Prior::L1 { scale } => Some(1.0 / scale),
+/// A prior spread over an optimiser's coordinates: the user's prior with a scale factor per
+/// coordinate (0 where the prior does not apply: intercepts, biases, a head's globals) and a
+/// centre. A fit in standardized coordinates states the user's prior on an original
+/// coefficient as the matching prior on the scaled one: beta = beta' t / s makes N(0, S^2) on
+/// beta the prior N(0, (S s / t)^2) on beta', so the factor is s / t; a coordinate shifted by
+/// the fit (theta' = a theta + b) has its centre at b.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PriorLayout {
+    pub prior: Prior,
+    pub factors: Vec<f64>,
+    /// Where each coordinate's prior is centred (0 for an unshifted coordinate). The
+    /// orthant-wise L-BFGS needs an L1 prior centred at 0.
+    pub centers: Vec<f64>,
+}
+
+impl PriorLayout {
+    /// The prior on the coordinates `mask` marks, with factor 1, centred at 0.
+    pub fn masked(prior: Prior, mask: &[bool]) -> Self {
+        Self::scaled(
+            prior,
+            mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect(),
+        )
+    }
+
+    /// The prior with per-coordinate factors, centred at 0.
+    pub fn scaled(prior: Prior, factors: Vec<f64>) -> Self {
+        let centers = vec![0.0; factors.len()];
+        PriorLayout {
+            prior,
+            factors,
+            centers,
+        }
+    }
+
+    /// The L2 precision 1 / (S f_j)^2 of each coordinate (0 without a factor or for L1).
+    pub fn l2_precisions(&self) -> Vec<f64> {
+        self.factors
+            .iter()
+            .map(|&f| match self.prior {
+                Prior::L2 { scale } if f > 0.0 => 1.0 / (scale * f).powi(2),
+                _ => 0.0,
+            })
+            .collect()
+    }
+
+    /// The L1 weights 1 / (S f_j) (None for an L2 prior).
+    pub fn l1_weights(&self) -> Option<Vec<f64>> {
+        match self.prior {
+            Prior::L1 { scale } => Some(
+                self.factors
+                    .iter()
+                    .map(|&f| if f > 0.0 { 1.0 / (scale * f) } else { 0.0 })
+                    .collect(),
+            ),
             Prior::L2 { .. } => None,
         }
     }
 
-    /// Adds the smooth part of -log p (L2 only) and its gradient to (f, g).
-    pub(crate) fn add_smooth(&self, theta: &[f64], mask: &[bool], f: &mut f64, g: &mut [f64]) {
-        if let Prior::L2 { scale } = *self {
-            let w = 1.0 / (scale * scale);
-            for ((gi, t), _) in g.iter_mut().zip(theta).zip(mask).filter(|(_, &m)| m) {
-                *f += 0.5 * w * t * t;
-                *gi += w * t;
+    /// Adds the smooth part of -log p (the L2 penalty) and its gradient to (f, g).
+    pub fn add_smooth(&self, theta: &[f64], f: &mut f64, g: &mut [f64]) {
+        for (((gi, t), w), c) in g
+            .iter_mut()
+            .zip(theta)
+            .zip(self.l2_precisions())
+            .zip(&self.centers)
+        {
+            if w > 0.0 {
+                let d = t - c;
+                *f += 0.5 * w * d * d;
+                *gi += w * d;
             }
         }
+    }
+
+    /// Adds the L2 penalty's curvature to a row-major Hessian.
+    pub fn add_curvature(&self, h: &mut [f64]) {
+        let p = self.factors.len();
+        for (j, w) in self.l2_precisions().into_iter().enumerate() {
+            h[j * p + j] += w;
+        }
+    }
+
+    /// log p(theta) in these coordinates, normalising constants included.
+    pub fn log_density(&self, theta: &[f64]) -> f64 {
+        theta
+            .iter()
+            .zip(&self.factors)
+            .zip(&self.centers)
+            .filter(|((_, &f), _)| f > 0.0)
+            .map(|((t, &f), c)| {
+                let s = match self.prior {
+                    Prior::L2 { scale } | Prior::L1 { scale } => scale * f,
+                };
+                match self.prior {
+                    Prior::L2 { .. } => {
+                        -0.5 * ((t - c) / s).powi(2) - s.ln() - crate::family::HALF_LN_2PI
+                    }
+                    Prior::L1 { .. } => -(t - c).abs() / s - (2.0 * s).ln(),
+                }
+            })
+            .sum()
     }
 }

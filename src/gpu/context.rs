@@ -50,11 +50,51 @@ fn backends() -> wgpu::Backends {
     wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY)
 }
 
+/// The process's adapters, listed once (listing asks every driver, which on some machines
+/// takes a noticeable fraction of a second and prints the loader's diagnostics each time).
 fn enumerate() -> Vec<wgpu::Adapter> {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    desc.backends = backends();
-    let instance = wgpu::Instance::new(desc);
-    pollster::block_on(instance.enumerate_adapters(backends()))
+    static ADAPTERS: std::sync::OnceLock<(wgpu::Instance, Vec<wgpu::Adapter>)> =
+        std::sync::OnceLock::new();
+    ADAPTERS
+        .get_or_init(|| {
+            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+            desc.backends = backends();
+            let instance = wgpu::Instance::new(desc);
+            let adapters = pollster::block_on(instance.enumerate_adapters(backends()));
+            (instance, adapters)
+        })
+        .1
+        .clone()
+}
+
+/// Gives the Vulkan loader and Mesa's drivers a private runtime directory when
+/// `XDG_RUNTIME_DIR` is unset or not a directory: without one they print
+/// `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` for every instance,
+/// which reads like one of likely's own errors. The directory is `likely-runtime-UID` in the
+/// system's temporary directory, created with mode 0700 (and not used unless it is a directory
+/// this user owns).
+///
+/// It changes the process environment, so it must run before any other thread starts (the
+/// command line calls it first thing in `main`); programs embedding the library set the
+/// variable themselves.
+pub fn prepare_runtime_dir() {
+    let usable = |path: &std::path::Path| path.is_dir();
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|v| usable(std::path::Path::new(&v))) {
+        return;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let dir = std::env::temp_dir().join(format!("likely-runtime-{uid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        let owned = std::fs::symlink_metadata(&dir)
+            .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0);
+        if owned {
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    }
 }
 
 fn report(adapter: &wgpu::Adapter) -> AdapterReport {

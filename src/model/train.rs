@@ -227,7 +227,10 @@ pub(crate) fn full_batch_lbfgs(
         gradient_scale: target_scale(net, params),
         ..FitOptions::default()
     };
-    let result = fit::minimize(problem, params.clone(), mask, &fit_options)?;
+    let layout = options
+        .prior
+        .map(|prior| fit::PriorLayout::masked(prior, mask));
+    let result = fit::minimize(problem, params.clone(), layout, &fit_options)?;
     *params = result.theta;
     let point = LossPoint {
         epoch: result.iterations,

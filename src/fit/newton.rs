@@ -1,0 +1,327 @@
+//! Damped Newton's method on any problem that gives the gradient and Hessian of its NLL
+//! (Fisher scoring where that Hessian is the expected information), with an L2 prior spread
+//! over the coordinates and coordinates held fixed; and the optimality test of every smooth
+//! fit: the Newton decrement.
+//!
+//! The decrement delta = sqrt(g^T H^-1 g) is the distance from theta to the optimum of the
+//! local quadratic model, measured in the metric of H. At the MLE H^-1 is the covariance of
+//! the estimates, so delta is that distance in standard errors: a test that does not depend
+//! on the data's units or the parameterisation (it is affine invariant).
+
+use super::prior::PriorLayout;
+use crate::error::Result;
+use crate::linalg::EquilibratedFactor;
+
+/// (NLL, gradient, row-major Hessian).
+pub type Derivatives = (f64, Vec<f64>, Vec<f64>);
+
+/// A problem with a total NLL, its gradient and its Hessian over n samples.
+pub trait SecondOrder {
+    /// Number of samples the NLL sums over.
+    fn n(&self) -> usize;
+    /// Unit roundoff of the per-sample arithmetic (2^-24 for f32 kernels, 2^-53 for f64).
+    fn unit_roundoff(&self) -> f64;
+    /// NLL, gradient and Hessian at `theta`.
+    fn derivatives(&mut self, theta: &[f64]) -> Result<Derivatives>;
+}
+
+/// A smooth fit is converged when its Newton decrement is at most this many standard errors.
+/// Newton's quadratic convergence takes a decrement of 1e-5 to 1e-10 in one step, so the
+/// tolerance costs at most one pass more than a looser one; f64 sums resolve it (their
+/// rounding moves the estimate by about u sqrt(n kappa) standard errors, 1e-11 for a billion
+/// rows or an information matrix of condition number 1e9), f32 sums of large tables do not,
+/// which is what the f64 finish is for.
+pub const DECREMENT_TOLERANCE: f64 = 1e-9;
+
+/// Why Newton's method stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewtonStop {
+    /// The decrement is at most [`DECREMENT_TOLERANCE`]: converged.
+    Decrement,
+    MaxIterations,
+    /// The objective's rounding noise hides the decrease still needed: no step decreases the
+    /// objective or the decrement any more.
+    NoiseFloor,
+    /// The information matrix is not positive semi-definite to working precision, or not
+    /// finite, and no damped step descends.
+    Singular,
+    NonFinite,
+}
+
+impl NewtonStop {
+    pub fn converged(self) -> bool {
+        self == NewtonStop::Decrement
+    }
+    pub fn describe(self) -> &'static str {
+        match self {
+            NewtonStop::Decrement => "Newton decrement below tolerance",
+            NewtonStop::MaxIterations => "iteration limit reached",
+            NewtonStop::NoiseFloor => {
+                "the objective's rounding noise hides the remaining decrease (noise floor)"
+            }
+            NewtonStop::Singular => {
+                "the information matrix is singular or indefinite and no damped step descends"
+            }
+            NewtonStop::NonFinite => "objective or gradient not finite",
+        }
+    }
+}
+
+/// Settings of a Newton run.
+#[derive(Clone, Debug)]
+pub struct NewtonSettings {
+    pub max_iter: usize,
+    /// An L2 prior (an L1 prior is not smooth: its fits use the orthant-wise L-BFGS).
+    pub prior: Option<PriorLayout>,
+    /// Coordinates held at their starting value.
+    pub frozen: Vec<bool>,
+}
+
+/// Where Newton's method stopped, with the objective's derivatives there.
+#[derive(Clone, Debug)]
+pub struct NewtonResult {
+    pub theta: Vec<f64>,
+    /// The NLL at `theta`.
+    pub nll: f64,
+    /// NLL + the prior's penalty, its gradient and Hessian at `theta` (frozen coordinates
+    /// zeroed, with a unit diagonal).
+    pub objective: f64,
+    pub gradient: Vec<f64>,
+    pub hessian: Vec<f64>,
+    /// The Newton decrement at `theta`, in standard errors.
+    pub decrement: f64,
+    pub iterations: usize,
+    pub evaluations: usize,
+    pub stop: NewtonStop,
+    /// The objective after each accepted step.
+    pub history: Vec<f64>,
+}
+
+/// The ridge above which a factorisation is not taken as the information of a minimum: a
+/// larger one means the Hessian is indefinite, not merely singular along harmless directions.
+const MAX_CONVERGED_RIDGE: f64 = 1e-10;
+
+/// One evaluated point: objective, gradient, Hessian, the Newton step and decrement there.
+struct Point {
+    theta: Vec<f64>,
+    nll: f64,
+    f: f64,
+    g: Vec<f64>,
+    h: Vec<f64>,
+    step: Option<Vec<f64>>,
+    decrement: f64,
+    ridge: f64,
+}
+
+impl Point {
+    fn finite(&self) -> bool {
+        self.f.is_finite() && self.g.iter().all(|v| v.is_finite())
+    }
+}
+
+fn evaluate(
+    problem: &mut dyn SecondOrder,
+    theta: &[f64],
+    settings: &NewtonSettings,
+    evaluations: &mut usize,
+) -> Result<Point> {
+    *evaluations += 1;
+    let (nll, mut g, mut h) = problem.derivatives(theta)?;
+    let p = theta.len();
+    let mut f = nll;
+    if let Some(prior) = &settings.prior {
+        prior.add_smooth(theta, &mut f, &mut g);
+        prior.add_curvature(&mut h);
+    }
+    for j in 0..p {
+        if settings.frozen.get(j).copied().unwrap_or(false) {
+            g[j] = 0.0;
+            for k in 0..p {
+                h[j * p + k] = 0.0;
+                h[k * p + j] = 0.0;
+            }
+            h[j * p + j] = 1.0;
+        }
+    }
+    let mut point = Point {
+        theta: theta.to_vec(),
+        nll,
+        f,
+        g,
+        h,
+        step: None,
+        decrement: f64::INFINITY,
+        ridge: f64::INFINITY,
+    };
+    if point.finite() && point.h.iter().all(|v| v.is_finite()) {
+        if let Some(factor) = EquilibratedFactor::new(&point.h, p) {
+            let step: Vec<f64> = factor.solve(&point.g).iter().map(|v| -v).collect();
+            let descent = -super::dot(&step, &point.g);
+            point.decrement = descent.max(0.0).sqrt();
+            point.ridge = factor.ridge;
+            point.step = Some(step);
+        }
+    }
+    Ok(point)
+}
+
+/// Minimises NLL + the prior's penalty from `theta0` by damped Newton steps: the step solves
+/// H s = -g (H equilibrated, with the smallest ridge that makes it positive definite, which
+/// damps it towards gradient descent where H is indefinite), and is halved until the objective
+/// decreases; below the objective's rounding noise a step is accepted when it shrinks the
+/// decrement instead.
+pub fn minimize(
+    problem: &mut dyn SecondOrder,
+    theta0: Vec<f64>,
+    settings: &NewtonSettings,
+) -> Result<NewtonResult> {
+    let mut evaluations = 0;
+    let mut x = evaluate(problem, &theta0, settings, &mut evaluations)?;
+    let mut history = Vec::new();
+    let noise_of = |f: f64, u: f64| 64.0 * u * f.abs().max(1.0);
+    let u = problem.unit_roundoff();
+    let mut stalls = 0;
+    let mut best = x.decrement;
+    let mut iterations = 0;
+    let stop = loop {
+        if !x.finite() {
+            break NewtonStop::NonFinite;
+        }
+        let Some(step) = x.step.clone() else {
+            break NewtonStop::Singular;
+        };
+        if x.decrement <= DECREMENT_TOLERANCE && x.ridge <= MAX_CONVERGED_RIDGE {
+            break NewtonStop::Decrement;
+        }
+        if iterations >= settings.max_iter {
+            break NewtonStop::MaxIterations;
+        }
+        iterations += 1;
+        let slope = super::dot(&step, &x.g);
+        let noise = noise_of(x.f, u);
+        let mut alpha = 1.0;
+        let mut accepted = None;
+        while alpha >= 1e-10 {
+            let trial: Vec<f64> = x
+                .theta
+                .iter()
+                .zip(&step)
+                .map(|(t, s)| t + alpha * s)
+                .collect();
+            let t = evaluate(problem, &trial, settings, &mut evaluations)?;
+            if t.finite() {
+                let armijo = t.f <= x.f + 1e-4 * alpha * slope;
+                // Below the noise floor f differences are not trusted; the decrement, from
+                // the gradient, still is.
+                let quieter = t.f <= x.f + noise && t.decrement < x.decrement;
+                if armijo || quieter {
+                    accepted = Some(t);
+                    break;
+                }
+            }
+            if -slope <= noise {
+                // The whole predicted decrease is below the noise: halving cannot help.
+                break;
+            }
+            alpha *= 0.5;
+        }
+        match accepted {
+            Some(t) => {
+                // In the noise, a step that does not halve the best decrement seen is a stall
+                // (steps that shrink it steadily, as towards an estimate on the boundary, are
+                // not; steps that only move it around in the noise are).
+                if -slope <= 10.0 * noise && t.decrement > 0.5 * best {
+                    stalls += 1;
+                } else {
+                    stalls = 0;
+                }
+                best = best.min(t.decrement);
+                x = t;
+                history.push(x.f);
+                if stalls >= 3 {
+                    break NewtonStop::NoiseFloor;
+                }
+            }
+            None if -slope <= 10.0 * noise => break NewtonStop::NoiseFloor,
+            None => break NewtonStop::Singular,
+        }
+    };
+    Ok(NewtonResult {
+        theta: x.theta,
+        nll: x.nll,
+        objective: x.f,
+        gradient: x.g,
+        hessian: x.h,
+        decrement: x.decrement,
+        iterations,
+        evaluations,
+        stop,
+        history,
+    })
+}
+
+/// Which arithmetic finished a fit (JSON `precision`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Precision {
+    /// f64 throughout (the CPU engine).
+    #[serde(rename = "f64")]
+    F64,
+    /// f32 passes whose result passed the optimality test evaluated in f64.
+    #[serde(rename = "f32")]
+    F32,
+    /// f32 passes, then iterations on f64 sums to reach the optimum f32 cannot resolve.
+    #[serde(rename = "f32+f64")]
+    F32ThenF64,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F64 => "f64",
+            Precision::F32 => "f32",
+            Precision::F32ThenF64 => "f32+f64",
+        }
+    }
+}
+
+/// Newton on `problem`; where its sums are f32, continued on `exact` (the same problem summed
+/// in f64) from where it stopped, so that the optimality test is decided in f64 and the fit
+/// reaches the optimum f32 cannot resolve.
+pub fn minimize_mixed(
+    problem: &mut dyn SecondOrder,
+    exact: Option<&mut dyn SecondOrder>,
+    theta0: Vec<f64>,
+    settings: &NewtonSettings,
+) -> Result<(NewtonResult, Precision)> {
+    let coarse = problem.unit_roundoff() > 1e-12;
+    let first = minimize(problem, theta0, settings)?;
+    match exact {
+        Some(exact) if coarse => {
+            let start = if first.theta.iter().all(|v| v.is_finite()) {
+                first.theta.clone()
+            } else {
+                return Ok((first, Precision::F32));
+            };
+            let mut finish = minimize(exact, start, settings)?;
+            let precision = if finish.iterations == 0 {
+                Precision::F32
+            } else {
+                Precision::F32ThenF64
+            };
+            finish.iterations += first.iterations;
+            finish.evaluations += first.evaluations;
+            let mut history = first.history;
+            history.append(&mut finish.history);
+            finish.history = history;
+            Ok((finish, precision))
+        }
+        _ => Ok((
+            first,
+            if coarse {
+                Precision::F32
+            } else {
+                Precision::F64
+            },
+        )),
+    }
+}
