@@ -396,17 +396,18 @@ fn optimizer_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // The optimiser step of parameter p from its gradient summed over `rows` rows (in opt[p]).
-// flags (after the parameters): 1 = a weight (prior and decay apply), 2 = frozen.
+// flags (after the parameters): -1 = frozen, 0 = no prior (biases, globals), f > 0 = a weight
+// whose prior's scale is f times the user's (the conditioned coordinates' factor).
 fn step_param(p: u32, rows: u32) {
-    let flag = u32(params[N_PARAMS + p]);
-    if (flag == 2u) {
+    let flag = params[N_PARAMS + p];
+    if (flag < 0.0) {
         return;
     }
-    let weight = flag == 1u;
+    let weight = flag > 0.0;
     var theta = params[p];
     var g = opt[p] / f32(rows);
     if (weight) {
-        g = g + hyper.l2 * theta;
+        g = g + hyper.l2 / (flag * flag) * theta;
     }
     let t = f32(state[1] + 1u);
     var lr = hyper.lr;
@@ -431,7 +432,7 @@ fn step_param(p: u32, rows: u32) {
         theta = theta - lr * mhat;
     }
     if (weight && hyper.l1 > 0.0) {
-        theta = sign(theta) * max(abs(theta) - lr * hyper.l1, 0.0);
+        theta = sign(theta) * max(abs(theta) - lr * hyper.l1 / flag, 0.0);
     }
     params[p] = theta;
 }

@@ -228,7 +228,7 @@ pub fn fit_logreg(data: &JobData, gpu: Option<&GpuContext>) -> Result<Run> {
                 GpuNetwork::full_batch_rows(&net, n),
             )?;
             g.enable_kernel_timing();
-            crate::model::newton::warm_start(&net, &mut params, &data.x, &data.y, &options);
+            crate::model::newton::warm_start(&net, &mut params, &data.x, &data.y, None, &options);
             let report = crate::model::train_gpu(&g, &net, &mut params, &options, |_| {})?;
             // Every pass of the fit, as one unit of work.
             (report, g.kernel_time().map(KernelTime::whole))

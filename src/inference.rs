@@ -43,6 +43,9 @@ pub struct FitSummary<'a> {
     pub outer: Option<Vec<f64>>,
     /// Natural parameters as a function of theta (flattened), with names and links.
     pub natural: &'a dyn Fn(&[f64]) -> Vec<f64>,
+    /// d natural / d theta (rows: natural parameters), where known exactly; central
+    /// differences of `natural` otherwise.
+    pub jacobian: Option<Vec<Vec<f64>>>,
     pub natural_names: Vec<String>,
     pub links: Vec<Link>,
     pub nll: f64,
@@ -154,7 +157,10 @@ pub fn infer(fit: &FitSummary<'_>, cov_type: CovType, alpha: f64) -> Inference {
         (CovType::Robust, Some(g)) => matmul(&matmul(&h_inv, g, p), &h_inv, p),
     };
     let values = (fit.natural)(fit.theta);
-    let jac = jacobian(fit.natural, fit.theta);
+    let jac = fit
+        .jacobian
+        .clone()
+        .unwrap_or_else(|| jacobian(fit.natural, fit.theta));
     // A direction the data does not determine is harmless when no natural parameter moves
     // along it (the categorical logits' common shift); otherwise those parameters have no
     // standard error.
@@ -357,6 +363,7 @@ pub fn for_family(
             hessian,
             outer,
             natural: &natural,
+            jacobian: None,
             natural_names: names,
             links,
             nll,
@@ -590,7 +597,7 @@ pub fn for_linear_model(
 ) -> Inference {
     let outer = (cov_type != CovType::Hessian).then(|| {
         let mut sum = vec![0.0; model.network.param_count().pow(2)];
-        add_score_outer(model, x, y, &mut sum);
+        add_score_outer(&model.network, &model.params, x, y, None, &mut sum);
         sum
     });
     for_linear_model_sums(
@@ -600,6 +607,7 @@ pub fn for_linear_model(
             nll,
             hessian,
             outer,
+            conditioned: None,
         },
         frozen,
         prior,
@@ -608,12 +616,30 @@ pub fn for_linear_model(
     )
 }
 
-/// Adds sum_i g_i g_i^T over rows (x row-major, y) to `sum` (P x P): the outer product of
-/// the rows' NLL gradients, for `--cov opg` and `robust`.
-pub fn add_score_outer(model: &crate::model::Model, x: &[f64], y: &[f64], sum: &mut [f64]) {
-    let (net, d) = (&model.network, model.network.inputs);
+/// Adds sum_i g_i g_i^T over rows (x row-major, y, as `cond` re-expresses them) to `sum`
+/// (P x P): the outer product of the rows' NLL gradients at `params` (conditioned
+/// coordinates), for `--cov opg` and `robust`.
+pub fn add_score_outer(
+    net: &crate::model::Network,
+    params: &[f64],
+    x: &[f64],
+    y: &[f64],
+    cond: Option<&crate::model::Conditioning>,
+    sum: &mut [f64],
+) {
+    let d = net.inputs;
+    let mut row = vec![0.0; d];
     let part = outer_sum(
-        (0..y.len()).map(|r| net.row_gradient(&model.params, &x[r * d..(r + 1) * d], y[r])),
+        (0..y.len()).map(|r| {
+            let raw = &x[r * d..(r + 1) * d];
+            match cond {
+                Some(c) => {
+                    c.row_into(raw, &mut row);
+                    net.row_gradient(params, &row, c.target(y[r]))
+                }
+                None => net.row_gradient(params, raw, y[r]),
+            }
+        }),
         net.param_count(),
     );
     sum.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
@@ -629,6 +655,10 @@ pub struct LinearSums {
     pub hessian: Option<Vec<f64>>,
     /// sum_i g_i g_i^T of the rows' gradients, needed by `--cov opg` and `robust`.
     pub outer: Option<Vec<f64>>,
+    /// Where the model was fitted on conditioned rows: the conditioning and the conditioned
+    /// parameters, in whose coordinates `hessian` and `outer` are (the covariance maps back
+    /// through the conditioning's exact Jacobian).
+    pub conditioned: Option<(crate::model::Conditioning, Vec<f64>)>,
 }
 
 /// [`for_linear_model`] from sums over the rows.
@@ -668,7 +698,6 @@ pub fn for_linear_model_sums(
         let estimates = names.into_iter().zip(values).collect();
         return without_standard_errors(estimates, p, nll, sums.n, cov_type, alpha);
     }
-    let mask = net.weight_mask();
     let reduce = |m: &[f64]| -> Vec<f64> {
         keep.iter()
             .flat_map(|&a| keep.iter().map(move |&b| m[a * p_all + b]))
@@ -682,10 +711,27 @@ pub fn for_linear_model_sums(
             vec![0.0; p * p]
         }
     };
+    // The coordinates the sums are in: conditioned (with the map back to the model's), or the
+    // model's own.
+    let (theta_full, factors, jac_full) = match &sums.conditioned {
+        Some((cond, conditioned)) => (
+            conditioned.clone(),
+            cond.prior_factors(net),
+            Some(cond.jacobian(net)),
+        ),
+        None => (
+            model.params.clone(),
+            net.weight_mask()
+                .iter()
+                .map(|&m| if m { 1.0 } else { 0.0 })
+                .collect(),
+            None,
+        ),
+    };
     if let Some(crate::fit::Prior::L2 { scale }) = prior {
         for (i, &j) in keep.iter().enumerate() {
-            if mask[j] {
-                h[i * p + i] += 1.0 / (scale * scale);
+            if factors[j] > 0.0 {
+                h[i * p + i] += 1.0 / (scale * factors[j]).powi(2);
             }
         }
     }
@@ -694,13 +740,37 @@ pub fn for_linear_model_sums(
         (_, Some(full)) => Some(reduce(full)),
         (_, None) => Some(vec![f64::NAN; p * p]),
     };
-    let theta: Vec<f64> = keep.iter().map(|&j| model.params[j]).collect();
+    let theta: Vec<f64> = keep.iter().map(|&j| theta_full[j]).collect();
+    let to_model = |t: &[f64]| -> Vec<f64> {
+        let mut full = theta_full.clone();
+        keep.iter().zip(t).for_each(|(&j, &v)| full[j] = v);
+        match &sums.conditioned {
+            Some((cond, _)) => cond.to_original(net, &full),
+            None => full,
+        }
+    };
     let natural = |t: &[f64]| -> Vec<f64> {
+        let params = to_model(t);
         keep.iter()
-            .zip(t)
-            .map(|(&j, &v)| if j >= g_at { v.exp() } else { v })
+            .map(|&j| {
+                if j >= g_at {
+                    params[j].exp()
+                } else {
+                    params[j]
+                }
+            })
             .collect()
     };
+    // d natural / d theta exactly: the conditioning's Jacobian, times e^theta for the globals.
+    let jacobian = jac_full.map(|jac| {
+        let params = to_model(&theta);
+        keep.iter()
+            .map(|&a| {
+                let chain = if a >= g_at { params[a].exp() } else { 1.0 };
+                keep.iter().map(|&b| chain * jac[a * p_all + b]).collect()
+            })
+            .collect()
+    });
     let links = keep
         .iter()
         .map(|&j| if j >= g_at { Link::Log } else { Link::Identity })
@@ -712,6 +782,7 @@ pub fn for_linear_model_sums(
             hessian: h,
             outer,
             natural: &natural,
+            jacobian,
             natural_names: names,
             links,
             nll,
@@ -759,6 +830,7 @@ pub fn profile_linear_model(
         y,
         rows: (0..y.len()).collect(),
         frozen,
+        cond: None,
     };
     profile_linear_model_on(
         &mut problem,

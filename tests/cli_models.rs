@@ -327,22 +327,27 @@ fn newton_and_gpu_models_through_the_cli() {
         ),
         "applies to linear models",
     );
-    fails_with(
-        &[
-            "fit",
-            "--model",
-            "linear",
-            "--family",
-            "laplace",
-            "--data",
-            &temp("lap.csv", "a,y\n1,2\n2,3\n3,5\n"),
-            "--target",
-            "y",
-            "--optimizer",
-            "newton",
-        ],
-        "twice-differentiable",
-    );
+    // Newton on a Laplace head is the exact LAD solve (its NLL has no second derivative):
+    // the line through (1, 2) and (4, 5.5) leaves residuals 1/3 and -1/3, a sum of 2/3 that no
+    // other pair's line beats, so b = 1/6.
+    let lad = ok_json(&[
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "laplace",
+        "--data",
+        &temp("lap.csv", "a,y\n1,2\n2,3.5\n3,4\n4,5.5\n"),
+        "--target",
+        "y",
+        "--optimizer",
+        "newton",
+        "--json",
+    ]);
+    assert_eq!(lad["method"], "lad-simplex", "{lad}");
+    assert_eq!(lad["converged"], true, "{lad}");
+    let lad_b = lad["b"].as_f64().unwrap();
+    assert!((lad_b - 1.0 / 6.0).abs() < 1e-12, "{lad}");
     if likely::gpu::list_adapters().is_empty() {
         assert_ne!(
             std::env::var("LIKELY_REQUIRE_GPU").as_deref(),
@@ -379,7 +384,7 @@ fn newton_and_gpu_models_through_the_cli() {
 fn misplaced_and_memory_flags_on_model_fits() {
     let table = temp(
         "flags.csv",
-        "y,a\n0,0.5\n1,1.5\n0,-0.5\n1,2.0\n0,0.1\n1,0.9\n",
+        "y,a\n0,0.5\n1,1.5\n0,-0.5\n1,2.0\n0,0.1\n1,0.9\n1,0.2\n0,1.2\n",
     );
     let base = [
         "fit",

@@ -271,8 +271,11 @@ fn gpu_reduced_hessian_matches_the_cpu_newton() {
         let gpu_net = GpuNetwork::new(ctx, &net, &x, &y, &constants, &[], 999).unwrap();
         let mut gpu_params = net.init(0, &y);
         let gpu = train_gpu(&gpu_net, &net, &mut gpu_params, &options, |_| {}).unwrap();
+        // f32 sums cannot decide a decrement of 1e-9 standard errors: the GPU's Newton run
+        // alone converges or stops at its noise floor (the fit command then finishes on f64
+        // sums); the CPU's converges.
         assert!(
-            cpu.converged && gpu.converged,
+            cpu.converged && (gpu.converged || gpu.reason.contains("noise floor")),
             "{family:?}: {cpu:?} {gpu:?}"
         );
         assert!(

@@ -612,6 +612,7 @@ fn a_rare_event_is_not_taken_for_a_boundary_estimate() {
             hessian: vec![n as f64 * p * (1.0 - p)],
             outer: None,
             natural: &natural,
+            jacobian: None,
             natural_names: vec!["p".into()],
             links: vec![Link::Logit],
             nll: 1.0,

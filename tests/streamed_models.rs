@@ -684,8 +684,9 @@ fn a_wide_parquet_table_opens_the_file_once() {
             });
         }
         let out = command.output().unwrap();
+        // --max-iter 3 stops short of the optimum: exit status 3 (the fit's report printed).
         assert!(
-            out.status.success(),
+            out.status.code() == Some(3),
             "{extra:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );

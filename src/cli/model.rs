@@ -163,11 +163,15 @@ pub fn fit_model(
     let (engine, args, inference_args) = (&fit.engine, &fit.model, &fit.inference);
     let kind = args.model.expect("called with --model");
     let target = check_model_flags(fit, kind)?;
-    let optimizer = model_optimizer(fit, kind)?;
-    let full_batch = matches!(optimizer, ModelOptimizer::Lbfgs | ModelOptimizer::Newton);
+    let requested = model_optimizer(fit, kind)?;
     let gpu_context = gpu_for_models(engine)?;
-    // Newton's Hessian is reduced on the CPU engine unless the GPU is asked for.
-    let gpu_context = if optimizer == ModelOptimizer::Newton && engine.backend != Backend::Gpu {
+    // Newton's passes run on the CPU engine (f64) unless the GPU is asked for: on a GPU they
+    // are f32 and the fit finishes on f64 sums on the CPU anyway.
+    let newton_default =
+        requested.is_none() && kind == ModelKind::Linear && engine.backend != Backend::Gpu;
+    let gpu_context = if (requested == Some(ModelOptimizer::Newton) || newton_default)
+        && engine.backend != Backend::Gpu
+    {
         None
     } else {
         gpu_context
@@ -178,6 +182,17 @@ pub fn fit_model(
 
     let (rows, mut prepared) = read_training_table(fit, target, host_budget)?;
     let network = network_for(fit, kind, target, &prepared, host_budget)?;
+    let optimizer = match (requested, kind) {
+        (Some(o), _) => o,
+        (None, ModelKind::Linear) => likely::model::linear::default_optimizer(&network, prior),
+        (None, ModelKind::Mlp) => ModelOptimizer::Adamw,
+    };
+    let gpu_context = if optimizer == ModelOptimizer::Newton && engine.backend != Backend::Gpu {
+        None
+    } else {
+        gpu_context
+    };
+    let full_batch = matches!(optimizer, ModelOptimizer::Lbfgs | ModelOptimizer::Newton);
     let coefficients = prepared.features.len() + usize::from(has_intercept(args, kind));
     if kind == ModelKind::Linear
         && matches!(family, FamilyName::Gaussian | FamilyName::Laplace)
@@ -196,15 +211,26 @@ pub fn fit_model(
             ),
         ));
     }
-    let options = train_options(fit, optimizer, &network);
+    let mut options = train_options(fit, optimizer, &network);
+    // The data conditioned: features centred (with an intercept) and scaled by powers of two,
+    // and the target of a Gaussian or Laplace head too; the fit runs in those coordinates.
+    let cond = conditioning(&rows, &prepared, &network, has_intercept(args, kind))?;
+    options.prior_factors = Some(cond.prior_factors(&network));
+    let nll_offset = cond.target_scale().ln();
     let mut params = match (&rows, &prepared.survey) {
-        (Rows::Memory(table), _) => network.init(seed, table.y.as_deref().unwrap_or(&[])),
-        (_, Some(survey)) => network.init(seed, &survey.sample_y),
+        (Rows::Memory(table), _) => {
+            let y: Vec<f64> = targets(table).iter().map(|&v| cond.target(v)).collect();
+            network.init(seed, &y)
+        }
+        (_, Some(survey)) => {
+            let y: Vec<f64> = survey.sample_y.iter().map(|&v| cond.target(v)).collect();
+            network.init(seed, &y)
+        }
         _ => unreachable!("a streamed table has its survey"),
     };
 
     let mut rows = match &gpu_context {
-        Some(ctx) => place_on_gpu(rows, ctx, &network, &options, &mut prepared, family)?,
+        Some(ctx) => place_on_gpu(rows, ctx, &network, &options, &mut prepared, family, &cond)?,
         None => rows,
     };
     if let (Rows::Chunked(table, _), Some(survey), false) = (&rows, &prepared.survey, full_batch) {
@@ -214,41 +240,61 @@ pub fn fit_model(
     let started = std::time::Instant::now();
     let bar = progress_bar(fit.json, full_batch, args.epochs());
     let rows_per_epoch = prepared.n as f64 * (1.0 - args.validation.unwrap_or(0.0));
-    let report_progress = |p: &likely::model::train::LossPoint| {
+    let mut report_progress = |p: &likely::model::train::LossPoint| {
         let elapsed = started.elapsed().as_secs_f64().max(1e-9);
         let rate = (p.epoch.saturating_sub(1) as f64 * rows_per_epoch + rows_per_epoch) / elapsed;
-        let val = p
-            .validation_mean_nll
-            .map_or(String::new(), |v| format!(", validation {v:.5}"));
+        let val = p.validation_mean_nll.map_or(String::new(), |v| {
+            format!(", validation {:.5}", v + nll_offset)
+        });
         bar.set_position(p.epoch as u64);
         bar.set_message(format!(
             "loss {:.5}{val}, {:.3e} samples/s",
-            p.train_mean_nll, rate
+            p.train_mean_nll + nll_offset,
+            rate
         ));
     };
-    let wants_hessian = kind == ModelKind::Linear
-        && family != FamilyName::Laplace
-        && network.param_count() <= likely::gpu::mlp::MAX_NEWTON_PARAMS;
     let wants_outer = kind == ModelKind::Linear && inference_args.cov != CovType::Hessian;
-    let mut trained = train_rows(
-        &mut rows,
-        &network,
-        &mut params,
-        &options,
-        &prepared,
-        &gpu_context,
-        wants_hessian,
-        report_progress,
-    )?;
+    let mut trained = if kind == ModelKind::Linear && full_batch {
+        fit_linear_rows(
+            &mut rows,
+            &network,
+            &cond,
+            params,
+            &options,
+            &prepared,
+            &gpu_context,
+            &mut report_progress,
+        )?
+    } else {
+        let report = train_rows(
+            &mut rows,
+            &network,
+            &mut params,
+            &cond,
+            &options,
+            &prepared,
+            &gpu_context,
+            report_progress,
+        )?;
+        minibatch_trained(report, kind, &mut rows, &network, &cond, params, &options)?
+    };
+    // The loss curve in the data's own units (the fit ran on the conditioned target).
+    for point in &mut trained.report.history {
+        point.train_mean_nll += nll_offset;
+        if let Some(v) = point.validation_mean_nll.as_mut() {
+            *v += nll_offset;
+        }
+    }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
+    let original = cond.to_original(&network, &trained.params);
     let model = fitted_model(
         fit,
         kind,
         target,
         &prepared,
         network,
-        params,
+        original,
         optimizer,
         &trained.report,
     );
@@ -256,8 +302,10 @@ pub fn fit_model(
     let summary = final_pass(
         &mut rows,
         &model,
+        &cond,
+        &trained.params,
         trained.hessian.take(),
-        wants_hessian,
+        kind == ModelKind::Linear && family != FamilyName::Laplace,
         wants_outer,
     )?;
     let eval = summary.assessment.evaluation();
@@ -270,6 +318,7 @@ pub fn fit_model(
                 nll: eval.nll,
                 hessian: summary.hessian.clone(),
                 outer: summary.outer.clone(),
+                conditioned: Some((cond.clone(), trained.params.clone())),
             },
             &options.frozen,
             prior,
@@ -292,6 +341,24 @@ pub fn fit_model(
     if let Some(path) = &args.save {
         model.save(path)?;
     }
+    // What the user must know comes before the report.
+    for w in &trained.warnings {
+        eprintln!("warning: {w}");
+    }
+    for w in &separation {
+        eprintln!("warning: {w}: the MLE does not exist; coefficients drift and their standard errors are meaningless (a prior, e.g. --prior l2:10, gives a MAP estimate)");
+    }
+    let claims_optimum = full_batch;
+    if !trained.report.converged && claims_optimum {
+        eprintln!(
+            "warning: the fit did not converge: {} (the optimality test measures {:.3e} standard errors; converged means at most {:.0e})",
+            trained.report.reason,
+            trained.decrement,
+            likely::fit::DECREMENT_TOLERANCE
+        );
+    } else if !trained.report.converged && trained.report.reason.contains("diverged") {
+        eprintln!("warning: {}", trained.report.reason);
+    }
     let outcome = FitOutcome {
         fit,
         model: &model,
@@ -310,13 +377,38 @@ pub fn fit_model(
     } else {
         outcome.print();
     }
-    for w in &separation {
-        eprintln!("warning: {w}: the MLE does not exist; coefficients drift and their standard errors are meaningless (a prior, e.g. --prior l2:10, gives a MAP estimate)");
-    }
-    if !trained.report.converged {
-        eprintln!("warning: {}", trained.report.reason);
-    }
-    Ok(0)
+    // Minibatch training stops by its epoch budget or early stopping, not by an optimality
+    // test: it exits 0 unless it diverged.
+    let failed =
+        !trained.report.converged && (claims_optimum || trained.report.reason.contains("diverged"));
+    Ok(if failed { super::EXIT_NOT_CONVERGED } else { 0 })
+}
+
+/// The conditioning of the training rows: from the table in memory, or the survey's sums.
+fn conditioning(
+    rows: &Rows,
+    prepared: &Prepared,
+    network: &Network,
+    intercept: bool,
+) -> likely::Result<likely::model::Conditioning> {
+    let location_scale = matches!(
+        network.head.family,
+        FamilyName::Gaussian | FamilyName::Laplace
+    );
+    let stats = match (rows, &prepared.survey) {
+        (Rows::Memory(table) | Rows::Resident(table, _), _) => {
+            let mut stats = likely::model::ColumnStats::new(network.inputs + 1);
+            stats.add(&table.x, targets(table));
+            stats
+        }
+        (_, Some(survey)) => survey.stats.clone(),
+        _ => unreachable!("a streamed table has its survey"),
+    };
+    Ok(likely::model::Conditioning::from_stats(
+        &stats,
+        intercept,
+        location_scale,
+    ))
 }
 
 /// The model flags' own checks (each a usage error); returns the target column.
@@ -373,19 +465,27 @@ fn check_model_flags(fit: &super::fit::FitArgs, kind: ModelKind) -> likely::Resu
 
 /// The optimiser asked for (L-BFGS for linear models, AdamW for MLPs by default), refusing
 /// the flags of other optimisers: they are mistakes, not silently ignored.
-fn model_optimizer(fit: &super::fit::FitArgs, kind: ModelKind) -> likely::Result<ModelOptimizer> {
+/// The optimiser asked for (`None`: the default, Newton or L-BFGS for linear models by their
+/// size, AdamW for MLPs), refusing the flags of other optimisers: they are mistakes, not
+/// silently ignored.
+fn model_optimizer(
+    fit: &super::fit::FitArgs,
+    kind: ModelKind,
+) -> likely::Result<Option<ModelOptimizer>> {
     let args = &fit.model;
-    let optimizer = match fit.optimizer.unwrap_or(if kind == ModelKind::Linear {
-        OptimizerArg::Lbfgs
-    } else {
-        OptimizerArg::Adamw
-    }) {
+    let requested = fit.optimizer.map(|o| match o {
         OptimizerArg::Lbfgs => ModelOptimizer::Lbfgs,
         OptimizerArg::Adam => ModelOptimizer::Adam,
         OptimizerArg::Adamw => ModelOptimizer::Adamw,
         OptimizerArg::Sgd => ModelOptimizer::Sgd,
         OptimizerArg::Newton => ModelOptimizer::Newton,
-    };
+    });
+    // For the flag checks: the defaults are full-batch for linear models, AdamW for MLPs.
+    let optimizer = requested.unwrap_or(if kind == ModelKind::Linear {
+        ModelOptimizer::Newton
+    } else {
+        ModelOptimizer::Adamw
+    });
     let full_batch = matches!(optimizer, ModelOptimizer::Lbfgs | ModelOptimizer::Newton);
     let misplaced = [
         (
@@ -423,7 +523,7 @@ fn model_optimizer(fit: &super::fit::FitArgs, kind: ModelKind) -> likely::Result
     ];
     match misplaced.iter().find(|(given, _)| *given) {
         Some((_, why)) => Err(Error::Usage(why.to_string())),
-        None => Ok(optimizer),
+        None => Ok(requested),
     }
 }
 
@@ -613,6 +713,7 @@ fn train_options(
         patience: args.patience.unwrap_or(5).max(1),
         log_every: args.log_every.unwrap_or(0),
         frozen,
+        prior_factors: None,
     }
 }
 
@@ -645,57 +746,216 @@ struct Trained {
     report: likely::model::TrainReport,
     engine: &'static str,
     adapter: String,
-    /// The NLL's Hessian at the fit, where a GPU or in-memory pass computed it.
+    /// The trained parameters, in the conditioned coordinates.
+    params: Vec<f64>,
+    /// The NLL's Hessian at `params` (conditioned coordinates, f64), where the fit formed it.
     hessian: Option<Vec<f64>>,
+    precision: likely::fit::Precision,
+    /// How the optimum was found (see [`likely::model::linear::LinearFit::method`]).
+    method: &'static str,
+    /// The optimality test's measure at `params` (standard errors; NaN for MLPs).
+    decrement: f64,
+    warnings: Vec<String>,
 }
 
-/// Trains `params` wherever the rows are: in memory on the CPU, resident on the GPU, or
-/// chunk by chunk.
+fn cpu_label() -> String {
+    format!("host CPU, {} threads, f64", rayon::current_num_threads())
+}
+
+/// A linear model fitted full-batch (Newton, the exact solves, L-BFGS) wherever its rows are,
+/// finished and checked on f64 sums.
+#[allow(clippy::too_many_arguments)]
+fn fit_linear_rows(
+    rows: &mut Rows,
+    network: &Network,
+    cond: &likely::model::Conditioning,
+    params: Vec<f64>,
+    options: &TrainOptions,
+    prepared: &Prepared,
+    gpu_context: &Option<GpuContext>,
+    progress: &mut dyn FnMut(&likely::model::train::LossPoint),
+) -> likely::Result<Trained> {
+    use likely::model::linear::{fit_linear, Placement};
+    // Newton's warm start on large tables: every 8th row in memory, the survey's sample when
+    // streamed.
+    let subsample: Option<(Vec<f64>, Vec<f64>)> = match (&*rows, &prepared.survey) {
+        (Rows::Memory(table) | Rows::Resident(table, _), _) => {
+            let d = network.inputs;
+            let picked: Vec<usize> = (0..table.n)
+                .step_by(likely::model::newton::WARM_START_STRIDE)
+                .collect();
+            let y = targets(table);
+            (table.n >= likely::model::newton::WARM_START_ROWS).then(|| {
+                (
+                    picked
+                        .iter()
+                        .flat_map(|&r| table.x[r * d..(r + 1) * d].iter().copied())
+                        .collect(),
+                    picked.iter().map(|&r| y[r]).collect(),
+                )
+            })
+        }
+        (_, Some(survey)) => Some((survey.sample_x.clone(), survey.sample_y.clone())),
+        _ => None,
+    };
+    let warm = subsample.as_ref().map(|(x, y)| (&x[..], &y[..]));
+    let (mut placement, engine, adapter) = match rows {
+        Rows::Memory(table) => (Placement::Memory(table), "cpu", cpu_label()),
+        Rows::Resident(table, gpu) => (
+            Placement::Resident(gpu, table),
+            "gpu",
+            gpu_label(gpu_context),
+        ),
+        Rows::Chunked(table, gpu) => {
+            let (engine, adapter) = match gpu {
+                Some(_) => ("gpu", gpu_label(gpu_context)),
+                None => ("cpu", cpu_label()),
+            };
+            (
+                Placement::Chunked(table, gpu.as_ref(), prepared.n),
+                engine,
+                format!("{adapter} (streamed)"),
+            )
+        }
+    };
+    let fit = fit_linear(
+        network,
+        &mut placement,
+        cond,
+        params,
+        warm,
+        options,
+        progress,
+    )?;
+    let (engine, adapter) = if fit.ran_on_placement {
+        (engine, adapter)
+    } else {
+        // The exact solves run on the CPU whatever engine holds the rows.
+        ("cpu", cpu_label())
+    };
+    Ok(Trained {
+        report: fit.report,
+        engine,
+        adapter,
+        params: fit.params,
+        hessian: fit.hessian,
+        precision: fit.precision,
+        method: fit.method,
+        decrement: fit.decrement,
+        warnings: fit.warnings,
+    })
+}
+
+/// A minibatch run (or an MLP's L-BFGS) as [`Trained`]; a linear model's result is held to
+/// the optimality test from f64 sums (minibatch training stops by its epochs or early
+/// stopping, so it is converged only if the test happens to hold).
+fn minibatch_trained(
+    trained: (
+        likely::model::TrainReport,
+        &'static str,
+        String,
+        likely::fit::Precision,
+    ),
+    kind: ModelKind,
+    rows: &mut Rows,
+    network: &Network,
+    cond: &likely::model::Conditioning,
+    params: Vec<f64>,
+    options: &TrainOptions,
+) -> likely::Result<Trained> {
+    let (mut report, engine, adapter, precision) = trained;
+    let method = match options.optimizer {
+        ModelOptimizer::Sgd => "sgd",
+        ModelOptimizer::Adam => "adam",
+        ModelOptimizer::Adamw => "adamw",
+        ModelOptimizer::Lbfgs => "lbfgs",
+        ModelOptimizer::Newton => "newton",
+    };
+    let (mut decrement, mut hessian) = (f64::NAN, None);
+    if kind == ModelKind::Linear && params.iter().all(|v| v.is_finite()) {
+        use likely::model::linear::{check_trained, Placement};
+        let n = rows_count(rows);
+        let mut placement = match rows {
+            Rows::Memory(table) => Placement::Memory(table),
+            Rows::Resident(table, gpu) => Placement::Resident(gpu, table),
+            Rows::Chunked(table, gpu) => Placement::Chunked(table, gpu.as_ref(), n),
+        };
+        let check = check_trained(network, &mut placement, cond, &params, options)?;
+        decrement = check.decrement;
+        hessian = check.hessian;
+        if check.holds && !report.reason.contains("diverged") {
+            report.converged = true;
+            report.reason = format!(
+                "{}; the optimality test holds (checked in f64)",
+                report.reason
+            );
+        } else if report.converged {
+            report.converged = false;
+            report.reason = format!(
+                "{} (minibatch training makes no optimality claim: the Newton decrement is {decrement:.3e} standard errors)",
+                report.reason
+            );
+        }
+    } else if report.converged {
+        // An MLP has no optimality test: its training ends by its epochs or early stopping.
+        report.converged = false;
+    }
+    Ok(Trained {
+        report,
+        engine,
+        adapter,
+        params,
+        hessian,
+        precision,
+        method,
+        decrement,
+        warnings: Vec::new(),
+    })
+}
+
+fn rows_count(rows: &Rows) -> usize {
+    match rows {
+        Rows::Memory(t) | Rows::Resident(t, _) => t.n,
+        Rows::Chunked(table, _) => table.rows().unwrap_or(0),
+    }
+}
+
+/// Trains `params` (conditioned coordinates) wherever the rows are: in memory on the CPU,
+/// resident on the GPU, or chunk by chunk.
 #[allow(clippy::too_many_arguments)]
 fn train_rows(
     rows: &mut Rows,
     network: &Network,
     params: &mut Vec<f64>,
+    cond: &likely::model::Conditioning,
     options: &TrainOptions,
     prepared: &Prepared,
     gpu_context: &Option<GpuContext>,
-    wants_hessian: bool,
     report_progress: impl FnMut(&likely::model::train::LossPoint),
-) -> likely::Result<Trained> {
-    let cpu_label = || format!("host CPU, {} threads, f64", rayon::current_num_threads());
+) -> likely::Result<(
+    likely::model::TrainReport,
+    &'static str,
+    String,
+    likely::fit::Precision,
+)> {
+    use likely::fit::Precision;
     Ok(match rows {
-        Rows::Resident(table, gpu) => {
-            if options.optimizer == ModelOptimizer::Newton {
-                let y = targets(table);
-                likely::model::newton::warm_start(network, params, &table.x, y, options);
-            }
+        Rows::Resident(_, gpu) => {
             let report = likely::model::train_gpu(gpu, network, params, options, report_progress)?;
-            // Observed information of a linear model, reduced on the GPU.
-            let hessian = wants_hessian
-                .then(|| gpu.derivatives(params))
-                .transpose()?
-                .map(|d| d.2);
-            Trained {
-                report,
-                engine: "gpu",
-                adapter: gpu_label(gpu_context),
-                hessian,
-            }
+            (report, "gpu", gpu_label(gpu_context), Precision::F32)
         }
         Rows::Memory(table) => {
             let y = targets(table);
-            let report =
-                likely::model::train(network, params, &table.x, y, options, report_progress)?;
-            let hessian = wants_hessian
-                .then(|| likely::model::newton::derivatives(network, params, &table.x, y))
-                .transpose()?
-                .map(|d| d.2);
-            Trained {
-                report,
-                engine: "cpu",
-                adapter: cpu_label(),
-                hessian,
-            }
+            let report = likely::model::train::train_conditioned(
+                network,
+                params,
+                &table.x,
+                y,
+                Some(cond),
+                options,
+                report_progress,
+            )?;
+            (report, "cpu", cpu_label(), Precision::F64)
         }
         Rows::Chunked(table, gpu) => {
             let chunk_engine = chunk_engine(gpu);
@@ -706,19 +966,15 @@ fn train_rows(
                 table,
                 chunk_engine,
                 survey,
+                Some(cond),
                 options,
                 report_progress,
             )?;
-            let (engine, adapter) = match gpu {
-                Some(_) => ("gpu", gpu_label(gpu_context)),
-                None => ("cpu", cpu_label()),
+            let (engine, adapter, precision) = match gpu {
+                Some(_) => ("gpu", gpu_label(gpu_context), Precision::F32),
+                None => ("cpu", cpu_label(), Precision::F64),
             };
-            Trained {
-                report,
-                engine,
-                adapter: format!("{adapter} (streamed)"),
-                hessian: None,
-            }
+            (report, engine, format!("{adapter} (streamed)"), precision)
         }
     })
 }
@@ -761,14 +1017,21 @@ fn fitted_model(
     }
 }
 
-/// The final pass: NLL, accuracy, separation, and the sums inference needs.
+/// The final pass: NLL, accuracy, separation (the model in its own units, on the rows as they
+/// are), and the sums inference needs (the conditioned rows at the conditioned parameters,
+/// in f64 on the CPU).
 fn final_pass(
     rows: &mut Rows,
     model: &Model,
+    cond: &likely::model::Conditioning,
+    conditioned: &[f64],
     hessian: Option<Vec<f64>>,
     wants_hessian: bool,
     wants_outer: bool,
 ) -> likely::Result<Summary> {
+    let wants_hessian = wants_hessian
+        && hessian.is_none()
+        && model.network.param_count() <= likely::gpu::mlp::MAX_NEWTON_PARAMS;
     Ok(match rows {
         Rows::Memory(table) | Rows::Resident(table, _) => {
             let y = targets(table);
@@ -776,18 +1039,49 @@ fn final_pass(
             model.assess(&table.x, y, &mut assessment);
             let outer = wants_outer.then(|| {
                 let mut sum = vec![0.0; model.network.param_count().pow(2)];
-                likely::inference::add_score_outer(model, &table.x, y, &mut sum);
+                likely::inference::add_score_outer(
+                    &model.network,
+                    conditioned,
+                    &table.x,
+                    y,
+                    Some(cond),
+                    &mut sum,
+                );
                 sum
             });
+            let hessian = match hessian {
+                Some(h) => Some(h),
+                None if wants_hessian => Some(
+                    likely::model::newton::conditioned_derivatives(
+                        &model.network,
+                        conditioned,
+                        &table.x,
+                        y,
+                        Some(cond),
+                    )?
+                    .2,
+                ),
+                None => None,
+            };
             Summary {
                 assessment,
                 hessian,
                 outer,
             }
         }
-        Rows::Chunked(table, gpu) => {
-            let chunk_engine = chunk_engine(gpu);
-            summarize(model, table, chunk_engine, wants_hessian, wants_outer)?
+        Rows::Chunked(table, _) => {
+            let mut summary = summarize(
+                model,
+                table,
+                ChunkEngine::Cpu,
+                (cond, conditioned),
+                wants_hessian,
+                wants_outer,
+            )?;
+            if hessian.is_some() {
+                summary.hessian = hessian;
+            }
+            summary
         }
     })
 }
@@ -823,6 +1117,7 @@ fn profile_intervals(
                 y,
                 rows: (0..table.n).collect(),
                 frozen: &options.frozen,
+                cond: None,
             })
         }
         Rows::Chunked(table, gpu) => profile(&mut StreamedProblem {
@@ -831,6 +1126,7 @@ fn profile_intervals(
             engine: chunk_engine(gpu),
             frozen: &options.frozen,
             n,
+            cond: None,
         }),
     }
 }
@@ -866,6 +1162,9 @@ impl FitOutcome<'_> {
             "iterations": report.steps,
             "epochs": report.epochs,
             "optimizer": self.optimizer,
+            "method": self.trained.method,
+            "precision": self.trained.precision,
+            "decrement": json_f64(self.trained.decrement),
             "engine": self.trained.engine,
             "adapter": self.trained.adapter,
             "seed": self.fit.seed,
@@ -930,9 +1229,22 @@ impl FitOutcome<'_> {
             self.prepared.n,
             if self.streamed { " (streamed)" } else { "" }
         );
+        let full_batch = matches!(
+            self.optimizer,
+            ModelOptimizer::Newton | ModelOptimizer::Lbfgs
+        );
+        if !report.converged && full_batch {
+            println!(
+                "NOT CONVERGED ({}): the estimates below are where the fit stopped",
+                report.reason
+            );
+        }
         println!(
-            "engine: {} on {}",
-            self.trained.engine, self.trained.adapter
+            "engine: {} on {} ({}, {} arithmetic)",
+            self.trained.engine,
+            self.trained.adapter,
+            self.trained.method,
+            self.trained.precision.as_str()
         );
         match self.inference {
             Some(inf) => super::report::print_table(
@@ -955,7 +1267,13 @@ impl FitOutcome<'_> {
         }
         println!(
             "{} ({}) after {} steps, {:.3} s",
-            if report.converged { "done" } else { "STOPPED" },
+            if report.converged {
+                "converged"
+            } else if full_batch || report.reason.contains("diverged") {
+                "NOT CONVERGED"
+            } else {
+                "done"
+            },
             report.reason,
             report.steps,
             self.seconds
@@ -991,6 +1309,7 @@ fn place_on_gpu(
     options: &TrainOptions,
     prepared: &mut Prepared,
     family: FamilyName,
+    cond: &likely::model::Conditioning,
 ) -> likely::Result<Rows> {
     let n = prepared.n;
     // A minibatch has at most the table's rows.
@@ -1001,15 +1320,8 @@ fn place_on_gpu(
         Rows::Memory(table) if n <= GpuNetwork::max_rows(ctx, network, step_rows(n)) => {
             let y = targets(&table);
             let constants = network.head.row_constants(y);
-            let gpu = GpuNetwork::new(
-                ctx,
-                network,
-                &table.x,
-                y,
-                &constants,
-                &options.frozen,
-                step_rows(n),
-            )?;
+            let gpu = GpuNetwork::for_chunks(ctx, network, n, &options.frozen, step_rows(n))?;
+            gpu.load_conditioned(&table.x, y, &constants, Some(cond))?;
             return Ok(Rows::Resident(table, gpu));
         }
         Rows::Memory(table) => TableStream::memory(table),

@@ -54,12 +54,29 @@ pub(crate) fn upload_with(
 /// full-size f32 copy is held on the host; the queue is flushed every 64 MiB, so its staging
 /// memory stays bounded too.
 pub(crate) fn write_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, offset: u64, values: &[f64]) {
+    write_f32_mapped(ctx, buffer, offset, values, |_, v| v);
+}
+
+/// As [`write_f32`], each value first mapped in f64 by `map(index in values, value)`.
+pub(crate) fn write_f32_mapped(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    offset: u64,
+    values: &[f64],
+    map: impl Fn(usize, f64) -> f64,
+) {
     const PIECE: usize = 1 << 16;
     const FLUSH_PIECES: usize = 256;
     let mut staging: Vec<f32> = Vec::with_capacity(PIECE.min(values.len()));
     for (i, piece) in values.chunks(PIECE).enumerate() {
         staging.clear();
-        staging.extend(piece.iter().map(|&v| v as f32));
+        let base = i * PIECE;
+        staging.extend(
+            piece
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| map(base + k, v) as f32),
+        );
         let at = offset + (i * PIECE * 4) as u64;
         ctx.queue
             .write_buffer(buffer, at, bytemuck::cast_slice(&staging));

@@ -2,12 +2,12 @@
 //! live in GPU buffers; a training epoch is one submit of every step's dispatches, and the
 //! host reads back only the per-step losses.
 
-use super::buffers::{entry, read_back, upload_with, write_f32};
+use super::buffers::{entry, read_back, upload_with, write_f32, write_f32_mapped};
 use super::context::GpuContext;
 use super::timer::{KernelTime, PassTimer};
 use crate::error::{Error, Result};
 use crate::family::{FamilyName, HALF_LN_2PI};
-use crate::model::{Activation, Network};
+use crate::model::{Activation, Conditioning, Network};
 use wgpu::util::DeviceExt;
 
 const TILE: u32 = 16;
@@ -103,7 +103,9 @@ pub struct GpuNetwork {
     losses_readback: wgpu::Buffer,
     grads_readback: wgpu::Buffer,
     params_readback: wgpu::Buffer,
-    flags: Vec<f32>,
+    /// Per parameter, after the parameters in their buffer: -1 frozen, 0 neither prior nor
+    /// decay (biases, globals), f > 0 a weight whose prior's scale is f times the user's.
+    flags: std::cell::RefCell<Vec<f32>>,
     layers: usize,
     /// Rows 0, 1, ... the index buffer holds in order (full-batch passes reuse them).
     identity_rows: std::cell::Cell<usize>,
@@ -125,6 +127,22 @@ fn head_code(family: FamilyName) -> u32 {
         FamilyName::Exponential => 4,
         FamilyName::Categorical => 5,
     }
+}
+
+/// The flags the optimiser step reads after the parameters: -1 frozen, else the parameter's
+/// prior factor (0: no prior and no decay).
+fn parameter_flags(factors: &[f64], frozen: &[bool]) -> Vec<f32> {
+    factors
+        .iter()
+        .enumerate()
+        .map(|(j, &f)| {
+            if frozen.get(j).copied().unwrap_or(false) {
+                -1.0
+            } else {
+                f as f32
+            }
+        })
+        .collect()
 }
 
 /// Splits of a batch whose partial Hessians are reduced side by side: enough to fill a GPU for
@@ -775,15 +793,8 @@ impl GpuNetwork {
         }
 
         let mask = network.weight_mask();
-        let flags: Vec<f32> = (0..p)
-            .map(|j| {
-                if frozen.get(j).copied().unwrap_or(false) {
-                    2.0
-                } else {
-                    mask[j] as u8 as f32
-                }
-            })
-            .collect();
+        let factors: Vec<f64> = mask.iter().map(|&m| m as u8 as f64).collect();
+        let flags = parameter_flags(&factors, frozen);
         let table_buffer = |label: &str, floats: usize| {
             ctx.scoped(label, || {
                 device.create_buffer(&wgpu::BufferDescriptor {
@@ -1001,7 +1012,7 @@ impl GpuNetwork {
             losses_readback,
             grads_readback,
             params_readback,
-            flags,
+            flags: std::cell::RefCell::new(flags),
             layers: layers.len(),
             identity_rows: std::cell::Cell::new(0),
             work,
@@ -1021,6 +1032,18 @@ impl GpuNetwork {
     /// Writes the table's rows from row 0 (x row-major, y, and each row's constant NLL part),
     /// at most the capacity the network was built for; later passes cover these rows.
     pub fn load(&self, x: &[f64], y: &[f64], constants: &[f64]) -> Result<()> {
+        self.load_conditioned(x, y, constants, None)
+    }
+
+    /// [`GpuNetwork::load`] of the rows as `cond` re-expresses them: each feature and target is
+    /// conditioned in f64 and then rounded to f32, so f32 keeps what the data carry.
+    pub fn load_conditioned(
+        &self,
+        x: &[f64],
+        y: &[f64],
+        constants: &[f64],
+        cond: Option<&Conditioning>,
+    ) -> Result<()> {
         let (n, d) = (y.len(), self.network.inputs);
         if n == 0 || n > self.capacity || x.len() != n * d || constants.len() != n {
             return Err(Error::InvalidData(format!(
@@ -1030,13 +1053,24 @@ impl GpuNetwork {
                 self.capacity
             )));
         }
+        let cond = cond.filter(|c| !c.is_identity());
         for (i, (&row0, buffer)) in self.chunk_starts.iter().zip(&self.x_chunks).enumerate() {
             let end = self.chunk_starts.get(i + 1).map_or(n, |&next| next.min(n));
             if row0 < end {
-                write_f32(&self.ctx, buffer, 0, &x[row0 * d..end * d]);
+                let values = &x[row0 * d..end * d];
+                match cond {
+                    // A binding starts at a row boundary: index k is feature k % d.
+                    Some(c) => write_f32_mapped(&self.ctx, buffer, 0, values, |k, v| {
+                        (v - c.center[k % d]) * c.inv_scale[k % d]
+                    }),
+                    None => write_f32(&self.ctx, buffer, 0, values),
+                }
             }
         }
-        write_f32(&self.ctx, &self.targets, 0, y);
+        match cond {
+            Some(c) => write_f32_mapped(&self.ctx, &self.targets, 0, y, |_, v| c.target(v)),
+            None => write_f32(&self.ctx, &self.targets, 0, y),
+        }
         write_f32(
             &self.ctx,
             &self.targets,
@@ -1050,10 +1084,19 @@ impl GpuNetwork {
     /// Writes parameters (as f32) and resets the optimiser state.
     pub fn set_params(&self, params: &[f64]) {
         let mut values: Vec<f32> = params.iter().map(|&v| v as f32).collect();
-        values.extend_from_slice(&self.flags);
+        values.extend_from_slice(&self.flags.borrow());
         self.ctx
             .queue
             .write_buffer(&self.params, 0, bytemuck::cast_slice(&values));
+    }
+
+    /// Sets each weight's prior factor (its prior's scale is the user's times the factor; 0
+    /// for parameters no prior acts on), as the conditioned coordinates state the user's prior;
+    /// frozen parameters stay frozen. Takes effect at the next [`GpuNetwork::set_params`].
+    pub fn set_prior_factors(&self, factors: &[f64]) {
+        let mut flags = self.flags.borrow_mut();
+        let frozen: Vec<bool> = flags.iter().map(|&f| f < 0.0).collect();
+        *flags = parameter_flags(factors, &frozen);
     }
 
     /// Zeroes the optimiser's moments (a new training run).

@@ -1,13 +1,17 @@
 //! Conditional models y | x ~ family(f_theta(x)): a linear model or an MLP with a family head.
 //! The CPU code here is the f64 reference for forward and backward passes.
 
+pub mod conditioning;
 pub mod head;
+pub mod lad;
+pub mod linear;
 pub mod logistic;
 pub mod network;
 pub mod newton;
 pub mod stream;
 pub mod train;
 
+pub use conditioning::{ColumnStats, Conditioning};
 pub use head::Head;
 pub use network::{Activation, Network};
 pub use train::{train, train_gpu, ModelOptimizer, TrainOptions, TrainReport};

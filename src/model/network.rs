@@ -6,6 +6,7 @@
 //! Backward: delta_last = dNLL/deta; dW_l = a_{l-1}^T delta_l, db_l = delta_l,
 //! delta_{l-1} = (W_l delta_l) * act'(z_{l-1}).
 
+use super::conditioning::Conditioning;
 use super::head::Head;
 use crate::family::FamilyName;
 use rand::rngs::StdRng;
@@ -194,21 +195,39 @@ impl Network {
         y: &[f64],
         rows: &[usize],
     ) -> (f64, Vec<f64>) {
+        self.conditioned_nll_and_grad(params, x, y, rows, None)
+    }
+
+    /// [`Network::nll_and_grad`] of the rows as `cond` re-expresses them (each row conditioned
+    /// in f64 as it is read), with `params` in the conditioned coordinates.
+    pub fn conditioned_nll_and_grad(
+        &self,
+        params: &[f64],
+        x: &[f64],
+        y: &[f64],
+        rows: &[usize],
+        cond: Option<&Conditioning>,
+    ) -> (f64, Vec<f64>) {
         let p = self.param_count();
+        let d = self.inputs;
+        let cond = cond.filter(|c| !c.is_identity());
         let blocks: Vec<(f64, Vec<f64>)> = rows
             .par_chunks(64)
             .map(|block| {
                 let mut grad = vec![0.0; p];
                 let mut nll = 0.0;
                 let mut scratch = Scratch::new(self);
+                let mut row = vec![0.0; d];
                 for &r in block {
-                    nll += self.sample_backward(
-                        params,
-                        &x[r * self.inputs..(r + 1) * self.inputs],
-                        y[r],
-                        &mut scratch,
-                        &mut grad,
-                    );
+                    let raw = &x[r * d..(r + 1) * d];
+                    let (xr, yr) = match cond {
+                        Some(c) => {
+                            c.row_into(raw, &mut row);
+                            (&row[..], c.target(y[r]))
+                        }
+                        None => (raw, y[r]),
+                    };
+                    nll += self.sample_backward(params, xr, yr, &mut scratch, &mut grad);
                 }
                 (nll, grad)
             })

@@ -3,6 +3,7 @@
 //! The Hessian is accumulated in f64 over the rows in parallel, solved by a pivoted LU
 //! factorisation, and each step is damped by backtracking until the objective decreases.
 
+use super::conditioning::Conditioning;
 use super::network::Network;
 use super::train::{LossPoint, TrainOptions, TrainReport};
 use crate::error::{Error, Result};
@@ -52,38 +53,6 @@ fn head_hessian(net: &Network, eta: &[f64], globals: &[f64], y: f64) -> Result<V
     Ok(h)
 }
 
-/// Solves A x = b (A n x n, row-major) by LU with partial pivoting; `None` if singular.
-fn solve(mut a: Vec<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
-    let n = b.len();
-    for c in 0..n {
-        let piv = (c..n).max_by(|&i, &j| a[i * n + c].abs().total_cmp(&a[j * n + c].abs()))?;
-        if a[piv * n + c].abs() < 1e-300 {
-            return None;
-        }
-        if piv != c {
-            for k in 0..n {
-                a.swap(c * n + k, piv * n + k);
-            }
-            b.swap(c, piv);
-        }
-        for r in c + 1..n {
-            let f = a[r * n + c] / a[c * n + c];
-            if f != 0.0 {
-                for k in c..n {
-                    a[r * n + k] -= f * a[c * n + k];
-                }
-                b[r] -= f * b[c];
-            }
-        }
-    }
-    let mut x = vec![0.0; n];
-    for r in (0..n).rev() {
-        let s: f64 = (r + 1..n).map(|k| a[r * n + k] * x[k]).sum();
-        x[r] = (b[r] - s) / a[r * n + r];
-    }
-    x.iter().all(|v| v.is_finite()).then_some(x)
-}
-
 /// (NLL, gradient, row-major Hessian).
 pub type Derivatives = (f64, Vec<f64>, Vec<f64>);
 
@@ -94,6 +63,19 @@ pub fn derivatives(
     x: &[f64],
     y: &[f64],
 ) -> Result<(f64, Vec<f64>, Vec<f64>)> {
+    conditioned_derivatives(net, params, x, y, None)
+}
+
+/// [`derivatives`] of the rows as `cond` re-expresses them (each row conditioned in f64 as it
+/// is read), with `params` in the conditioned coordinates.
+pub fn conditioned_derivatives(
+    net: &Network,
+    params: &[f64],
+    x: &[f64],
+    y: &[f64],
+    cond: Option<&Conditioning>,
+) -> Result<(f64, Vec<f64>, Vec<f64>)> {
+    let cond = cond.filter(|c| !c.is_identity());
     let p = net.param_count();
     let d = net.inputs;
     let o = net.head.outputs();
@@ -101,7 +83,7 @@ pub fn derivatives(
     let ng = net.head.globals();
     let m = o + ng;
     if o == 1 && ng == 0 && net.hidden.is_empty() {
-        return scalar_derivatives(net, params, x, y);
+        return scalar_derivatives(net, params, x, y, cond);
     }
     // Parameter index of (input j, output k), j = d being the intercept, and of global q.
     let index = |slot: usize, j: usize| {
@@ -119,14 +101,21 @@ pub fn derivatives(
             let mut z = Vec::new();
             let mut d_eta = vec![0.0; o];
             let mut xt = vec![0.0; d + 1];
+            let mut conditioned = vec![0.0; d];
             for &r in block {
-                let xr = &x[r * d..(r + 1) * d];
+                let (xr, yr) = match cond {
+                    Some(c) => {
+                        c.row_into(&x[r * d..(r + 1) * d], &mut conditioned);
+                        (&conditioned[..], c.target(y[r]))
+                    }
+                    None => (&x[r * d..(r + 1) * d], y[r]),
+                };
                 let eta = net.forward(params, xr, &mut z);
                 let mut d_glob = vec![0.0; ng];
                 f += net
                     .head
-                    .nll(&eta, &params[g_at..], y[r], &mut d_eta, &mut d_glob);
-                let hh = head_hessian(net, &eta, &params[g_at..], y[r])?;
+                    .nll(&eta, &params[g_at..], yr, &mut d_eta, &mut d_glob);
+                let hh = head_hessian(net, &eta, &params[g_at..], yr)?;
                 let input = |j: usize| if j == d { 1.0 } else { xr[j] };
                 for k in 0..o {
                     for j in 0..=d {
@@ -188,7 +177,13 @@ pub fn derivatives(
 /// eta = x w + b per row, H = sum_i h_i x~ x~^T over x~ = (x, 1). Rows are taken in blocks
 /// held column by column, so that every sum (eta, the gradient, each upper-triangle entry of
 /// H) is a dot product over contiguous rows that the compiler vectorises; H is then mirrored.
-fn scalar_derivatives(net: &Network, params: &[f64], x: &[f64], y: &[f64]) -> Result<Derivatives> {
+fn scalar_derivatives(
+    net: &Network,
+    params: &[f64],
+    x: &[f64],
+    y: &[f64],
+    cond: Option<&Conditioning>,
+) -> Result<Derivatives> {
     const BLOCK: usize = 128;
     let d = net.inputs;
     let p = d + 1;
@@ -202,14 +197,26 @@ fn scalar_derivatives(net: &Network, params: &[f64], x: &[f64], y: &[f64]) -> Re
             // columns[j * BLOCK + i] = x~ of row first + i, feature j (the last is the 1).
             let mut columns = vec![1.0; p * BLOCK];
             let (mut slope, mut curvature) = ([0.0; BLOCK], [0.0; BLOCK]);
+            let mut targets = [0.0; BLOCK];
             let mut d_eta = [0.0];
             let end = n.min(first + 32 * BLOCK);
             for start in (first..end).step_by(BLOCK) {
                 let rows = BLOCK.min(end - start);
                 for i in 0..rows {
                     let xr = &x[(start + i) * d..(start + i + 1) * d];
-                    for (j, v) in xr.iter().enumerate() {
-                        columns[j * BLOCK + i] = *v;
+                    match cond {
+                        Some(c) => {
+                            for (j, v) in xr.iter().enumerate() {
+                                columns[j * BLOCK + i] = (v - c.center[j]) * c.inv_scale[j];
+                            }
+                            targets[i] = c.target(y[start + i]);
+                        }
+                        None => {
+                            for (j, v) in xr.iter().enumerate() {
+                                columns[j * BLOCK + i] = *v;
+                            }
+                            targets[i] = y[start + i];
+                        }
                     }
                 }
                 let mut eta = [b; BLOCK];
@@ -222,13 +229,13 @@ fn scalar_derivatives(net: &Network, params: &[f64], x: &[f64], y: &[f64]) -> Re
                 if net.head.family == FamilyName::Bernoulli {
                     f += super::logistic::bernoulli_block(
                         &eta[..rows],
-                        &y[start..start + rows],
+                        &targets[..rows],
                         &mut slope[..rows],
                         &mut curvature[..rows],
                     );
                 } else {
                     for i in 0..rows {
-                        let yi = y[start + i];
+                        let yi = targets[i];
                         f += net.head.nll(&[eta[i]], &[], yi, &mut d_eta, &mut []);
                         slope[i] = d_eta[0];
                         curvature[i] = match net.head.family {
@@ -383,21 +390,24 @@ fn dot<const FMA: bool>(a: &[f64], b: &[f64]) -> f64 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// Damped Newton iterations on NLL + L2 prior (weights only).
+/// Damped Newton iterations on NLL + L2 prior (weights only), on the rows as `cond`
+/// re-expresses them (`params` in the conditioned coordinates).
 pub fn newton(
     net: &Network,
     params: &mut Vec<f64>,
     x: &[f64],
     y: &[f64],
+    cond: Option<&Conditioning>,
     options: &TrainOptions,
 ) -> Result<TrainReport> {
     let n = y.len();
-    warm_start(net, params, x, y, options);
+    warm_start(net, params, x, y, cond, options);
     newton_with(
         net,
         params,
         n,
-        &mut |theta| derivatives(net, theta, x, y),
+        f64::EPSILON / 2.0,
+        &mut |theta| conditioned_derivatives(net, theta, x, y, cond),
         options,
     )
 }
@@ -407,7 +417,14 @@ pub const WARM_START_ROWS: usize = 1 << 17;
 
 /// For tables of at least [`WARM_START_ROWS`] rows, moves `params` to the optimum on every
 /// 8th row (see [`warm_start_from`]); the GPU's Newton passes start there too.
-pub fn warm_start(net: &Network, params: &mut [f64], x: &[f64], y: &[f64], options: &TrainOptions) {
+pub fn warm_start(
+    net: &Network,
+    params: &mut [f64],
+    x: &[f64],
+    y: &[f64],
+    cond: Option<&Conditioning>,
+    options: &TrainOptions,
+) {
     if y.len() < WARM_START_ROWS || !net.hidden.is_empty() {
         return;
     }
@@ -418,7 +435,7 @@ pub fn warm_start(net: &Network, params: &mut [f64], x: &[f64], y: &[f64], optio
         .flat_map(|&r| x[r * d..(r + 1) * d].iter().copied())
         .collect();
     let ys: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
-    warm_start_from(net, params, &xs, &ys, y.len(), options);
+    warm_start_from(net, params, &xs, &ys, cond, y.len(), options);
 }
 
 /// The warm start's subsample: every this many rows.
@@ -435,6 +452,7 @@ pub fn warm_start_from(
     params: &mut [f64],
     xs: &[f64],
     ys: &[f64],
+    cond: Option<&Conditioning>,
     n: usize,
     options: &TrainOptions,
 ) {
@@ -453,7 +471,8 @@ pub fn warm_start_from(
         net,
         &mut start,
         ys.len(),
-        &mut |theta| derivatives(net, theta, xs, ys),
+        f64::EPSILON / 2.0,
+        &mut |theta| conditioned_derivatives(net, theta, xs, ys, cond),
         &sub_options,
     );
     if matches!(solved, Ok(ref r) if r.converged) && start.iter().all(|v| v.is_finite()) {
@@ -461,220 +480,108 @@ pub fn warm_start_from(
     }
 }
 
-/// Damped Newton iterations given a function returning the NLL's derivatives (CPU or GPU).
+/// A problem given by a function returning the NLL's derivatives (CPU or GPU), for
+/// [`crate::fit::newton::minimize`].
+struct DerivativesFn<'a> {
+    rows: usize,
+    unit_roundoff: f64,
+    f: &'a mut dyn FnMut(&[f64]) -> Result<Derivatives>,
+}
+
+impl crate::fit::SecondOrder for DerivativesFn<'_> {
+    fn n(&self) -> usize {
+        self.rows
+    }
+    fn unit_roundoff(&self) -> f64 {
+        self.unit_roundoff
+    }
+    fn derivatives(&mut self, theta: &[f64]) -> Result<Derivatives> {
+        (self.f)(theta)
+    }
+}
+
+/// Why Newton cannot run on this model, if it cannot.
+pub fn newton_refusal(net: &Network, prior: Option<Prior>) -> Option<String> {
+    if net.head.family == FamilyName::Laplace {
+        return Some("Newton's method needs a twice-differentiable NLL; the Laplace NLL (absolute error) is not: use --optimizer lbfgs".into());
+    }
+    if !net.hidden.is_empty() {
+        return Some("--optimizer newton applies to linear models; an MLP's NLL is not convex: use adamw or lbfgs".into());
+    }
+    if matches!(prior, Some(Prior::L1 { .. })) {
+        return Some(
+            "--optimizer newton cannot handle an L1 prior (not differentiable at 0): use lbfgs"
+                .into(),
+        );
+    }
+    let p = net.param_count();
+    (p > crate::gpu::mlp::MAX_NEWTON_PARAMS).then(|| {
+        format!("--optimizer newton with {p} parameters needs a {p} x {p} Hessian: use lbfgs")
+    })
+}
+
+/// Damped Newton iterations (see [`crate::fit::newton::minimize`]) given a function returning
+/// the NLL's derivatives (CPU or GPU) over `rows` rows summed with `unit_roundoff`.
 pub fn newton_with(
     net: &Network,
     params: &mut Vec<f64>,
     rows: usize,
+    unit_roundoff: f64,
     nll_derivatives: &mut dyn FnMut(&[f64]) -> Result<Derivatives>,
     options: &TrainOptions,
 ) -> Result<TrainReport> {
-    if net.head.family == FamilyName::Laplace {
-        return Err(Error::Usage(
-            "Newton's method needs a twice-differentiable NLL; the Laplace NLL (absolute error) is not: use --optimizer lbfgs".into(),
-        ));
+    if let Some(why) = newton_refusal(net, options.prior) {
+        return Err(Error::Usage(why));
     }
-    if !net.hidden.is_empty() {
-        return Err(Error::Usage("--optimizer newton applies to linear models; an MLP's NLL is not convex: use adamw or lbfgs".into()));
-    }
-    if matches!(options.prior, Some(Prior::L1 { .. })) {
-        return Err(Error::Usage(
-            "--optimizer newton cannot handle an L1 prior (not differentiable at 0): use lbfgs"
-                .into(),
-        ));
-    }
-    let p = net.param_count();
-    if p > crate::gpu::mlp::MAX_NEWTON_PARAMS {
-        return Err(Error::Usage(format!(
-            "--optimizer newton with {p} parameters needs a {p} x {p} Hessian: use lbfgs"
-        )));
-    }
-    let mask = net.weight_mask();
-    let l2 = match options.prior {
-        Some(Prior::L2 { scale }) => 1.0 / (scale * scale),
-        _ => 0.0,
+    let settings = crate::fit::NewtonSettings {
+        max_iter: options.max_iter.unwrap_or(100),
+        prior: options.prior_layout(net),
+        frozen: options.frozen.clone(),
     };
-    let n = rows as f64;
-    let mut objective = |params: &[f64]| -> Result<Derivatives> {
-        let (mut f, mut g, mut h) = nll_derivatives(params)?;
-        for j in 0..p {
-            if mask[j] && l2 > 0.0 {
-                f += 0.5 * l2 * params[j] * params[j];
-                g[j] += l2 * params[j];
-                h[j * p + j] += l2;
-            }
-            if options.frozen.get(j).copied().unwrap_or(false) {
-                g[j] = 0.0;
-                for k in 0..p {
-                    h[j * p + k] = 0.0;
-                    h[k * p + j] = 0.0;
-                }
-                h[j * p + j] = 1.0;
-            }
-        }
-        Ok((f, g, h))
+    let mut problem = DerivativesFn {
+        rows,
+        unit_roundoff,
+        f: nll_derivatives,
     };
-    let max_iter = options.max_iter.unwrap_or(100);
-    let (mut f, mut g, mut h) = objective(params)?;
-    let mut history = Vec::new();
-    for iteration in 1..=max_iter {
-        let gmax = g.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-        if gmax <= 1e-10 * n {
-            return Ok(report(
-                iteration - 1,
-                true,
-                "gradient norm below tolerance",
-                history,
-                options,
-                params,
-                &mask,
-            ));
-        }
-        // Where the Hessian is not positive definite (e.g. the Gaussian's joint (beta, log sigma)
-        // far from the optimum) the Newton step need not descend: damp it towards gradient
-        // descent, H + mu I, until it does (Levenberg-Marquardt).
-        let diag_scale = (0..p)
-            .map(|j| h[j * p + j].abs())
-            .fold(0.0f64, f64::max)
-            .max(1e-12);
-        let mut step = None;
-        for mu in std::iter::once(0.0).chain((0..30).map(|e| diag_scale * 1e-8 * 10f64.powi(e))) {
-            let mut damped = h.clone();
-            (0..p).for_each(|j| damped[j * p + j] += mu);
-            if let Some(s) = solve(damped, g.iter().map(|v| -v).collect()) {
-                if s.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>() < 0.0 {
-                    step = Some(s);
-                    break;
-                }
-            }
-        }
-        let Some(step) = step else {
-            return Ok(report(
-                iteration - 1,
-                false,
-                "the Hessian is singular (collinear features or separated classes?)",
-                history,
-                options,
-                params,
-                &mask,
-            ));
-        };
-        // Newton decrement: the quadratic model predicts a decrease of lambda^2 / 2 = -g.step / 2,
-        // about f - f* in the quadratic regime, where the full step leaves an error of order
-        // lambda^4. Once that is negligible (here at most 1e-20 f^2) the step is taken without
-        // another pass over the data to evaluate it.
-        let predicted = -0.5 * step.iter().zip(&g).map(|(s, gi)| s * gi).sum::<f64>();
-        if predicted <= 1e-10 * f.abs().max(1.0) {
-            params.iter_mut().zip(&step).for_each(|(t, s)| *t += s);
-            return Ok(report(
-                iteration,
-                true,
-                "Newton decrement below tolerance",
-                history,
-                options,
-                params,
-                &mask,
-            ));
-        }
-        let mut alpha = 1.0;
-        let accepted = loop {
-            let trial: Vec<f64> = params
-                .iter()
-                .zip(&step)
-                .map(|(t, s)| t + alpha * s)
-                .collect();
-            let (tf, tg, th) = objective(&trial)?;
-            if tf.is_finite()
-                && tf <= f + 1e-4 * alpha * step.iter().zip(&g).map(|(s, gi)| s * gi).sum::<f64>()
-            {
-                break Some((trial, tf, tg, th));
-            }
-            if alpha == 1.0 && predicted <= 1e-6 * f.abs().max(1.0) {
-                // The predicted decrease is below what an f32-reduced objective (the GPU's)
-                // resolves, so the comparison is noise: take the full step and stop, rather
-                // than halving it pass after pass.
-                params.copy_from_slice(&trial);
-                return Ok(report(
-                    iteration,
-                    true,
-                    "Newton decrement below the objective's resolution",
-                    history,
-                    options,
-                    params,
-                    &mask,
-                ));
-            }
-            alpha *= 0.5;
-            if alpha < 1e-10 {
-                break None;
-            }
-        };
-        let Some((trial, tf, tg, th)) = accepted else {
-            // Near the optimum the objective's rounding hides further decrease; elsewhere a
-            // failed line search is a failure.
-            let converged = gmax <= 1e-6 * n;
-            let reason = if converged {
-                "no decrease possible with a step above tolerance"
-            } else {
-                "line search failed along the Newton direction"
-            };
-            return Ok(report(
-                iteration - 1,
-                converged,
-                reason,
-                history,
-                options,
-                params,
-                &mask,
-            ));
-        };
-        let change = (f - tf).abs();
-        *params = trial;
-        (f, g, h) = (tf, tg, th);
-        history.push(LossPoint {
-            epoch: iteration,
-            step: iteration,
-            train_mean_nll: f / n,
-            validation_mean_nll: None,
-        });
-        if change <= 1e-15 * f.abs().max(1.0) {
-            return Ok(report(
-                iteration,
-                true,
-                "relative change of the objective below tolerance",
-                history,
-                options,
-                params,
-                &mask,
-            ));
-        }
-    }
-    Ok(report(
-        max_iter,
-        false,
-        "iteration limit reached",
-        history,
-        options,
-        params,
-        &mask,
-    ))
+    let run = crate::fit::newton::minimize(&mut problem, params.clone(), &settings)?;
+    *params = run.theta.clone();
+    Ok(newton_report(&run, rows, options, net))
 }
 
-fn report(
-    steps: usize,
-    converged: bool,
-    reason: &str,
-    history: Vec<LossPoint>,
+/// The training report of a Newton run over `rows` rows.
+pub fn newton_report(
+    run: &crate::fit::newton::NewtonResult,
+    rows: usize,
     options: &TrainOptions,
-    params: &[f64],
-    mask: &[bool],
+    net: &Network,
 ) -> TrainReport {
+    let n = rows.max(1) as f64;
+    let history = run
+        .history
+        .iter()
+        .enumerate()
+        .map(|(i, f)| LossPoint {
+            epoch: i + 1,
+            step: i + 1,
+            train_mean_nll: f / n,
+            validation_mean_nll: None,
+        })
+        .collect();
+    let reason = match run.stop {
+        crate::fit::newton::NewtonStop::Singular => format!(
+            "{} (collinear features or separated classes?)",
+            run.stop.describe()
+        ),
+        stop => stop.describe().to_string(),
+    };
     TrainReport {
-        steps,
-        epochs: steps,
-        converged,
-        reason: reason.to_string(),
+        steps: run.iterations,
+        epochs: run.iterations,
+        converged: run.stop.converged(),
+        reason,
         history,
-        log_prior: options.prior.map(|pr| pr.log_density(params, mask)),
+        log_prior: options
+            .prior_layout(net)
+            .map(|layout| layout.log_density(&run.theta)),
     }
 }

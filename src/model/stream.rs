@@ -10,7 +10,7 @@ use super::newton::{self, Derivatives, WARM_START_ROWS, WARM_START_STRIDE};
 use super::train::{
     full_batch_lbfgs, gpu_hyper, LossPoint, ModelOptimizer, Run, TrainOptions, TrainReport,
 };
-use super::{Assessment, Model, Network};
+use super::{Assessment, ColumnStats, Conditioning, Model, Network};
 use crate::data::{RowChunk, TableStream};
 use crate::error::{Error, Result};
 use crate::family::FamilyName;
@@ -37,11 +37,11 @@ impl ChunkEngine<'_> {
         }
     }
 
-    /// Puts rows on the GPU (nothing to do on the CPU).
-    fn load(&self, net: &Network, x: &[f64], y: &[f64]) -> Result<()> {
+    /// Puts rows on the GPU, conditioned (nothing to do on the CPU).
+    fn load(&self, net: &Network, x: &[f64], y: &[f64], cond: Option<&Conditioning>) -> Result<()> {
         match self {
             ChunkEngine::Cpu => Ok(()),
-            ChunkEngine::Gpu(gpu) => gpu.load(x, y, &net.head.row_constants(y)),
+            ChunkEngine::Gpu(gpu) => gpu.load_conditioned(x, y, &net.head.row_constants(y), cond),
         }
     }
 
@@ -50,24 +50,33 @@ impl ChunkEngine<'_> {
         net: &Network,
         params: &[f64],
         chunk: &RowChunk,
+        cond: Option<&Conditioning>,
     ) -> Result<(f64, Vec<f64>)> {
         match self {
             ChunkEngine::Cpu => {
                 let rows: Vec<usize> = (0..chunk.rows).collect();
-                Ok(net.nll_and_grad(params, &chunk.x, &chunk.y, &rows))
+                Ok(net.conditioned_nll_and_grad(params, &chunk.x, &chunk.y, &rows, cond))
             }
             ChunkEngine::Gpu(gpu) => {
-                self.load(net, &chunk.x, &chunk.y)?;
+                self.load(net, &chunk.x, &chunk.y, cond)?;
                 gpu.nll_and_grad(params)
             }
         }
     }
 
-    fn derivatives(&self, net: &Network, params: &[f64], chunk: &RowChunk) -> Result<Derivatives> {
+    fn derivatives(
+        &self,
+        net: &Network,
+        params: &[f64],
+        chunk: &RowChunk,
+        cond: Option<&Conditioning>,
+    ) -> Result<Derivatives> {
         match self {
-            ChunkEngine::Cpu => newton::derivatives(net, params, &chunk.x, &chunk.y),
+            ChunkEngine::Cpu => {
+                newton::conditioned_derivatives(net, params, &chunk.x, &chunk.y, cond)
+            }
             ChunkEngine::Gpu(gpu) => {
-                self.load(net, &chunk.x, &chunk.y)?;
+                self.load(net, &chunk.x, &chunk.y, cond)?;
                 gpu.derivatives(params)
             }
         }
@@ -79,16 +88,17 @@ fn add_into(sum: &mut [f64], part: &[f64]) {
     sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);
 }
 
-/// Total NLL and gradient over the table at `params`: one pass.
+/// Total NLL and gradient over the table's rows as `cond` re-expresses them: one pass.
 pub fn nll_and_grad(
     net: &Network,
     params: &[f64],
     table: &mut TableStream,
     engine: ChunkEngine<'_>,
+    cond: Option<&Conditioning>,
 ) -> Result<(f64, Vec<f64>)> {
     let (mut nll, mut grad) = (0.0, vec![0.0; net.param_count()]);
     table.for_each_chunk(|chunk| {
-        let (f, g) = engine.nll_and_grad(net, params, chunk)?;
+        let (f, g) = engine.nll_and_grad(net, params, chunk, cond)?;
         nll += f;
         add_into(&mut grad, &g);
         Ok(true)
@@ -96,17 +106,19 @@ pub fn nll_and_grad(
     Ok((nll, grad))
 }
 
-/// NLL, gradient and Hessian over the table at `params` (linear models): one pass.
+/// NLL, gradient and Hessian over the table's rows as `cond` re-expresses them (linear
+/// models): one pass.
 pub fn derivatives(
     net: &Network,
     params: &[f64],
     table: &mut TableStream,
     engine: ChunkEngine<'_>,
+    cond: Option<&Conditioning>,
 ) -> Result<Derivatives> {
     let p = net.param_count();
     let (mut f, mut g, mut h) = (0.0, vec![0.0; p], vec![0.0; p * p]);
     table.for_each_chunk(|chunk| {
-        let (cf, cg, ch) = engine.derivatives(net, params, chunk)?;
+        let (cf, cg, ch) = engine.derivatives(net, params, chunk, cond)?;
         f += cf;
         add_into(&mut g, &cg);
         add_into(&mut h, &ch);
@@ -115,13 +127,27 @@ pub fn derivatives(
     Ok((f, g, h))
 }
 
-/// The full-batch problem over a streamed table (L-BFGS, profile likelihoods).
+/// The full-batch problem over a streamed table (L-BFGS, Newton, profile likelihoods), of the
+/// rows as `cond` re-expresses them.
 pub struct StreamedProblem<'a, 'g> {
     pub net: &'a Network,
     pub table: &'a mut TableStream,
     pub engine: ChunkEngine<'g>,
     pub frozen: &'a [bool],
     pub n: usize,
+    pub cond: Option<&'a Conditioning>,
+}
+
+impl crate::fit::SecondOrder for StreamedProblem<'_, '_> {
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn unit_roundoff(&self) -> f64 {
+        self.engine.unit_roundoff()
+    }
+    fn derivatives(&mut self, theta: &[f64]) -> Result<Derivatives> {
+        derivatives(self.net, theta, self.table, self.engine, self.cond)
+    }
 }
 
 impl Differentiable for StreamedProblem<'_, '_> {
@@ -132,7 +158,7 @@ impl Differentiable for StreamedProblem<'_, '_> {
         self.engine.unit_roundoff()
     }
     fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
-        let (nll, mut grad) = nll_and_grad(self.net, theta, self.table, self.engine)?;
+        let (nll, mut grad) = nll_and_grad(self.net, theta, self.table, self.engine, self.cond)?;
         for (g, &f) in grad.iter_mut().zip(self.frozen) {
             if f {
                 *g = 0.0;
@@ -152,6 +178,8 @@ pub struct Survey {
     /// The subsample's features (row-major) and targets.
     pub sample_x: Vec<f64>,
     pub sample_y: Vec<f64>,
+    /// Every column's sums (the features', then the target's), for the conditioning.
+    pub stats: ColumnStats,
     /// Each chunk's rows and mean target.
     chunk_means: Vec<(usize, f64)>,
     /// The sum over chunks of the targets' squared deviations from their chunk's mean.
@@ -218,6 +246,7 @@ pub fn survey(
         stride: WARM_START_STRIDE,
         sample_x: Vec::new(),
         sample_y: Vec::new(),
+        stats: ColumnStats::new(d + 1),
         chunk_means: Vec::new(),
         within_chunk_squares: 0.0,
     };
@@ -249,6 +278,7 @@ pub fn survey(
                 }
             }
         }
+        survey.stats.add(&chunk.x, &chunk.y);
         let mean = chunk.y.iter().sum::<f64>() / chunk.rows as f64;
         survey.within_chunk_squares += chunk.y.iter().map(|y| (y - mean).powi(2)).sum::<f64>();
         survey.chunk_means.push((chunk.rows, mean));
@@ -281,12 +311,14 @@ pub fn held_out(seed: u64, row: usize, fraction: f64) -> bool {
 /// table in order each epoch and shuffle the rows within each chunk (seeded), carrying the
 /// rows of an unfinished batch into the next chunk. `--validation` holds out rows by a
 /// seeded hash of their index ([`held_out`]) and costs one more pass per epoch.
+#[allow(clippy::too_many_arguments)]
 pub fn train_streamed(
     net: &Network,
     params: &mut Vec<f64>,
     table: &mut TableStream,
     engine: ChunkEngine<'_>,
     survey: &Survey,
+    cond: Option<&Conditioning>,
     options: &TrainOptions,
     mut progress: impl FnMut(&LossPoint),
 ) -> Result<TrainReport> {
@@ -300,6 +332,7 @@ pub fn train_streamed(
                     params,
                     &survey.sample_x,
                     &survey.sample_y,
+                    cond,
                     n,
                     options,
                 );
@@ -308,7 +341,8 @@ pub fn train_streamed(
                 net,
                 params,
                 n,
-                &mut |theta| derivatives(net, theta, table, engine),
+                engine.unit_roundoff(),
+                &mut |theta| derivatives(net, theta, table, engine, cond),
                 options,
             )?;
             if let Some(last) = report.history.last() {
@@ -317,17 +351,17 @@ pub fn train_streamed(
             Ok(report)
         }
         ModelOptimizer::Lbfgs => {
-            let mask = net.weight_mask();
             let mut problem = StreamedProblem {
                 net,
                 table,
                 engine,
                 frozen: &options.frozen,
                 n,
+                cond,
             };
-            full_batch_lbfgs(net, &mut problem, params, &mask, options, progress)
+            full_batch_lbfgs(net, &mut problem, params, options, progress)
         }
-        _ => minibatch(net, params, table, engine, n, options, &mut progress),
+        _ => minibatch(net, params, table, engine, n, cond, options, &mut progress),
     }
 }
 
@@ -349,12 +383,14 @@ impl Rows {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn minibatch(
     net: &Network,
     params: &mut Vec<f64>,
     table: &mut TableStream,
     engine: ChunkEngine<'_>,
     n: usize,
+    cond: Option<&Conditioning>,
     options: &TrainOptions,
     progress: &mut dyn FnMut(&LossPoint),
 ) -> Result<TrainReport> {
@@ -378,6 +414,7 @@ fn minibatch(
     let mut run = Run::new(net, params, options, n_train);
     let hyper = gpu_hyper(options, n_train);
     if let ChunkEngine::Gpu(gpu) = engine {
+        gpu.set_prior_factors(&options.prior_factors(net));
         gpu.set_params(params);
         gpu.reset_optimizer();
     }
@@ -390,10 +427,10 @@ fn minibatch(
         // Nothing to load: every row of the chunk held out, none carried over.
         _ if order.is_empty() => Ok(true),
         ChunkEngine::Cpu => {
-            Ok(run.cpu_steps(net, params, &rows.x, &rows.y, order, batch, progress))
+            Ok(run.cpu_steps(net, params, &rows.x, &rows.y, cond, order, batch, progress))
         }
         ChunkEngine::Gpu(gpu) => {
-            engine.load(net, &rows.x, &rows.y)?;
+            engine.load(net, &rows.x, &rows.y, cond)?;
             let order: Vec<u32> = order.iter().map(|&r| r as u32).collect();
             run.gpu_steps(gpu, params, &order, batch, hyper, progress)
         }
@@ -442,9 +479,12 @@ fn minibatch(
                     .filter(|&i| is_held_out(chunk.first + i))
                     .collect();
                 sum += match engine {
-                    ChunkEngine::Cpu => net.nll_and_grad(params, &chunk.x, &chunk.y, &rows).0,
+                    ChunkEngine::Cpu => {
+                        net.conditioned_nll_and_grad(params, &chunk.x, &chunk.y, &rows, cond)
+                            .0
+                    }
                     ChunkEngine::Gpu(gpu) => {
-                        engine.load(net, &chunk.x, &chunk.y)?;
+                        engine.load(net, &chunk.x, &chunk.y, cond)?;
                         let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
                         gpu.nll(&rows)?
                     }
@@ -470,16 +510,19 @@ pub struct Summary {
     pub outer: Option<Vec<f64>>,
 }
 
-/// One pass computing the [`Summary`] of `model` on a streamed table (the Hessian on the
-/// engine, the rest on the CPU).
+/// One pass computing the [`Summary`] of `model` on a streamed table: the assessment on the
+/// CPU, and the NLL's Hessian and the scores' outer products (where asked) of the
+/// conditioned rows at the conditioned parameters, the Hessian on the engine.
 pub fn summarize(
     model: &Model,
     table: &mut TableStream,
     engine: ChunkEngine<'_>,
+    conditioned: (&Conditioning, &[f64]),
     hessian: bool,
     outer: bool,
 ) -> Result<Summary> {
     let p = model.network.param_count();
+    let (cond, params) = conditioned;
     let mut summary = Summary {
         assessment: model.assessment(true),
         hessian: hessian.then(|| vec![0.0; p * p]),
@@ -490,11 +533,20 @@ pub fn summarize(
         if let Some(h) = &mut summary.hessian {
             add_into(
                 h,
-                &engine.derivatives(&model.network, &model.params, chunk)?.2,
+                &engine
+                    .derivatives(&model.network, params, chunk, Some(cond))?
+                    .2,
             );
         }
         if let Some(o) = &mut summary.outer {
-            crate::inference::add_score_outer(model, &chunk.x, &chunk.y, o);
+            crate::inference::add_score_outer(
+                &model.network,
+                params,
+                &chunk.x,
+                &chunk.y,
+                Some(cond),
+                o,
+            );
         }
         Ok(true)
     })?;

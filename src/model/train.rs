@@ -1,6 +1,7 @@
 //! Training a network: full-batch L-BFGS through the shared optimiser, or minibatch SGD
 //! (momentum), Adam and AdamW with seeded shuffles, early stopping and a divergence guard.
 
+use super::conditioning::Conditioning;
 use super::network::Network;
 use crate::error::{Error, Result};
 use crate::fit::{self, Differentiable, FitOptions, Prior};
@@ -46,6 +47,10 @@ pub struct TrainOptions {
     pub log_every: usize,
     /// Parameters held at their initial value (the intercept under `--no-intercept`).
     pub frozen: Vec<bool>,
+    /// Per parameter, the factor by which the prior's scale is multiplied (0: no prior), as
+    /// conditioned coordinates state the user's prior (see
+    /// [`super::Conditioning::prior_factors`]); `None` is 1 on weights and 0 elsewhere.
+    pub prior_factors: Option<Vec<f64>>,
 }
 
 impl TrainOptions {
@@ -67,7 +72,24 @@ impl TrainOptions {
             patience: 5,
             log_every: 0,
             frozen: vec![false; param_count],
+            prior_factors: None,
         }
+    }
+
+    /// Each parameter's prior factor: [`TrainOptions::prior_factors`], or 1 on `net`'s weights.
+    pub fn prior_factors(&self, net: &Network) -> Vec<f64> {
+        self.prior_factors.clone().unwrap_or_else(|| {
+            net.weight_mask()
+                .iter()
+                .map(|&m| if m { 1.0 } else { 0.0 })
+                .collect()
+        })
+    }
+
+    /// The prior laid out over `net`'s parameters.
+    pub fn prior_layout(&self, net: &Network) -> Option<fit::PriorLayout> {
+        self.prior
+            .map(|prior| fit::PriorLayout::scaled(prior, self.prior_factors(net)))
     }
 }
 
@@ -91,13 +113,15 @@ pub struct TrainReport {
     pub log_prior: Option<f64>,
 }
 
-/// The full-batch problem over a table on the CPU engine (L-BFGS, profile likelihoods).
+/// The full-batch problem over a table on the CPU engine (L-BFGS, Newton, profile
+/// likelihoods), of the rows as `cond` re-expresses them.
 pub struct FullBatch<'a> {
     pub net: &'a Network,
     pub x: &'a [f64],
     pub y: &'a [f64],
     pub rows: Vec<usize>,
     pub frozen: &'a [bool],
+    pub cond: Option<&'a Conditioning>,
 }
 
 impl Differentiable for FullBatch<'_> {
@@ -108,9 +132,25 @@ impl Differentiable for FullBatch<'_> {
         f64::EPSILON / 2.0
     }
     fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
-        let (nll, mut grad) = self.net.nll_and_grad(theta, self.x, self.y, &self.rows);
+        let (nll, mut grad) = self
+            .net
+            .conditioned_nll_and_grad(theta, self.x, self.y, &self.rows, self.cond);
         zero_frozen(&mut grad, self.frozen);
         Ok((nll, grad))
+    }
+}
+
+impl fit::SecondOrder for FullBatch<'_> {
+    fn n(&self) -> usize {
+        self.rows.len()
+    }
+    fn unit_roundoff(&self) -> f64 {
+        f64::EPSILON / 2.0
+    }
+    /// Linear models over all the table's rows (Newton's passes take no subset).
+    fn derivatives(&mut self, theta: &[f64]) -> Result<fit::Derivatives> {
+        debug_assert_eq!(self.rows.len(), self.y.len());
+        super::newton::conditioned_derivatives(self.net, theta, self.x, self.y, self.cond)
     }
 }
 
@@ -216,20 +256,18 @@ pub(crate) fn full_batch_lbfgs(
     net: &Network,
     problem: &mut dyn Differentiable,
     params: &mut Vec<f64>,
-    mask: &[bool],
     options: &TrainOptions,
     mut progress: impl FnMut(&LossPoint),
 ) -> Result<TrainReport> {
     let n = problem.n() as f64;
     let fit_options = FitOptions {
+        optimizer: fit::Optimizer::Lbfgs,
         prior: options.prior,
         max_iter: options.max_iter.unwrap_or(1000),
         gradient_scale: target_scale(net, params),
         ..FitOptions::default()
     };
-    let layout = options
-        .prior
-        .map(|prior| fit::PriorLayout::masked(prior, mask));
+    let layout = options.prior_layout(net);
     let result = fit::minimize(problem, params.clone(), layout, &fit_options)?;
     *params = result.theta;
     let point = LossPoint {
@@ -256,15 +294,27 @@ pub fn train(
     x: &[f64],
     y: &[f64],
     options: &TrainOptions,
+    progress: impl FnMut(&LossPoint),
+) -> Result<TrainReport> {
+    train_conditioned(net, params, x, y, None, options, progress)
+}
+
+/// [`train`] on the rows as `cond` re-expresses them, `params` in the conditioned coordinates.
+pub fn train_conditioned(
+    net: &Network,
+    params: &mut Vec<f64>,
+    x: &[f64],
+    y: &[f64],
+    cond: Option<&Conditioning>,
+    options: &TrainOptions,
     mut progress: impl FnMut(&LossPoint),
 ) -> Result<TrainReport> {
     let n = y.len();
     if n == 0 {
         return Err(Error::InvalidData("no rows to train on".into()));
     }
-    let mask = net.weight_mask();
     if options.optimizer == ModelOptimizer::Newton {
-        let report = super::newton::newton(net, params, x, y, options)?;
+        let report = super::newton::newton(net, params, x, y, cond, options)?;
         if let Some(last) = report.history.last() {
             progress(last);
         }
@@ -277,10 +327,11 @@ pub fn train(
             y,
             rows: (0..n).collect(),
             frozen: &options.frozen,
+            cond,
         };
-        return full_batch_lbfgs(net, &mut problem, params, &mask, options, progress);
+        return full_batch_lbfgs(net, &mut problem, params, options, progress);
     }
-    minibatch(net, params, x, y, options, progress)
+    minibatch(net, params, x, y, cond, options, progress)
 }
 
 fn minibatch(
@@ -288,6 +339,7 @@ fn minibatch(
     params: &mut Vec<f64>,
     x: &[f64],
     y: &[f64],
+    cond: Option<&Conditioning>,
     options: &TrainOptions,
     mut progress: impl FnMut(&LossPoint),
 ) -> Result<TrainReport> {
@@ -296,11 +348,13 @@ fn minibatch(
     for epoch in 1..=options.epochs {
         run.epochs = epoch;
         train_rows.shuffle(&mut rng);
-        if !run.cpu_steps(net, params, x, y, &train_rows, batch, &mut progress) {
+        if !run.cpu_steps(net, params, x, y, cond, &train_rows, batch, &mut progress) {
             break;
         }
         let validation = (!validation_rows.is_empty()).then(|| {
-            net.nll_and_grad(params, x, y, &validation_rows).0 / validation_rows.len() as f64
+            net.conditioned_nll_and_grad(params, x, y, &validation_rows, cond)
+                .0
+                / validation_rows.len() as f64
         });
         if !run.end_epoch(params, validation, &mut progress) {
             break;
@@ -314,7 +368,8 @@ fn minibatch(
 /// and the divergence guard.
 pub(crate) struct Run<'o> {
     options: &'o TrainOptions,
-    mask: Vec<bool>,
+    /// Each parameter's prior factor (0 where no prior acts).
+    prior_factors: Vec<f64>,
     /// First and second moments (SGD's momentum buffer is `m`).
     m: Vec<f64>,
     v: Vec<f64>,
@@ -343,7 +398,7 @@ impl<'o> Run<'o> {
         let p = params.len();
         Run {
             options,
-            mask: net.weight_mask(),
+            prior_factors: options.prior_factors(net),
             m: vec![0.0; p],
             v: vec![0.0; p],
             n_train: n_train as f64,
@@ -413,6 +468,7 @@ impl<'o> Run<'o> {
         params: &mut [f64],
         x: &[f64],
         y: &[f64],
+        cond: Option<&Conditioning>,
         order: &[usize],
         batch: usize,
         progress: &mut dyn FnMut(&LossPoint),
@@ -421,7 +477,7 @@ impl<'o> Run<'o> {
             if !self.may_step() {
                 return false;
             }
-            let (nll, grad) = net.nll_and_grad(params, x, y, rows);
+            let (nll, grad) = net.conditioned_nll_and_grad(params, x, y, rows, cond);
             if !nll.is_finite() || grad.iter().any(|g| !g.is_finite()) {
                 params.copy_from_slice(&self.last_finite);
                 self.diverged(nll, "the last finite parameters");
@@ -442,13 +498,13 @@ impl<'o> Run<'o> {
         let scale = 1.0 / rows as f64;
         grad.iter_mut().for_each(|g| *g *= scale);
         if let Some(Prior::L2 { scale: s }) = options.prior {
-            for ((g, t), _) in grad
+            for ((g, t), &f) in grad
                 .iter_mut()
                 .zip(params.iter())
-                .zip(&self.mask)
-                .filter(|(_, &mk)| mk)
+                .zip(&self.prior_factors)
+                .filter(|(_, &f)| f > 0.0)
             {
-                *g += t / (s * s) / self.n_train;
+                *g += t / (s * f).powi(2) / self.n_train;
             }
         }
         let lambda_l1 = options.prior.and_then(|pr| match pr {
@@ -488,9 +544,9 @@ impl<'o> Run<'o> {
                     unreachable!("handled by the full-batch paths")
                 }
             };
-            if let (Some(lambda), true) = (lambda_l1, self.mask[j]) {
+            if let (Some(lambda), true) = (lambda_l1, self.prior_factors[j] > 0.0) {
                 // Proximal step for (lambda / n) |theta_j|: soft-threshold, exact zeros.
-                let shrink = effective_lr * lambda / self.n_train;
+                let shrink = effective_lr * lambda / self.prior_factors[j] / self.n_train;
                 params[j] = params[j].signum() * (params[j].abs() - shrink).max(0.0);
             }
         }
@@ -544,10 +600,9 @@ impl<'o> Run<'o> {
             converged,
             reason,
             history: self.history,
-            log_prior: self
-                .options
-                .prior
-                .map(|pr| pr.log_density(params, &self.mask)),
+            log_prior: self.options.prior.map(|pr| {
+                fit::PriorLayout::scaled(pr, self.prior_factors.clone()).log_density(params)
+            }),
         }
     }
 }
@@ -584,13 +639,14 @@ pub fn train_gpu(
     mut progress: impl FnMut(&LossPoint),
 ) -> Result<TrainReport> {
     let n = gpu.rows();
-    let mask = net.weight_mask();
+    gpu.set_prior_factors(&options.prior_factors(net));
     if options.optimizer == ModelOptimizer::Newton {
         // Newton's Hessian is reduced on the GPU; the small solve runs on the host in f64.
         let report = super::newton::newton_with(
             net,
             params,
             n,
+            f32::EPSILON as f64 / 2.0,
             &mut |theta| gpu.derivatives(theta),
             options,
         )?;
@@ -604,7 +660,7 @@ pub fn train_gpu(
             gpu,
             frozen: &options.frozen,
         };
-        return full_batch_lbfgs(net, &mut problem, params, &mask, options, progress);
+        return full_batch_lbfgs(net, &mut problem, params, options, progress);
     }
     let (mut rng, mut train_rows, validation_rows, batch) = minibatch_plan(n, options)?;
     let validation_rows: Vec<u32> = validation_rows.iter().map(|&r| r as u32).collect();

@@ -1,0 +1,822 @@
+//! Linear models fitted to their optimum, wherever their rows are.
+//!
+//! Every fit runs on the conditioned rows (see [`super::Conditioning`]). Least squares (a
+//! Gaussian head without a prior) is solved exactly: a QR factorisation of the conditioned
+//! design and target, accumulated by Givens rotations in f64 as the rows are read (digits lost
+//! in proportion to the design's condition number, not its square), with sigma in closed form.
+//! A Laplace head without a prior is solved exactly by [`super::lad`]. Other models take
+//! Newton's method (up to [`crate::gpu::mlp::MAX_NEWTON_PARAMS`] parameters) or L-BFGS on the
+//! engine the rows are on; where that engine sums in f32 (the GPU), the fit continues with
+//! Newton (or L-BFGS) on f64 sums of the same rows on the CPU. Every result is checked: the
+//! Newton decrement (in standard errors) from f64 sums, the subgradient test for an L1 prior.
+
+use super::conditioning::Conditioning;
+use super::network::Network;
+use super::stream::{ChunkEngine, StreamedProblem};
+use super::train::{FullBatch, LossPoint, ModelOptimizer, TrainOptions, TrainReport};
+use crate::data::{Table, TableStream};
+use crate::error::{Error, Result};
+use crate::family::FamilyName;
+use crate::fit::{
+    self, newton, Derivatives, Differentiable, NewtonSettings, Precision, SecondOrder,
+    DECREMENT_TOLERANCE,
+};
+use crate::gpu::mlp::{GpuNetwork, MAX_NEWTON_PARAMS};
+use crate::linalg::QrRows;
+use rayon::prelude::*;
+
+/// What a [`RowPass`] hands each block of rows to: (first row, features row-major, targets).
+pub type BlockFn<'f> = dyn FnMut(usize, &[f64], &[f64]) -> Result<()> + 'f;
+
+/// A pass over a table's rows, block by block, in order: the raw rows (features row-major and
+/// targets), which the consumer conditions.
+pub trait RowPass {
+    /// Rows in the table.
+    fn rows(&self) -> usize;
+    /// Calls `f(first row, x, y)` for consecutive blocks covering every row.
+    fn each_block(&mut self, f: &mut BlockFn<'_>) -> Result<()>;
+}
+
+/// A table in memory, as one block.
+pub struct MemoryPass<'a>(pub &'a Table);
+
+impl RowPass for MemoryPass<'_> {
+    fn rows(&self) -> usize {
+        self.0.n
+    }
+    fn each_block(&mut self, f: &mut BlockFn<'_>) -> Result<()> {
+        let y = self
+            .0
+            .y
+            .as_deref()
+            .ok_or_else(|| Error::InvalidData("the table has no target".into()))?;
+        f(0, &self.0.x, y)
+    }
+}
+
+/// A table read chunk by chunk.
+pub struct StreamPass<'a> {
+    pub table: &'a mut TableStream,
+    pub rows: usize,
+}
+
+impl RowPass for StreamPass<'_> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn each_block(&mut self, f: &mut BlockFn<'_>) -> Result<()> {
+        self.table.for_each_chunk(|chunk| {
+            f(chunk.first, &chunk.x, &chunk.y)?;
+            Ok(true)
+        })?;
+        Ok(())
+    }
+}
+
+/// A problem with both first and second derivatives.
+pub trait ModelProblem: Differentiable + SecondOrder {}
+impl<T: Differentiable + SecondOrder> ModelProblem for T {}
+
+/// The full-batch problem of a table resident on the GPU (f32 sums).
+pub struct GpuProblem<'a> {
+    pub gpu: &'a GpuNetwork,
+    pub frozen: &'a [bool],
+}
+
+impl Differentiable for GpuProblem<'_> {
+    fn n(&self) -> usize {
+        self.gpu.rows()
+    }
+    fn unit_roundoff(&self) -> f64 {
+        f32::EPSILON as f64 / 2.0
+    }
+    fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
+        let (nll, mut grad) = self.gpu.nll_and_grad(theta)?;
+        for (g, &f) in grad.iter_mut().zip(self.frozen) {
+            if f {
+                *g = 0.0;
+            }
+        }
+        Ok((nll, grad))
+    }
+}
+
+impl SecondOrder for GpuProblem<'_> {
+    fn n(&self) -> usize {
+        self.gpu.rows()
+    }
+    fn unit_roundoff(&self) -> f64 {
+        f32::EPSILON as f64 / 2.0
+    }
+    fn derivatives(&mut self, theta: &[f64]) -> Result<Derivatives> {
+        self.gpu.derivatives(theta)
+    }
+}
+
+/// Where a model fit's rows are.
+pub enum Placement<'a> {
+    /// In host memory; the CPU engine.
+    Memory(&'a Table),
+    /// In GPU buffers (conditioned at upload), and in host memory for the f64 passes.
+    Resident(&'a GpuNetwork, &'a Table),
+    /// Read chunk by chunk; each chunk worked on by the CPU engine or loaded into the GPU
+    /// network; the f64 passes read the table on the CPU.
+    Chunked(&'a mut TableStream, Option<&'a GpuNetwork>, usize),
+}
+
+impl Placement<'_> {
+    pub fn rows(&self) -> usize {
+        match self {
+            Placement::Memory(t) | Placement::Resident(_, t) => t.n,
+            Placement::Chunked(_, _, n) => *n,
+        }
+    }
+
+    /// Whether the engine the rows are on sums in f32.
+    pub fn on_gpu(&self) -> bool {
+        matches!(
+            self,
+            Placement::Resident(..) | Placement::Chunked(_, Some(_), _)
+        )
+    }
+
+    /// Runs `f` on the problem of the engine the rows are on.
+    fn with_primary<R>(
+        &mut self,
+        net: &Network,
+        cond: &Conditioning,
+        frozen: &[bool],
+        f: impl FnOnce(&mut dyn ModelProblem) -> R,
+    ) -> R {
+        match self {
+            Placement::Resident(gpu, _) => f(&mut GpuProblem { gpu, frozen }),
+            Placement::Chunked(table, Some(gpu), n) => f(&mut StreamedProblem {
+                net,
+                table,
+                engine: ChunkEngine::Gpu(gpu),
+                frozen,
+                n: *n,
+                cond: Some(cond),
+            }),
+            _ => self.with_exact(net, cond, frozen, f),
+        }
+    }
+
+    /// Runs `f` on the problem of the same rows summed in f64 on the CPU.
+    fn with_exact<R>(
+        &mut self,
+        net: &Network,
+        cond: &Conditioning,
+        frozen: &[bool],
+        f: impl FnOnce(&mut dyn ModelProblem) -> R,
+    ) -> R {
+        match self {
+            Placement::Memory(table) | Placement::Resident(_, table) => {
+                let y = table.y.as_deref().unwrap_or(&[]);
+                f(&mut FullBatch {
+                    net,
+                    x: &table.x,
+                    y,
+                    rows: (0..table.n).collect(),
+                    frozen,
+                    cond: Some(cond),
+                })
+            }
+            Placement::Chunked(table, _, n) => f(&mut StreamedProblem {
+                net,
+                table,
+                engine: ChunkEngine::Cpu,
+                frozen,
+                n: *n,
+                cond: Some(cond),
+            }),
+        }
+    }
+
+    /// The rows for a pass of the CPU engine.
+    pub fn pass(&mut self) -> Box<dyn RowPass + '_> {
+        match self {
+            Placement::Memory(table) | Placement::Resident(_, table) => Box::new(MemoryPass(table)),
+            Placement::Chunked(table, _, n) => Box::new(StreamPass { table, rows: *n }),
+        }
+    }
+}
+
+/// A fitted linear model, in the conditioned coordinates.
+#[derive(Clone, Debug)]
+pub struct LinearFit {
+    pub params: Vec<f64>,
+    pub report: TrainReport,
+    pub precision: Precision,
+    /// How the optimum was found: `qr` (least squares), `lad-simplex`, `newton`, `lbfgs`, or
+    /// the minibatch optimiser's name.
+    pub method: &'static str,
+    /// Whether the engine the rows are on did the work (false where the exact solve or the
+    /// whole fit ran on the CPU although the rows were on a GPU).
+    pub ran_on_placement: bool,
+    /// The optimality test's measure at `params`: the Newton decrement in standard errors.
+    pub decrement: f64,
+    /// The NLL's Hessian at `params` (conditioned coordinates, f64 sums), where the fit formed
+    /// it.
+    pub hessian: Option<Vec<f64>>,
+    pub warnings: Vec<String>,
+}
+
+/// Which method a linear model takes.
+fn method_for(net: &Network, options: &TrainOptions) -> &'static str {
+    let laplace = net.head.family == FamilyName::Laplace;
+    match options.optimizer {
+        ModelOptimizer::Newton | ModelOptimizer::Lbfgs if laplace && options.prior.is_none() => {
+            // A smooth method stops at a kink short of the LAD optimum: solve it exactly.
+            "lad-simplex"
+        }
+        ModelOptimizer::Newton if options.prior.is_none() => match net.head.family {
+            FamilyName::Gaussian => "qr",
+            _ => "newton",
+        },
+        ModelOptimizer::Newton if laplace => "lbfgs",
+        ModelOptimizer::Newton => "newton",
+        ModelOptimizer::Lbfgs => "lbfgs",
+        ModelOptimizer::Sgd => "sgd",
+        ModelOptimizer::Adam => "adam",
+        ModelOptimizer::Adamw => "adamw",
+    }
+}
+
+/// The default optimiser of a linear model: Newton up to [`MAX_NEWTON_PARAMS`] parameters
+/// (the exact solves for Gaussian and Laplace heads without a prior), L-BFGS beyond or with
+/// an L1 prior (or a Laplace head with a prior, whose NLL has no Hessian).
+pub fn default_optimizer(net: &Network, prior: Option<fit::Prior>) -> ModelOptimizer {
+    let exact =
+        prior.is_none() && matches!(net.head.family, FamilyName::Gaussian | FamilyName::Laplace);
+    if exact || super::newton::newton_refusal(net, prior).is_none() {
+        ModelOptimizer::Newton
+    } else {
+        ModelOptimizer::Lbfgs
+    }
+}
+
+/// Fits a linear model from `params` (conditioned coordinates) to its optimum; `warm` is a
+/// subsample of the raw rows (features, targets) for Newton's warm start on large tables.
+pub fn fit_linear(
+    net: &Network,
+    placement: &mut Placement<'_>,
+    cond: &Conditioning,
+    params: Vec<f64>,
+    warm: Option<(&[f64], &[f64])>,
+    options: &TrainOptions,
+    progress: &mut dyn FnMut(&LossPoint),
+) -> Result<LinearFit> {
+    if !net.hidden.is_empty() {
+        return Err(Error::Usage("fit_linear fits linear models".into()));
+    }
+    let method = method_for(net, options);
+    let n = placement.rows();
+    let mut fit = match method {
+        "qr" => least_squares(net, placement, cond, options)?,
+        "lad-simplex" => {
+            let on_gpu = placement.on_gpu();
+            let lad = {
+                let mut pass = placement.pass();
+                super::lad::fit(net, pass.as_mut(), cond, options)?
+            };
+            let mut report = lad.report;
+            if let Some(p) = report.history.last() {
+                progress(p);
+            }
+            report.log_prior = None;
+            LinearFit {
+                params: lad.params,
+                report,
+                precision: Precision::F64,
+                method,
+                ran_on_placement: !on_gpu,
+                decrement: 0.0,
+                hessian: None,
+                warnings: lad.warnings,
+            }
+        }
+        "newton" | "lbfgs" => {
+            let mut params = params;
+            if method == "newton" && n >= super::newton::WARM_START_ROWS {
+                if let Some((xs, ys)) = warm {
+                    super::newton::warm_start_from(
+                        net,
+                        &mut params,
+                        xs,
+                        ys,
+                        Some(cond),
+                        n,
+                        options,
+                    );
+                }
+            }
+            iterate(net, placement, cond, params, options, method)?
+        }
+        _ => {
+            return Err(Error::Usage(format!(
+                "fit_linear runs full-batch optimisers; {method} is a minibatch one"
+            )))
+        }
+    };
+    if let Some(p) = fit.report.history.last() {
+        progress(p);
+    }
+    fit.report.log_prior = options
+        .prior_layout(net)
+        .map(|layout| layout.log_density(&fit.params));
+    Ok(fit)
+}
+
+/// Newton or L-BFGS on the rows' engine, then on f64 sums where that engine is f32, then the
+/// optimality test from f64 sums.
+fn iterate(
+    net: &Network,
+    placement: &mut Placement<'_>,
+    cond: &Conditioning,
+    params: Vec<f64>,
+    options: &TrainOptions,
+    method: &'static str,
+) -> Result<LinearFit> {
+    let p = net.param_count();
+    let n = placement.rows();
+    let frozen = options.frozen.clone();
+    let layout = options.prior_layout(net);
+    let l1 = layout.as_ref().and_then(fit::PriorLayout::l1_weights);
+    let newton_ok = super::newton::newton_refusal(net, options.prior).is_none();
+    if method == "newton" {
+        if let Some(why) = super::newton::newton_refusal(net, options.prior) {
+            return Err(Error::Usage(why));
+        }
+    }
+    let max_iter = options
+        .max_iter
+        .unwrap_or(if method == "newton" { 100 } else { 1000 });
+    let settings = NewtonSettings {
+        max_iter,
+        prior: layout.clone(),
+        frozen: frozen.clone(),
+    };
+    let run_newton = |problem: &mut dyn ModelProblem, start: Vec<f64>, max_iter: usize| {
+        newton::minimize(
+            problem,
+            start,
+            &NewtonSettings {
+                max_iter,
+                ..settings.clone()
+            },
+        )
+    };
+    let run_lbfgs = |problem: &mut dyn ModelProblem, start: Vec<f64>, max_iter: usize| {
+        let fit_options = fit::FitOptions {
+            optimizer: fit::Optimizer::Lbfgs,
+            max_iter,
+            ..fit::FitOptions::default()
+        };
+        fit::minimize(problem, start, layout.clone(), &fit_options)
+    };
+    // The rows' engine.
+    let (mut params, mut iterations, mut stop) =
+        placement.with_primary(net, cond, &frozen, |problem| -> Result<_> {
+            Ok(if method == "newton" {
+                let r = run_newton(problem, params, max_iter)?;
+                (r.theta, r.iterations, Stop::Newton(r.stop))
+            } else {
+                let r = run_lbfgs(problem, params, max_iter)?;
+                (r.theta, r.iterations, Stop::Lbfgs(r.reason))
+            })
+        })?;
+    let mut precision = if placement.on_gpu() {
+        Precision::F32
+    } else {
+        Precision::F64
+    };
+    // The test from f64 sums; where it fails after f32 passes, continue on f64 sums.
+    let mut check = placement.with_exact(net, cond, &frozen, |problem| {
+        optimality(problem, net, &params, layout.as_ref(), &frozen)
+    })?;
+    let remaining = max_iter.saturating_sub(iterations);
+    if !check.holds && placement.on_gpu() && remaining > 0 && params.iter().all(|v| v.is_finite()) {
+        precision = Precision::F32ThenF64;
+        let (finished, more, finish_stop) =
+            placement.with_exact(net, cond, &frozen, |problem| -> Result<_> {
+                Ok(if newton_ok && l1.is_none() {
+                    let r = run_newton(problem, params.clone(), remaining)?;
+                    (r.theta, r.iterations, Stop::Newton(r.stop))
+                } else {
+                    let r = run_lbfgs(problem, params.clone(), remaining)?;
+                    (r.theta, r.iterations, Stop::Lbfgs(r.reason))
+                })
+            })?;
+        params = finished;
+        iterations += more;
+        stop = finish_stop;
+        check = placement.with_exact(net, cond, &frozen, |problem| {
+            optimality(problem, net, &params, layout.as_ref(), &frozen)
+        })?;
+    }
+    // L-BFGS stopped by its own rules short of the optimum: finish with Newton steps on f64
+    // sums where Newton applies, else restart it with its gradient test in units of each
+    // coordinate's curvature at the point reached.
+    let short = |stop: Stop| matches!(stop, Stop::Lbfgs(r) if r.optimiser_done());
+    if !check.holds && method == "lbfgs" && short(stop) && newton_ok && l1.is_none() {
+        let budget = max_iter.saturating_sub(iterations).max(1);
+        let (next, more, next_stop) =
+            placement.with_exact(net, cond, &frozen, |problem| -> Result<_> {
+                let r = run_newton(problem, params.clone(), budget)?;
+                Ok((r.theta, r.iterations, Stop::Newton(r.stop)))
+            })?;
+        params = next;
+        iterations += more;
+        stop = next_stop;
+        check = placement.with_exact(net, cond, &frozen, |problem| {
+            optimality(problem, net, &params, layout.as_ref(), &frozen)
+        })?;
+    }
+    let mut restarts = 0;
+    while !check.holds && method == "lbfgs" && short(stop) && restarts < 3 && iterations < max_iter
+    {
+        restarts += 1;
+        let scales: Option<Vec<f64>> = check.hessian.as_ref().map(|h| {
+            (0..p)
+                .map(|j| {
+                    let c = h[j * p + j] / n.max(1) as f64;
+                    if c > 0.0 && c.is_finite() {
+                        1.0 / c.sqrt()
+                    } else {
+                        1.0
+                    }
+                })
+                .collect()
+        });
+        let budget = max_iter - iterations;
+        let (next, more, next_stop) =
+            placement.with_exact(net, cond, &frozen, |problem| -> Result<_> {
+                let fit_options = fit::FitOptions {
+                    optimizer: fit::Optimizer::Lbfgs,
+                    max_iter: budget,
+                    gradient_scale: scales.clone(),
+                    gtol: 1e-12,
+                    ..fit::FitOptions::default()
+                };
+                let r = fit::minimize(problem, params.clone(), layout.clone(), &fit_options)?;
+                Ok((r.theta, r.iterations, Stop::Lbfgs(r.reason)))
+            })?;
+        params = next;
+        iterations += more;
+        stop = next_stop;
+        check = placement.with_exact(net, cond, &frozen, |problem| {
+            optimality(problem, net, &params, layout.as_ref(), &frozen)
+        })?;
+    }
+    let converged = check.holds;
+    let reason = if net.head.family == FamilyName::Laplace {
+        "the Laplace NLL has a kink at every zero residual: with a prior the fit is L-BFGS's, which the subgradient test cannot certify (without a prior the LAD solve is exact)".to_string()
+    } else if converged {
+        match stop {
+            Stop::Newton(_) => "Newton decrement below tolerance (checked in f64)".to_string(),
+            Stop::Lbfgs(_) => "optimality test holds (checked in f64)".to_string(),
+        }
+    } else {
+        match stop {
+            Stop::Newton(s) if s != newton::NewtonStop::Decrement => s.describe().to_string(),
+            Stop::Lbfgs(r) if !r.optimiser_done() => r.describe().to_string(),
+            _ => format!(
+                "the optimiser stopped where the optimality test does not hold (decrement {:.3e} standard errors)",
+                check.decrement
+            ),
+        }
+    };
+    let _ = p;
+    Ok(LinearFit {
+        report: TrainReport {
+            steps: iterations,
+            epochs: iterations,
+            converged,
+            reason,
+            history: vec![LossPoint {
+                epoch: iterations,
+                step: iterations,
+                train_mean_nll: check.nll / n.max(1) as f64,
+                validation_mean_nll: None,
+            }],
+            log_prior: None,
+        },
+        params,
+        precision,
+        method,
+        ran_on_placement: true,
+        decrement: check.decrement,
+        hessian: check.hessian,
+        warnings: Vec::new(),
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    Newton(newton::NewtonStop),
+    Lbfgs(fit::StopReason),
+}
+
+/// The optimality test of a linear model at `params`, from the problem's sums.
+pub struct Check {
+    pub holds: bool,
+    pub decrement: f64,
+    pub nll: f64,
+    /// The NLL's Hessian (without the prior), where formed.
+    pub hessian: Option<Vec<f64>>,
+}
+
+/// The optimality test: coordinates an L1 prior holds at exactly 0 need |g_j| <= lambda_j;
+/// the others' Newton decrement (the objective's Hessian, the prior's curvature included) must
+/// be at most [`DECREMENT_TOLERANCE`]. Models of more than [`MAX_NEWTON_PARAMS`] parameters
+/// are tested without a Hessian: each free coordinate's gradient in units of its curvature,
+/// from the diagonal of H.
+pub fn optimality(
+    problem: &mut dyn ModelProblem,
+    net: &Network,
+    params: &[f64],
+    prior: Option<&fit::PriorLayout>,
+    frozen: &[bool],
+) -> Result<Check> {
+    let p = params.len();
+    if net.head.family == FamilyName::Laplace {
+        // The Laplace NLL has a kink at every zero residual: a point a smooth method reaches
+        // has no Hessian and fails the subgradient test; only the LAD solve certifies one.
+        let (nll, _) = Differentiable::nll_and_grad(problem, params)?;
+        return Ok(Check {
+            holds: false,
+            decrement: f64::NAN,
+            nll,
+            hessian: None,
+        });
+    }
+    let (nll, mut g, h) = if p <= MAX_NEWTON_PARAMS {
+        let (f, g, h) = SecondOrder::derivatives(problem, params)?;
+        (f, g, Some(h))
+    } else {
+        let (f, g) = Differentiable::nll_and_grad(problem, params)?;
+        (f, g, None)
+    };
+    let precisions = prior.map_or(vec![0.0; p], fit::PriorLayout::l2_precisions);
+    let l1 = prior.and_then(fit::PriorLayout::l1_weights);
+    if let Some(prior) = prior {
+        let mut f = 0.0;
+        prior.add_smooth(params, &mut f, &mut g);
+    }
+    let mut holds = nll.is_finite() && g.iter().all(|v| v.is_finite());
+    let mut free = Vec::new();
+    let mut violation = 0.0f64;
+    for j in 0..p {
+        if frozen.get(j).copied().unwrap_or(false) {
+            continue;
+        }
+        let lambda = l1.as_ref().map_or(0.0, |w| w[j]);
+        if lambda > 0.0 && params[j] == 0.0 {
+            if g[j].abs() > lambda {
+                holds = false;
+                let curvature = h.as_ref().map_or(1.0, |h| h[j * p + j] + precisions[j]);
+                violation = violation.max((g[j].abs() - lambda) / curvature.max(1e-300).sqrt());
+            }
+            continue;
+        }
+        if lambda > 0.0 {
+            g[j] += lambda * params[j].signum();
+        }
+        free.push(j);
+    }
+    let decrement = match &h {
+        Some(h) => {
+            let m = free.len();
+            let mut sub = vec![0.0; m * m];
+            for (a, &i) in free.iter().enumerate() {
+                for (b, &k) in free.iter().enumerate() {
+                    sub[a * m + b] = h[i * p + k];
+                }
+                sub[a * m + a] += precisions[i];
+            }
+            let gf: Vec<f64> = free.iter().map(|&i| g[i]).collect();
+            match crate::linalg::EquilibratedFactor::new(&sub, m) {
+                Some(factor) if factor.ridge <= 1e-10 => {
+                    fit::dot(&factor.solve(&gf), &gf).max(0.0).sqrt()
+                }
+                _ => f64::INFINITY,
+            }
+        }
+        None => {
+            // Without the Hessian: a pass for its diagonal would cost as much as the fit; the
+            // gradient relative to the rows (coordinates are conditioned, so unit-free).
+            free.iter()
+                .map(|&j| g[j].abs() / (n_of(problem) as f64).sqrt())
+                .fold(0.0, f64::max)
+        }
+    };
+    holds &= decrement <= DECREMENT_TOLERANCE;
+    Ok(Check {
+        holds,
+        decrement: decrement.max(violation),
+        nll,
+        hessian: h,
+    })
+}
+
+fn n_of(problem: &dyn ModelProblem) -> usize {
+    Differentiable::n(problem).max(1)
+}
+
+/// Least squares on the conditioned rows, exactly: the R factor of [X~' | y'] in one pass
+/// (rows in blocks, each block's factor by Givens rotations, merged in the table's order),
+/// beta' = R^-1 Q^T y', sigma'^2 = RSS / n; then the optimality test from an f64 pass, and a
+/// refinement step (the corrected semi-normal equations: R^T R d = X'^T r) while it fails.
+fn least_squares(
+    net: &Network,
+    placement: &mut Placement<'_>,
+    cond: &Conditioning,
+    options: &TrainOptions,
+) -> Result<LinearFit> {
+    let d = net.inputs;
+    let layer = net.layers()[0];
+    let intercept = !options.frozen.get(layer.bias).copied().unwrap_or(false);
+    let k = d + intercept as usize;
+    let n = placement.rows();
+    let factor = {
+        let mut pass = placement.pass();
+        least_squares_factor(pass.as_mut(), cond, d, intercept)?
+    };
+    let m = k + 1;
+    let diag_max = (0..k)
+        .map(|i| factor.r[i * m + i].abs())
+        .fold(0.0f64, f64::max);
+    // Columns whose pivot is at rounding level are dependent on the earlier ones: their
+    // coefficient is 0 (a basic solution; inference reports the singular direction).
+    let beta = solve_with_dependent(&factor, k, 1e-13 * diag_max);
+    let rss = factor.r[k * m + k].powi(2);
+    let mut params = vec![0.0; net.param_count()];
+    for j in 0..d {
+        params[layer.weights + j] = beta[j];
+    }
+    if intercept {
+        params[layer.bias] = beta[d];
+    }
+    let g_at = net.globals_offset();
+    let y_square: f64 = {
+        // sum of y'^2 for the exact-fit test: R's last column holds Q^T y'.
+        (0..m).map(|i| factor.r[i * m + k].powi(2)).sum()
+    };
+    let mut warnings = Vec::new();
+    let exact_fit = rss <= (64.0 * f64::EPSILON).powi(2) * y_square;
+    let sigma2 = if exact_fit {
+        warnings.push("the fit is exact: the residuals are at the data's rounding level, so sigma's MLE is 0 (the likelihood is unbounded) and the standard errors are rounding noise".into());
+        (y_square / n as f64).max(f64::MIN_POSITIVE) * f64::EPSILON * f64::EPSILON
+    } else {
+        rss / n as f64
+    };
+    params[g_at] = 0.5 * sigma2.ln();
+    let frozen = options.frozen.clone();
+    let mut check = placement.with_exact(net, cond, &frozen, |problem| {
+        optimality(problem, net, &params, None, &frozen)
+    })?;
+    let mut refinements = 0;
+    while !check.holds && !exact_fit && refinements < 3 {
+        // d = (R^T R)^-1 X'^T r in beta: -sigma^2 g_beta (g_beta = -X'^T r / sigma^2).
+        let g = placement
+            .with_exact(net, cond, &frozen, |problem| {
+                Differentiable::nll_and_grad(problem, &params)
+            })?
+            .1;
+        let sigma2_now = (2.0 * params[g_at]).exp();
+        let mut rhs: Vec<f64> = (0..d).map(|j| -g[layer.weights + j] * sigma2_now).collect();
+        if intercept {
+            rhs.push(-g[layer.bias] * sigma2_now);
+        }
+        let z = factor.solve_leading_transposed(k, &rhs);
+        let step = solve_upper(&factor, k, &z, 1e-13 * diag_max);
+        for j in 0..d {
+            params[layer.weights + j] += step[j];
+        }
+        if intercept {
+            params[layer.bias] += step[d];
+        }
+        // sigma from the refined residuals: the NLL's minimum over log sigma is at
+        // sigma^2 = RSS / n, and d NLL / d log sigma = n - RSS / sigma^2.
+        let (_, g2) = placement.with_exact(net, cond, &frozen, |problem| {
+            Differentiable::nll_and_grad(problem, &params)
+        })?;
+        let rss_now = (n as f64 - g2[g_at]) * (2.0 * params[g_at]).exp();
+        if rss_now > 0.0 {
+            params[g_at] = 0.5 * (rss_now / n as f64).ln();
+        }
+        refinements += 1;
+        check = placement.with_exact(net, cond, &frozen, |problem| {
+            optimality(problem, net, &params, None, &frozen)
+        })?;
+    }
+    let converged = check.holds || exact_fit;
+    let reason = if exact_fit {
+        "exact least-squares solve (QR); the fit is exact".to_string()
+    } else if converged {
+        "exact least-squares solve (QR), checked: Newton decrement below tolerance".to_string()
+    } else {
+        format!(
+            "the least-squares solve (QR) is resolved only to {:.3e} standard errors in f64: the design is too ill-conditioned",
+            check.decrement
+        )
+    };
+    Ok(LinearFit {
+        report: TrainReport {
+            steps: 1 + refinements,
+            epochs: 1 + refinements,
+            converged,
+            reason,
+            history: vec![LossPoint {
+                epoch: 1,
+                step: 1,
+                train_mean_nll: check.nll / n.max(1) as f64,
+                validation_mean_nll: None,
+            }],
+            log_prior: None,
+        },
+        params,
+        precision: Precision::F64,
+        method: "qr",
+        ran_on_placement: !placement.on_gpu(),
+        decrement: check.decrement,
+        hessian: check.hessian,
+        warnings,
+    })
+}
+
+/// The R factor of the conditioned rows [x', 1 (with an intercept), y'] over one pass.
+pub(crate) fn least_squares_factor(
+    pass: &mut dyn RowPass,
+    cond: &Conditioning,
+    d: usize,
+    intercept: bool,
+) -> Result<QrRows> {
+    const TASK: usize = 4096;
+    let m = d + intercept as usize + 1;
+    let mut total = QrRows::new(m);
+    pass.each_block(&mut |_, x, y| {
+        let parts: Vec<QrRows> = y
+            .par_chunks(TASK)
+            .enumerate()
+            .map(|(t, ys)| {
+                let mut qr = QrRows::new(m);
+                let mut row = vec![0.0; m];
+                for (i, &yi) in ys.iter().enumerate() {
+                    let r = t * TASK + i;
+                    cond.row_into(&x[r * d..(r + 1) * d], &mut row[..d]);
+                    if intercept {
+                        row[d] = 1.0;
+                    }
+                    row[m - 1] = cond.target(yi);
+                    qr.add_row(&mut row);
+                }
+                qr
+            })
+            .collect();
+        for part in &parts {
+            total.merge(part);
+        }
+        Ok(())
+    })?;
+    Ok(total)
+}
+
+/// R[..k, ..k] x = R[..k, k], with coordinates whose pivot is at most `tiny` set to 0.
+fn solve_with_dependent(factor: &QrRows, k: usize, tiny: f64) -> Vec<f64> {
+    let m = factor.cols;
+    let rhs: Vec<f64> = (0..k).map(|i| factor.r[i * m + k]).collect();
+    solve_upper(factor, k, &rhs, tiny)
+}
+
+/// R[..k, ..k] x = b by back substitution, coordinates with a pivot at most `tiny` set to 0.
+fn solve_upper(factor: &QrRows, k: usize, b: &[f64], tiny: f64) -> Vec<f64> {
+    let m = factor.cols;
+    let mut x = vec![0.0; k];
+    for i in (0..k).rev() {
+        let pivot = factor.r[i * m + i];
+        if pivot.abs() <= tiny {
+            continue;
+        }
+        let tail: f64 = (i + 1..k).map(|j| factor.r[i * m + j] * x[j]).sum();
+        x[i] = (b[i] - tail) / pivot;
+    }
+    x
+}
+
+/// The optimality test of a model trained by another route (minibatch optimisers), from f64
+/// sums of its rows: whether its result happens to be at the optimum.
+pub fn check_trained(
+    net: &Network,
+    placement: &mut Placement<'_>,
+    cond: &Conditioning,
+    params: &[f64],
+    options: &TrainOptions,
+) -> Result<Check> {
+    let layout = options.prior_layout(net);
+    let frozen = options.frozen.clone();
+    placement.with_exact(net, cond, &frozen, |problem| {
+        optimality(problem, net, params, layout.as_ref(), &frozen)
+    })
+}
