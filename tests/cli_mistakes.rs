@@ -311,25 +311,7 @@ fn hand_edited_model_files_are_checked() {
     }
 }
 
-/// A little-endian f64 .npy file of `shape` (C order).
-fn write_npy(path: &std::path::Path, shape: &[usize], values: &[f64]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    values.iter().for_each(|v| bytes.extend(v.to_le_bytes()));
-    std::fs::write(path, bytes).unwrap();
-}
+use common::write_npy;
 
 #[test]
 fn bench_data_files_are_checked() {

@@ -287,7 +287,10 @@ pub fn fit_model(
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    let original = cond.to_original(&network, &trained.params);
+    let original = trained
+        .original
+        .clone()
+        .unwrap_or_else(|| cond.to_original(&network, &trained.params));
     let model = fitted_model(
         fit,
         kind,
@@ -310,7 +313,12 @@ pub fn fit_model(
     )?;
     let eval = summary.assessment.evaluation();
     let separation = summary.assessment.separation(&model);
-    let mut inference = (kind == ModelKind::Linear).then(|| {
+    // An exact least-squares fit (sigma = 0) has no standard errors.
+    let exact_fit = trained
+        .warnings
+        .iter()
+        .any(|w| w == likely::model::linear::EXACT_FIT);
+    let mut inference = (kind == ModelKind::Linear && !exact_fit).then(|| {
         likely::inference::for_linear_model_sums(
             &model,
             &LinearSums {
@@ -748,6 +756,8 @@ struct Trained {
     adapter: String,
     /// The trained parameters, in the conditioned coordinates.
     params: Vec<f64>,
+    /// The parameters in the data's units where the fit refined them there (least squares).
+    original: Option<Vec<f64>>,
     /// The NLL's Hessian at `params` (conditioned coordinates, f64), where the fit formed it.
     hessian: Option<Vec<f64>>,
     precision: likely::fit::Precision,
@@ -838,6 +848,7 @@ fn fit_linear_rows(
         engine,
         adapter,
         params: fit.params,
+        original: fit.original,
         hessian: fit.hessian,
         precision: fit.precision,
         method: fit.method,
@@ -905,6 +916,7 @@ fn minibatch_trained(
         engine,
         adapter,
         params,
+        original: None,
         hessian,
         precision,
         method,
@@ -1147,6 +1159,14 @@ struct FitOutcome<'a> {
 }
 
 impl FitOutcome<'_> {
+    /// Why there are no standard errors, where there are none.
+    fn no_inference(&self) -> &'static str {
+        match self.model.kind {
+            ModelKind::Mlp => MLP_NO_SE,
+            ModelKind::Linear => likely::model::linear::EXACT_FIT,
+        }
+    }
+
     fn json(&self) -> Value {
         let (model, eval, report) = (self.model, self.eval, &self.trained.report);
         let mut out = json!({
@@ -1163,6 +1183,7 @@ impl FitOutcome<'_> {
             "epochs": report.epochs,
             "optimizer": self.optimizer,
             "method": self.trained.method,
+            "warnings": self.trained.warnings,
             "precision": self.trained.precision,
             "decrement": json_f64(self.trained.decrement),
             "engine": self.trained.engine,
@@ -1193,7 +1214,7 @@ impl FitOutcome<'_> {
             }
             None => {
                 out["std_errors"] = Value::Null;
-                out["inference"] = json!(MLP_NO_SE);
+                out["inference"] = json!(self.no_inference());
                 out["llf"] = json_f64(-eval.nll);
             }
         }
@@ -1252,7 +1273,7 @@ impl FitOutcome<'_> {
                 &format!("{:?}", self.fit.inference.ci).to_lowercase(),
             ),
             None => {
-                println!("{MLP_NO_SE}");
+                println!("{}", self.no_inference());
                 if let Some((name, v)) = model.global() {
                     println!("  {name} = {v:.10}");
                 }

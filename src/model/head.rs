@@ -82,9 +82,15 @@ impl Head {
                 // NLL = log sigma + ln(2 pi)/2 + (y - mu)^2 / (2 sigma^2)
                 let inv_var = (-2.0 * globals[0]).exp();
                 let r = y - eta[0];
-                d_eta[0] = -r * inv_var;
-                d_globals[0] += 1.0 - r * r * inv_var;
-                globals[0] + HALF_LN_2PI + 0.5 * r * r * inv_var
+                // sigma = 0 (an exact fit): a row on the fit adds log sigma only.
+                let (scaled, square) = if r == 0.0 {
+                    (0.0, 0.0)
+                } else {
+                    (r * inv_var, r * r * inv_var)
+                };
+                d_eta[0] = -scaled;
+                d_globals[0] += 1.0 - square;
+                globals[0] + HALF_LN_2PI + 0.5 * square
             }
             FamilyName::Laplace => {
                 // NLL = ln 2 + log b + |y - mu| / b

@@ -206,6 +206,9 @@ impl Placement<'_> {
 #[derive(Clone, Debug)]
 pub struct LinearFit {
     pub params: Vec<f64>,
+    /// The parameters in the data's own units where the fit refined them there (least
+    /// squares); `None`: map `params` back with the conditioning.
+    pub original: Option<Vec<f64>>,
     pub report: TrainReport,
     pub precision: Precision,
     /// How the optimum was found: `qr` (least squares), `lad-simplex`, `newton`, `lbfgs`, or
@@ -221,6 +224,9 @@ pub struct LinearFit {
     pub hessian: Option<Vec<f64>>,
     pub warnings: Vec<String>,
 }
+
+/// The warning of a least-squares fit through every row exactly.
+pub const EXACT_FIT: &str = "the data lie exactly on the fit: sigma's MLE is 0 (the likelihood is unbounded), so there are no standard errors; the coefficients are the exact least-squares solution";
 
 /// Which method a linear model takes.
 fn method_for(net: &Network, options: &TrainOptions) -> &'static str {
@@ -287,6 +293,7 @@ pub fn fit_linear(
             report.log_prior = None;
             LinearFit {
                 params: lad.params,
+                original: None,
                 report,
                 precision: Precision::F64,
                 method,
@@ -433,6 +440,21 @@ fn iterate(
             optimality(problem, net, &params, layout.as_ref(), &frozen)
         })?;
     }
+    // An L1 prior: Newton on the active set OWL-QN found (where Newton applies to the rest).
+    if !check.holds && method == "lbfgs" && short(stop) && l1.is_some() && p <= MAX_NEWTON_PARAMS {
+        let lambdas = l1.clone().expect("an L1 prior");
+        let budget = max_iter.saturating_sub(iterations).max(1);
+        let (next, more) = placement.with_exact(net, cond, &frozen, |problem| -> Result<_> {
+            let (t, it, _) =
+                newton::minimize_l1(problem, params.clone(), &lambdas, &frozen, budget)?;
+            Ok((t, it))
+        })?;
+        params = next;
+        iterations += more;
+        check = placement.with_exact(net, cond, &frozen, |problem| {
+            optimality(problem, net, &params, layout.as_ref(), &frozen)
+        })?;
+    }
     let mut restarts = 0;
     while !check.holds && method == "lbfgs" && short(stop) && restarts < 3 && iterations < max_iter
     {
@@ -503,6 +525,7 @@ fn iterate(
             log_prior: None,
         },
         params,
+        original: None,
         precision,
         method,
         ran_on_placement: true,
@@ -626,8 +649,14 @@ fn n_of(problem: &dyn ModelProblem) -> usize {
 
 /// Least squares on the conditioned rows, exactly: the R factor of [X~' | y'] in one pass
 /// (rows in blocks, each block's factor by Givens rotations, merged in the table's order),
-/// beta' = R^-1 Q^T y', sigma'^2 = RSS / n; then the optimality test from an f64 pass, and a
-/// refinement step (the corrected semi-normal equations: R^T R d = X'^T r) while it fails.
+/// beta' = R^-1 Q^T y'. Then iterative refinement in the original units, whose fixed point is
+/// the exact least-squares solution of the data as stored: each residual y - x beta is formed
+/// from the raw row in double-double (exact products and sums), and the correction solves
+/// R^T R d' = X'^T r' with the same R (the corrected semi-normal equations). Mapping beta'
+/// back to an intercept in the data's units cancels terms of the target's magnitude; the
+/// refinement restores the digits that costs (Wampler1's intercept: 9 correct digits from the
+/// solve, 15 after). sigma^2 = RSS / n from the refined residuals, and the optimality test
+/// from an f64 pass.
 fn least_squares(
     net: &Network,
     placement: &mut Placement<'_>,
@@ -649,83 +678,168 @@ fn least_squares(
         .fold(0.0f64, f64::max);
     // Columns whose pivot is at rounding level are dependent on the earlier ones: their
     // coefficient is 0 (a basic solution; inference reports the singular direction).
-    let beta = solve_with_dependent(&factor, k, 1e-13 * diag_max);
-    let rss = factor.r[k * m + k].powi(2);
-    let mut params = vec![0.0; net.param_count()];
+    let tiny = 1e-13 * diag_max;
+    let beta = solve_with_dependent(&factor, k, tiny);
+    let mut conditioned = vec![0.0; net.param_count()];
     for j in 0..d {
-        params[layer.weights + j] = beta[j];
+        conditioned[layer.weights + j] = beta[j];
     }
     if intercept {
-        params[layer.bias] = beta[d];
+        conditioned[layer.bias] = beta[d];
     }
     let g_at = net.globals_offset();
-    let y_square: f64 = {
-        // sum of y'^2 for the exact-fit test: R's last column holds Q^T y'.
-        (0..m).map(|i| factor.r[i * m + k].powi(2)).sum()
-    };
-    let mut warnings = Vec::new();
-    let exact_fit = rss <= (64.0 * f64::EPSILON).powi(2) * y_square;
-    let sigma2 = if exact_fit {
-        warnings.push("the fit is exact: the residuals are at the data's rounding level, so sigma's MLE is 0 (the likelihood is unbounded) and the standard errors are rounding noise".into());
-        (y_square / n as f64).max(f64::MIN_POSITIVE) * f64::EPSILON * f64::EPSILON
-    } else {
-        rss / n as f64
-    };
-    params[g_at] = 0.5 * sigma2.ln();
-    let frozen = options.frozen.clone();
-    let mut check = placement.with_exact(net, cond, &frozen, |problem| {
-        optimality(problem, net, &params, None, &frozen)
-    })?;
+    // The data's own units, refined there.
+    let mut original = cond.to_original(net, &conditioned);
+    let t = cond.target_scale();
+    let (mut rss, mut rss_plain) = (0.0, 0.0);
+    let mut last_gradient = vec![0.0; k];
+    // Corrections (converging at a rate of about cond(X')^2 u per step) until they no longer
+    // change the coefficients beyond a few ulps: NIST's certified digits ask for more than the
+    // decrement's tolerance where a standard error dwarfs its coefficient (Wampler3's
+    // intercept: 1 with a standard error of 2152). Each is followed by the pass that measures
+    // the residuals it leaves.
     let mut refinements = 0;
-    while !check.holds && !exact_fit && refinements < 3 {
-        // d = (R^T R)^-1 X'^T r in beta: -sigma^2 g_beta (g_beta = -X'^T r / sigma^2).
-        let g = placement
-            .with_exact(net, cond, &frozen, |problem| {
-                Differentiable::nll_and_grad(problem, &params)
-            })?
-            .1;
-        let sigma2_now = (2.0 * params[g_at]).exp();
-        let mut rhs: Vec<f64> = (0..d).map(|j| -g[layer.weights + j] * sigma2_now).collect();
-        if intercept {
-            rhs.push(-g[layer.bias] * sigma2_now);
+    for pass_number in 0..12 {
+        let (gradient, r2, plain2) = {
+            let mut pass = placement.pass();
+            exact_residual_gradient(pass.as_mut(), cond, d, intercept, &original, layer)?
+        };
+        (rss, rss_plain) = (r2, plain2);
+        last_gradient = gradient.clone();
+        if pass_number == 11 {
+            break;
         }
+        // The correction in conditioned units (r' = r / t): R^T R d' = X'^T r'.
+        let rhs: Vec<f64> = gradient.iter().map(|g| g / t).collect();
         let z = factor.solve_leading_transposed(k, &rhs);
-        let step = solve_upper(&factor, k, &z, 1e-13 * diag_max);
+        let step = solve_upper(&factor, k, &z, tiny);
+        // Its image in the original units: the conditioning's linear part (no offset).
+        let mut delta = vec![0.0; net.param_count()];
         for j in 0..d {
-            params[layer.weights + j] += step[j];
+            delta[layer.weights + j] = step[j];
         }
         if intercept {
-            params[layer.bias] += step[d];
+            delta[layer.bias] = step[d];
         }
-        // sigma from the refined residuals: the NLL's minimum over log sigma is at
-        // sigma^2 = RSS / n, and d NLL / d log sigma = n - RSS / sigma^2.
-        let (_, g2) = placement.with_exact(net, cond, &frozen, |problem| {
-            Differentiable::nll_and_grad(problem, &params)
-        })?;
-        let rss_now = (n as f64 - g2[g_at]) * (2.0 * params[g_at]).exp();
-        if rss_now > 0.0 {
-            params[g_at] = 0.5 * (rss_now / n as f64).ln();
+        let zero = cond.to_original(net, &vec![0.0; net.param_count()]);
+        let image = cond.to_original(net, &delta);
+        let mut changed = false;
+        for j in (0..d)
+            .map(|j| layer.weights + j)
+            .chain(intercept.then_some(layer.bias))
+        {
+            let v = original[j] + (image[j] - zero[j]);
+            changed |= (v - original[j]).abs() > 4.0 * f64::EPSILON * v.abs();
+            original[j] = v;
         }
         refinements += 1;
-        check = placement.with_exact(net, cond, &frozen, |problem| {
-            optimality(problem, net, &params, None, &frozen)
-        })?;
+        if !changed {
+            // The last correction was at rounding level: measure the residuals it left.
+            let (gradient, r2, plain2) = {
+                let mut pass = placement.pass();
+                exact_residual_gradient(pass.as_mut(), cond, d, intercept, &original, layer)?
+            };
+            (rss, rss_plain, last_gradient) = (r2, plain2, gradient);
+            break;
+        }
     }
-    let converged = check.holds || exact_fit;
+    // The test from the exact gradient: at sigma^2 = RSS / n the log sigma coordinate's
+    // gradient is 0, and the coefficients' block of H is X'^T X' / sigma'^2 = R^T R / sigma'^2,
+    // so delta = |R^-T X'^T r'| / sigma'. (A design as ill-conditioned as Filip's, cond(X')^2
+    // u near 1, leaves this measure at its rounding, about cond(X') u sqrt(n) standard
+    // errors, above the tolerance: the fit then says it is not resolved.)
+    // The Newton step that is left, less what the f64 coefficients themselves cannot resolve
+    // (2 ulps of each: an intercept near 1e8 is an f64 only to 1.5e-8, which can be 1e-7 of
+    // its standard error), measured in the metric of H.
+    let decrement = {
+        let sigma = (rss / n as f64).sqrt() / t;
+        let rhs: Vec<f64> = last_gradient.iter().map(|g| g / t).collect();
+        let z = factor.solve_leading_transposed(k, &rhs);
+        let step = solve_upper(&factor, k, &z, tiny);
+        let mut delta = vec![0.0; net.param_count()];
+        for j in 0..d {
+            delta[layer.weights + j] = step[j];
+        }
+        if intercept {
+            delta[layer.bias] = step[d];
+        }
+        let zero = cond.to_original(net, &vec![0.0; net.param_count()]);
+        let mut image = cond.to_original(net, &delta);
+        for j in 0..image.len() {
+            let change = image[j] - zero[j];
+            let ulps = 2.0 * f64::EPSILON * original[j].abs();
+            image[j] = zero[j] + change.signum() * (change.abs() - ulps).max(0.0);
+        }
+        let back_zero = cond.to_conditioned(net, &zero);
+        let shrunk = cond.to_conditioned(net, &image);
+        let mut s: Vec<f64> = (0..d)
+            .map(|j| shrunk[layer.weights + j] - back_zero[layer.weights + j])
+            .collect();
+        if intercept {
+            s.push(shrunk[layer.bias] - back_zero[layer.bias]);
+        }
+        // |R s| / sigma': R upper triangular.
+        let rs: Vec<f64> = (0..k)
+            .map(|i| (i..k).map(|j| factor.r[i * m + j] * s[j]).sum::<f64>())
+            .collect();
+        rs.iter().map(|v| v * v).sum::<f64>().sqrt() / sigma
+    };
+    let mut warnings = Vec::new();
+    let y_square: f64 = (0..m).map(|i| factor.r[i * m + k].powi(2)).sum::<f64>() * t * t;
+    let exact_fit = rss <= (64.0 * f64::EPSILON).powi(2) * y_square;
+    // An exact fit's residuals are 0 or rounding: sigma is taken from them as f64 arithmetic
+    // forms them (the rounding level of the data), and the fit says so.
+    let rss = if exact_fit { rss.max(rss_plain) } else { rss };
+    if rss == 0.0 {
+        // Every row on the fit, exactly: the coefficients are the exact solution, sigma's MLE
+        // is 0 and the likelihood unbounded; no optimality test applies at the boundary.
+        original[g_at] = f64::NEG_INFINITY;
+        let params = cond.to_conditioned(net, &original);
+        return Ok(LinearFit {
+            report: TrainReport {
+                steps: refinements,
+                epochs: refinements,
+                converged: false,
+                reason: "every row lies exactly on the least-squares fit: the coefficients are the exact solution, but sigma's MLE is 0 and the likelihood is unbounded (no MLE exists; --prior l2:SCALE gives a MAP estimate)".into(),
+                history: Vec::new(),
+                log_prior: None,
+            },
+            params,
+            original: Some(original),
+            precision: Precision::F64,
+            method: "qr",
+            ran_on_placement: !placement.on_gpu(),
+            decrement: f64::NAN,
+            hessian: None,
+            warnings: vec![EXACT_FIT.into()],
+        });
+    }
+    original[g_at] = 0.5 * (rss / n as f64).ln();
+    let params = cond.to_conditioned(net, &original);
+    let frozen = options.frozen.clone();
+    let check = placement.with_exact(net, cond, &frozen, |problem| {
+        optimality(problem, net, &params, None, &frozen)
+    })?;
+    if exact_fit {
+        warnings.push("the fit is exact: the residuals are at the data's rounding level, so sigma's MLE is that rounding (the likelihood is unbounded as sigma -> 0) and the standard errors are rounding noise; the coefficients are the exact solution".into());
+    }
+    // The decrement from the exact gradient: at sigma^2 = RSS / n the log sigma coordinate's
+    // gradient is 0, and the coefficients' block of H is X'^T X' / sigma'^2 = R^T R / sigma'^2,
+    // so delta = |R^-T X'^T r'| / sigma'.
+    let converged = decrement <= DECREMENT_TOLERANCE || exact_fit;
     let reason = if exact_fit {
         "exact least-squares solve (QR); the fit is exact".to_string()
     } else if converged {
-        "exact least-squares solve (QR), checked: Newton decrement below tolerance".to_string()
+        "exact least-squares solve (QR) refined on exact residuals, checked: Newton decrement below tolerance".to_string()
     } else {
         format!(
-            "the least-squares solve (QR) is resolved only to {:.3e} standard errors in f64: the design is too ill-conditioned",
-            check.decrement
+            "the least-squares solve (QR) is resolved only to {decrement:.3e} standard errors: the design is too ill-conditioned"
         )
     };
     Ok(LinearFit {
         report: TrainReport {
-            steps: 1 + refinements,
-            epochs: 1 + refinements,
+            steps: refinements,
+            epochs: refinements,
             converged,
             reason,
             history: vec![LossPoint {
@@ -737,13 +851,121 @@ fn least_squares(
             log_prior: None,
         },
         params,
+        original: Some(original),
         precision: Precision::F64,
         method: "qr",
         ran_on_placement: !placement.on_gpu(),
-        decrement: check.decrement,
+        decrement,
         hessian: check.hessian,
         warnings,
     })
+}
+
+/// A double-double number hi + lo (|lo| <= ulp(hi) / 2): sums and products of f64s kept
+/// exactly to about 106 bits.
+#[derive(Clone, Copy, Debug, Default)]
+struct Dd(f64, f64);
+
+impl Dd {
+    /// a + b as (sum, its rounding error) exactly (Knuth's two-sum).
+    fn two_sum(a: f64, b: f64) -> Dd {
+        let s = a + b;
+        let bb = s - a;
+        Dd(s, (a - (s - bb)) + (b - bb))
+    }
+    fn add(self, b: f64) -> Dd {
+        let s = Dd::two_sum(self.0, b);
+        Dd::normalised(s.0, s.1 + self.1)
+    }
+    fn add_dd(self, b: Dd) -> Dd {
+        let s = Dd::two_sum(self.0, b.0);
+        Dd::normalised(s.0, s.1 + self.1 + b.1)
+    }
+    /// self * b, the product of the high parts exact by a fused multiply-add.
+    fn mul(self, b: f64) -> Dd {
+        let p = self.0 * b;
+        let e = self.0.mul_add(b, -p);
+        Dd::normalised(p, e + self.1 * b)
+    }
+    fn normalised(hi: f64, lo: f64) -> Dd {
+        let s = hi + lo;
+        Dd(s, lo - (s - hi))
+    }
+    fn value(self) -> f64 {
+        self.0 + self.1
+    }
+}
+
+/// At original parameters `params` of a linear Gaussian model: the gradient of the residual
+/// sum of squares' half in the conditioned design's columns, X'^T r (the intercept's last),
+/// and sum r^2, with sum r^2 of the residuals as plain f64 arithmetic forms them. Everything
+/// that decides the refinement's fixed point is exact before its final rounding: each
+/// residual r = y - x beta is formed from the raw row in double-double, and X^T r is summed
+/// from the raw features and the double-double residuals in double-double, then centred and
+/// scaled (sum (x_j - c_j) r = sum x_j r - c_j sum r). So the fixed point is where X^T r
+/// vanishes to working precision for the data as stored, whatever the residuals' size.
+fn exact_residual_gradient(
+    pass: &mut dyn RowPass,
+    cond: &Conditioning,
+    d: usize,
+    intercept: bool,
+    params: &[f64],
+    layer: super::network::LayerSlots,
+) -> Result<(Vec<f64>, f64, f64)> {
+    const TASK: usize = 4096;
+    let w = &params[layer.weights..layer.weights + d];
+    let b = if intercept { params[layer.bias] } else { 0.0 };
+    // sum_i x_ij r_i (j < d) and sum_i r_i (index d), in double-double.
+    let mut sums = vec![Dd::default(); d + 1];
+    let (mut rss, mut rss_plain) = (0.0, 0.0);
+    pass.each_block(&mut |_, x, y| {
+        let parts: Vec<(Vec<Dd>, f64, f64)> = y
+            .par_chunks(TASK)
+            .enumerate()
+            .map(|(task, ys)| {
+                let mut part = vec![Dd::default(); d + 1];
+                let (mut r2, mut plain2) = (0.0, 0.0);
+                for (i, &yi) in ys.iter().enumerate() {
+                    let at = (task * TASK + i) * d;
+                    let xr = &x[at..at + d];
+                    let mut r = Dd::two_sum(yi, -b);
+                    for (xv, wv) in xr.iter().zip(w) {
+                        let p = xv * wv;
+                        let e = xv.mul_add(*wv, -p);
+                        r = r.add(-p).add(-e);
+                    }
+                    let rv = r.value();
+                    r2 += rv * rv;
+                    let plain = yi - b - xr.iter().zip(w).map(|(a, c)| a * c).sum::<f64>();
+                    plain2 += plain * plain;
+                    for (s, &xv) in part.iter_mut().zip(xr) {
+                        *s = s.add_dd(r.mul(xv));
+                    }
+                    part[d] = part[d].add_dd(r);
+                }
+                (part, r2, plain2)
+            })
+            .collect();
+        for (part, r2, plain2) in parts {
+            for (s, v) in sums.iter_mut().zip(part) {
+                *s = s.add_dd(v);
+            }
+            rss += r2;
+            rss_plain += plain2;
+        }
+        Ok(())
+    })?;
+    let total = sums[d];
+    let mut gradient: Vec<f64> = (0..d)
+        .map(|j| {
+            // sum (x_j - c_j) r = sum x_j r - c_j sum r, then the power-of-two scale.
+            sums[j].add_dd(total.mul(-cond.center[j])).value() * cond.inv_scale[j]
+        })
+        .collect();
+    if intercept {
+        gradient.push(total.value());
+    }
+    Ok((gradient, rss, rss_plain))
 }
 
 /// The R factor of the conditioned rows [x', 1 (with an intercept), y'] over one pass.

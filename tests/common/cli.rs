@@ -18,7 +18,10 @@ pub fn ok_json(args: &[&str]) -> Value {
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
+    let json = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    // Every convergence claim the suite sees is audited independently.
+    super::audit::audit_fit(args, &json);
+    json
 }
 
 /// Runs a command that must fail with exit code 1 (or 2 for usage errors), without a panic,

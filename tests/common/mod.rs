@@ -1,6 +1,7 @@
 //! Shared test helpers: one GPU context per test binary, and the skip/require policy.
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod cli;
 
 use likely::gpu::{AdapterSelector, GpuContext};
@@ -62,4 +63,24 @@ pub fn gauss_solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
         x[r] = (b[r] - (r + 1..p).map(|k| a[r][k] * x[k]).sum::<f64>()) / a[r][r];
     }
     x
+}
+
+/// A little-endian f64 .npy file of `shape` (C order).
+pub fn write_npy(path: &std::path::Path, shape: &[usize], values: &[f64]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    values.iter().for_each(|v| bytes.extend(v.to_le_bytes()));
+    std::fs::write(path, bytes).unwrap();
 }

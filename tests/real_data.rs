@@ -1,0 +1,448 @@
+//! Real data against independent implementations, on both engines with default flags: the
+//! public datasets statsmodels and scikit-learn ship, with reference fits computed by
+//! tests/fixtures/make_references.py (statsmodels, scikit-learn, scipy) and stored in
+//! tests/fixtures/real/references.json; and NIST StRD linear least squares, whose certified
+//! values are in the .dat files under tests/fixtures/nist/.
+//!
+//! Targets: coefficients within 1e-8 relative or 1e-6 of a standard error (whichever is
+//! larger), standard errors within 1e-6 relative, the NLL within 1e-10 relative; NIST: at least
+//! 10 correct digits (LRE) on the CPU engine, 7 on the GPU, Filip reported as it is.
+
+mod common;
+
+use common::cli::likely;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The engines to test: the CPU always, the GPU where there is an adapter (CI requires one).
+fn backends() -> Vec<&'static str> {
+    let mut v = vec!["cpu"];
+    if common::gpu().is_some() {
+        v.push("gpu");
+    }
+    v
+}
+
+/// Runs a fit and returns its JSON and exit status (0 converged, 3 not).
+fn fit(args: &[&str]) -> (Value, i32) {
+    let out = likely(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        code == 0 || code == 3,
+        "{args:?}: exit {code}, stderr {stderr}"
+    );
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}; stderr {stderr}"));
+    common::audit::audit_fit(args, &json);
+    (json, code)
+}
+
+fn number(v: &Value, what: &str) -> f64 {
+    v.as_f64()
+        .unwrap_or_else(|| panic!("{what}: not a number: {v}"))
+}
+
+/// The reference suite's fits, one at a time, on every engine.
+fn check_reference(name: &str) {
+    let text = std::fs::read_to_string(fixtures().join("real/references.json")).unwrap();
+    let all: Value = serde_json::from_str(&text).unwrap();
+    let r = &all["fits"][name];
+    assert!(r.is_object(), "no reference named {name}");
+    let data = fixtures().join("real").join(r["data"].as_str().unwrap());
+    let data = data.to_str().unwrap();
+    let features: Vec<&str> = r["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let features = features.join(",");
+    for backend in backends() {
+        let mut args = vec![
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            r["family"].as_str().unwrap(),
+            "--data",
+            data,
+            "--target",
+            r["target"].as_str().unwrap(),
+            "--features",
+            &features,
+            "--backend",
+            backend,
+            "--json",
+        ];
+        if let Some(prior) = r["prior"].as_str() {
+            args.extend_from_slice(&["--prior", prior]);
+        }
+        let (got, code) = fit(&args);
+        let what = format!("{name} on {backend}");
+        assert_eq!(code, 0, "{what}: {got}");
+        assert_eq!(got["converged"], true, "{what}: {got}");
+        assert_eq!(got["n"], r["n"], "{what}");
+        let nll = number(&got["nll"], "nll");
+        let want = number(&r["nll"], "reference nll");
+        assert!(
+            (nll - want).abs() <= 1e-10 * want.abs().max(1.0),
+            "{what}: NLL {nll} vs {want}"
+        );
+        // Coefficients (per class for a multinomial model) and their standard errors, as
+        // (key, class, name).
+        let keys: Vec<(String, Option<String>, String)> = match r["family"].as_str() {
+            Some("categorical") => r["coefficients"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .flat_map(|(class, coefs)| {
+                    coefs
+                        .as_object()
+                        .unwrap()
+                        .keys()
+                        .map(move |k| (format!("{class}:{k}"), Some(class.clone()), k.clone()))
+                })
+                .collect(),
+            _ => r["coefficients"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| (k.clone(), None, k.clone()))
+                .collect(),
+        };
+        let at = |v: &Value, class: &Option<String>, k: &str| -> Value {
+            match class {
+                Some(c) => v[c][k].clone(),
+                None => v[k].clone(),
+            }
+        };
+        let pairs: Vec<(String, Value, Value, Option<Value>)> = keys
+            .iter()
+            .map(|(key, class, k)| {
+                (
+                    key.clone(),
+                    at(&r["coefficients"], class, k),
+                    at(&got["coefficients"], class, k),
+                    r.get("std_errors").map(|s| at(s, class, k)),
+                )
+            })
+            .collect();
+        let std_errors: Vec<Value> = keys
+            .iter()
+            .map(|(_, class, k)| at(&got["std_errors"], class, k))
+            .collect();
+        for ((key, want, have, se), se_have) in pairs.into_iter().zip(&std_errors) {
+            let (want, have) = (number(&want, &key), number(&have, &key));
+            let se_want = se.map(|s| number(&s, &key));
+            let allowed = (1e-8 * want.abs()).max(se_want.map_or(1e-10, |s| 1e-6 * s));
+            assert!(
+                (have - want).abs() <= allowed,
+                "{what}: {key} = {have}, reference {want} (allowed {allowed:.1e}, off by {:.2e})",
+                (have - want).abs()
+            );
+            if let Some(se_want) = se_want {
+                let se_have = number(se_have, &key);
+                assert!(
+                    (se_have - se_want).abs() <= 1e-6 * se_want,
+                    "{what}: se({key}) = {se_have}, reference {se_want}"
+                );
+            }
+        }
+        for global in ["sigma", "b"] {
+            if let Some(want) = r.get(global) {
+                let (have, want) = (number(&got[global], global), number(want, global));
+                assert!(
+                    (have - want).abs() <= 1e-9 * want,
+                    "{what}: {global} = {have}, reference {want}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn logistic_regression_on_spector_matches_statsmodels() {
+    check_reference("spector_logit");
+}
+
+#[test]
+fn poisson_regression_on_randhie_matches_statsmodels() {
+    check_reference("randhie_poisson");
+}
+
+#[test]
+fn multinomial_logit_on_anes96_in_raw_units_matches_statsmodels() {
+    check_reference("anes96_mnlogit");
+}
+
+#[test]
+fn least_squares_on_longley_matches_statsmodels() {
+    check_reference("longley_ols");
+}
+
+#[test]
+fn least_squares_on_diabetes_matches_statsmodels() {
+    check_reference("diabetes_ols");
+}
+
+#[test]
+fn lad_on_stackloss_reaches_the_linear_programming_optimum() {
+    check_reference("stackloss_lad");
+}
+
+#[test]
+fn lad_on_engel_reaches_the_linear_programming_optimum() {
+    check_reference("engel_lad");
+}
+
+#[test]
+fn exponential_regression_on_scotland_matches_statsmodels() {
+    check_reference("scotland_exponential");
+}
+
+#[test]
+fn l2_penalised_logistic_regression_on_breast_cancer_matches_the_optimum() {
+    check_reference("cancer_logit_l2");
+}
+
+#[test]
+fn l1_penalised_logistic_regression_on_spector_matches_statsmodels() {
+    check_reference("spector_logit_l1");
+}
+
+/// A NIST StRD linear least-squares problem: data, certified coefficients and residual SD.
+struct Nist {
+    y: Vec<f64>,
+    /// Predictor columns (x1..x6 for Longley; x for the others, raised to the model's powers).
+    x: Vec<Vec<f64>>,
+    certified: Vec<f64>,
+    certified_sd: Vec<f64>,
+    residual_sd: f64,
+    intercept: bool,
+}
+
+fn nist(name: &str) -> Nist {
+    let text = std::fs::read_to_string(fixtures().join(format!("nist/{name}.dat"))).unwrap();
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let (mut certified, mut certified_sd) = (Vec::new(), Vec::new());
+    for line in &lines {
+        let t: Vec<&str> = line.split_whitespace().collect();
+        if t.len() == 3 && t[0].starts_with('B') && t[0][1..].parse::<usize>().is_ok() {
+            certified.push(t[1].parse::<f64>().unwrap());
+            certified_sd.push(t[2].parse::<f64>().unwrap());
+        }
+    }
+    // "Standard Deviation  <value>" under "Residual" (the table's header has no value).
+    let residual_sd = lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with("Standard Deviation"))
+        .find_map(|l| l.split_whitespace().nth(2))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let start = lines.iter().rposition(|l| l.starts_with("Data:")).unwrap() + 1;
+    let rows: Vec<Vec<f64>> = lines[start..]
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(|v| v.parse().unwrap()).collect())
+        .collect();
+    let y: Vec<f64> = rows.iter().map(|r| r[0]).collect();
+    let intercept = !name.starts_with("NoInt");
+    let x = if rows[0].len() > 2 {
+        (1..rows[0].len())
+            .map(|j| rows.iter().map(|r| r[j]).collect())
+            .collect()
+    } else {
+        let degree = certified.len() - intercept as usize;
+        (1..=degree)
+            .map(|k| rows.iter().map(|r| r[1].powi(k as i32)).collect())
+            .collect()
+    };
+    Nist {
+        y,
+        x,
+        certified,
+        certified_sd,
+        residual_sd,
+        intercept,
+    }
+}
+
+/// Log relative error: the number of correct significant digits (15 when exact).
+fn lre(estimate: f64, certified: f64) -> f64 {
+    let err = if certified == 0.0 {
+        estimate.abs()
+    } else {
+        (estimate - certified).abs() / certified.abs()
+    };
+    if err == 0.0 {
+        15.0
+    } else {
+        (-err.log10()).min(15.0)
+    }
+}
+
+/// Fits a NIST problem on `backend`; returns the smallest coefficient LRE and whether the fit
+/// said it converged.
+fn nist_fit(name: &str, backend: &str) -> (f64, bool) {
+    let problem = nist(name);
+    let dir = std::env::temp_dir().join(format!("likely-nist-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.csv"));
+    let k = problem.x.len();
+    let mut csv = String::from("y");
+    for j in 0..k {
+        csv += &format!(",x{}", j + 1);
+    }
+    csv.push('\n');
+    for (i, y) in problem.y.iter().enumerate() {
+        csv += &format!("{y:e}");
+        for column in &problem.x {
+            csv += &format!(",{:e}", column[i]);
+        }
+        csv.push('\n');
+    }
+    std::fs::write(&path, csv).unwrap();
+    let mut args = vec![
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "gaussian",
+        "--data",
+        path.to_str().unwrap(),
+        "--target",
+        "y",
+        "--backend",
+        backend,
+        "--json",
+    ];
+    if !problem.intercept {
+        args.push("--no-intercept");
+    }
+    let (got, _) = fit(&args);
+    let coefficient = |j: usize| -> f64 {
+        // B0 is the intercept, B1.. the predictors.
+        let key = if problem.intercept && j == 0 {
+            "intercept".to_string()
+        } else {
+            format!("x{}", j + 1 - problem.intercept as usize)
+        };
+        number(&got["coefficients"][&key], &key)
+    };
+    let digits = (0..problem.certified.len())
+        .map(|j| lre(coefficient(j), problem.certified[j]))
+        .fold(f64::INFINITY, f64::min);
+    // Wampler1 and 2 lie on their polynomials: Wampler1 exactly (its integers leave residuals
+    // of exactly 0: sigma's MLE is 0, no MLE exists, and the fit says so instead of claiming
+    // convergence), Wampler2 to the rounding of its decimal data (the fit says it is exact).
+    if problem.residual_sd == 0.0 {
+        let warnings = got["warnings"].to_string();
+        let exact = warnings.contains("lie exactly on the fit");
+        assert!(
+            (exact && got["converged"] == false) || warnings.contains("the fit is exact"),
+            "{name} on {backend}: {got}"
+        );
+        eprintln!("{name} on {backend}: coefficient LRE {digits:.2} (an exact fit)");
+        return (digits, true);
+    }
+    // The residual SD: the certified s = sqrt(RSS / (n - p)), likely's sigma the MLE
+    // sqrt(RSS / n). And the certified standard deviations of the estimates use s too.
+    let (n, p) = (problem.y.len() as f64, problem.certified.len() as f64);
+    let sigma = number(&got["sigma"], "sigma");
+    let s = sigma * (n / (n - p)).sqrt();
+    eprintln!(
+        "{name} on {backend}: coefficient LRE {digits:.2}, residual SD LRE {:.2}, converged {}",
+        lre(s, problem.residual_sd),
+        got["converged"]
+    );
+    if problem.residual_sd > 0.0 && got["converged"] == true {
+        assert!(
+            lre(s, problem.residual_sd) >= 7.0,
+            "{name} on {backend}: s = {s}, certified {}",
+            problem.residual_sd
+        );
+        for j in 0..problem.certified.len() {
+            let key = if problem.intercept && j == 0 {
+                "intercept".to_string()
+            } else {
+                format!("x{}", j + 1 - problem.intercept as usize)
+            };
+            let se = number(&got["std_errors"][&key], &key) * (n / (n - p)).sqrt();
+            assert!(
+                lre(se, problem.certified_sd[j]) >= 6.0,
+                "{name} on {backend}: sd({key}) = {se}, certified {}",
+                problem.certified_sd[j]
+            );
+        }
+    }
+    (digits, got["converged"] == true)
+}
+
+#[test]
+fn nist_linear_least_squares_to_ten_digits_on_the_cpu_and_seven_on_the_gpu() {
+    for name in [
+        "Norris", "Pontius", "NoInt1", "NoInt2", "Longley", "Wampler1", "Wampler2", "Wampler3",
+        "Wampler4", "Wampler5",
+    ] {
+        for backend in backends() {
+            let (digits, converged) = nist_fit(name, backend);
+            let want = if backend == "cpu" { 10.0 } else { 7.0 };
+            assert!(converged, "{name} on {backend}: not converged");
+            assert!(
+                digits >= want,
+                "{name} on {backend}: {digits:.2} correct digits, want {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn nist_filip_is_reported_as_it_is() {
+    // Filip's design (degree-10 polynomial) has a condition number near 1e10 even after
+    // conditioning: f64 least squares keeps about 7 digits of it. The fit must not claim more
+    // than it has: converged only with at least 7 correct digits.
+    for backend in backends() {
+        let (digits, converged) = nist_fit("Filip", backend);
+        assert!(
+            !converged || digits >= 7.0,
+            "Filip on {backend}: converged with {digits:.2} correct digits"
+        );
+    }
+}
+
+#[test]
+fn the_audit_catches_a_convergence_claim_off_the_optimum() {
+    // The audit is what holds every converged fit in the suite to its optimum: it must fail
+    // on a claim a little off it (the errors the issue saw were 0.05% to 2%), and pass on the
+    // real one.
+    let data = fixtures().join("real/randhie.csv");
+    let data = data.to_str().unwrap();
+    let args = [
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "poisson",
+        "--data",
+        data,
+        "--target",
+        "mdvis",
+        "--backend",
+        "cpu",
+        "--json",
+    ];
+    let (json, _) = fit(&args);
+    for (key, factor) in [("lncoins", 1.001), ("intercept", 1.0005), ("physlm", 0.999)] {
+        let mut off = json.clone();
+        let v = off["coefficients"][key].as_f64().unwrap();
+        off["coefficients"][key] = serde_json::json!(v * factor);
+        let caught = std::panic::catch_unwind(|| common::audit::audit_fit(&args, &off));
+        assert!(caught.is_err(), "the audit passed {key} scaled by {factor}");
+    }
+}
