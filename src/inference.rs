@@ -895,3 +895,158 @@ pub fn profile_linear_model_on(
     }
     Ok(())
 }
+
+/// A conditioned linear model's problem in coordinates omega: the conditioned parameters with
+/// each output's intercept replaced by the intercept in the data's units,
+/// b = t (b' - sum_j W'_j c_j / s_j) + m, so that profiling an omega coordinate is profiling
+/// one of the model's own parameters (a weight is W = t W' / s and log sigma = log sigma' +
+/// ln t, both monotone in one coordinate). The profile re-fits then run on conditioned rows.
+struct OriginalIntercepts<'a> {
+    inner: &'a mut dyn crate::fit::Differentiable,
+    net: crate::model::Network,
+    cond: crate::model::Conditioning,
+}
+
+impl OriginalIntercepts<'_> {
+    /// sum_j W'_jo c_j / s_j for output o.
+    fn shift(&self, params: &[f64], o: usize) -> f64 {
+        let layer = self.net.layers()[0];
+        (0..layer.fan_in)
+            .map(|j| {
+                params[layer.weights + j * layer.fan_out + o]
+                    * self.cond.center[j]
+                    * self.cond.inv_scale[j]
+            })
+            .sum()
+    }
+
+    fn to_conditioned(&self, omega: &[f64]) -> Vec<f64> {
+        let layer = self.net.layers()[0];
+        let (t, m) = (self.cond.target_scale(), self.cond.target_center);
+        let mut theta = omega.to_vec();
+        for o in 0..layer.fan_out {
+            theta[layer.bias + o] = (omega[layer.bias + o] - m) / t + self.shift(omega, o);
+        }
+        theta
+    }
+
+    fn from_conditioned(&self, theta: &[f64]) -> Vec<f64> {
+        let layer = self.net.layers()[0];
+        let (t, m) = (self.cond.target_scale(), self.cond.target_center);
+        let mut omega = theta.to_vec();
+        for o in 0..layer.fan_out {
+            omega[layer.bias + o] = t * (theta[layer.bias + o] - self.shift(theta, o)) + m;
+        }
+        omega
+    }
+}
+
+impl crate::fit::Differentiable for OriginalIntercepts<'_> {
+    fn n(&self) -> usize {
+        self.inner.n()
+    }
+    fn unit_roundoff(&self) -> f64 {
+        self.inner.unit_roundoff()
+    }
+    fn nll_and_grad(&mut self, omega: &[f64]) -> crate::Result<(f64, Vec<f64>)> {
+        let theta = self.to_conditioned(omega);
+        let (f, g) = self.inner.nll_and_grad(&theta)?;
+        // d theta / d omega: b'_o depends on omega_b / t and on every W'_jo.
+        let layer = self.net.layers()[0];
+        let t = self.cond.target_scale();
+        let mut out = g.clone();
+        for o in 0..layer.fan_out {
+            let gb = g[layer.bias + o];
+            out[layer.bias + o] = gb / t;
+            for j in 0..layer.fan_in {
+                out[layer.weights + j * layer.fan_out + o] +=
+                    gb * self.cond.center[j] * self.cond.inv_scale[j];
+            }
+        }
+        Ok((f, out))
+    }
+}
+
+/// [`profile_linear_model_on`] for a model fitted on conditioned rows: `problem` is the
+/// conditioned rows' full-batch problem and `conditioned` the fit's conditioned parameters.
+#[allow(clippy::too_many_arguments)]
+pub fn profile_conditioned_linear_model(
+    problem: &mut dyn crate::fit::Differentiable,
+    model: &crate::model::Model,
+    cond: &crate::model::Conditioning,
+    conditioned: &[f64],
+    frozen: &[bool],
+    prior: Option<crate::fit::Prior>,
+    alpha: f64,
+    inference: &mut Inference,
+) -> crate::Result<()> {
+    const MAX_PROFILED: usize = 50;
+    let net = model.network.clone();
+    let keep: Vec<usize> = (0..net.param_count())
+        .filter(|&j| !frozen.get(j).copied().unwrap_or(false))
+        .collect();
+    if keep.len() > MAX_PROFILED {
+        return Err(crate::Error::Usage(format!(
+            "--ci profile re-fits the model twice per parameter; {} parameters is too many (at most {MAX_PROFILED}): use --ci wald",
+            keep.len()
+        )));
+    }
+    let options = crate::fit::FitOptions {
+        prior,
+        ..crate::fit::FitOptions::default()
+    };
+    let layout =
+        prior.map(|prior| crate::fit::PriorLayout::scaled(prior, cond.prior_factors(&net)));
+    let z_crit = normal_quantile_two_sided(alpha);
+    let g_at = net.globals_offset();
+    let layer = net.layers()[0];
+    let t = cond.target_scale();
+    let mut omega_problem = OriginalIntercepts {
+        inner: problem,
+        net: net.clone(),
+        cond: cond.clone(),
+    };
+    let omega_hat = omega_problem.from_conditioned(conditioned);
+    use crate::fit::Differentiable;
+    let objective_hat = omega_problem.nll_and_grad(&omega_hat)?.0
+        - layout.as_ref().map_or(0.0, |l| l.log_density(&omega_hat));
+    // omega_j in the model's units: a weight's factor t / s_j, an intercept as it is, log
+    // sigma shifted by ln t.
+    let weight_factor = |j: usize| -> Option<f64> {
+        (j >= layer.weights && j < layer.bias)
+            .then(|| t * cond.inv_scale[(j - layer.weights) / layer.fan_out])
+    };
+    for (i, &j) in keep.iter().enumerate() {
+        let (estimate, se) = (inference.estimates[i].estimate, inference.estimates[i].se);
+        let se_omega = if j >= g_at {
+            se / estimate
+        } else {
+            weight_factor(j).map_or(se, |f| se / f)
+        };
+        let (lo, hi) = profile_interval(
+            &mut omega_problem,
+            &omega_hat,
+            objective_hat,
+            j,
+            se_omega,
+            z_crit,
+            layout.as_ref(),
+            &options,
+        )?;
+        let natural = |w: f64| {
+            if j >= g_at {
+                (w + t.ln()).exp()
+            } else {
+                weight_factor(j).map_or(w, |f| w * f)
+            }
+        };
+        let (a, b) = (lo.map_or(f64::NAN, natural), hi.map_or(f64::NAN, natural));
+        inference.estimates[i].ci_low = a.min(b);
+        inference.estimates[i].ci_high = a.max(b);
+        if lo.is_none() || hi.is_none() {
+            let name = inference.estimates[i].name.clone();
+            inference.warnings.push(format!("the profile likelihood of {name} does not cross the interval's level on one side: the interval is unbounded there (NaN)"));
+        }
+    }
+    Ok(())
+}

@@ -446,3 +446,45 @@ fn the_audit_catches_a_convergence_claim_off_the_optimum() {
         assert!(caught.is_err(), "the audit passed {key} scaled by {factor}");
     }
 }
+
+#[test]
+fn profile_intervals_on_longley_match_an_independent_profile() {
+    // Longley's design is the ill-conditioned one: the profile re-fits run on its conditioned
+    // rows, and each interval end matches numpy's least squares on the profiled problem.
+    let text = std::fs::read_to_string(fixtures().join("real/references.json")).unwrap();
+    let all: Value = serde_json::from_str(&text).unwrap();
+    let r = &all["fits"]["longley_ols"];
+    let data = fixtures().join("real/longley.csv");
+    for backend in backends() {
+        let (got, code) = fit(&[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "gaussian",
+            "--data",
+            data.to_str().unwrap(),
+            "--target",
+            "TOTEMP",
+            "--ci",
+            "profile",
+            "--backend",
+            backend,
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{got}");
+        for (name, ends) in r["profile_intervals"].as_object().unwrap() {
+            let want = [number(&ends[0], name), number(&ends[1], name)];
+            let have = [
+                number(&got["ci_low"][name], name),
+                number(&got["ci_high"][name], name),
+            ];
+            for (h, w) in have.iter().zip(want) {
+                assert!(
+                    (h - w).abs() <= 1e-7 * w.abs(),
+                    "{backend}: {name} interval end {h}, reference {w}"
+                );
+            }
+        }
+    }
+}

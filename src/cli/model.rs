@@ -335,14 +335,14 @@ pub fn fit_model(
         )
     });
     if let (Some(inf), super::report::CiMethod::Profile) = (inference.as_mut(), inference_args.ci) {
-        let objective_hat = eval.nll - trained.report.log_prior.unwrap_or(0.0);
         profile_intervals(
             &mut rows,
             &model,
+            &cond,
+            &trained.params,
             fit,
             &options,
             prepared.n,
-            objective_hat,
             inf,
         )?;
     }
@@ -1098,24 +1098,28 @@ fn final_pass(
     })
 }
 
-/// `--ci profile`: profile-likelihood intervals, re-fitting over the rows wherever they are.
+/// `--ci profile`: profile-likelihood intervals, re-fitting over the conditioned rows on the
+/// CPU engine (f64) wherever they are.
+#[allow(clippy::too_many_arguments)]
 fn profile_intervals(
     rows: &mut Rows,
     model: &Model,
+    cond: &likely::model::Conditioning,
+    conditioned: &[f64],
     fit: &super::fit::FitArgs,
     options: &TrainOptions,
     n: usize,
-    objective_hat: f64,
     inf: &mut likely::inference::Inference,
 ) -> likely::Result<()> {
     let net = &model.network;
     let mut profile = |problem: &mut dyn likely::fit::Differentiable| {
-        likely::inference::profile_linear_model_on(
+        likely::inference::profile_conditioned_linear_model(
             problem,
             model,
+            cond,
+            conditioned,
             &options.frozen,
             fit.prior,
-            objective_hat,
             fit.inference.alpha,
             inf,
         )
@@ -1129,16 +1133,16 @@ fn profile_intervals(
                 y,
                 rows: (0..table.n).collect(),
                 frozen: &options.frozen,
-                cond: None,
+                cond: Some(cond),
             })
         }
-        Rows::Chunked(table, gpu) => profile(&mut StreamedProblem {
+        Rows::Chunked(table, _) => profile(&mut StreamedProblem {
             net,
             table,
-            engine: chunk_engine(gpu),
+            engine: ChunkEngine::Cpu,
             frozen: &options.frozen,
             n,
-            cond: None,
+            cond: Some(cond),
         }),
     }
 }
