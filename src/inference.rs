@@ -930,7 +930,7 @@ impl OriginalIntercepts<'_> {
         theta
     }
 
-    fn from_conditioned(&self, theta: &[f64]) -> Vec<f64> {
+    fn omega_of(&self, theta: &[f64]) -> Vec<f64> {
         let layer = self.net.layers()[0];
         let (t, m) = (self.cond.target_scale(), self.cond.target_center);
         let mut omega = theta.to_vec();
@@ -1006,7 +1006,7 @@ pub fn profile_conditioned_linear_model(
         net: net.clone(),
         cond: cond.clone(),
     };
-    let omega_hat = omega_problem.from_conditioned(conditioned);
+    let omega_hat = omega_problem.omega_of(conditioned);
     use crate::fit::Differentiable;
     let objective_hat = omega_problem.nll_and_grad(&omega_hat)?.0
         - layout.as_ref().map_or(0.0, |l| l.log_density(&omega_hat));
