@@ -83,7 +83,7 @@ pub fn conditioned_derivatives(
     let ng = net.head.globals();
     let m = o + ng;
     if o == 1 && ng == 0 && net.hidden.is_empty() {
-        return scalar_derivatives(net, params, x, y, cond);
+        return scalar_derivatives(net, params, x, y, cond, true);
     }
     // Parameter index of (input j, output k), j = d being the intercept, and of global q.
     let index = |slot: usize, j: usize| {
@@ -173,6 +173,24 @@ pub fn conditioned_derivatives(
     Ok((f, g, h))
 }
 
+/// NLL and gradient of a linear model over all rows as `cond` re-expresses them, for less
+/// than [`conditioned_derivatives`] costs (no Hessian).
+pub fn conditioned_gradient(
+    net: &Network,
+    params: &[f64],
+    x: &[f64],
+    y: &[f64],
+    cond: Option<&Conditioning>,
+) -> Result<(f64, Vec<f64>)> {
+    let cond = cond.filter(|c| !c.is_identity());
+    if net.head.outputs() == 1 && net.head.globals() == 0 && net.hidden.is_empty() {
+        let (f, g, _) = scalar_derivatives(net, params, x, y, cond, false)?;
+        return Ok((f, g));
+    }
+    let rows: Vec<usize> = (0..y.len()).collect();
+    Ok(net.conditioned_nll_and_grad(params, x, y, &rows, cond))
+}
+
 /// The common case of one output and no globals (logistic, Poisson, exponential regression):
 /// eta = x w + b per row, H = sum_i h_i x~ x~^T over x~ = (x, 1). Rows are taken in blocks
 /// held column by column, so that every sum (eta, the gradient, each upper-triangle entry of
@@ -183,6 +201,7 @@ fn scalar_derivatives(
     x: &[f64],
     y: &[f64],
     cond: Option<&Conditioning>,
+    with_hessian: bool,
 ) -> Result<Derivatives> {
     const BLOCK: usize = 128;
     let d = net.inputs;
@@ -244,14 +263,25 @@ fn scalar_derivatives(
                         };
                     }
                 }
-                accumulate(
-                    &mut g,
-                    &mut h,
-                    &columns,
-                    BLOCK,
-                    &slope[..rows],
-                    &curvature[..rows],
-                );
+                if with_hessian {
+                    accumulate(
+                        &mut g,
+                        &mut h,
+                        &columns,
+                        BLOCK,
+                        &slope[..rows],
+                        &curvature[..rows],
+                    );
+                } else {
+                    for (j, gj) in g.iter_mut().enumerate() {
+                        let column = &columns[j * BLOCK..j * BLOCK + rows];
+                        *gj += column
+                            .iter()
+                            .zip(&slope[..rows])
+                            .map(|(a, b)| a * b)
+                            .sum::<f64>();
+                    }
+                }
             }
             Ok((f, g, h))
         })
@@ -402,14 +432,30 @@ pub fn newton(
 ) -> Result<TrainReport> {
     let n = y.len();
     warm_start(net, params, x, y, cond, options);
-    newton_with(
+    if let Some(why) = newton_refusal(net, options.prior) {
+        return Err(Error::Usage(why));
+    }
+    let mut problem = super::train::FullBatch {
         net,
-        params,
-        n,
-        f64::EPSILON / 2.0,
-        &mut |theta| conditioned_derivatives(net, theta, x, y, cond),
-        options,
-    )
+        x,
+        y,
+        rows: (0..n).collect(),
+        frozen: &options.frozen,
+        cond,
+    };
+    let run =
+        crate::fit::newton::minimize(&mut problem, params.clone(), &newton_settings(net, options))?;
+    *params = run.theta.clone();
+    Ok(newton_report(&run, n, options, net))
+}
+
+/// Newton's settings from a model's training options.
+fn newton_settings(net: &Network, options: &TrainOptions) -> crate::fit::NewtonSettings {
+    crate::fit::NewtonSettings {
+        max_iter: options.max_iter.unwrap_or(100),
+        prior: options.prior_layout(net),
+        frozen: options.frozen.clone(),
+    }
 }
 
 /// Tables at least this long start Newton from the solution on a subsample.
@@ -533,11 +579,7 @@ pub fn newton_with(
     if let Some(why) = newton_refusal(net, options.prior) {
         return Err(Error::Usage(why));
     }
-    let settings = crate::fit::NewtonSettings {
-        max_iter: options.max_iter.unwrap_or(100),
-        prior: options.prior_layout(net),
-        frozen: options.frozen.clone(),
-    };
+    let settings = newton_settings(net, options);
     let mut problem = DerivativesFn {
         rows,
         unit_roundoff,

@@ -148,6 +148,22 @@ impl crate::fit::SecondOrder for StreamedProblem<'_, '_> {
     fn derivatives(&mut self, theta: &[f64]) -> Result<Derivatives> {
         derivatives(self.net, theta, self.table, self.engine, self.cond)
     }
+    fn nll_and_gradient(&mut self, theta: &[f64]) -> Result<Option<(f64, Vec<f64>)>> {
+        let (net, engine, cond) = (self.net, self.engine, self.cond);
+        let (mut nll, mut grad) = (0.0, vec![0.0; net.param_count()]);
+        self.table.for_each_chunk(|chunk| {
+            let (f, g) = match engine {
+                ChunkEngine::Cpu => {
+                    newton::conditioned_gradient(net, theta, &chunk.x, &chunk.y, cond)?
+                }
+                ChunkEngine::Gpu(_) => engine.nll_and_grad(net, theta, chunk, cond)?,
+            };
+            nll += f;
+            add_into(&mut grad, &g);
+            Ok(true)
+        })?;
+        Ok(Some((nll, grad)))
+    }
 }
 
 impl Differentiable for StreamedProblem<'_, '_> {

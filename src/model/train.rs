@@ -152,6 +152,9 @@ impl fit::SecondOrder for FullBatch<'_> {
         debug_assert_eq!(self.rows.len(), self.y.len());
         super::newton::conditioned_derivatives(self.net, theta, self.x, self.y, self.cond)
     }
+    fn nll_and_gradient(&mut self, theta: &[f64]) -> Result<Option<(f64, Vec<f64>)>> {
+        super::newton::conditioned_gradient(self.net, theta, self.x, self.y, self.cond).map(Some)
+    }
 }
 
 fn zero_frozen(grad: &mut [f64], frozen: &[bool]) {
