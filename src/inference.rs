@@ -356,6 +356,25 @@ pub fn for_family(
             .flat_map(|p| p.value.values())
             .collect::<Vec<f64>>()
     };
+    // d natural / d phi by the chain rule through the exact affine map theta = (phi + offset
+    // - b) / a: differences taken in phi would round away in theta where the offset is large
+    // (a mean of 1e8 has an ulp of 1.5e-8), so the Jacobian is differenced in theta.
+    let natural_of_theta = |t: &[f64]| {
+        family
+            .natural(t)
+            .iter()
+            .flat_map(|p| p.value.values())
+            .collect::<Vec<f64>>()
+    };
+    let jacobian = jacobian(&natural_of_theta, theta)
+        .into_iter()
+        .map(|row| {
+            row.iter()
+                .zip(&coordinates.scale)
+                .map(|(d, a)| d / a)
+                .collect()
+        })
+        .collect();
     let mut result = infer(
         &FitSummary {
             theta: &phi,
@@ -363,7 +382,7 @@ pub fn for_family(
             hessian,
             outer,
             natural: &natural,
-            jacobian: None,
+            jacobian: Some(jacobian),
             natural_names: names,
             links,
             nll,

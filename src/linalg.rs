@@ -279,6 +279,32 @@ impl EquilibratedFactor {
     }
 }
 
+/// The principal submatrix of the p x p matrix `h` (row-major) on coordinates `keep`, with
+/// `diagonal[i]` added for each kept i (a prior's curvature; empty for none).
+pub fn principal_submatrix(h: &[f64], p: usize, keep: &[usize], diagonal: &[f64]) -> Vec<f64> {
+    let m = keep.len();
+    let mut sub = vec![0.0; m * m];
+    for (a, &i) in keep.iter().enumerate() {
+        for (b, &k) in keep.iter().enumerate() {
+            sub[a * m + b] = h[i * p + k];
+        }
+        sub[a * m + a] += diagonal.get(i).copied().unwrap_or(0.0);
+    }
+    sub
+}
+
+/// sqrt(q) for a quadratic form q = g^T H^-1 g already computed: the Newton decrement. A
+/// form that is not a finite number (a step that overflowed, 0 x inf) is an infinite
+/// decrement, never 0 (f64::max would turn NaN into the bound), so a point whose curvature
+/// has underflowed (a saturated logit, a divergent fit) never passes an optimality test.
+pub fn decrement_of(form: f64) -> f64 {
+    if form.is_finite() {
+        form.max(0.0).sqrt()
+    } else {
+        f64::INFINITY
+    }
+}
+
 /// The upper-triangular factor R of the QR factorisation of a tall matrix, accumulated one
 /// row at a time by Givens rotations (so rows can arrive in chunks, and partial factors of
 /// disjoint row blocks merge by feeding one's rows into the other). Backward stable: least

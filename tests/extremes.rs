@@ -16,17 +16,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("likely-extremes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn backends() -> Vec<&'static str> {
-    let mut v = vec!["cpu"];
-    if common::gpu().is_some() {
-        v.push("gpu");
-    }
-    v
+    common::temp_path("extremes", name)
 }
 
 /// Runs a fit; returns its JSON, or None when it was refused with an error (exit 1).
@@ -122,7 +112,7 @@ fn closed_form_or_honest(family: FamilyName, data: &[f64], what: &str) {
         .find(|(name, _)| matches!(*name, "sigma" | "b"))
         .map(|(_, v)| *v);
     let se = spread.map(|s| s / (data.len() as f64).sqrt());
-    for backend in backends() {
+    for backend in common::backends() {
         let args = [
             "fit",
             "--family",
@@ -306,7 +296,7 @@ fn a_linear_target_far_from_the_origin_is_the_least_squares_answer() {
         .collect();
     let data = table("far_target.csv", &["x", "y"], &[x.clone(), y.clone()]);
     let (b0, b1) = simple_regression(&x, &y);
-    for backend in backends() {
+    for backend in common::backends() {
         for optimizer in ["newton", "lbfgs"] {
             let got = model_fit(&data, "gaussian", "y", backend, &["--optimizer", optimizer])
                 .expect("a least-squares problem has an answer");
@@ -389,7 +379,7 @@ fn badly_scaled_data_give_identical_answers_up_to_units() {
             expensive,
         ],
     );
-    for backend in backends() {
+    for backend in common::backends() {
         for (family, a, b, target, y_scale) in [
             ("gaussian", &dollars, &millions, "price", 1e6),
             ("laplace", &dollars, &millions, "price", 1e6),

@@ -18,15 +18,6 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// The engines to test: the CPU always, the GPU where there is an adapter (CI requires one).
-fn backends() -> Vec<&'static str> {
-    let mut v = vec!["cpu"];
-    if common::gpu().is_some() {
-        v.push("gpu");
-    }
-    v
-}
-
 /// Runs a fit and returns its JSON and exit status (0 converged, 3 not).
 fn fit(args: &[&str]) -> (Value, i32) {
     let out = likely(args);
@@ -62,7 +53,7 @@ fn check_reference(name: &str) {
         .map(|f| f.as_str().unwrap())
         .collect();
     let features = features.join(",");
-    for backend in backends() {
+    for backend in common::backends() {
         let mut args = vec![
             "fit",
             "--model",
@@ -390,7 +381,7 @@ fn nist_linear_least_squares_to_ten_digits_on_the_cpu_and_seven_on_the_gpu() {
         "Norris", "Pontius", "NoInt1", "NoInt2", "Longley", "Wampler1", "Wampler2", "Wampler3",
         "Wampler4", "Wampler5",
     ] {
-        for backend in backends() {
+        for backend in common::backends() {
             let (digits, converged) = nist_fit(name, backend);
             let want = if backend == "cpu" { 10.0 } else { 7.0 };
             assert!(converged, "{name} on {backend}: not converged");
@@ -407,7 +398,7 @@ fn nist_filip_is_reported_as_it_is() {
     // Filip's design (degree-10 polynomial) has a condition number near 1e10 even after
     // conditioning: f64 least squares keeps about 7 digits of it. The fit must not claim more
     // than it has: converged only with at least 7 correct digits.
-    for backend in backends() {
+    for backend in common::backends() {
         let (digits, converged) = nist_fit("Filip", backend);
         assert!(
             !converged || digits >= 7.0,
@@ -455,7 +446,7 @@ fn profile_intervals_on_longley_match_an_independent_profile() {
     let all: Value = serde_json::from_str(&text).unwrap();
     let r = &all["fits"]["longley_ols"];
     let data = fixtures().join("real/longley.csv");
-    for backend in backends() {
+    for backend in common::backends() {
         let (got, code) = fit(&[
             "fit",
             "--model",

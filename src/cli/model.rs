@@ -217,15 +217,16 @@ pub fn fit_model(
     let cond = conditioning(&rows, &prepared, &network, has_intercept(args, kind))?;
     options.prior_factors = Some(cond.prior_factors(&network));
     let nll_offset = cond.target_scale().ln();
+    let start = |y: Vec<f64>| {
+        let mut params = network.init(seed, &y);
+        if kind == ModelKind::Linear && has_intercept(args, kind) {
+            network.start_at_intercept_only(&mut params, &y);
+        }
+        params
+    };
     let mut params = match (&rows, &prepared.survey) {
-        (Rows::Memory(table), _) => {
-            let y: Vec<f64> = targets(table).iter().map(|&v| cond.target(v)).collect();
-            network.init(seed, &y)
-        }
-        (_, Some(survey)) => {
-            let y: Vec<f64> = survey.sample_y.iter().map(|&v| cond.target(v)).collect();
-            network.init(seed, &y)
-        }
+        (Rows::Memory(table), _) => start(targets(table).iter().map(|&v| cond.target(v)).collect()),
+        (_, Some(survey)) => start(survey.sample_y.iter().map(|&v| cond.target(v)).collect()),
         _ => unreachable!("a streamed table has its survey"),
     };
 
@@ -313,6 +314,15 @@ pub fn fit_model(
     )?;
     let eval = summary.assessment.evaluation();
     let separation = summary.assessment.separation(&model);
+    // Where the MLE does not exist, no point is its optimum, however small the gradient.
+    let no_mle = !separation.is_empty();
+    if no_mle && (full_batch || trained.report.converged) {
+        trained.report.converged = false;
+        trained.report.reason = format!(
+            "the MLE does not exist (see the warning); the fit stopped: {}",
+            trained.report.reason
+        );
+    }
     // An exact least-squares fit (sigma = 0) has no standard errors.
     let exact_fit = trained
         .warnings
@@ -357,7 +367,7 @@ pub fn fit_model(
         eprintln!("warning: {w}: the MLE does not exist; coefficients drift and their standard errors are meaningless (a prior, e.g. --prior l2:10, gives a MAP estimate)");
     }
     let claims_optimum = full_batch;
-    if !trained.report.converged && claims_optimum {
+    if !trained.report.converged && claims_optimum && !no_mle {
         eprintln!(
             "warning: the fit did not converge: {} (the optimality test measures {:.3e} standard errors; converged means at most {:.0e})",
             trained.report.reason,
@@ -1284,8 +1294,9 @@ impl FitOutcome<'_> {
             }
         }
         println!(
-            "  NLL = {:.10}   mean NLL = {:.10}",
-            eval.nll, eval.mean_nll
+            "  NLL = {}   mean NLL = {}",
+            super::report::fixed_or_sci(eval.nll, 10),
+            super::report::fixed_or_sci(eval.mean_nll, 10)
         );
         if let Some(a) = eval.accuracy {
             println!("  accuracy = {a:.6}");
@@ -1435,8 +1446,10 @@ pub fn eval(args: EvalArgs) -> likely::Result<i32> {
         println!("{out}");
     } else {
         println!(
-            "n = {}   NLL = {:.10}   mean NLL = {:.10}",
-            e.n, e.nll, e.mean_nll
+            "n = {}   NLL = {}   mean NLL = {}",
+            e.n,
+            super::report::fixed_or_sci(e.nll, 10),
+            super::report::fixed_or_sci(e.mean_nll, 10)
         );
         if let Some(a) = e.accuracy {
             println!("accuracy = {a:.6}");

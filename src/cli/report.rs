@@ -83,14 +83,30 @@ pub fn add_json(out: &mut Value, inf: &Inference, shape: &Shape, keyed_by: Optio
     out["inference_warnings"] = json!(inf.warnings);
 }
 
+/// `v` with `decimals` digits after the point where that shows it (1e-4 <= |v| < 1e7, 0,
+/// non-finite values), in scientific notation otherwise, so a tiny standard error is not
+/// printed as 0.000000 and a runaway estimate does not print 150 digits.
+pub fn fixed_or_sci(v: f64, decimals: usize) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-4..1e7).contains(&v.abs()) {
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.*e}", decimals.saturating_sub(2).max(2))
+    }
+}
+
 /// The summary table users know from statsmodels.
 pub fn print_table(inf: &Inference, ci_label: &str) {
     let lo = format!("[{:.3}", inf.alpha / 2.0);
     let hi = format!("{:.3}]", 1.0 - inf.alpha / 2.0);
     println!("{}", "=".repeat(90));
     println!(
-        "log-likelihood {:.6}   k = {}   n = {}   AIC {:.4}   BIC {:.4}   covariance: {:?}, intervals: {ci_label}",
-        inf.llf, inf.k, inf.n, inf.aic, inf.bic, inf.cov_type
+        "log-likelihood {}   k = {}   n = {}   AIC {}   BIC {}   covariance: {:?}, intervals: {ci_label}",
+        fixed_or_sci(inf.llf, 6),
+        inf.k,
+        inf.n,
+        fixed_or_sci(inf.aic, 4),
+        fixed_or_sci(inf.bic, 4),
+        inf.cov_type
     );
     println!("{}", "-".repeat(90));
     println!(
@@ -99,8 +115,19 @@ pub fn print_table(inf: &Inference, ci_label: &str) {
     );
     for e in &inf.estimates {
         println!(
-            "{:<22} {:>13.6} {:>11.6} {:>9.3} {:>8.4} {:>11.5} {:>11.5}",
-            e.name, e.estimate, e.se, e.z, e.p_value, e.ci_low, e.ci_high
+            "{:<22} {:>13} {:>11} {:>9} {:>8.4} {:>11} {:>11}",
+            e.name,
+            fixed_or_sci(e.estimate, 6),
+            fixed_or_sci(e.se, 6),
+            // A z near 0 is shown as 0.000, as statsmodels does.
+            if e.z.abs() < 1e7 {
+                format!("{:.3}", e.z)
+            } else {
+                fixed_or_sci(e.z, 3)
+            },
+            e.p_value,
+            fixed_or_sci(e.ci_low, 5),
+            fixed_or_sci(e.ci_high, 5)
         );
     }
     println!("{}", "=".repeat(90));

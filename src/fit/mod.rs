@@ -687,19 +687,13 @@ fn kinked_finish(
             if m == 0 {
                 break;
             }
-            let mut sub = vec![0.0; m * m];
-            for (a, &i) in smooth.iter().enumerate() {
-                for (b, &k) in smooth.iter().enumerate() {
-                    sub[a * m + b] = h[i * p + k];
-                }
-                sub[a * m + a] += precisions[i];
-            }
+            let sub = crate::linalg::principal_submatrix(&h, p, &smooth, &precisions);
             let gs: Vec<f64> = smooth.iter().map(|&i| g[i]).collect();
             let Some(factor) = crate::linalg::EquilibratedFactor::new(&sub, m) else {
                 break;
             };
             let step = factor.solve(&gs);
-            let decrement = dot(&step, &gs).max(0.0).sqrt();
+            let decrement = crate::linalg::decrement_of(dot(&step, &gs));
             for (a, &i) in smooth.iter().enumerate() {
                 phi[i] -= step[a];
             }
@@ -956,13 +950,7 @@ fn optimality(
             pin_direction(&mut h, &v, n);
         }
         let m = free.len();
-        let mut sub = vec![0.0; m * m];
-        for (a, &i) in free.iter().enumerate() {
-            for (b, &k) in free.iter().enumerate() {
-                sub[a * m + b] = h[i * p + k];
-            }
-            sub[a * m + a] += precisions[i];
-        }
+        let sub = crate::linalg::principal_submatrix(&h, p, &free, &precisions);
         let gf: Vec<f64> = free.iter().map(|&i| g[i]).collect();
         match crate::linalg::EquilibratedFactor::new(&sub, m) {
             Some(factor) if factor.ridge <= 1e-10 => {
@@ -977,7 +965,7 @@ fn optimality(
                 let hs: Vec<f64> = (0..m)
                     .map(|a| (0..m).map(|b| sub[a * m + b] * step[b]).sum())
                     .collect();
-                dot(&step, &hs).max(0.0).sqrt()
+                crate::linalg::decrement_of(dot(&step, &hs))
             }
             _ => f64::INFINITY,
         }

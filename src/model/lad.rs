@@ -87,6 +87,144 @@ fn lu_solve(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Option<Vec<f64>> {
     x.iter().all(|v| v.is_finite()).then_some(x)
 }
 
+/// Whether a degenerate vertex is optimal: rows outside the basis whose residuals are 0 (ties
+/// in integer data, repeated rows) contribute any subgradient u_i in [-1, 1], not 0, so the
+/// condition is that some w in [-1, 1]^q (q = the basis rows and those rows, `columns`, each
+/// a conditioned row) solves sum_j w_j x_j = c (c = -sum over the other rows of sign(r_i) x_i).
+/// Decided exactly by phase 1 of a bounded-variable simplex: minimise the artificial
+/// variables a >= 0 of sum_j w_j x_j + D a = c; with Bland's rule (the smallest eligible
+/// index enters and leaves) it cannot cycle. Certified when they reach 0 up to rounding.
+fn degenerate_vertex_optimal(columns: &[Vec<f64>], c: &[f64], k: usize) -> bool {
+    let q = columns.len();
+    let bound = 1.0 + 1e-10;
+    let scale = c.iter().fold(1.0f64, |m, v| m.max(v.abs()))
+        + columns
+            .iter()
+            .flat_map(|col| col.iter())
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+    let tol = 1e-12 * scale;
+    // Column v of [X | D]: the w's, then the artificials (D_i e_i).
+    let mut value = vec![0.0; q + k];
+    for (j, col) in columns.iter().enumerate() {
+        let pull: f64 = col.iter().zip(c).map(|(a, b)| a * b).sum();
+        value[j] = if pull >= 0.0 { bound } else { -bound };
+    }
+    let mut residual = c.to_vec();
+    for (j, col) in columns.iter().enumerate() {
+        residual
+            .iter_mut()
+            .zip(col)
+            .for_each(|(r, a)| *r -= a * value[j]);
+    }
+    let signs: Vec<f64> = residual
+        .iter()
+        .map(|r| if *r < 0.0 { -1.0 } else { 1.0 })
+        .collect();
+    let column = |v: usize| -> Vec<f64> {
+        if v < q {
+            columns[v].clone()
+        } else {
+            let mut e = vec![0.0; k];
+            e[v - q] = signs[v - q];
+            e
+        }
+    };
+    let lower = |v: usize| if v < q { -bound } else { 0.0 };
+    let upper = |v: usize| if v < q { bound } else { f64::INFINITY };
+    let mut basis: Vec<usize> = (q..q + k).collect();
+    let mut in_basis = vec![false; q + k];
+    basis.iter().for_each(|&v| in_basis[v] = true);
+    for _ in 0..1000 + 20 * (q + k) {
+        // The basic values from the nonbasic ones, afresh each iteration (no drift).
+        let mut b_matrix = vec![0.0; k * k];
+        for (i, &v) in basis.iter().enumerate() {
+            for (r, a) in column(v).iter().enumerate() {
+                b_matrix[r * k + i] = *a;
+            }
+        }
+        let mut rhs = c.to_vec();
+        for v in (0..q + k).filter(|&v| !in_basis[v]) {
+            if value[v] != 0.0 {
+                rhs.iter_mut()
+                    .zip(column(v))
+                    .for_each(|(r, a)| *r -= a * value[v]);
+            }
+        }
+        let Some(x_b) = lu_solve(b_matrix.clone(), rhs, k) else {
+            return false;
+        };
+        for (i, &v) in basis.iter().enumerate() {
+            value[v] = x_b[i];
+        }
+        let infeasibility: f64 = value[q..].iter().sum();
+        if infeasibility <= tol {
+            return true;
+        }
+        // Duals: B^T pi = cost_B (1 for artificials).
+        let mut b_t = vec![0.0; k * k];
+        for r in 0..k {
+            for i in 0..k {
+                b_t[i * k + r] = b_matrix[r * k + i];
+            }
+        }
+        let cost_b: Vec<f64> = basis.iter().map(|&v| (v >= q) as u8 as f64).collect();
+        let Some(pi) = lu_solve(b_t, cost_b, k) else {
+            return false;
+        };
+        // Bland: the smallest index whose move lowers the infeasibility enters.
+        let entering = (0..q + k).filter(|&v| !in_basis[v]).find_map(|v| {
+            let cost = (v >= q) as u8 as f64;
+            let reduced = cost - column(v).iter().zip(&pi).map(|(a, p)| a * p).sum::<f64>();
+            if reduced < -tol && value[v] < upper(v) {
+                Some((v, 1.0))
+            } else if reduced > tol && value[v] > lower(v) {
+                Some((v, -1.0))
+            } else {
+                None
+            }
+        });
+        let Some((e, dir)) = entering else {
+            return false;
+        };
+        let Some(alpha) = lu_solve(b_matrix, column(e), k) else {
+            return false;
+        };
+        // Ratio test: the entering variable's own range, then each basic one's bound; ties
+        // go to the smallest index.
+        let mut step = upper(e) - lower(e);
+        let mut leaving: Option<(usize, f64)> = None;
+        for (i, &v) in basis.iter().enumerate() {
+            let rate = -dir * alpha[i];
+            let room = if rate < -1e-300 {
+                (value[v] - lower(v)) / -rate
+            } else if rate > 1e-300 {
+                (upper(v) - value[v]) / rate
+            } else {
+                continue;
+            };
+            let room = room.max(0.0);
+            let better =
+                room < step || (room == step && leaving.is_some_and(|(l, _)| basis[l] > v));
+            if better {
+                step = room;
+                leaving = Some((i, if rate < 0.0 { lower(v) } else { upper(v) }));
+            }
+        }
+        if !step.is_finite() {
+            return false;
+        }
+        value[e] += dir * step;
+        if let Some((i, at)) = leaving {
+            let v = basis[i];
+            value[v] = at;
+            in_basis[v] = false;
+            in_basis[e] = true;
+            basis[i] = e;
+        }
+    }
+    false
+}
+
 /// The basis: its rows' indices, conditioned rows (row-major k x k) and targets.
 struct Basis {
     rows: Vec<usize>,
@@ -165,7 +303,7 @@ pub fn fit(
         let beta_b = basis
             .solve()
             .ok_or_else(|| singular_design("the simplex basis"))?;
-        let (g_n, sad) = sign_sum(pass, &design, &beta_b, &basis.rows)?;
+        let (g_n, sad, tied) = sign_sum(pass, &design, &beta_b, &basis.rows)?;
         let s: Vec<f64> = basis
             .solve_transposed(&g_n)
             .ok_or_else(|| singular_design("the simplex basis"))?
@@ -176,6 +314,16 @@ pub fn fit(
         let worst = s.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         if worst <= 1.0 + 1e-10 {
             break (true, sad);
+        }
+        if !tied.is_empty() {
+            let columns: Vec<Vec<f64>> = (0..k)
+                .map(|b| basis.x[b * k..(b + 1) * k].to_vec())
+                .chain(tied)
+                .collect();
+            let c: Vec<f64> = g_n.iter().map(|v| -v).collect();
+            if degenerate_vertex_optimal(&columns, &c, k) {
+                break (true, sad);
+            }
         }
         if steps >= max_steps {
             break (false, sad);
@@ -347,25 +495,48 @@ fn starting_basis(
     Err(singular_design("the starting basis"))
 }
 
-/// At the vertex beta of `basis`: sum over the other rows of sign(r_i) x~_i, and sum |r_i|.
+/// Rows outside the basis whose residuals are 0 to rounding that [`sign_sum`] sets apart for
+/// [`degenerate_vertex_optimal`]; any more count with subgradient 0 (a valid choice in
+/// [-1, 1], so the test stays exact, only stricter).
+const MAX_TIED_ROWS: usize = 1 << 14;
+
+/// At the vertex beta of `basis`: sum over the other rows of sign(r_i) x~_i, sum |r_i|, and
+/// the rows (up to [`MAX_TIED_ROWS`]) whose residuals are 0 to rounding, which are left out
+/// of the sum.
 fn sign_sum(
     pass: &mut dyn RowPass,
     design: &Design<'_>,
     beta: &[f64],
     basis: &[usize],
-) -> Result<(Vec<f64>, f64)> {
+) -> Result<(Vec<f64>, f64, Vec<Vec<f64>>)> {
     let (d, k) = (design.d, design.k());
     let mut g = vec![0.0; k];
     let mut sad = 0.0;
+    let mut tied = Vec::new();
     let mut row = vec![0.0; k];
     pass.each_block(&mut |first, x, y| {
         for (i, &yi) in y.iter().enumerate() {
             design.row(&x[i * d..(i + 1) * d], &mut row);
-            let r = design.cond.target(yi) - dot(&row, beta);
+            let target = design.cond.target(yi);
+            let fitted = dot(&row, beta);
+            let r = target - fitted;
             if basis.contains(&(first + i)) {
                 continue;
             }
             sad += r.abs();
+            // Rounding of y' - x~ beta: a few ulps of the terms.
+            let rounding = 8.0
+                * f64::EPSILON
+                * (target.abs()
+                    + row
+                        .iter()
+                        .zip(beta)
+                        .map(|(a, b)| (a * b).abs())
+                        .sum::<f64>());
+            if r.abs() <= rounding && tied.len() < MAX_TIED_ROWS {
+                tied.push(row.clone());
+                continue;
+            }
             let s = crate::family::sign0(r);
             if s != 0.0 {
                 g.iter_mut().zip(&row).for_each(|(a, v)| *a += s * v);
@@ -373,7 +544,7 @@ fn sign_sum(
         }
         Ok(())
     })?;
-    Ok((g, sad))
+    Ok((g, sad, tied))
 }
 
 /// The ratio test along `direction` from beta: the objective along t >= 0 has slope `slope0`
@@ -437,4 +608,35 @@ fn ratio_test(
         Ok(())
     })?;
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::degenerate_vertex_optimal;
+
+    #[test]
+    fn the_degenerate_vertex_test_decides_feasibility_exactly() {
+        // One coefficient, two tied rows of x = 1: w1 + w2 = c has a solution in [-1, 1]^2
+        // exactly when |c| <= 2.
+        let tied = vec![vec![1.0], vec![1.0]];
+        for (c, want) in [
+            (0.0, true),
+            (1.5, true),
+            (-2.0, true),
+            (2.0 + 1e-6, false),
+            (-3.0, false),
+        ] {
+            assert_eq!(degenerate_vertex_optimal(&tied, &[c], 1), want, "c = {c}");
+        }
+        // Two coefficients: rows (1, 0), (0, 1), (1, 1). c = (2, 2) needs w3 = 1, w1 = w2 = 1
+        // (a corner of the box); c = (2, 2.5) is out of reach; c = (-1.5, 0.5) is inside.
+        let rows = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![1.0, 1.0]];
+        assert!(degenerate_vertex_optimal(&rows, &[2.0, 2.0], 2));
+        assert!(!degenerate_vertex_optimal(&rows, &[2.0, 2.5], 2));
+        assert!(degenerate_vertex_optimal(&rows, &[-1.5, 0.5], 2));
+        // Many identical rows (a repeated row): their sum covers [-m, m].
+        let repeated = vec![vec![2.0, -1.0]; 15];
+        assert!(degenerate_vertex_optimal(&repeated, &[29.0, -14.5], 2));
+        assert!(!degenerate_vertex_optimal(&repeated, &[29.0, -15.5], 2));
+    }
 }

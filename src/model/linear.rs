@@ -291,6 +291,8 @@ pub fn fit_linear(
                 progress(p);
             }
             report.log_prior = None;
+            // The subgradient test has no decrement: 0 where it holds, unmeasured if not.
+            let decrement = if report.converged { 0.0 } else { f64::NAN };
             LinearFit {
                 params: lad.params,
                 original: None,
@@ -298,7 +300,7 @@ pub fn fit_linear(
                 precision: Precision::F64,
                 method,
                 ran_on_placement: !on_gpu,
-                decrement: 0.0,
+                decrement,
                 hessian: None,
                 warnings: lad.warnings,
             }
@@ -440,8 +442,16 @@ fn iterate(
             optimality(problem, net, &params, layout.as_ref(), &frozen)
         })?;
     }
-    // An L1 prior: Newton on the active set OWL-QN found (where Newton applies to the rest).
-    if !check.holds && method == "lbfgs" && short(stop) && l1.is_some() && p <= MAX_NEWTON_PARAMS {
+    // An L1 prior: Newton on the active set OWL-QN found (where Newton applies to the rest:
+    // a Laplace head has no Hessian anywhere, and no test can certify its L-BFGS result).
+    let kinked_head = net.head.family == FamilyName::Laplace;
+    if !check.holds
+        && method == "lbfgs"
+        && short(stop)
+        && l1.is_some()
+        && !kinked_head
+        && p <= MAX_NEWTON_PARAMS
+    {
         let lambdas = l1.clone().expect("an L1 prior");
         let budget = max_iter.saturating_sub(iterations).max(1);
         let (next, more) = placement.with_exact(net, cond, &frozen, |problem| -> Result<_> {
@@ -456,7 +466,12 @@ fn iterate(
         })?;
     }
     let mut restarts = 0;
-    while !check.holds && method == "lbfgs" && short(stop) && restarts < 3 && iterations < max_iter
+    while !check.holds
+        && !kinked_head
+        && method == "lbfgs"
+        && short(stop)
+        && restarts < 3
+        && iterations < max_iter
     {
         restarts += 1;
         let scales: Option<Vec<f64>> = check.hessian.as_ref().map(|h| {
@@ -611,17 +626,11 @@ pub fn optimality(
     let decrement = match &h {
         Some(h) => {
             let m = free.len();
-            let mut sub = vec![0.0; m * m];
-            for (a, &i) in free.iter().enumerate() {
-                for (b, &k) in free.iter().enumerate() {
-                    sub[a * m + b] = h[i * p + k];
-                }
-                sub[a * m + a] += precisions[i];
-            }
+            let sub = crate::linalg::principal_submatrix(h, p, &free, &precisions);
             let gf: Vec<f64> = free.iter().map(|&i| g[i]).collect();
             match crate::linalg::EquilibratedFactor::new(&sub, m) {
                 Some(factor) if factor.ridge <= 1e-10 => {
-                    fit::dot(&factor.solve(&gf), &gf).max(0.0).sqrt()
+                    crate::linalg::decrement_of(fit::dot(&factor.solve(&gf), &gf))
                 }
                 _ => f64::INFINITY,
             }
@@ -691,6 +700,25 @@ fn least_squares(
     // The data's own units, refined there.
     let mut original = cond.to_original(net, &conditioned);
     let t = cond.target_scale();
+    // The least-squares correction for the gradient X^T r in the data's units: R^T R d' =
+    // X'^T r' in the conditioned ones (r' = r / t), mapped back by the conditioning's linear
+    // part: (the image of 0, the image of d'), whose difference is the correction.
+    let correction = |gradient: &[f64]| {
+        let rhs: Vec<f64> = gradient.iter().map(|g| g / t).collect();
+        let z = factor.solve_leading_transposed(k, &rhs);
+        let step = solve_upper(&factor, k, &z, tiny);
+        let mut delta = vec![0.0; net.param_count()];
+        for j in 0..d {
+            delta[layer.weights + j] = step[j];
+        }
+        if intercept {
+            delta[layer.bias] = step[d];
+        }
+        (
+            cond.to_original(net, &vec![0.0; net.param_count()]),
+            cond.to_original(net, &delta),
+        )
+    };
     let (mut rss, mut rss_plain) = (0.0, 0.0);
     let mut last_gradient = vec![0.0; k];
     // Corrections (converging at a rate of about cond(X')^2 u per step) until they no longer
@@ -709,20 +737,9 @@ fn least_squares(
         if pass_number == 11 {
             break;
         }
-        // The correction in conditioned units (r' = r / t): R^T R d' = X'^T r'.
-        let rhs: Vec<f64> = gradient.iter().map(|g| g / t).collect();
-        let z = factor.solve_leading_transposed(k, &rhs);
-        let step = solve_upper(&factor, k, &z, tiny);
-        // Its image in the original units: the conditioning's linear part (no offset).
-        let mut delta = vec![0.0; net.param_count()];
-        for j in 0..d {
-            delta[layer.weights + j] = step[j];
-        }
-        if intercept {
-            delta[layer.bias] = step[d];
-        }
-        let zero = cond.to_original(net, &vec![0.0; net.param_count()]);
-        let image = cond.to_original(net, &delta);
+        // The correction in conditioned units (r' = r / t): R^T R d' = X'^T r'; its image in
+        // the original units.
+        let (zero, image) = correction(&gradient);
         let mut changed = false;
         for j in (0..d)
             .map(|j| layer.weights + j)
@@ -753,18 +770,7 @@ fn least_squares(
     // its standard error), measured in the metric of H.
     let decrement = {
         let sigma = (rss / n as f64).sqrt() / t;
-        let rhs: Vec<f64> = last_gradient.iter().map(|g| g / t).collect();
-        let z = factor.solve_leading_transposed(k, &rhs);
-        let step = solve_upper(&factor, k, &z, tiny);
-        let mut delta = vec![0.0; net.param_count()];
-        for j in 0..d {
-            delta[layer.weights + j] = step[j];
-        }
-        if intercept {
-            delta[layer.bias] = step[d];
-        }
-        let zero = cond.to_original(net, &vec![0.0; net.param_count()]);
-        let mut image = cond.to_original(net, &delta);
+        let (zero, mut image) = correction(&last_gradient);
         for j in 0..image.len() {
             let change = image[j] - zero[j];
             let ulps = 2.0 * f64::EPSILON * original[j].abs();

@@ -362,7 +362,9 @@ impl Model {
     /// Features that separate the classes on their own (complete or quasi-complete
     /// separation), for Bernoulli and categorical linear models: the MLE does not exist and
     /// coefficients drift. Also reports separation by a combination of features when every
-    /// fitted probability of the observed class is within 1e-6 of 1.
+    /// fitted probability of the observed class is within 1e-6 of 1; and for Poisson and
+    /// exponential linear models, rows with y = 0 whose fitted means vanish (the MLE lies at
+    /// the boundary, means of 0 for those rows, where it does not exist).
     pub fn separation(&self, x: &[f64], y: &[f64]) -> Vec<String> {
         let mut assessment = self.assessment(true);
         self.assess(x, y, &mut assessment);
@@ -379,11 +381,15 @@ impl Model {
             FamilyName::Bernoulli => 2,
             _ => self.network.head.classes,
         };
+        let counts = separation
+            && self.kind == ModelKind::Linear
+            && matches!(self.family(), FamilyName::Poisson | FamilyName::Exponential);
         Assessment {
             n: 0,
             nll: 0.0,
             hits: 0,
             perfect: true,
+            zero_rows: counts.then_some(ZeroRows::default()),
             ranges: if diagnose {
                 vec![Range::default(); self.network.inputs * classes]
             } else {
@@ -406,7 +412,8 @@ impl Model {
         let classifier = net.head.is_classifier();
         let classes = into.classes;
         let diagnose = !into.ranges.is_empty();
-        let tasks: Vec<(Vec<f64>, usize, bool, Vec<Range>)> = y
+        let counts = into.zero_rows.is_some();
+        let tasks: Vec<TaskSums> = y
             .par_chunks(BLOCK * BLOCKS_PER_TASK)
             .enumerate()
             .map(|(task, ys)| {
@@ -418,6 +425,7 @@ impl Model {
                     vec![0.0; net.head.globals()],
                 );
                 let (mut hits, mut perfect) = (0, true);
+                let mut zero_rows = ZeroRows::default();
                 let mut sums = Vec::with_capacity(BLOCKS_PER_TASK);
                 for (b, block) in ys.chunks(BLOCK).enumerate() {
                     let mut sum = 0.0;
@@ -428,6 +436,9 @@ impl Model {
                         sum +=
                             net.head
                                 .nll(&eta, &self.params[g..], yr, &mut d_eta, &mut d_globals);
+                        if counts {
+                            zero_rows.add(net.head.predict(&eta, &self.params[g..])[0], yr);
+                        }
                         if !classifier {
                             continue;
                         }
@@ -452,10 +463,13 @@ impl Model {
                     }
                     sums.push(sum);
                 }
-                (sums, hits, perfect, ranges)
+                (sums, hits, perfect, ranges, zero_rows)
             })
             .collect();
-        for (sums, hits, perfect, ranges) in tasks {
+        for (sums, hits, perfect, ranges, zero_rows) in tasks {
+            if let Some(z) = into.zero_rows.as_mut() {
+                z.merge(&zero_rows);
+            }
             for sum in sums {
                 into.nll += sum;
             }
@@ -467,6 +481,66 @@ impl Model {
                 .for_each(|(a, b)| a.merge(b));
         }
         into.n += y.len();
+    }
+}
+
+/// One parallel task's share of an [`Assessment`]: its blocks' NLL sums, hits, whether
+/// every row was predicted surely, the feature ranges and the zero rows.
+type TaskSums = (Vec<f64>, usize, bool, Vec<Range>, ZeroRows);
+
+/// Rows with y = 0 under a Poisson or exponential head: the smallest fitted mean among them,
+/// and the rows and sum of y that give the mean of y to compare it with.
+#[derive(Clone, Copy, Debug)]
+struct ZeroRows {
+    min_mean: f64,
+    sum_y: f64,
+    rows: usize,
+}
+
+impl Default for ZeroRows {
+    fn default() -> Self {
+        ZeroRows {
+            min_mean: f64::INFINITY,
+            sum_y: 0.0,
+            rows: 0,
+        }
+    }
+}
+
+impl ZeroRows {
+    /// A zero row fitted below this fraction of the mean of y (its eta 23 below log mean):
+    /// a finite MLE does not put a row there (its pull on the fit has vanished); a fit dragged
+    /// towards the boundary where those rows' means are 0, where the MLE would be, does.
+    const VANISHING: f64 = 1e-10;
+
+    fn add(&mut self, mean: f64, y: f64) {
+        self.rows += 1;
+        self.sum_y += y;
+        if y == 0.0 {
+            self.min_mean = self.min_mean.min(mean);
+        }
+    }
+
+    fn merge(&mut self, other: &ZeroRows) {
+        self.min_mean = self.min_mean.min(other.min_mean);
+        self.sum_y += other.sum_y;
+        self.rows += other.rows;
+    }
+
+    /// The diagnosis, if the smallest mean has vanished.
+    fn boundary(&self) -> Option<String> {
+        let mean_y = self.sum_y / self.rows.max(1) as f64;
+        if self.rows > 0 && self.sum_y == 0.0 {
+            return Some(
+                "every y is 0: the likelihood grows without bound as the means go to 0".into(),
+            );
+        }
+        (self.min_mean < Self::VANISHING * mean_y).then(|| {
+            format!(
+                "a row with y = 0 is fitted a mean of {:.3e} (the mean of y is {mean_y:.6e}): the rows with y = 0 are separable from the others by a combination of features, and the fit drifts towards means of 0 for them",
+                self.min_mean
+            )
+        })
     }
 }
 
@@ -520,6 +594,8 @@ pub struct Assessment {
     perfect: bool,
     /// Per feature j and class c (`j * classes + c`): the feature's ranges.
     ranges: Vec<Range>,
+    /// Poisson and exponential linear models: the zero rows' fitted means.
+    zero_rows: Option<ZeroRows>,
     /// 2 for the Bernoulli family, K for the categorical.
     classes: usize,
     classifier: bool,
@@ -537,6 +613,9 @@ impl Assessment {
 
     /// The separation diagnosis (see [`Model::separation`]).
     pub fn separation(&self, model: &Model) -> Vec<String> {
+        if let Some(zero_rows) = &self.zero_rows {
+            return zero_rows.boundary().into_iter().collect();
+        }
         if self.ranges.is_empty() {
             return Vec::new();
         }
@@ -553,7 +632,9 @@ impl Assessment {
                     inside: (in_min, in_max),
                     outside: (out_min, out_max),
                 } = self.ranges[j * self.classes + c];
-                if !in_min.is_finite() || !out_min.is_finite() {
+                // A constant feature (collinear with the intercept) separates nothing.
+                let constant = in_min == in_max && out_min == out_max && in_min == out_min;
+                if !in_min.is_finite() || !out_min.is_finite() || constant {
                     continue;
                 }
                 let kind = |strict: bool| if strict { "complete" } else { "quasi-complete" };

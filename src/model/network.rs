@@ -138,7 +138,8 @@ impl Network {
 
     /// Seeded initialisation: He normal (sqrt(2 / fan_in)) before ReLU and GELU, Glorot normal
     /// (sqrt(2 / (fan_in + fan_out))) before tanh and for the output layer; zero biases. A
-    /// linear model (no hidden layer) starts at zero: its NLL is convex.
+    /// linear model (no hidden layer) starts at zero: its NLL is convex (the CLI then starts
+    /// one with an intercept at the intercept-only MLE, [`Network::start_at_intercept_only`]).
     pub fn init(&self, seed: u64, y: &[f64]) -> Vec<f64> {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut params = vec![0.0; self.param_count()];
@@ -160,6 +161,16 @@ impl Network {
         let g = self.globals_offset();
         params[g..].copy_from_slice(&self.head.initial_globals(y));
         params
+    }
+
+    /// Sets the output layer's biases to the intercept-only MLE of targets `y` (see
+    /// [`super::head::Head::intercept_only_eta`]), the start of a linear model with an
+    /// intercept: with centred features, the bias is eta at the features' centre.
+    pub fn start_at_intercept_only(&self, params: &mut [f64], y: &[f64]) {
+        if let Some(last) = self.layers().last() {
+            let eta = self.head.intercept_only_eta(y);
+            params[last.bias..last.bias + last.fan_out].copy_from_slice(&eta);
+        }
     }
 
     /// The outputs eta for one input row; `z` receives every layer's pre-activations.

@@ -389,6 +389,10 @@ pub(crate) struct Run<'o> {
     early: EarlyStopping,
     /// Why the run stopped early, and whether that counts as converged.
     stopped: Option<(String, bool)>,
+    /// The mean NLL of the first batch (at the initial parameters) and of the last epoch
+    /// completed: a run whose loss grew far past where it started diverged, finite or not.
+    first_mean: Option<f64>,
+    last_epoch_mean: Option<f64>,
 }
 
 impl<'o> Run<'o> {
@@ -414,6 +418,8 @@ impl<'o> Run<'o> {
             last_finite: params.to_vec(),
             early: EarlyStopping::new(options.patience),
             stopped: None,
+            first_mean: None,
+            last_epoch_mean: None,
         }
     }
 
@@ -433,6 +439,9 @@ impl<'o> Run<'o> {
     /// Records one step's loss (summed over `rows`), reporting every --log-every steps.
     pub(crate) fn record(&mut self, loss: f64, rows: usize, progress: &mut dyn FnMut(&LossPoint)) {
         self.step += 1;
+        if self.first_mean.is_none() && rows > 0 {
+            self.first_mean = Some(loss / rows as f64);
+        }
         self.running.0 += loss;
         self.running.1 += rows;
         self.epoch_loss.0 += loss;
@@ -564,6 +573,9 @@ impl<'o> Run<'o> {
         progress: &mut dyn FnMut(&LossPoint),
     ) -> bool {
         self.last_finite.copy_from_slice(params);
+        if self.epoch_loss.1 > 0 {
+            self.last_epoch_mean = Some(self.epoch_loss.0 / self.epoch_loss.1 as f64);
+        }
         if self.options.log_every == 0 || validation.is_some() {
             let point = LossPoint {
                 epoch: self.epochs,
@@ -589,9 +601,20 @@ impl<'o> Run<'o> {
 
     /// The report; `params` become the best seen under early stopping.
     pub(crate) fn finish(self, params: &mut Vec<f64>) -> TrainReport {
-        let (reason, converged) = self
+        let (mut reason, mut converged) = self
             .stopped
             .unwrap_or_else(|| (format!("{} epochs completed", self.options.epochs), true));
+        // Minibatch losses wander; one that ends more than a nat per row (or its own size)
+        // above where it started has run away, as a NaN would have.
+        if let (true, Some(first), Some(last)) = (converged, self.first_mean, self.last_epoch_mean)
+        {
+            if last > first + first.abs().max(1.0) {
+                reason = format!(
+                    "diverged: the training loss grew from {first:.6e} to {last:.6e} per row over the run (try a smaller --lr)"
+                );
+                converged = false;
+            }
+        }
         if converged {
             if let Some(best) = self.early.best {
                 *params = best;

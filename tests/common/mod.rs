@@ -25,6 +25,22 @@ pub fn gpu() -> Option<&'static GpuContext> {
         .as_ref()
 }
 
+/// The engines a test runs on: the CPU, and the GPU where there is an adapter.
+pub fn backends() -> Vec<&'static str> {
+    let mut v = vec!["cpu"];
+    if gpu().is_some() {
+        v.push("gpu");
+    }
+    v
+}
+
+/// `name` in this test binary's own temporary folder (`likely-SUITE-PID`, made if need be).
+pub fn temp_path(suite: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("likely-{suite}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
 /// Unwraps the GPU context or returns from the test after the skip message.
 #[macro_export]
 macro_rules! gpu_or_skip {
