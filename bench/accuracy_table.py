@@ -46,7 +46,10 @@ def real_data(binary, backend):
             have_se = flat(got["std_errors"], r["family"])
             se_rel = max(abs(float(have_se[k]) - v) / v for k, v in se.items())
         nll_rel = abs(got["nll"] - r["nll"]) / abs(r["nll"])
-        rows.append((name, backend, got["method"], got["precision"], got["converged"], code,
+        precision = got["precision"]
+        if precision.startswith("f32"):
+            precision += f" (f64 on the {got.get('f64_engine', 'cpu')})"
+        rows.append((name, backend, got["method"], precision, got["converged"], code,
                      worst_rel, worst_se, se_rel, nll_rel))
     return rows
 

@@ -398,7 +398,31 @@ fn lad_on_tied_and_repeated_rows_reaches_its_certified_optimum() {
     let repeated_rows: Vec<(Vec<f64>, f64)> = (0..r0.len())
         .map(|i| (vec![r0[i], r1[i], 1.0], ry[i]))
         .collect();
-    for (data, rows) in [(&ties, &tie_rows), (&repeated, &repeated_rows)] {
+    // Binary features and a target of three values over 30 000 rows: nearly every row is
+    // tied at the optimum (twelve distinct rows in all).
+    let n_binary = 30_000;
+    let b0: Vec<f64> = (0..n_binary)
+        .map(|_| rng.random_range(0..2) as f64)
+        .collect();
+    let b1: Vec<f64> = (0..n_binary)
+        .map(|_| rng.random_range(0..2) as f64)
+        .collect();
+    let by: Vec<f64> = (0..n_binary)
+        .map(|i| (b0[i] + b1[i] + rng.random_range(-1..2) as f64).clamp(0.0, 2.0))
+        .collect();
+    let binary = table(
+        "lad_binary.csv",
+        &["x0", "x1", "y"],
+        &[b0.clone(), b1.clone(), by.clone()],
+    );
+    let binary_rows: Vec<(Vec<f64>, f64)> = (0..n_binary)
+        .map(|i| (vec![b0[i], b1[i], 1.0], by[i]))
+        .collect();
+    for (data, rows) in [
+        (&ties, &tie_rows),
+        (&repeated, &repeated_rows),
+        (&binary, &binary_rows),
+    ] {
         let want = lad_by_enumeration(rows);
         let n = rows.len() as f64;
         for backend in common::backends() {

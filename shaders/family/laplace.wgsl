@@ -4,5 +4,5 @@ fn accumulate(x: f32, acc: ptr<function, array<f32, N_TERMS>>) {
     let d = centred(x, kernel_param(0u));
     (*acc)[0] = (*acc)[0] + abs(d);
     (*acc)[1] = (*acc)[1] + sign(d);
-    (*acc)[2] = (*acc)[2] + select(0.0, 1.0, d == 0.0);
+    (*acc)[2] = (*acc)[2] + f32(d == 0.0);
 }

@@ -308,6 +308,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "grad_norm": json_f64(result.grad_norm),
             "optimizer": result.optimizer,
             "precision": result.precision,
+            "f64_engine": engine.f64_engine(),
             "decrement": json_f64(result.decrement),
             "engine": engine.name(),
             "adapter": engine.adapter(),

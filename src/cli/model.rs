@@ -389,6 +389,10 @@ pub fn fit_model(
         frozen: &options.frozen,
         seconds,
         streamed: matches!(rows, Rows::Chunked(..)),
+        f64_engine: match &rows {
+            Rows::Resident(_, gpu) if gpu.has_exact_sums() => "gpu",
+            _ => "cpu",
+        },
     };
     if fit.json {
         println!("{}", outcome.json());
@@ -1167,6 +1171,9 @@ struct FitOutcome<'a> {
     eval: &'a likely::model::Evaluation,
     inference: Option<&'a likely::inference::Inference>,
     separation: &'a [String],
+    /// Which engine summed the f64 passes (the optimality test, the f64 finish): `gpu` where
+    /// the rows were resident on an adapter with SHADER_F64, `cpu` otherwise.
+    f64_engine: &'static str,
     frozen: &'a [bool],
     seconds: f64,
     streamed: bool,
@@ -1199,6 +1206,7 @@ impl FitOutcome<'_> {
             "method": self.trained.method,
             "warnings": self.trained.warnings,
             "precision": self.trained.precision,
+            "f64_engine": self.f64_engine,
             "decrement": json_f64(self.trained.decrement),
             "engine": self.trained.engine,
             "adapter": self.trained.adapter,

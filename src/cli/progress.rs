@@ -81,6 +81,9 @@ impl Engine for ProgressEngine {
     fn exact_term_sums(&mut self, theta: &[f64]) -> likely::Result<Option<Vec<f64>>> {
         self.inner.exact_term_sums(theta)
     }
+    fn f64_engine(&self) -> &'static str {
+        self.inner.f64_engine()
+    }
     fn kernel_time(&self) -> Option<likely::gpu::timer::KernelTime> {
         self.inner.kernel_time()
     }

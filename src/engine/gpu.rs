@@ -3,6 +3,7 @@
 use super::Engine;
 use crate::error::Result;
 use crate::family::{Family, SampleMap, Summary};
+use crate::gpu::family64::FamilyF64;
 use crate::gpu::reduce::ReductionOptions;
 use crate::gpu::timer::KernelTime;
 use crate::gpu::{GpuContext, TermReduction};
@@ -18,6 +19,9 @@ pub struct GpuEngine {
     map: SampleMap,
     /// The samples in f64 on the host, for [`Engine::exact_term_sums`].
     host: Option<Arc<[f64]>>,
+    /// The samples (re-expressed) in f64 on the GPU, for [`Engine::exact_term_sums`] where
+    /// the adapter has SHADER_F64 (the host copy serves otherwise).
+    exact: Option<FamilyF64>,
 }
 
 impl GpuEngine {
@@ -40,6 +44,11 @@ impl GpuEngine {
             &mapped
         };
         let mut engine = Self::build(ctx, family, uploaded, ReductionOptions::default(), map)?;
+        // The f64 copy on the GPU where it can be made; a failure (memory) leaves the f64 sums
+        // to the host copy, which gives the same sums up to their order.
+        if FamilyF64::applies(ctx, engine.family.as_ref()) {
+            engine.exact = FamilyF64::new(ctx, engine.family.as_ref(), uploaded, None).ok();
+        }
         engine.host = Some(data);
         Ok(engine)
     }
@@ -73,6 +82,7 @@ impl GpuEngine {
             summary: Summary::of(data),
             map,
             host: None,
+            exact: None,
         })
     }
 
@@ -124,7 +134,17 @@ impl Engine for GpuEngine {
         let kp = self.family.kernel_params(theta);
         self.reduction.sums(&kp)
     }
+    fn f64_engine(&self) -> &'static str {
+        if self.exact.is_some() {
+            "gpu"
+        } else {
+            "cpu"
+        }
+    }
     fn exact_term_sums(&mut self, theta: &[f64]) -> Result<Option<Vec<f64>>> {
+        if let Some(exact) = &self.exact {
+            return exact.term_sums(&self.family.kernel_params(theta)).map(Some);
+        }
         Ok(self
             .host
             .as_ref()

@@ -60,6 +60,11 @@ pub trait Engine {
             Ok(None)
         }
     }
+    /// Which engine computes [`Engine::exact_term_sums`]: `cpu` (the CPU engine, and the GPU
+    /// engine's host copy), or `gpu` (an adapter with SHADER_F64 holding the samples in f64).
+    fn f64_engine(&self) -> &'static str {
+        "cpu"
+    }
     /// Unit roundoff of the per-sample arithmetic (2^-24 for f32 kernels, 2^-53 for f64).
     fn unit_roundoff(&self) -> f64;
     /// Sums over all samples of the family's per-sample terms at `theta`.

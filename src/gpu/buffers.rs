@@ -1,4 +1,4 @@
-//! Buffer helpers shared by the kernels: upload as f32, bind, read back.
+//! Buffer helpers shared by the kernels: upload (as f32, or as raw bytes), bind, read back.
 
 use super::context::GpuContext;
 use crate::error::{Error, Result};
@@ -22,19 +22,7 @@ pub(crate) fn upload_with(
     label: &str,
     usage: wgpu::BufferUsages,
 ) -> Result<wgpu::Buffer> {
-    let buffer = ctx.scoped(label, || {
-        ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: (values.len() * 4) as u64,
-            usage,
-            mapped_at_creation: true,
-        })
-    })?;
-    {
-        let mut view = buffer
-            .slice(..)
-            .get_mapped_range_mut()
-            .map_err(|e| Error::gpu(label, e))?;
+    mapped_buffer(ctx, label, (values.len() * 4) as u64, usage, |view| {
         // Convert in pieces so no full-size f32 copy of the data is ever held on the host.
         const PIECE: usize = 1 << 16;
         let mut staging: Vec<f32> = Vec::with_capacity(PIECE);
@@ -45,6 +33,31 @@ pub(crate) fn upload_with(
             view.slice(at..at + piece.len() * 4)
                 .copy_from_slice(bytemuck::cast_slice(&staging));
         }
+    })
+}
+
+/// A buffer of `size` bytes created mapped, filled by `fill` through the mapping, unmapped.
+fn mapped_buffer(
+    ctx: &GpuContext,
+    label: &str,
+    size: u64,
+    usage: wgpu::BufferUsages,
+    fill: impl FnOnce(&mut wgpu::BufferViewMut),
+) -> Result<wgpu::Buffer> {
+    let buffer = ctx.scoped(label, || {
+        ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage,
+            mapped_at_creation: true,
+        })
+    })?;
+    {
+        let mut view = buffer
+            .slice(..)
+            .get_mapped_range_mut()
+            .map_err(|e| Error::gpu(label, e))?;
+        fill(&mut view);
     }
     buffer.unmap();
     Ok(buffer)
@@ -117,4 +130,115 @@ pub(crate) fn read_back_as<T: bytemuck::Pod>(
     };
     buffer.unmap();
     Ok(values)
+}
+
+/// A storage buffer holding `bytes` (f64s, u32s: any plain data), written through a mapping.
+pub(crate) fn upload_bytes(ctx: &GpuContext, bytes: &[u8], label: &str) -> Result<wgpu::Buffer> {
+    upload_bytes_with(ctx, bytes, label, wgpu::BufferUsages::STORAGE)
+}
+
+/// As [`upload_bytes`], with the given usages; the buffer is at least 16 bytes (a multiple
+/// of 8), so that an empty table still binds.
+pub(crate) fn upload_bytes_with(
+    ctx: &GpuContext,
+    bytes: &[u8],
+    label: &str,
+    usage: wgpu::BufferUsages,
+) -> Result<wgpu::Buffer> {
+    let size = (bytes.len() as u64).max(16).next_multiple_of(8);
+    mapped_buffer(ctx, label, size, usage, |view| {
+        view.slice(..bytes.len()).copy_from_slice(bytes)
+    })
+}
+
+/// A compute shader's binding of one whole buffer of type `ty`.
+pub(crate) fn layout_entry(
+    binding: u32,
+    ty: wgpu::BufferBindingType,
+) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// A shader's bind group layout (one storage or uniform buffer per binding, in order) and its
+/// compute pipelines, one per entry point, each labelled `{label} {entry point}`; a shader
+/// or pipeline that does not validate is an `Err`.
+pub(crate) fn compute_pipelines(
+    ctx: &GpuContext,
+    label: &str,
+    source: String,
+    bindings: &[wgpu::BufferBindingType],
+    entry_points: &[&str],
+) -> Result<(wgpu::BindGroupLayout, Vec<wgpu::ComputePipeline>)> {
+    let module = ctx.scoped(label, || {
+        ctx.device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&format!("{label} shader")),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            })
+    })?;
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+        .iter()
+        .enumerate()
+        .map(|(binding, &ty)| layout_entry(binding as u32, ty))
+        .collect();
+    let layout = ctx
+        .device
+        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(&format!("{label} bindings")),
+            entries: &entries,
+        });
+    let pipeline_layout = ctx
+        .device
+        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&format!("{label} pipeline layout")),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+    let pipelines = entry_points
+        .iter()
+        .map(|entry_point| {
+            ctx.scoped(label, || {
+                ctx.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(&format!("{label} {entry_point}")),
+                        layout: Some(&pipeline_layout),
+                        module: &module,
+                        entry_point: Some(entry_point),
+                        compilation_options: Default::default(),
+                        cache: None,
+                    })
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((layout, pipelines))
+}
+
+/// The bind group of `buffers` (binding i the i-th) under `layout`.
+pub(crate) fn bind_all(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[&wgpu::Buffer],
+) -> Result<wgpu::BindGroup> {
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| entry(i as u32, b))
+        .collect();
+    ctx.scoped(label, || {
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout,
+            entries: &entries,
+        })
+    })
 }

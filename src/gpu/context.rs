@@ -263,6 +263,11 @@ impl GpuContext {
         )
     }
 
+    /// The largest storage binding the device takes, in bytes.
+    pub fn max_storage_binding(&self) -> u64 {
+        self.limits.max_storage_buffer_binding_size
+    }
+
     pub fn has_subgroups(&self) -> bool {
         self.features.contains(wgpu::Features::SUBGROUP)
     }

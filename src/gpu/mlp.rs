@@ -115,6 +115,8 @@ pub struct GpuNetwork {
     timer: Option<PassTimer>,
     /// Whether training steps run fused (two dispatches a step).
     fused_steps: std::cell::Cell<bool>,
+    /// The table in f64 for the f64 finish of linear models (uploaded on first use).
+    exact: std::cell::OnceCell<Option<super::linear64::LinearF64>>,
     _keep: Vec<wgpu::Buffer>,
 }
 
@@ -1020,6 +1022,7 @@ impl GpuNetwork {
             hess_readback,
             timer: None,
             fused_steps: std::cell::Cell::new(true),
+            exact: std::cell::OnceCell::new(),
             _keep: vec![desc],
         })
     }
@@ -1079,6 +1082,42 @@ impl GpuNetwork {
         );
         self.n.set(n);
         Ok(())
+    }
+
+    /// The loaded table in f64 on the GPU, for sums of a linear model's derivatives in f64
+    /// (see [`super::linear64`]): uploaded on first use from the host rows `x` and `y` as
+    /// `cond` conditions them (the rows [`GpuNetwork::load_conditioned`] loaded); `None` where
+    /// the adapter cannot (no SHADER_F64, a head or size the kernels do not take, not within
+    /// the memory budget beside the f32 table, or a failed upload): the CPU engine sums then.
+    pub fn exact_sums(
+        &self,
+        x: &[f64],
+        y: &[f64],
+        cond: Option<&Conditioning>,
+    ) -> Option<&super::linear64::LinearF64> {
+        use super::linear64::LinearF64;
+        self.exact
+            .get_or_init(|| {
+                let n = self.n.get();
+                if !LinearF64::applies(&self.ctx, &self.network) || y.len() != n || n == 0 {
+                    return None;
+                }
+                let chunk = LinearF64::chunk_rows(&self.ctx, &self.network, None);
+                let needed =
+                    Self::device_bytes(&self.ctx, &self.network, self.capacity, self.batch)
+                        + LinearF64::device_bytes(&self.network, n, chunk);
+                if needed > self.ctx.memory_budget() {
+                    return None;
+                }
+                LinearF64::new(&self.ctx, &self.network, x, y, cond, None).ok()
+            })
+            .as_ref()
+    }
+
+    /// Whether the f64 passes have run on the GPU ([`GpuNetwork::exact_sums`] uploaded the
+    /// table in f64).
+    pub fn has_exact_sums(&self) -> bool {
+        matches!(self.exact.get(), Some(Some(_)))
     }
 
     /// Writes parameters (as f32) and resets the optimiser state.

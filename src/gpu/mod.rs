@@ -7,9 +7,15 @@
 //! * [`reduce`]: the fused per-sample reduction: data uploaded once (split across storage
 //!   bindings as needed), every chunk's dispatch recorded into one encoder, one readback.
 //! * [`timer`]: kernel time of a compute pass from timestamp queries.
+//! * [`mlp`]: dense networks (linear models among them) in f32: training steps, full-batch
+//!   gradients and Hessians.
+//! * [`linear64`], [`family64`]: the f64 passes (optimality tests, f64 finishes) on adapters
+//!   with SHADER_F64: a linear model's derivatives and a family's term sums from f64 copies.
 
 mod buffers;
 pub mod context;
+pub mod family64;
+pub mod linear64;
 pub mod mlp;
 pub mod reduce;
 pub mod shader;

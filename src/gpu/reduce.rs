@@ -337,16 +337,7 @@ fn chunk_samples(limits: &wgpu::Limits, span: usize, cap: Option<usize>) -> usiz
 }
 
 fn bind_group_layout(device: &wgpu::Device, label: &str) -> wgpu::BindGroupLayout {
-    let buffer = |binding, ty| wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty,
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    };
+    let buffer = super::buffers::layout_entry;
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some(label),
         entries: &[

@@ -89,14 +89,15 @@ fn lu_solve(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Option<Vec<f64>> {
 
 /// Whether a degenerate vertex is optimal: rows outside the basis whose residuals are 0 (ties
 /// in integer data, repeated rows) contribute any subgradient u_i in [-1, 1], not 0, so the
-/// condition is that some w in [-1, 1]^q (q = the basis rows and those rows, `columns`, each
-/// a conditioned row) solves sum_j w_j x_j = c (c = -sum over the other rows of sign(r_i) x_i).
-/// Decided exactly by phase 1 of a bounded-variable simplex: minimise the artificial
-/// variables a >= 0 of sum_j w_j x_j + D a = c; with Bland's rule (the smallest eligible
-/// index enters and leaves) it cannot cycle. Certified when they reach 0 up to rounding.
-fn degenerate_vertex_optimal(columns: &[Vec<f64>], c: &[f64], k: usize) -> bool {
+/// condition is that some w with |w_j| <= bounds[j] solves sum_j w_j x_j = c: `columns` are
+/// the basis rows (bound 1) and the distinct tied rows (bound: how many rows repeat it), each
+/// a conditioned row, and c = -sum over the other rows of sign(r_i) x_i. Decided exactly by
+/// phase 1 of a bounded-variable simplex: minimise the artificial variables a >= 0 of
+/// sum_j w_j x_j + D a = c; with Bland's rule (the smallest eligible index enters and
+/// leaves) it cannot cycle. Certified when they reach 0 up to rounding.
+fn degenerate_vertex_optimal(columns: &[Vec<f64>], bounds: &[f64], c: &[f64], k: usize) -> bool {
     let q = columns.len();
-    let bound = 1.0 + 1e-10;
+    let bound = |j: usize| bounds[j] * (1.0 + 1e-10);
     let scale = c.iter().fold(1.0f64, |m, v| m.max(v.abs()))
         + columns
             .iter()
@@ -107,7 +108,7 @@ fn degenerate_vertex_optimal(columns: &[Vec<f64>], c: &[f64], k: usize) -> bool 
     let mut value = vec![0.0; q + k];
     for (j, col) in columns.iter().enumerate() {
         let pull: f64 = col.iter().zip(c).map(|(a, b)| a * b).sum();
-        value[j] = if pull >= 0.0 { bound } else { -bound };
+        value[j] = if pull >= 0.0 { bound(j) } else { -bound(j) };
     }
     let mut residual = c.to_vec();
     for (j, col) in columns.iter().enumerate() {
@@ -129,8 +130,8 @@ fn degenerate_vertex_optimal(columns: &[Vec<f64>], c: &[f64], k: usize) -> bool 
             e
         }
     };
-    let lower = |v: usize| if v < q { -bound } else { 0.0 };
-    let upper = |v: usize| if v < q { bound } else { f64::INFINITY };
+    let lower = |v: usize| if v < q { -bound(v) } else { 0.0 };
+    let upper = |v: usize| if v < q { bound(v) } else { f64::INFINITY };
     let mut basis: Vec<usize> = (q..q + k).collect();
     let mut in_basis = vec![false; q + k];
     basis.iter().for_each(|&v| in_basis[v] = true);
@@ -298,12 +299,13 @@ pub fn fit(
     // 3. Simplex steps.
     let max_steps = options.max_iter.unwrap_or(50 * k + 200);
     let mut steps = 0;
+    let mut previous_sad: Option<f64> = None;
     let mut warnings = Vec::new();
     let (optimal, sad) = loop {
         let beta_b = basis
             .solve()
             .ok_or_else(|| singular_design("the simplex basis"))?;
-        let (g_n, sad, tied) = sign_sum(pass, &design, &beta_b, &basis.rows)?;
+        let (g_n, sad, tied) = sign_sum(pass, &design, &beta_b, &basis)?;
         let s: Vec<f64> = basis
             .solve_transposed(&g_n)
             .ok_or_else(|| singular_design("the simplex basis"))?
@@ -315,16 +317,20 @@ pub fn fit(
         if worst <= 1.0 + 1e-10 {
             break (true, sad);
         }
-        if !tied.is_empty() {
-            let columns: Vec<Vec<f64>> = (0..k)
-                .map(|b| basis.x[b * k..(b + 1) * k].to_vec())
+        // A degenerate vertex: tested where the last step did not lower the objective beyond
+        // its rounding (the simplex then moves among bases of one vertex), and at the first.
+        let stalled = previous_sad.is_none_or(|before| sad >= before * (1.0 - 1e-12));
+        if !tied.is_empty() && stalled {
+            let (columns, bounds): (Vec<Vec<f64>>, Vec<f64>) = (0..k)
+                .map(|b| (basis.x[b * k..(b + 1) * k].to_vec(), 1.0))
                 .chain(tied)
-                .collect();
+                .unzip();
             let c: Vec<f64> = g_n.iter().map(|v| -v).collect();
-            if degenerate_vertex_optimal(&columns, &c, k) {
+            if degenerate_vertex_optimal(&columns, &bounds, &c, k) {
                 break (true, sad);
             }
         }
+        previous_sad = Some(sad);
         if steps >= max_steps {
             break (false, sad);
         }
@@ -343,7 +349,7 @@ pub fn fit(
             .collect();
         let slope0 = 1.0 - s[leave].abs();
         let Some((entering, x_in, y_in)) =
-            ratio_test(pass, &design, &beta, &direction, slope0, &basis.rows)?
+            ratio_test(pass, &design, &beta, &direction, slope0, &basis)?
         else {
             warnings.push("the LAD simplex found no row to enter the basis".into());
             break (false, sad);
@@ -495,24 +501,75 @@ fn starting_basis(
     Err(singular_design("the starting basis"))
 }
 
-/// Rows outside the basis whose residuals are 0 to rounding that [`sign_sum`] sets apart for
-/// [`degenerate_vertex_optimal`]; any more count with subgradient 0 (a valid choice in
-/// [-1, 1], so the test stays exact, only stricter).
-const MAX_TIED_ROWS: usize = 1 << 14;
+/// Which residuals at a vertex are 0 to rounding (ties): the vertex's beta solves the basis
+/// rows to about u cond(X_B) |beta|, so any row's residual carries an absolute error of the
+/// basis's own magnitude (its targets and fitted terms), even a row whose own terms are small;
+/// a residual below a few ulps of that and of the row's own terms is a tie. Exact repeats of
+/// a basis row (repeated rows) are found so, whatever sign rounding gave their residual.
+struct Ties {
+    scale: f64,
+}
+
+impl Ties {
+    fn at(basis: &Basis, beta: &[f64]) -> Ties {
+        let k = basis.k();
+        let scale = (0..k)
+            .map(|b| {
+                basis.y[b].abs()
+                    + (0..k)
+                        .map(|j| (basis.x[b * k + j] * beta[j]).abs())
+                        .sum::<f64>()
+            })
+            .fold(0.0f64, f64::max);
+        Ties { scale }
+    }
+
+    fn tied(&self, r: f64, target: f64, row: &[f64], beta: &[f64]) -> bool {
+        let own = target.abs()
+            + row
+                .iter()
+                .zip(beta)
+                .map(|(a, b)| (a * b).abs())
+                .sum::<f64>();
+        r.abs() <= 64.0 * f64::EPSILON * (own + self.scale)
+    }
+
+    /// Whether b = x~ . direction is 0 to rounding (a repeat of a basis row other than the
+    /// one leaving, which the direction does not move).
+    fn still(&self, b: f64, row: &[f64], direction: &[f64]) -> bool {
+        let terms = row
+            .iter()
+            .zip(direction)
+            .map(|(a, d)| (a * d).abs())
+            .sum::<f64>();
+        b.abs() <= 64.0 * f64::EPSILON * terms
+    }
+}
+
+/// Distinct rows outside the basis whose residuals are 0 to rounding that [`sign_sum`] sets
+/// apart for [`degenerate_vertex_optimal`] (repeats of one row are one column, its bound the
+/// count); rows of further patterns count with subgradient 0 (a valid choice in [-1, 1], so
+/// the test stays exact, only stricter).
+const MAX_TIED_PATTERNS: usize = 4096;
 
 /// At the vertex beta of `basis`: sum over the other rows of sign(r_i) x~_i, sum |r_i|, and
-/// the rows (up to [`MAX_TIED_ROWS`]) whose residuals are 0 to rounding, which are left out
-/// of the sum.
+/// the distinct rows (up to [`MAX_TIED_PATTERNS`]) whose residuals are 0 to rounding, with how
+/// many rows repeat each, which are left out of the sum.
+#[allow(clippy::type_complexity)]
 fn sign_sum(
     pass: &mut dyn RowPass,
     design: &Design<'_>,
     beta: &[f64],
-    basis: &[usize],
-) -> Result<(Vec<f64>, f64, Vec<Vec<f64>>)> {
+    basis: &Basis,
+) -> Result<(Vec<f64>, f64, Vec<(Vec<f64>, f64)>)> {
+    let ties = Ties::at(basis, beta);
+    let basis = &basis.rows;
     let (d, k) = (design.d, design.k());
     let mut g = vec![0.0; k];
     let mut sad = 0.0;
-    let mut tied = Vec::new();
+    let mut tied: std::collections::HashMap<Vec<u64>, (Vec<f64>, f64)> =
+        std::collections::HashMap::new();
+    let mut order = Vec::new();
     let mut row = vec![0.0; k];
     pass.each_block(&mut |first, x, y| {
         for (i, &yi) in y.iter().enumerate() {
@@ -524,18 +581,17 @@ fn sign_sum(
                 continue;
             }
             sad += r.abs();
-            // Rounding of y' - x~ beta: a few ulps of the terms.
-            let rounding = 8.0
-                * f64::EPSILON
-                * (target.abs()
-                    + row
-                        .iter()
-                        .zip(beta)
-                        .map(|(a, b)| (a * b).abs())
-                        .sum::<f64>());
-            if r.abs() <= rounding && tied.len() < MAX_TIED_ROWS {
-                tied.push(row.clone());
-                continue;
+            if ties.tied(r, target, &row, beta) {
+                let key: Vec<u64> = row.iter().map(|v| v.to_bits()).collect();
+                if let Some(entry) = tied.get_mut(&key) {
+                    entry.1 += 1.0;
+                    continue;
+                }
+                if tied.len() < MAX_TIED_PATTERNS {
+                    order.push(key.clone());
+                    tied.insert(key, (row.clone(), 1.0));
+                    continue;
+                }
             }
             let s = crate::family::sign0(r);
             if s != 0.0 {
@@ -544,6 +600,11 @@ fn sign_sum(
         }
         Ok(())
     })?;
+    // In the order first seen, so that the test does not depend on the hash.
+    let tied = order
+        .into_iter()
+        .map(|key| tied.remove(&key).expect("a seen pattern"))
+        .collect();
     Ok((g, sad, tied))
 }
 
@@ -557,8 +618,10 @@ fn ratio_test(
     beta: &[f64],
     direction: &[f64],
     slope0: f64,
-    basis: &[usize],
+    basis: &Basis,
 ) -> Result<Option<(usize, Vec<f64>, f64)>> {
+    let ties = Ties::at(basis, beta);
+    let basis = &basis.rows;
     let (d, k) = (design.d, design.k());
     // (t, weight, row)
     let mut crossings: Vec<(f64, f64, usize)> = Vec::new();
@@ -569,13 +632,16 @@ fn ratio_test(
                 continue;
             }
             design.row(&x[i * d..(i + 1) * d], &mut row);
-            let r = design.cond.target(yi) - dot(&row, beta);
+            let target = design.cond.target(yi);
+            let r = target - dot(&row, beta);
             let b = dot(&row, direction);
-            if b == 0.0 {
+            let tied = ties.tied(r, target, &row, beta);
+            if b == 0.0 || (tied && ties.still(b, &row, direction)) {
                 continue;
             }
             let t = r / b;
-            if r == 0.0 {
+            // A tie leaves its kink at once, whichever side rounding put its residual on.
+            if tied {
                 crossings.push((0.0, b.abs(), first + i));
             } else if t > 0.0 {
                 crossings.push((t, 2.0 * b.abs(), first + i));
@@ -626,17 +692,40 @@ mod tests {
             (2.0 + 1e-6, false),
             (-3.0, false),
         ] {
-            assert_eq!(degenerate_vertex_optimal(&tied, &[c], 1), want, "c = {c}");
+            assert_eq!(
+                degenerate_vertex_optimal(&tied, &[1.0, 1.0], &[c], 1),
+                want,
+                "c = {c}"
+            );
         }
         // Two coefficients: rows (1, 0), (0, 1), (1, 1). c = (2, 2) needs w3 = 1, w1 = w2 = 1
         // (a corner of the box); c = (2, 2.5) is out of reach; c = (-1.5, 0.5) is inside.
         let rows = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![1.0, 1.0]];
-        assert!(degenerate_vertex_optimal(&rows, &[2.0, 2.0], 2));
-        assert!(!degenerate_vertex_optimal(&rows, &[2.0, 2.5], 2));
-        assert!(degenerate_vertex_optimal(&rows, &[-1.5, 0.5], 2));
-        // Many identical rows (a repeated row): their sum covers [-m, m].
+        assert!(degenerate_vertex_optimal(&rows, &[1.0; 3], &[2.0, 2.0], 2));
+        assert!(!degenerate_vertex_optimal(&rows, &[1.0; 3], &[2.0, 2.5], 2));
+        assert!(degenerate_vertex_optimal(&rows, &[1.0; 3], &[-1.5, 0.5], 2));
+        // Many identical rows (a repeated row): their sum covers [-m, m], as one column of
+        // bound m does.
         let repeated = vec![vec![2.0, -1.0]; 15];
-        assert!(degenerate_vertex_optimal(&repeated, &[29.0, -14.5], 2));
-        assert!(!degenerate_vertex_optimal(&repeated, &[29.0, -15.5], 2));
+        assert!(degenerate_vertex_optimal(
+            &repeated,
+            &[1.0; 15],
+            &[29.0, -14.5],
+            2
+        ));
+        assert!(!degenerate_vertex_optimal(
+            &repeated,
+            &[1.0; 15],
+            &[29.0, -15.5],
+            2
+        ));
+        let once = vec![vec![2.0, -1.0]];
+        assert!(degenerate_vertex_optimal(&once, &[15.0], &[29.0, -14.5], 2));
+        assert!(!degenerate_vertex_optimal(
+            &once,
+            &[15.0],
+            &[31.0, -15.5],
+            2
+        ));
     }
 }

@@ -113,11 +113,55 @@ impl SecondOrder for GpuProblem<'_> {
     }
 }
 
+/// The full-batch problem of a table resident on the GPU, summed in f64 there (adapters with
+/// SHADER_F64, see [`crate::gpu::linear64`]): the f64 passes without the CPU.
+pub struct GpuExactProblem<'a> {
+    pub sums: &'a crate::gpu::linear64::LinearF64,
+    pub frozen: &'a [bool],
+    pub n: usize,
+}
+
+impl Differentiable for GpuExactProblem<'_> {
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn unit_roundoff(&self) -> f64 {
+        f64::EPSILON / 2.0
+    }
+    fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
+        let (nll, mut grad, _) = self.sums.sums(theta, false)?;
+        for (g, &f) in grad.iter_mut().zip(self.frozen) {
+            if f {
+                *g = 0.0;
+            }
+        }
+        Ok((nll, grad))
+    }
+}
+
+impl SecondOrder for GpuExactProblem<'_> {
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn unit_roundoff(&self) -> f64 {
+        f64::EPSILON / 2.0
+    }
+    fn derivatives(&mut self, theta: &[f64]) -> Result<Derivatives> {
+        let (nll, grad, hessian) = self.sums.sums(theta, true)?;
+        Ok((nll, grad, hessian.expect("a Hessian was asked for")))
+    }
+    fn nll_and_gradient(&mut self, theta: &[f64]) -> Result<Option<(f64, Vec<f64>)>> {
+        let (nll, grad, _) = self.sums.sums(theta, false)?;
+        Ok(Some((nll, grad)))
+    }
+}
+
 /// Where a model fit's rows are.
 pub enum Placement<'a> {
     /// In host memory; the CPU engine.
     Memory(&'a Table),
-    /// In GPU buffers (conditioned at upload), and in host memory for the f64 passes.
+    /// In GPU buffers (conditioned at upload, in f32, and in f64 for the f64 passes where
+    /// the adapter has SHADER_F64), and in host memory (the f64 passes elsewhere).
     Resident(&'a GpuNetwork, &'a Table),
     /// Read chunk by chunk; each chunk worked on by the CPU engine or loaded into the GPU
     /// network; the f64 passes read the table on the CPU.
@@ -162,7 +206,8 @@ impl Placement<'_> {
         }
     }
 
-    /// Runs `f` on the problem of the same rows summed in f64 on the CPU.
+    /// Runs `f` on the problem of the same rows summed in f64: on the GPU where it holds them
+    /// and sums in f64 ([`GpuNetwork::exact_sums`]), on the CPU otherwise.
     fn with_exact<R>(
         &mut self,
         net: &Network,
@@ -170,6 +215,16 @@ impl Placement<'_> {
         frozen: &[bool],
         f: impl FnOnce(&mut dyn ModelProblem) -> R,
     ) -> R {
+        if let Placement::Resident(gpu, table) = self {
+            let y = table.y.as_deref().unwrap_or(&[]);
+            if let Some(sums) = gpu.exact_sums(&table.x, y, Some(cond)) {
+                return f(&mut GpuExactProblem {
+                    sums,
+                    frozen,
+                    n: table.n,
+                });
+            }
+        }
         match self {
             Placement::Memory(table) | Placement::Resident(_, table) => {
                 let y = table.y.as_deref().unwrap_or(&[]);

@@ -1,0 +1,227 @@
+//! f64 sums of a family's per-sample terms on the GPU, for adapters with SHADER_F64: the f64
+//! passes of a GPU family fit (its optimality test and f64 finish) without a pass over the
+//! samples on the CPU. The samples, as the engine re-expressed them in f64 (see
+//! [`crate::family::SampleMap`]), are uploaded in f64 beside their f32 copy, in chunks of at
+//! most one storage binding; the terms are the family's own WGSL snippet with f64 for f32.
+
+use super::buffers::{bind_all, compute_pipelines, read_back_as, upload_bytes, upload_bytes_with};
+use super::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::family::Family;
+
+const WORKGROUP_SIZE: u32 = 256;
+/// Workgroups, each summing a contiguous share of a chunk.
+const GROUPS: u32 = 64;
+/// The most terms a sample has here (each invocation keeps them in an f64 array): a
+/// categorical family of more classes sums its counts on the CPU.
+pub const MAX_TERMS: usize = 64;
+
+const SOURCE: &str = include_str!("../../shaders/family64.wgsl");
+
+/// The WGSL source for `family`'s terms in f64.
+pub fn compose(family: &dyn Family) -> String {
+    let header = format!(
+        "// Generated for the {} family.\n\
+         const N_TERMS: u32 = {}u;\n\
+         const WORKGROUP_SIZE: u32 = {WORKGROUP_SIZE}u;\n\
+         const GROUPS: u32 = {GROUPS}u;\n",
+        family.name(),
+        family.n_terms(),
+    );
+    [
+        header.as_str(),
+        SOURCE,
+        &family.wgsl().replace("f32", "f64"),
+    ]
+    .join("\n")
+}
+
+/// A family's samples in f64 on the GPU, and the pipelines that sum their terms.
+pub struct FamilyF64 {
+    ctx: GpuContext,
+    terms: usize,
+    kernel_params: usize,
+    chunks: Vec<(usize, wgpu::BindGroup)>,
+    kernel: wgpu::Buffer,
+    partials: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    terms_pipeline: wgpu::ComputePipeline,
+    totals_pipeline: wgpu::ComputePipeline,
+}
+
+impl FamilyF64 {
+    /// Whether `ctx` can sum `family`'s terms in f64.
+    pub fn applies(ctx: &GpuContext, family: &dyn Family) -> bool {
+        ctx.features.contains(wgpu::Features::SHADER_F64) && family.n_terms() <= MAX_TERMS
+    }
+
+    /// Uploads `samples` (already re-expressed) in f64, in chunks of at most `chunk_cap`
+    /// samples (default: as many as one storage binding holds).
+    pub fn new(
+        ctx: &GpuContext,
+        family: &dyn Family,
+        samples: &[f64],
+        chunk_cap: Option<usize>,
+    ) -> Result<FamilyF64> {
+        if !Self::applies(ctx, family) {
+            return Err(Error::Usage(format!(
+                "the f64 GPU sums need SHADER_F64 and at most {MAX_TERMS} terms per sample"
+            )));
+        }
+        let label = "likely family f64";
+        let read = wgpu::BufferBindingType::Storage { read_only: true };
+        let (layout, pipelines) = compute_pipelines(
+            ctx,
+            label,
+            compose(family),
+            &[
+                read,
+                read,
+                wgpu::BufferBindingType::Storage { read_only: false },
+                wgpu::BufferBindingType::Uniform,
+            ],
+            &["terms", "totals"],
+        )?;
+        let [terms_pipeline, totals_pipeline]: [wgpu::ComputePipeline; 2] =
+            pipelines.try_into().expect("two entry points");
+        let terms = family.n_terms();
+        let kernel_params = family.kernel_params(&vec![0.0; family.n_params()]).len();
+        let buffer = |bytes: usize, what: &str, usage: wgpu::BufferUsages| {
+            ctx.scoped(label, || {
+                ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&format!("{label} {what}")),
+                    size: (bytes as u64).max(16),
+                    usage,
+                    mapped_at_creation: false,
+                })
+            })
+        };
+        let kernel = buffer(
+            kernel_params.max(1) * 8,
+            "kernel parameters",
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        )?;
+        let partials = buffer(
+            (GROUPS as usize + 1) * terms * 8,
+            "partial sums",
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        )?;
+        let readback = buffer(
+            terms * 8,
+            "readback",
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        )?;
+        let per_binding = (ctx.limits.max_storage_buffer_binding_size / 8).max(1) as usize;
+        let chunk = chunk_cap.map_or(per_binding, |c| c.clamp(1, per_binding));
+        let mut chunks = Vec::new();
+        for piece in samples.chunks(chunk) {
+            let x = upload_bytes(
+                ctx,
+                bytemuck::cast_slice(piece),
+                &format!("{label} samples"),
+            )?;
+            let shape = [piece.len() as u32, 0, 0, 0];
+            let uniform = upload_bytes_with(
+                ctx,
+                bytemuck::cast_slice(&shape),
+                &format!("{label} shape"),
+                wgpu::BufferUsages::UNIFORM,
+            )?;
+            let bind = bind_all(
+                ctx,
+                &format!("{label} bindings"),
+                &layout,
+                &[&x, &kernel, &partials, &uniform],
+            )?;
+            chunks.push((piece.len(), bind));
+        }
+        ctx.take_errors(label)?;
+        Ok(FamilyF64 {
+            ctx: ctx.clone(),
+            terms,
+            kernel_params,
+            chunks,
+            kernel,
+            partials,
+            readback,
+            terms_pipeline,
+            totals_pipeline,
+        })
+    }
+
+    /// The sums of the terms over every sample, at the family's kernel parameters `kp`.
+    pub fn term_sums(&self, kp: &[f64]) -> Result<Vec<f64>> {
+        if kp.len() != self.kernel_params {
+            return Err(Error::Usage(format!(
+                "{} kernel parameters for a family of {}",
+                kp.len(),
+                self.kernel_params
+            )));
+        }
+        if !kp.is_empty() {
+            self.ctx
+                .queue
+                .write_buffer(&self.kernel, 0, bytemuck::cast_slice(kp));
+        }
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("likely family f64 pass"),
+            });
+        encoder.clear_buffer(&self.partials, 0, None);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("likely family f64 terms"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.terms_pipeline);
+            for (_, bind) in &self.chunks {
+                pass.set_bind_group(0, bind, &[]);
+                pass.dispatch_workgroups(GROUPS, 1, 1);
+            }
+            pass.set_pipeline(&self.totals_pipeline);
+            pass.dispatch_workgroups((self.terms as u32).div_ceil(WORKGROUP_SIZE), 1, 1);
+        }
+        let at = (GROUPS as usize * self.terms * 8) as u64;
+        encoder.copy_buffer_to_buffer(
+            &self.partials,
+            at,
+            &self.readback,
+            0,
+            (self.terms * 8) as u64,
+        );
+        self.ctx.queue.submit([encoder.finish()]);
+        let label = "likely family f64 sums";
+        let sums: Vec<f64> = read_back_as(&self.ctx, &self.readback, label)?;
+        self.ctx.take_errors(label)?;
+        Ok(sums[..self.terms].to_vec())
+    }
+
+    /// Samples per chunk, for tests of tables spanning several bindings.
+    pub fn chunk_sizes(&self) -> Vec<usize> {
+        self.chunks.iter().map(|(n, _)| *n).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::family::FamilyName;
+
+    #[test]
+    fn the_kernel_validates_for_every_family() {
+        use wgpu::naga::valid::{Capabilities, ValidationFlags, Validator};
+        for name in FamilyName::ALL {
+            let family = name.build(5);
+            let source = compose(family.as_ref());
+            let module = wgpu::naga::front::wgsl::parse_str(&source)
+                .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
+            Validator::new(ValidationFlags::all(), Capabilities::FLOAT64)
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{name:?}: {e:?}"));
+        }
+    }
+}
