@@ -17,8 +17,44 @@ pub fn json_f64(v: f64) -> Value {
     }
 }
 
+/// Refuses to write `output` when it is one of `inputs` (the same file, also through a symlink
+/// or a hard link), so a command never replaces the data or the model it reads.
+pub fn refuse_overwriting_input(flag: &str, output: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
+    for (input_flag, input) in inputs {
+        if same_file(output, input) {
+            return Err(Error::Usage(format!(
+                "{flag} {} is the {input_flag} file {}: writing it would destroy the input; \
+                 choose another path",
+                output.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` name one file (after symlinks; hard links count), where both exist.
+fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        ma.dev() == mb.dev() && ma.ino() == mb.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (ma, mb);
+        matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+    }
+}
+
 /// Writes a file atomically: `write` fills a temporary file beside `path`, which is then
 /// synced and renamed into place, so a failure or a crash never leaves a half-written file.
+/// A `path` that is a symlink is written through to its target (the link stays a link); a
+/// file that is replaced keeps its permissions. Should the process be interrupted (SIGINT,
+/// SIGTERM, SIGHUP) while writing, the temporary file is removed.
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<()>,
@@ -27,11 +63,24 @@ pub fn write_atomically(
         path: path.to_path_buf(),
         source,
     };
-    let dir = path
+    // The file the name leads to: through any symlinks, so that the rename replaces the
+    // target, not the link.
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).map_err(io)?,
+        _ => path.to_path_buf(),
+    };
+    let existing = std::fs::metadata(&target).ok();
+    if existing.as_ref().is_some_and(|m| m.is_dir()) {
+        return Err(Error::Usage(format!(
+            "{} is a directory: give a file path",
+            path.display()
+        )));
+    }
+    let dir = target
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
+    let name = target
         .file_name()
         .ok_or_else(|| Error::Usage(format!("{}: not a file path", path.display())))?;
     let tmp = dir.join(format!(
@@ -39,16 +88,159 @@ pub fn write_atomically(
         name.to_string_lossy(),
         std::process::id()
     ));
+    let cleanup = interrupt::remove_on_signal(&tmp);
     let written = (|| {
         let file = std::fs::File::create(&tmp).map_err(io)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         write(&mut out)?;
         let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        if let Some(meta) = &existing {
+            file.set_permissions(meta.permissions()).map_err(io)?;
+        }
         file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        std::fs::rename(&tmp, &target).map_err(io)
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    drop(cleanup);
     written
+}
+
+/// Removing temporary files when the process is interrupted: a fixed table of C paths that
+/// the signal handler unlinks (unlink is async-signal-safe; the table is read with atomic
+/// loads only), after which the signal's default action runs (the process ends as killed).
+mod interrupt {
+    use std::ffi::{c_char, CString};
+    use std::path::Path;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+
+    const SLOTS: usize = 16;
+    static PATHS: [AtomicPtr<c_char>; SLOTS] =
+        [const { AtomicPtr::new(std::ptr::null_mut()) }; SLOTS];
+
+    /// Registers `path` for removal on SIGINT, SIGTERM or SIGHUP until the guard is dropped.
+    pub(super) fn remove_on_signal(path: &Path) -> Guard {
+        install();
+        #[cfg(unix)]
+        let c = {
+            use std::os::unix::ffi::OsStrExt;
+            CString::new(path.as_os_str().as_bytes()).ok()
+        };
+        #[cfg(not(unix))]
+        let c = CString::new(path.to_string_lossy().as_bytes()).ok();
+        let Some(c) = c else { return Guard(None) };
+        let raw = c.into_raw();
+        for (i, slot) in PATHS.iter().enumerate() {
+            if slot
+                .compare_exchange(
+                    std::ptr::null_mut(),
+                    raw,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                )
+                .is_ok()
+            {
+                return Guard(Some(i));
+            }
+        }
+        // More files in flight than slots: this one is cleaned up on errors only.
+        // SAFETY: `raw` came from `into_raw` above and was not shared.
+        drop(unsafe { CString::from_raw(raw) });
+        Guard(None)
+    }
+
+    pub(super) struct Guard(Option<usize>);
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Some(i) = self.0 {
+                let raw = PATHS[i].swap(std::ptr::null_mut(), Ordering::SeqCst);
+                if !raw.is_null() {
+                    // SAFETY: the slot held a pointer from `into_raw`, now taken out of it.
+                    drop(unsafe { CString::from_raw(raw) });
+                }
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    extern "C" fn on_signal(signal: libc::c_int) {
+        for slot in &PATHS {
+            let raw = slot.load(Ordering::SeqCst);
+            if !raw.is_null() {
+                // SAFETY: a NUL-terminated path that stays allocated while it is in the table.
+                unsafe { libc::unlink(raw) };
+            }
+        }
+        // SAFETY: restoring the default action and raising the signal again, both
+        // async-signal-safe, so the process ends as the signal intends.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            libc::raise(signal);
+        }
+    }
+
+    fn install() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        #[cfg(unix)]
+        ONCE.call_once(|| {
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                // SAFETY: installing a handler that only performs async-signal-safe calls;
+                // a signal the user set to be ignored stays ignored.
+                unsafe {
+                    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+                    let previous = libc::signal(signal, handler);
+                    if previous == libc::SIG_IGN {
+                        libc::signal(signal, libc::SIG_IGN);
+                    }
+                }
+            }
+        });
+        #[cfg(not(unix))]
+        ONCE.call_once(|| {});
+    }
+}
+
+/// Runs `f` (a call into a parser of untrusted bytes) so that a panic inside it becomes the
+/// error `on_panic(the panic's message)`, without the panic message on stderr: a corrupt
+/// file must be an error, never a crash.
+pub fn guarded<T>(
+    f: impl FnOnce() -> Result<T>,
+    on_panic: impl FnOnce(String) -> Error,
+) -> Result<T> {
+    quiet::install();
+    quiet::GUARDED.with(|g| g.set(g.get() + 1));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    quiet::GUARDED.with(|g| g.set(g.get() - 1));
+    outcome.unwrap_or_else(|payload| {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the decoder failed".into());
+        Err(on_panic(why))
+    })
+}
+
+/// A panic hook that stays silent for panics caught by [`guarded`] on this thread and reports
+/// all others as before.
+mod quiet {
+    use std::cell::Cell;
+
+    thread_local! {
+        pub(super) static GUARDED: Cell<u32> = const { Cell::new(0) };
+    }
+
+    pub(super) fn install() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if GUARDED.with(|g| g.get()) == 0 {
+                    previous(info);
+                }
+            }));
+        });
+    }
 }

@@ -199,9 +199,9 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
         }
     }
     if args.json {
-        println!("{out}");
+        outln!("{out}");
     } else {
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     }
     Ok(0)
 }

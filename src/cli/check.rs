@@ -48,18 +48,24 @@ pub fn run(args: CheckArgs) -> likely::Result<i32> {
         plan.sizes = sizes;
     }
     if !args.json {
-        println!(
+        outln!(
             "likely check on {} (tolerance: scaled error <= {GPU_VS_CPU:e})",
             ctx.adapter_label()
         );
-        println!(
+        outln!(
             "{:<20} {:>10} {:>9} {:>6} {:>12} {:>12} {:>12}  result",
-            "family", "n", "reduction", "chunks", "max abs err", "max rel err", "scaled err"
+            "family",
+            "n",
+            "reduction",
+            "chunks",
+            "max abs err",
+            "max rel err",
+            "scaled err"
         );
     }
     let print = |c: &CaseResult| {
         if !args.json {
-            println!(
+            outln!(
                 "{:<20} {:>10} {:>9} {:>6} {:>12.3e} {:>12.3e} {:>12.3e}  {}",
                 c.family,
                 c.n,
@@ -74,7 +80,7 @@ pub fn run(args: CheckArgs) -> likely::Result<i32> {
     };
     let mut results = check::run(&ctx, &plan, print)?;
     if !args.json {
-        println!(
+        outln!(
             "model kernels (tolerance: {:e} of the NLL and of the largest gradient component)",
             likely::tolerance::MODEL_GPU_VS_CPU
         );
@@ -83,7 +89,7 @@ pub fn run(args: CheckArgs) -> likely::Result<i32> {
     let failed = results.iter().filter(|c| !c.pass).count();
     let passed = results.len() - failed;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "adapter": ctx.adapter_label(),
@@ -94,7 +100,7 @@ pub fn run(args: CheckArgs) -> likely::Result<i32> {
             })
         );
     } else {
-        println!("likely check: {passed} cases PASS, {failed} cases FAIL");
+        outln!("likely check: {passed} cases PASS, {failed} cases FAIL");
     }
     Ok(if failed == 0 { 0 } else { 1 })
 }

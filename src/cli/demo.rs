@@ -85,7 +85,7 @@ pub fn run(args: DemoArgs) -> likely::Result<i32> {
             &args.engine.selector(),
         )?;
         if i == 0 {
-            println!(
+            outln!(
                 "likely demo: engine {} on {}\n",
                 engine.name(),
                 engine.adapter()
@@ -93,7 +93,7 @@ pub fn run(args: DemoArgs) -> likely::Result<i32> {
         }
         let result = fit::fit(engine.as_mut(), &FitOptions::default())?;
         let family = engine.family();
-        println!(
+        outln!(
             "{} -- {} MLE, {} iterations, {}",
             example.title,
             family.name(),
@@ -104,9 +104,12 @@ pub fn run(args: DemoArgs) -> likely::Result<i32> {
                 "NOT converged"
             }
         );
-        println!(
+        outln!(
             "  {:<10} {:>16} {:>16} {:>10}",
-            "parameter", "estimate", "closed form", "rel. err"
+            "parameter",
+            "estimate",
+            "closed form",
+            "rel. err"
         );
         let mut ok = result.converged;
         for (got, want) in family.natural(&result.theta).iter().zip(&expected) {
@@ -123,10 +126,10 @@ pub fn run(args: DemoArgs) -> likely::Result<i32> {
                 };
                 let err = relative_error(*g, w);
                 ok &= err <= CLOSED_FORM;
-                println!("  {name:<10} {g:>16.9} {w:>16.9} {err:>10.2e}");
+                outln!("  {name:<10} {g:>16.9} {w:>16.9} {err:>10.2e}");
             }
         }
-        println!();
+        outln!();
         if !ok {
             failures += 1;
         }
@@ -135,10 +138,10 @@ pub fn run(args: DemoArgs) -> likely::Result<i32> {
         failures += 1;
     }
     if failures > 0 {
-        println!("{failures} examples disagree with their closed forms beyond {CLOSED_FORM:e}");
+        outln!("{failures} examples disagree with their closed forms beyond {CLOSED_FORM:e}");
         Ok(1)
     } else {
-        println!("every estimate agrees with its closed form to {CLOSED_FORM:e} relative, and the MLP learned");
+        outln!("every estimate agrees with its closed form to {CLOSED_FORM:e} relative, and the MLP learned");
         Ok(0)
     }
 }
@@ -191,14 +194,15 @@ fn mlp_example(args: &DemoArgs) -> likely::Result<bool> {
         })
         .count();
     let accuracy = hits as f64 / n as f64;
-    println!("the seed's MLP -- 10 -> 32 ReLU -> 5 classes, AdamW (weight decay 0.01), {n} rows, engine {engine}");
+    outln!("the seed's MLP -- 10 -> 32 ReLU -> 5 classes, AdamW (weight decay 0.01), {n} rows, engine {engine}");
     for p in &report.history {
-        println!(
+        outln!(
             "  epoch {:>2}  train mean NLL {:.5}",
-            p.epoch, p.train_mean_nll
+            p.epoch,
+            p.train_mean_nll
         );
     }
-    println!(
+    outln!(
         "  mean NLL {before:.5} at initialisation -> {after:.5}; accuracy {accuracy:.3} ({})\n",
         report.reason
     );

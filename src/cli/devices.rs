@@ -10,35 +10,35 @@ pub struct DevicesArgs {
 pub fn run(args: DevicesArgs) -> likely::Result<i32> {
     let adapters = list_adapters();
     if args.json {
-        println!("{}", serde_json::json!({ "adapters": adapters }));
+        outln!("{}", serde_json::json!({ "adapters": adapters }));
         return Ok(0);
     }
     if adapters.is_empty() {
-        println!(
+        outln!(
             "no GPU adapters found (WGPU_BACKEND={})",
             std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "unset".into())
         );
-        println!(
+        outln!(
             "on Linux without a GPU, install Mesa's lavapipe: apt-get install mesa-vulkan-drivers"
         );
         return Ok(0);
     }
     for (i, a) in adapters.iter().enumerate() {
         let yes = |b: bool| if b { "yes" } else { "no" };
-        println!("[{i}] {}", a.name);
-        println!(
+        outln!("[{i}] {}", a.name);
+        outln!(
             "    backend: {}   type: {}{}",
             a.backend,
             a.device_type,
             if a.software { " (software)" } else { "" }
         );
-        println!("    driver: {} {}", a.driver, a.driver_info);
-        println!(
+        outln!("    driver: {} {}", a.driver, a.driver_info);
+        outln!(
             "    max storage binding: {}   max buffer: {}",
             bytes(a.max_storage_binding),
             bytes(a.max_buffer)
         );
-        println!(
+        outln!(
             "    SUBGROUP: {} (size {})   SHADER_F64: {}   TIMESTAMP_QUERY: {}",
             yes(a.subgroup),
             a.subgroup_size,

@@ -329,38 +329,38 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             out["log_prior"] = json_f64(lp);
             out["log_posterior"] = json_f64(lpost);
         }
-        println!("{out}");
+        outln!("{out}");
     } else {
         let column = if dataset.column.is_empty() {
             String::new()
         } else {
             format!(" (column {})", dataset.column)
         };
-        println!(
+        outln!(
             "{} fit to {}{column}, n = {n}",
             family.name(),
             dataset.path.display()
         );
         if !result.converged {
-            println!(
+            outln!(
                 "NOT CONVERGED ({}): the estimates below are where the fit stopped",
                 result.reason.describe()
             );
         }
-        println!(
+        outln!(
             "engine: {} on {} ({} arithmetic)",
             engine.name(),
             engine.adapter(),
             result.precision.as_str()
         );
         if let Some(prior) = args.prior {
-            println!("estimate: MAP with prior {prior} on the unconstrained parameters");
+            outln!("estimate: MAP with prior {prior} on the unconstrained parameters");
         } else {
-            println!("estimate: maximum likelihood");
+            outln!("estimate: maximum likelihood");
         }
         for p in &natural {
             match &p.value {
-                ParamValue::Scalar(v) => println!("  {:<8} = {v:.10}", p.name),
+                ParamValue::Scalar(v) => outln!("  {:<8} = {v:.10}", p.name),
                 ParamValue::Vector(vs) => {
                     for (k, v) in vs.iter().enumerate() {
                         // --classes may exceed the text labels: the extra classes are unnamed.
@@ -371,23 +371,24 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                                 .cloned()
                                 .unwrap_or_else(|| format!("{k}, no label")),
                         };
-                        println!("  {}[{label}] = {v:.10}", p.name);
+                        outln!("  {}[{label}] = {v:.10}", p.name);
                     }
                 }
             }
         }
-        println!(
+        outln!(
             "  NLL      = {:.10}   log-likelihood = {:.10}",
-            result.nll, -result.nll
+            result.nll,
+            -result.nll
         );
         if let (Some(lp), Some(lpost)) = (result.log_prior, result.log_posterior()) {
-            println!("  log prior = {lp:.10}   log posterior = {lpost:.10}");
+            outln!("  log prior = {lp:.10}   log posterior = {lpost:.10}");
         }
         super::report::print_table(
             &inference,
             &format!("{:?}", args.inference.ci).to_lowercase(),
         );
-        println!(
+        outln!(
             "{} ({}) after {} iterations, {} evaluations, {seconds:.3} s",
             if result.converged {
                 "converged"

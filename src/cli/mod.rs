@@ -1,5 +1,16 @@
 //! clap commands: fit, check, demo, devices.
 
+/// `println!` that never panics: a failed write to standard output (a full disk, `> /dev/full`)
+/// is remembered and reported by [`run`] as an error, exit status 1.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod bench;
 mod check;
 mod demo;
@@ -85,6 +96,37 @@ enum Command {
     Study(study::StudyArgs),
 }
 
+/// The first error writing standard output, reported when the command ends.
+static STDOUT_ERROR: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
+
+/// Writes to standard output, remembering the first failure (later writes are skipped).
+pub(crate) fn write_stdout(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut failed = STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner());
+    if failed.is_none() {
+        if let Err(e) = std::io::stdout().lock().write_fmt(text) {
+            *failed = Some(e);
+        }
+    }
+}
+
+/// Flushes standard output; the first write that failed, if any, as an error.
+fn stdout_result() -> likely::Result<()> {
+    use std::io::Write;
+    let flushed = std::io::stdout().lock().flush();
+    let failed = STDOUT_ERROR
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    match failed.map_or(flushed, Err) {
+        Ok(()) => Ok(()),
+        Err(source) => Err(likely::Error::Io {
+            path: "standard output".into(),
+            source,
+        }),
+    }
+}
+
 /// The exit status of a fit that did not converge: its report (and JSON) is printed, but the
 /// estimates are not the optimum. 1 is an error, 2 a usage error.
 pub const EXIT_NOT_CONVERGED: i32 = 3;
@@ -95,8 +137,19 @@ pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+            if e.use_stderr() {
+                let _ = e.print();
+                return 2;
+            }
+            // --help and --version, through the writer that reports a full disk.
+            write_stdout(format_args!("{}", e.render()));
+            return match stdout_result() {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            };
         }
     };
     let outcome = match cli.command {
@@ -109,7 +162,7 @@ pub fn run() -> i32 {
         Command::Study(args) => study::run(args),
         Command::Bench(args) => bench::run(args),
     };
-    match outcome {
+    match outcome.and_then(|code| stdout_result().map(|()| code)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");

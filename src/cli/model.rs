@@ -163,6 +163,9 @@ pub fn fit_model(
     let (engine, args, inference_args) = (&fit.engine, &fit.model, &fit.inference);
     let kind = args.model.expect("called with --model");
     let target = check_model_flags(fit, kind)?;
+    if let Some(save) = &args.save {
+        likely::util::refuse_overwriting_input("--save", save, &[("--data", &fit.data)])?;
+    }
     let requested = model_optimizer(fit, kind)?;
     let gpu_context = gpu_for_models(engine)?;
     // Newton's passes run on the CPU engine (f64) unless the GPU is asked for: on a GPU they
@@ -395,7 +398,7 @@ pub fn fit_model(
         },
     };
     if fit.json {
-        println!("{}", outcome.json());
+        outln!("{}", outcome.json());
     } else {
         outcome.print();
     }
@@ -1263,7 +1266,7 @@ impl FitOutcome<'_> {
 
     fn print(&self) {
         let (model, eval, report) = (self.model, self.eval, &self.trained.report);
-        println!(
+        outln!(
             "{:?} {} model of '{}' on {} features, n = {}{}",
             model.kind,
             self.fit.family.as_str(),
@@ -1277,12 +1280,12 @@ impl FitOutcome<'_> {
             ModelOptimizer::Newton | ModelOptimizer::Lbfgs
         );
         if !report.converged && full_batch {
-            println!(
+            outln!(
                 "NOT CONVERGED ({}): the estimates below are where the fit stopped",
                 report.reason
             );
         }
-        println!(
+        outln!(
             "engine: {} on {} ({}, {} arithmetic)",
             self.trained.engine,
             self.trained.adapter,
@@ -1295,21 +1298,21 @@ impl FitOutcome<'_> {
                 &format!("{:?}", self.fit.inference.ci).to_lowercase(),
             ),
             None => {
-                println!("{}", self.no_inference());
+                outln!("{}", self.no_inference());
                 if let Some((name, v)) = model.global() {
-                    println!("  {name} = {v:.10}");
+                    outln!("  {name} = {v:.10}");
                 }
             }
         }
-        println!(
+        outln!(
             "  NLL = {}   mean NLL = {}",
             super::report::fixed_or_sci(eval.nll, 10),
             super::report::fixed_or_sci(eval.mean_nll, 10)
         );
         if let Some(a) = eval.accuracy {
-            println!("  accuracy = {a:.6}");
+            outln!("  accuracy = {a:.6}");
         }
-        println!(
+        outln!(
             "{} ({}) after {} steps, {:.3} s",
             if report.converged {
                 "converged"
@@ -1323,7 +1326,7 @@ impl FitOutcome<'_> {
             self.seconds
         );
         if let Some(path) = &self.fit.model.save {
-            println!("saved to {}", path.display());
+            outln!("saved to {}", path.display());
         }
     }
 }
@@ -1446,21 +1449,34 @@ pub fn eval(args: EvalArgs) -> likely::Result<i32> {
         ));
     }
     let e = assessment.evaluation();
+    if !e.nll.is_finite() {
+        let largest = model.params.iter().fold(0.0f64, |m, p| m.max(p.abs()));
+        return Err(Error::data(
+            &args.model,
+            "",
+            format!(
+                "the model's NLL on {} is {} (not a number a likelihood can have): its \
+                 parameters (the largest of magnitude {largest:.3e}) overflow f64 when evaluated",
+                args.data.display(),
+                e.nll
+            ),
+        ));
+    }
     if args.json {
         let mut out = json!({ "n": e.n, "nll": json_f64(e.nll), "mean_nll": json_f64(e.mean_nll), "model": model.kind, "family": model.family().as_str() });
         if let Some(a) = e.accuracy {
             out["accuracy"] = json_f64(a);
         }
-        println!("{out}");
+        outln!("{out}");
     } else {
-        println!(
+        outln!(
             "n = {}   NLL = {}   mean NLL = {}",
             e.n,
             super::report::fixed_or_sci(e.nll, 10),
             super::report::fixed_or_sci(e.mean_nll, 10)
         );
         if let Some(a) = e.accuracy {
-            println!("accuracy = {a:.6}");
+            outln!("accuracy = {a:.6}");
         }
     }
     Ok(0)
@@ -1480,6 +1496,13 @@ pub struct PredictArgs {
 }
 
 pub fn predict(args: PredictArgs) -> likely::Result<i32> {
+    if let Some(output) = &args.output {
+        likely::util::refuse_overwriting_input(
+            "--output",
+            output,
+            &[("--data", &args.data), ("--model", &args.model)],
+        )?;
+    }
     let model = Model::load(&args.model)?;
     // Read and written chunk by chunk: neither the table nor the predictions need fit in memory.
     let mut table = TableStream::open(

@@ -98,8 +98,8 @@ pub fn fixed_or_sci(v: f64, decimals: usize) -> String {
 pub fn print_table(inf: &Inference, ci_label: &str) {
     let lo = format!("[{:.3}", inf.alpha / 2.0);
     let hi = format!("{:.3}]", 1.0 - inf.alpha / 2.0);
-    println!("{}", "=".repeat(90));
-    println!(
+    outln!("{}", "=".repeat(90));
+    outln!(
         "log-likelihood {}   k = {}   n = {}   AIC {}   BIC {}   covariance: {:?}, intervals: {ci_label}",
         fixed_or_sci(inf.llf, 6),
         inf.k,
@@ -108,13 +108,19 @@ pub fn print_table(inf: &Inference, ci_label: &str) {
         fixed_or_sci(inf.bic, 4),
         inf.cov_type
     );
-    println!("{}", "-".repeat(90));
-    println!(
+    outln!("{}", "-".repeat(90));
+    outln!(
         "{:<22} {:>13} {:>11} {:>9} {:>8} {:>11} {:>11}",
-        "", "estimate", "std err", "z", "P>|z|", lo, hi
+        "",
+        "estimate",
+        "std err",
+        "z",
+        "P>|z|",
+        lo,
+        hi
     );
     for e in &inf.estimates {
-        println!(
+        outln!(
             "{:<22} {:>13} {:>11} {:>9} {:>8.4} {:>11} {:>11}",
             e.name,
             fixed_or_sci(e.estimate, 6),
@@ -130,8 +136,8 @@ pub fn print_table(inf: &Inference, ci_label: &str) {
             fixed_or_sci(e.ci_high, 5)
         );
     }
-    println!("{}", "=".repeat(90));
+    outln!("{}", "=".repeat(90));
     for w in &inf.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
 }

@@ -101,18 +101,18 @@ pub fn run(args: StudyArgs) -> likely::Result<i32> {
         })?;
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "family": family.name(), "alpha": args.alpha, "reps": args.reps, "results": rows })
         );
     } else {
-        println!(
+        outln!(
             "{} study: {} datasets per n, intervals at {:.0}%",
             family.name(),
             args.reps,
             100.0 * (1.0 - args.alpha)
         );
-        println!(
+        outln!(
             "{:>8} {:<10} {:>10} {:>11} {:>10} {:>12} {:>10} {:>10} {:>10} {:>9}",
             "n",
             "param",
@@ -126,16 +126,14 @@ pub fn run(args: StudyArgs) -> likely::Result<i32> {
             "coverage"
         );
         for r in &rows {
-            println!(
+            outln!(
                 "{:>8} {:<10} {:>10.4} {:>11.3e} {:>10.3e} {:>12.4} {:>10.4} {:>10.3e} {:>10.3e} {:>9.3}",
                 r.n, r.param, r.truth, r.bias, r.rmse, r.sqrt_n_rmse, r.crlb_sd, r.mean_se, r.sd, r.coverage
             );
         }
         let failed: usize = rows.iter().map(|r| r.failed).max().unwrap_or(0);
         if failed > 0 {
-            println!(
-                "(some degenerate samples had no MLE and were skipped: see 'failed' in --json)"
-            );
+            outln!("(some degenerate samples had no MLE and were skipped: see 'failed' in --json)");
         }
     }
     Ok(0)

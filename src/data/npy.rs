@@ -1,5 +1,6 @@
 //! NumPy `.npy` (format versions 1-3): f32, f64, signed/unsigned integers and bool, either
-//! byte order, C order; 1-D arrays, or 2-D with a column chosen by index.
+//! byte order, C or Fortran order; 1-D arrays, or 2-D with a column chosen by index. The
+//! header is parsed as numpy parses it, and a file must hold exactly the data it describes.
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -19,6 +20,8 @@ struct Header {
     width: usize,
     big_endian: bool,
     shape: Vec<usize>,
+    /// Column-major (numpy's fortran_order): each column of a 2-D array is contiguous.
+    fortran: bool,
 }
 
 fn bad(path: &Path, message: impl Into<String>) -> Error {
@@ -36,6 +39,7 @@ struct Layout {
     width: usize,
     scalar: Scalar,
     big_endian: bool,
+    fortran: bool,
 }
 
 impl Layout {
@@ -124,6 +128,21 @@ impl NpyReader {
 
     /// Reads rows `start..start + out.len()` into `out`.
     pub fn read(&mut self, start: usize, out: &mut [f64]) -> Result<()> {
+        let l = &self.layout;
+        if l.fortran {
+            // The column is contiguous: one read of just its values.
+            let at = (l.col * l.rows + start) * l.width;
+            self.load_bytes(at, out.len() * l.width)?;
+            let l = &self.layout;
+            for (r, v) in out.iter_mut().enumerate() {
+                *v = decode(
+                    &self.buffer[r * l.width..(r + 1) * l.width],
+                    l.scalar,
+                    l.big_endian,
+                );
+            }
+            return Ok(());
+        }
         self.load_rows(start, out.len())?;
         let l = &self.layout;
         for (r, v) in out.iter_mut().enumerate() {
@@ -133,10 +152,26 @@ impl NpyReader {
     }
 
     /// Reads rows `start..` of every column, row-major (`out.len()` a multiple of
-    /// [`NpyReader::columns`]), in one read.
+    /// [`NpyReader::columns`]): one read, or one a column for a column-major array.
     pub fn read_rows(&mut self, start: usize, out: &mut [f64]) -> Result<()> {
         let cols = self.layout.cols;
-        self.load_rows(start, out.len() / cols)?;
+        let rows = out.len() / cols;
+        if self.layout.fortran {
+            for c in 0..cols {
+                let (width, total) = (self.layout.width, self.layout.rows);
+                self.load_bytes((c * total + start) * width, rows * width)?;
+                let l = &self.layout;
+                for r in 0..rows {
+                    out[r * cols + c] = decode(
+                        &self.buffer[r * width..(r + 1) * width],
+                        l.scalar,
+                        l.big_endian,
+                    );
+                }
+            }
+            return Ok(());
+        }
+        self.load_rows(start, rows)?;
         let l = &self.layout;
         for (i, v) in out.iter_mut().enumerate() {
             let at = i * l.width;
@@ -147,17 +182,21 @@ impl NpyReader {
 
     /// Reads the bytes of `rows` whole rows from row `start` into the buffer.
     fn load_rows(&mut self, start: usize, rows: usize) -> Result<()> {
+        let row_bytes = self.layout.cols * self.layout.width;
+        self.load_bytes(start * row_bytes, rows * row_bytes)
+    }
+
+    /// Reads `len` bytes of the data from byte `at` of the data into the buffer.
+    fn load_bytes(&mut self, at: usize, len: usize) -> Result<()> {
         use std::io::{Read, Seek};
-        let l = &self.layout;
-        let row_bytes = l.cols * l.width;
-        self.buffer.resize(rows * row_bytes, 0);
+        self.buffer.resize(len, 0);
         let io = |source| Error::Io {
             path: self.path.clone(),
             source,
         };
         self.file
             .seek(std::io::SeekFrom::Start(
-                l.data_offset + (start * row_bytes) as u64,
+                self.layout.data_offset + at as u64,
             ))
             .map_err(io)?;
         self.file.read_exact(&mut self.buffer).map_err(io)
@@ -244,6 +283,16 @@ fn layout(path: &Path, bytes: &[u8], column: Option<&str>, file_len: u64) -> Res
             format!("truncated .npy data: header promises {count} bytes, file holds {held}"),
         ));
     }
+    if held > count as u64 {
+        return Err(bad(
+            path,
+            format!(
+                "{} bytes after the data that the header does not describe (it promises \
+                 {count} bytes of data): the file is not one .npy array",
+                held - count as u64
+            ),
+        ));
+    }
     Ok(Layout {
         data_offset: end as u64,
         rows,
@@ -253,6 +302,7 @@ fn layout(path: &Path, bytes: &[u8], column: Option<&str>, file_len: u64) -> Res
         width: header.width,
         scalar: header.scalar,
         big_endian: header.big_endian,
+        fortran: header.fortran,
     })
 }
 
@@ -280,29 +330,79 @@ fn decode(b: &[u8], scalar: Scalar, big_endian: bool) -> f64 {
     }
 }
 
-/// Parses the header dict, e.g. `{'descr': '<f4', 'fortran_order': False, 'shape': (10,), }`.
+/// A value of the header's Python literal.
+#[derive(Clone, Debug, PartialEq)]
+enum Literal {
+    Str(String),
+    Bool(bool),
+    Int(u128),
+    Tuple(Vec<Literal>),
+    /// A list, a dict, None or a negative number: literals the header may not use here.
+    Other(&'static str),
+}
+
+/// Parses the header as numpy does (`ast.literal_eval` of a dict, then its checks): exactly
+/// the keys 'descr', 'fortran_order' and 'shape' (a key given twice takes its last value, as
+/// in Python), fortran_order a bool, shape a tuple of non-negative integers. Anything numpy
+/// would refuse is an error here too.
 fn parse_header(path: &Path, text: &str) -> Result<Header> {
-    let field = |key: &str| -> Result<&str> {
-        let at = text
-            .find(&format!("'{key}'"))
-            .ok_or_else(|| bad(path, format!("the .npy header has no '{key}'")))?;
-        let rest = &text[at + key.len() + 2..];
-        let colon = rest
-            .find(':')
-            .ok_or_else(|| bad(path, "malformed .npy header"))?;
-        Ok(rest[colon + 1..].trim_start())
-    };
-    let descr = field("descr")?;
-    let descr = descr
-        .strip_prefix('\'')
-        .and_then(|d| d.split('\'').next())
-        .ok_or_else(|| {
-            bad(
+    let malformed = |why: String| bad(path, format!("malformed .npy header: {why}"));
+    let dict = PyLiteral::parse_dict(text).map_err(malformed)?;
+    let mut descr = None;
+    let mut fortran = None;
+    let mut shape = None;
+    for (key, value) in dict {
+        match key.as_str() {
+            "descr" => descr = Some(value),
+            "fortran_order" => fortran = Some(value),
+            "shape" => shape = Some(value),
+            other => {
+                return Err(malformed(format!(
+                    "unexpected key '{other}' (a .npy header holds 'descr', 'fortran_order' \
+                     and 'shape')"
+                )))
+            }
+        }
+    }
+    let missing = |k: &str| bad(path, format!("the .npy header has no '{k}'"));
+    let descr = match descr.ok_or_else(|| missing("descr"))? {
+        Literal::Str(d) => d,
+        _ => {
+            return Err(bad(
                 path,
                 "unsupported .npy dtype (structured arrays are not supported)",
-            )
-        })?;
-    let (order, code) = descr.split_at(1.min(descr.len()));
+            ))
+        }
+    };
+    let fortran = match fortran.ok_or_else(|| missing("fortran_order"))? {
+        Literal::Bool(b) => b,
+        other => {
+            return Err(malformed(format!(
+                "'fortran_order' is {}, not True or False",
+                describe(&other)
+            )))
+        }
+    };
+    let shape: Vec<usize> = match shape.ok_or_else(|| missing("shape"))? {
+        Literal::Tuple(items) => items
+            .iter()
+            .map(|item| match item {
+                Literal::Int(v) => usize::try_from(*v)
+                    .map_err(|_| malformed(format!("shape entry {v} is too large"))),
+                other => Err(malformed(format!(
+                    "a shape entry is {}, not a non-negative integer",
+                    describe(other)
+                ))),
+            })
+            .collect::<Result<_>>()?,
+        other => {
+            return Err(malformed(format!(
+                "'shape' is {}, not a tuple of integers",
+                describe(&other)
+            )))
+        }
+    };
+    let (order, code) = descr.split_at(if descr.is_char_boundary(1) { 1 } else { 0 });
     let big_endian = match order {
         "<" | "|" | "=" => cfg!(target_endian = "big") && order == "=",
         ">" => true,
@@ -311,8 +411,14 @@ fn parse_header(path: &Path, text: &str) -> Result<Header> {
     let (scalar, width) = match code {
         "f4" => (Scalar::Float, 4),
         "f8" => (Scalar::Float, 8),
-        "i1" | "i2" | "i4" | "i8" => (Scalar::Signed, code[1..].parse().unwrap_or(8)),
-        "u1" | "u2" | "u4" | "u8" => (Scalar::Unsigned, code[1..].parse().unwrap_or(8)),
+        "i1" => (Scalar::Signed, 1),
+        "i2" => (Scalar::Signed, 2),
+        "i4" => (Scalar::Signed, 4),
+        "i8" => (Scalar::Signed, 8),
+        "u1" => (Scalar::Unsigned, 1),
+        "u2" => (Scalar::Unsigned, 2),
+        "u4" => (Scalar::Unsigned, 4),
+        "u8" => (Scalar::Unsigned, 8),
         "b1" => (Scalar::Bool, 1),
         _ => {
             return Err(bad(
@@ -321,32 +427,221 @@ fn parse_header(path: &Path, text: &str) -> Result<Header> {
             ))
         }
     };
-    if field("fortran_order")?.starts_with("True") {
-        return Err(bad(
-            path,
-            "Fortran-order .npy arrays are not supported: save with C order",
-        ));
-    }
-    let shape = field("shape")?;
-    let close = shape
-        .find(')')
-        .ok_or_else(|| bad(path, "malformed .npy shape"))?;
-    let shape: Vec<usize> = shape[1.min(close)..close]
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.trim_end_matches('L')
-                .parse()
-                .map_err(|_| bad(path, format!("malformed .npy shape entry '{s}'")))
-        })
-        .collect::<Result<_>>()?;
     Ok(Header {
         scalar,
         width,
         big_endian,
         shape,
+        fortran,
     })
+}
+
+fn describe(v: &Literal) -> String {
+    match v {
+        Literal::Str(s) => format!("the string '{s}'"),
+        Literal::Bool(b) => if *b { "True" } else { "False" }.into(),
+        Literal::Int(i) => i.to_string(),
+        Literal::Tuple(_) => "a tuple".into(),
+        Literal::Other(what) => (*what).into(),
+    }
+}
+
+/// The subset of Python's literal syntax a .npy header uses: a dict of string keys whose
+/// values are strings, True/False, integers and tuples; lists, dicts, None and signed
+/// numbers are recognised only to be refused.
+struct PyLiteral<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl<'a> PyLiteral<'a> {
+    fn parse_dict(text: &'a str) -> std::result::Result<Vec<(String, Literal)>, String> {
+        let mut p = PyLiteral {
+            text: text.as_bytes(),
+            at: 0,
+        };
+        p.expect(b'{')?;
+        let mut items = Vec::new();
+        loop {
+            if p.peek() == Some(b'}') {
+                p.at += 1;
+                break;
+            }
+            let key = match p.value(0)? {
+                Literal::Str(k) => k,
+                other => return Err(format!("a key is {}, not a string", describe(&other))),
+            };
+            p.expect(b':')?;
+            let value = p.value(0)?;
+            items.push((key, value));
+            match p.peek() {
+                Some(b',') => p.at += 1,
+                Some(b'}') => {}
+                _ => return Err(p.unexpected("',' or '}'")),
+            }
+        }
+        // Python ignores trailing whitespace (the padding and the newline), nothing else.
+        if p.peek().is_some() {
+            return Err(p.unexpected("the end of the header"));
+        }
+        Ok(items)
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        while self.at < self.text.len() && self.text[self.at].is_ascii_whitespace() {
+            self.at += 1;
+        }
+        self.text.get(self.at).copied()
+    }
+
+    fn expect(&mut self, c: u8) -> std::result::Result<(), String> {
+        if self.peek() == Some(c) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(self.unexpected(&format!("'{}'", c as char)))
+        }
+    }
+
+    fn unexpected(&self, wanted: &str) -> String {
+        let rest = String::from_utf8_lossy(&self.text[self.at.min(self.text.len())..]);
+        let rest: String = rest.chars().take(20).collect();
+        if rest.is_empty() {
+            format!("expected {wanted}, found the end")
+        } else {
+            format!("expected {wanted} at '{rest}'")
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> std::result::Result<Literal, String> {
+        if depth > 8 {
+            return Err("nested too deeply".into());
+        }
+        match self.peek() {
+            Some(q @ (b'\'' | b'"')) => {
+                self.at += 1;
+                let start = self.at;
+                while self.at < self.text.len() && self.text[self.at] != q {
+                    if self.text[self.at] == b'\\' || self.text[self.at] == b'\n' {
+                        return Err("escapes and line breaks in strings are not supported".into());
+                    }
+                    self.at += 1;
+                }
+                if self.at >= self.text.len() {
+                    return Err("unterminated string".into());
+                }
+                let s = std::str::from_utf8(&self.text[start..self.at])
+                    .map_err(|_| "a string is not UTF-8".to_string())?
+                    .to_string();
+                self.at += 1;
+                Ok(Literal::Str(s))
+            }
+            Some(b'(') => {
+                self.at += 1;
+                let mut items = Vec::new();
+                let mut comma = false;
+                loop {
+                    if self.peek() == Some(b')') {
+                        self.at += 1;
+                        break;
+                    }
+                    items.push(self.value(depth + 1)?);
+                    match self.peek() {
+                        Some(b',') => {
+                            self.at += 1;
+                            comma = true;
+                        }
+                        Some(b')') => {}
+                        _ => return Err(self.unexpected("',' or ')'")),
+                    }
+                }
+                // `(7)` is the integer 7 in Python, not a tuple.
+                if items.len() == 1 && !comma {
+                    return Ok(items
+                        .pop()
+                        .unwrap_or(Literal::Other("a parenthesised value")));
+                }
+                Ok(Literal::Tuple(items))
+            }
+            Some(b'[') | Some(b'{') => {
+                // Skip the bracketed value (structured dtypes are lists of tuples).
+                let (open, close) = if self.peek() == Some(b'[') {
+                    (b'[', b']')
+                } else {
+                    (b'{', b'}')
+                };
+                let mut level = 0usize;
+                while self.at < self.text.len() {
+                    let c = self.text[self.at];
+                    self.at += 1;
+                    if c == open {
+                        level += 1;
+                    } else if c == close {
+                        level -= 1;
+                        if level == 0 {
+                            return Ok(Literal::Other(if open == b'[' {
+                                "a list"
+                            } else {
+                                "a dict"
+                            }));
+                        }
+                    }
+                }
+                Err("unbalanced brackets".into())
+            }
+            Some(c) if c.is_ascii_digit() => {
+                let start = self.at;
+                while self.at < self.text.len()
+                    && (self.text[self.at].is_ascii_alphanumeric() || self.text[self.at] == b'_')
+                {
+                    self.at += 1;
+                }
+                let word = std::str::from_utf8(&self.text[start..self.at]).unwrap_or("");
+                // Python 2 wrote long integers with an L, which numpy still reads.
+                let digits = word.strip_suffix('L').unwrap_or(word);
+                let valid_underscores =
+                    !digits.starts_with('_') && !digits.ends_with('_') && !digits.contains("__");
+                let plain: String = digits.chars().filter(|&c| c != '_').collect();
+                if !valid_underscores
+                    || !plain.bytes().all(|b| b.is_ascii_digit())
+                    || (plain.len() > 1
+                        && plain.starts_with('0')
+                        && plain.bytes().any(|b| b != b'0'))
+                {
+                    return Err(format!("'{word}' is not an integer"));
+                }
+                plain
+                    .parse::<u128>()
+                    .map(Literal::Int)
+                    .map_err(|_| format!("'{word}' is too large"))
+            }
+            Some(b'-') | Some(b'+') => {
+                self.at += 1;
+                match self.value(depth + 1)? {
+                    Literal::Int(_) => Ok(Literal::Other("a signed number")),
+                    other => Err(format!("a sign before {}", describe(&other))),
+                }
+            }
+            Some(c) if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = self.at;
+                while self.at < self.text.len()
+                    && (self.text[self.at].is_ascii_alphanumeric() || self.text[self.at] == b'_')
+                {
+                    self.at += 1;
+                }
+                match &self.text[start..self.at] {
+                    b"True" => Ok(Literal::Bool(true)),
+                    b"False" => Ok(Literal::Bool(false)),
+                    b"None" => Ok(Literal::Other("None")),
+                    word => Err(format!(
+                        "'{}' is not a Python literal",
+                        String::from_utf8_lossy(word)
+                    )),
+                }
+            }
+            _ => Err(self.unexpected("a value")),
+        }
+    }
 }
 
 /// Writes a 1-D little-endian f64 `.npy` (used by tests and demos to make data files).

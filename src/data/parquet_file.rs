@@ -69,8 +69,21 @@ fn open_file(path: &Path) -> Result<SerializedFileReader<File>> {
         path: path.to_path_buf(),
         source,
     })?;
-    SerializedFileReader::new(file)
-        .map_err(|e| bad(path, format!("not a readable Parquet file: {e}")))
+    guarded(path, || {
+        SerializedFileReader::new(file)
+            .map_err(|e| bad(path, format!("not a readable Parquet file: {e}")))
+    })
+}
+
+/// Runs a call into the Parquet decoder, whose panics on corrupt files (it asserts on
+/// metadata it trusts) become an error naming the file.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    crate::util::guarded(f, |why| {
+        bad(
+            path,
+            format!("corrupt Parquet file: the decoder failed ({why})"),
+        )
+    })
 }
 
 impl ParquetColumn {
@@ -86,6 +99,14 @@ impl ParquetColumn {
 
     /// [`ParquetColumn::open`] on a file opened with [`ParquetColumn::open_file`].
     pub fn open_in(
+        file: Arc<SerializedFileReader<File>>,
+        path: &Path,
+        column: Option<&str>,
+    ) -> Result<ParquetColumn> {
+        guarded(path, || Self::open_column(file, path, column))
+    }
+
+    fn open_column(
         file: Arc<SerializedFileReader<File>>,
         path: &Path,
         column: Option<&str>,
@@ -264,6 +285,15 @@ impl ParquetColumn {
     /// (both empty or holding only this call's earlier rows). Returns the rows decoded (0 at
     /// the end of the file). A null is an error naming its row.
     fn decode(&mut self, numbers: &mut Vec<f64>, text: &mut Vec<String>) -> Result<usize> {
+        let path = self.path.clone();
+        guarded(&path, || self.decode_unguarded(numbers, text))
+    }
+
+    fn decode_unguarded(
+        &mut self,
+        numbers: &mut Vec<f64>,
+        text: &mut Vec<String>,
+    ) -> Result<usize> {
         loop {
             let first_row = self.position + numbers.len() + text.len();
             let (max_def, rows, unsigned) = (self.max_def, self.batch_rows, self.unsigned);

@@ -255,6 +255,11 @@ impl Model {
                 "inconsistent shape (classes, features or hidden widths)".into(),
             ));
         }
+        if let Some(twice) = labels.as_deref().and_then(crate::data::first_repeated) {
+            return Err(bad(format!(
+                "class label '{twice}' is listed twice: each class needs its own label"
+            )));
+        }
         if labels.as_ref().is_some_and(|l| l.len() != classes) {
             return Err(bad(format!(
                 "{} labels for {classes} classes",

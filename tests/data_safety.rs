@@ -1,0 +1,561 @@
+//! The user's data is sacred: no command replaces one of its inputs, a replaced output keeps
+//! its permissions and its symlink, an interrupted write leaves no temporary file, a full
+//! standard output is an error (exit 1) rather than a panic, .npy headers are read as numpy
+//! reads them, and model files that could only give nonsense are refused.
+
+mod common;
+
+use common::cli::{fails_with, likely};
+use std::path::{Path, PathBuf};
+
+fn dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("likely-safety-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn file(name: &str, text: &str) -> PathBuf {
+    let path = dir().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const TABLE: &str = "x,y\n1,0\n2,1\n3,0\n4,1\n0.5,1\n2.5,0\n";
+
+/// A saved logistic model of TABLE, at `name`.
+fn saved_model(name: &str) -> PathBuf {
+    let data = file(&format!("{name}.train.csv"), TABLE);
+    let model = dir().join(name);
+    let out = likely(&[
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "bernoulli",
+        "--data",
+        s(&data),
+        "--target",
+        "y",
+        "--save",
+        s(&model),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    model
+}
+
+#[test]
+fn no_output_may_be_one_of_the_inputs() {
+    let data = file("in.csv", TABLE);
+    let model = saved_model("m.json");
+    let model_text = std::fs::read(&model).unwrap();
+    let symlink = dir().join("link.csv");
+    let hard = dir().join("hard.csv");
+    let _ = std::fs::remove_file(&symlink);
+    let _ = std::fs::remove_file(&hard);
+    std::os::unix::fs::symlink(&data, &symlink).unwrap();
+    std::fs::hard_link(&data, &hard).unwrap();
+    for output in [&data, &symlink, &hard] {
+        fails_with(
+            &[
+                "predict",
+                "--model",
+                s(&model),
+                "--data",
+                s(&data),
+                "--output",
+                s(output),
+            ],
+            "would destroy the input",
+        );
+        fails_with(
+            &[
+                "fit",
+                "--model",
+                "linear",
+                "--family",
+                "bernoulli",
+                "--data",
+                s(&data),
+                "--target",
+                "y",
+                "--save",
+                s(output),
+            ],
+            "would destroy the input",
+        );
+    }
+    fails_with(
+        &[
+            "predict",
+            "--model",
+            s(&model),
+            "--data",
+            s(&data),
+            "--output",
+            s(&model),
+        ],
+        "is the --model file",
+    );
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), TABLE);
+    assert_eq!(std::fs::read(&model).unwrap(), model_text);
+    // Another file is written as asked.
+    let out = dir().join("predictions.csv");
+    let run = likely(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--output",
+        s(&out),
+    ]);
+    assert!(run.status.success());
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .starts_with("prob_1\n"));
+}
+
+#[test]
+fn a_replaced_file_keeps_its_mode_and_its_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = file("perm-in.csv", TABLE);
+    let model = saved_model("perm-m.json");
+    let target = file("perm-out.csv", "old\n");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir().join("perm-link.csv");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let run = likely(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--output",
+        s(&link),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(meta.file_type().is_symlink(), "the link became a file");
+    let written = std::fs::read_to_string(&target).unwrap();
+    assert!(written.starts_with("prob_1\n"), "{written}");
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "mode {mode:o}");
+    // The same for a model saved over an existing one.
+    let saved = file("perm-model.json", "{}");
+    std::fs::set_permissions(&saved, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let run = likely(&[
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "bernoulli",
+        "--data",
+        s(&data),
+        "--target",
+        "y",
+        "--save",
+        s(&saved),
+    ]);
+    assert!(run.status.success());
+    let mode = std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "mode {mode:o}");
+}
+
+/// Temporary files of this process's children left in `dir`.
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect()
+}
+
+#[test]
+fn an_interrupted_write_leaves_no_temporary_file() {
+    let work = dir().join("signals");
+    std::fs::create_dir_all(&work).unwrap();
+    let model = saved_model("sig-m.json");
+    // Enough rows that predicting them takes a while.
+    let mut text = String::from("x,y\n");
+    for i in 0..1_500_000 {
+        text += &format!("{},{}\n", i % 1000, i % 2);
+    }
+    let data = work.join("big.csv");
+    std::fs::write(&data, text).unwrap();
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let out = work.join(format!("pred-{signal}.csv"));
+        let mut seen = false;
+        // Interrupt while the temporary file is being written (retry if the child was faster).
+        for _ in 0..5 {
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_likely"))
+                .args([
+                    "predict",
+                    "--model",
+                    s(&model),
+                    "--data",
+                    s(&data),
+                    "--output",
+                    s(&out),
+                ])
+                .spawn()
+                .unwrap();
+            let started = std::time::Instant::now();
+            while temporaries(&work).is_empty()
+                && started.elapsed() < std::time::Duration::from_secs(20)
+                && child.try_wait().unwrap().is_none()
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            let writing = !temporaries(&work).is_empty();
+            // SAFETY: signalling our own child by its pid.
+            unsafe { libc::kill(child.id() as i32, signal) };
+            let status = child.wait().unwrap();
+            if writing && !status.success() {
+                seen = true;
+                use std::os::unix::process::ExitStatusExt;
+                assert_eq!(status.signal(), Some(signal), "ended by the signal");
+                break;
+            }
+            let _ = std::fs::remove_file(&out);
+        }
+        assert!(seen, "the write was never caught in progress");
+        assert_eq!(temporaries(&work), Vec::<String>::new(), "signal {signal}");
+        assert!(!out.exists(), "a half-written output appeared");
+    }
+}
+
+#[test]
+fn a_full_standard_output_is_an_error_not_a_panic() {
+    if !Path::new("/dev/full").exists() {
+        eprintln!("SKIP: no /dev/full");
+        return;
+    }
+    let data = file("full.csv", TABLE);
+    let model = saved_model("full-m.json");
+    for args in [
+        vec![
+            "fit",
+            "--family",
+            "gaussian",
+            "--data",
+            s(&data),
+            "--column",
+            "x",
+            "--json",
+        ],
+        vec![
+            "fit",
+            "--family",
+            "gaussian",
+            "--data",
+            s(&data),
+            "--column",
+            "x",
+        ],
+        vec!["eval", "--model", s(&model), "--data", s(&data), "--json"],
+        vec!["predict", "--model", s(&model), "--data", s(&data)],
+        vec!["devices"],
+        vec![
+            "study",
+            "--family",
+            "gaussian",
+            "--params",
+            "mu=0,sigma=1",
+            "--n",
+            "20",
+            "--reps",
+            "3",
+        ],
+        vec!["--help"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_likely"))
+            .args(&args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.contains("No space left"), "{args:?}: {stderr}");
+    }
+}
+
+/// A .npy file of six f64s 0..6 with the given header dict, and `extra` bytes after the data.
+fn npy(name: &str, header: &str, extra: &[u8]) -> PathBuf {
+    npy_of(name, header, &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], extra)
+}
+
+fn npy_of(name: &str, header: &str, values: &[f64], extra: &[u8]) -> PathBuf {
+    let mut h = header.to_string();
+    while !(10 + h.len() + 1).is_multiple_of(64) {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(h.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes.extend_from_slice(extra);
+    let path = dir().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn npy_headers_are_read_as_numpy_reads_them() {
+    let fit = |p: &Path| likely(&["fit", "--family", "gaussian", "--data", s(p), "--json"]);
+    let mean = |p: &Path| {
+        let out = fit(p);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            p.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            v["n"].as_u64().unwrap(),
+            v["params"]["mu"].as_f64().unwrap(),
+        )
+    };
+    // What numpy 2 reads (checked with numpy.load): six values of mean 2.5.
+    for (name, header) in [
+        (
+            "ok",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), }",
+        ),
+        (
+            "dquote",
+            "{\"descr\": \"<f8\", \"fortran_order\": False, \"shape\": (6,)}",
+        ),
+        (
+            "long",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (6L,), }",
+        ),
+        // A key given twice takes its last value, as in a Python dict.
+        (
+            "dup",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), 'shape': (6,)}",
+        ),
+        // Fortran order of a 1-D array is C order.
+        (
+            "f1d",
+            "{'descr': '<f8', 'fortran_order': True, 'shape': (6,), }",
+        ),
+    ] {
+        assert_eq!(
+            mean(&npy(&format!("{name}.npy"), header, b"")),
+            (6, 2.5),
+            "{name}"
+        );
+    }
+    // What numpy refuses, refused with a message.
+    for (name, header, extra, needle) in [
+        (
+            "tru",
+            "{'descr': '<f8', 'fortran_order': Tru, 'shape': (6,), }",
+            &b""[..],
+            "'Tru' is not",
+        ),
+        (
+            "strtrue",
+            "{'descr': '<f8', 'fortran_order': 'True', 'shape': (6,), }",
+            b"",
+            "not True or False",
+        ),
+        (
+            "upper",
+            "{'descr': '<f8', 'fortran_order': TRUE, 'shape': (6,), }",
+            b"",
+            "'TRUE' is not",
+        ),
+        (
+            "one",
+            "{'descr': '<f8', 'fortran_order': 1, 'shape': (6,), }",
+            b"",
+            "not True or False",
+        ),
+        (
+            "notuple",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (6)}",
+            b"",
+            "not a tuple",
+        ),
+        (
+            "extra_key",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), 'x': 1}",
+            b"",
+            "unexpected key 'x'",
+        ),
+        (
+            "missing",
+            "{'descr': '<f8', 'shape': (6,), }",
+            b"",
+            "no 'fortran_order'",
+        ),
+        (
+            "negative",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (-6,), }",
+            b"",
+            "signed number",
+        ),
+        (
+            "after",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), } x",
+            b"",
+            "end of the header",
+        ),
+        (
+            "trailing",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), }",
+            b"\0\0\0\0\0\0\0\0",
+            "8 bytes after the data",
+        ),
+    ] {
+        let path = npy(&format!("{name}.npy"), header, extra);
+        fails_with(&["fit", "--family", "gaussian", "--data", s(&path)], needle);
+    }
+    // A column-major 2-D array: its columns are contiguous, [0, 1, 2] and [3, 4, 5].
+    let fortran = npy(
+        "f2d.npy",
+        "{'descr': '<f8', 'fortran_order': True, 'shape': (3, 2), }",
+        b"",
+    );
+    for (column, mu) in [("0", 1.0), ("1", 4.0)] {
+        let out = likely(&[
+            "fit",
+            "--family",
+            "gaussian",
+            "--data",
+            s(&fortran),
+            "--column",
+            column,
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (v["n"].as_u64(), v["params"]["mu"].as_f64()),
+            (Some(3), Some(mu))
+        );
+    }
+    // As a table, the same rows as the C-order array of the same matrix.
+    let rows = [[1.0, 2.0], [2.0, 2.5], [3.0, 4.5], [4.0, 4.0], [5.0, 6.5]];
+    let column_major: Vec<f64> = (0..2)
+        .flat_map(|c| rows.iter().map(move |r| r[c]))
+        .collect();
+    let fortran = npy_of(
+        "f2d-table.npy",
+        "{'descr': '<f8', 'fortran_order': True, 'shape': (5, 2), }",
+        &column_major,
+        b"",
+    );
+    let c_order = dir().join("c2d.npy");
+    common::write_npy(&c_order, &[5, 2], &rows.concat());
+    let fit = |p: &Path| {
+        let out = likely(&[
+            "fit",
+            "--model",
+            "linear",
+            "--family",
+            "gaussian",
+            "--data",
+            s(p),
+            "--target",
+            "1",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["n"], 5);
+        assert!(v["coefficients"].is_object(), "{v}");
+        v["coefficients"].clone()
+    };
+    assert_eq!(fit(&fortran), fit(&c_order));
+}
+
+#[test]
+fn model_files_that_can_only_give_nonsense_are_refused() {
+    let data = file("nonsense.csv", TABLE);
+    let model = saved_model("nonsense-m.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    // Parameters that overflow f64 when evaluated: eval is an error, not "NaN" and exit 0.
+    json["params"] = serde_json::json!([1.7e308, 1.7e308]);
+    let huge = file("huge.json", &json.to_string());
+    fails_with(
+        &["eval", "--model", s(&huge), "--data", s(&data)],
+        "overflow f64",
+    );
+    // Not a finite number at all.
+    json["params"] = serde_json::json!(["HUGE", 0.5]);
+    let text = json.to_string().replace("\"HUGE\"", "1e999");
+    let infinite = file("inf.json", &text);
+    fails_with(
+        &["eval", "--model", s(&infinite), "--data", s(&data)],
+        "not a valid likely model file",
+    );
+    // Class labels that repeat.
+    let cat = file("cat.csv", "x,y\n1,a\n2,b\n3,a\n4,b\n0.5,b\n");
+    let saved = dir().join("cat-m.json");
+    let out = likely(&[
+        "fit",
+        "--model",
+        "linear",
+        "--family",
+        "categorical",
+        "--data",
+        s(&cat),
+        "--target",
+        "y",
+        "--save",
+        s(&saved),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    json["labels"] = serde_json::json!(["a", "a"]);
+    let twice = file("twice.json", &json.to_string());
+    fails_with(
+        &["eval", "--model", s(&twice), "--data", s(&cat)],
+        "listed twice",
+    );
+}
+
+#[test]
+fn a_corrupt_parquet_file_is_an_error_not_a_panic() {
+    let crash = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/corpus/parquet/crash-negative-column-start.parquet");
+    fails_with(
+        &["fit", "--family", "gaussian", "--data", s(&crash)],
+        "corrupt Parquet file",
+    );
+}
