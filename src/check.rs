@@ -106,7 +106,7 @@ pub fn compare(
 ) -> Result<Vec<CaseResult>> {
     let rebuild = || crate::family::rebuild(family);
     let mut gpu = GpuEngine::with_options(ctx, rebuild(), &data, options)?;
-    let mut cpu = CpuEngine::new(rebuild(), data.clone());
+    let mut cpu = CpuEngine::as_given(rebuild(), data.clone());
     let mut out = Vec::new();
     for theta in thetas {
         let (g_nll, g_grad) = gpu.nll_and_grad(theta)?;

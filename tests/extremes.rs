@@ -78,10 +78,14 @@ fn closed_form(family: FamilyName, data: &[f64]) -> Vec<(&'static str, f64)> {
     let theta = if family == FamilyName::Gaussian {
         // The mean as x0 + sum (x - x0) / n: the deviations are exact (Sterbenz) and small,
         // where a plain sum of values near 1e8 loses digits of it.
+        // The variance about the mean of the deviations, not about the mean rounded to the
+        // data's grid (at 1e15 that rounding is 0.06 and would inflate sigma).
         let n = scaled.len() as f64;
         let x0 = scaled[0];
-        let mean = x0 + scaled.iter().map(|x| x - x0).sum::<f64>() / n;
-        let var = scaled.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        let d: Vec<f64> = scaled.iter().map(|x| x - x0).collect();
+        let mean_d = d.iter().sum::<f64>() / n;
+        let mean = x0 + mean_d;
+        let var = d.iter().map(|v| (v - mean_d).powi(2)).sum::<f64>() / n;
         vec![mean, 0.5 * var.ln()]
     } else {
         f.closed_form_mle(&scaled)
@@ -161,6 +165,25 @@ fn gaussian_far_from_the_origin_keeps_its_unit_spread() {
 }
 
 #[test]
+fn gaussian_far_beyond_f64s_resolution_of_its_mean() {
+    // At 1e15 f64 steps by 0.125, so mu cannot be closer than that to the mean; sigma must
+    // still be the MLE (an unshifted fit, its mu stuck on that grid, stopped with sigma 2e-4
+    // off and said converged).
+    for seed in [2, 4, 5, 6] {
+        closed_form_or_honest(
+            FamilyName::Gaussian,
+            &gaussian(1000, 1e15, 1.0, seed),
+            &format!("gaussian_1e15_{seed}"),
+        );
+    }
+    closed_form_or_honest(
+        FamilyName::Gaussian,
+        &gaussian(1000, 1e8, 1e-6, 9),
+        "gaussian_1e8_sd_1e-6",
+    );
+}
+
+#[test]
 fn gaussian_at_extreme_scales() {
     closed_form_or_honest(
         FamilyName::Gaussian,
@@ -197,6 +220,16 @@ fn laplace_far_from_the_origin_and_at_extreme_scales() {
         &draw(1e8, 1.0, 20_001, &mut rng),
         "laplace_1e8",
     );
+    // A scale 67 times the data's quantum at 1e8 (1.5e-8): samples tie, and a location a
+    // fraction of an ulp from the median sample would make b, optimal there, wrong by 1e-4.
+    for seed in 0..3 {
+        let mut rng = StdRng::seed_from_u64(100 + seed);
+        closed_form_or_honest(
+            FamilyName::Laplace,
+            &draw(1e8, 1e-6, 1001, &mut rng),
+            &format!("laplace_1e8_quantised_{seed}"),
+        );
+    }
     closed_form_or_honest(
         FamilyName::Laplace,
         &draw(0.0, 1e-300, 20_001, &mut rng),

@@ -43,7 +43,7 @@ for_each_family!(decomposition_matches_density, |name| {
             .iter()
             .map(|&x| family.log_density(x, &theta).abs())
             .sum();
-        let mut engine = CpuEngine::new(family, data.into());
+        let mut engine = CpuEngine::as_given(family, data.into());
         let (nll, _) = engine.nll_and_grad(&theta).unwrap();
         assert!(
             (nll - direct).abs() <= DECOMPOSITION * scale,
@@ -56,7 +56,7 @@ for_each_family!(gradient_matches_finite_differences, |name| {
     for seed in 0..5 {
         let (family, data, theta) = data_and_theta(name, 50, seed);
         let f = |t: &[f64]| direct_nll(family.as_ref(), &data, t);
-        let mut engine = CpuEngine::new(name.build(5), data.clone().into());
+        let mut engine = CpuEngine::as_given(name.build(5), data.clone().into());
         let (nll, grad) = engine.nll_and_grad(&theta).unwrap();
         let gmax = grad.iter().fold(1.0f64, |m, g| m.max(g.abs()));
         for j in 0..theta.len() {
@@ -79,7 +79,7 @@ for_each_family!(extreme_parameters_are_finite, |name| {
     let (family, data, _) = data_and_theta(name, 100, 3);
     let extremes = family.extreme_thetas();
     assert!(!extremes.is_empty());
-    let mut engine = CpuEngine::new(family, data.into());
+    let mut engine = CpuEngine::as_given(family, data.into());
     for theta in extremes {
         let (nll, grad) = engine.nll_and_grad(&theta).unwrap();
         assert!(
@@ -142,7 +142,7 @@ fn anchors() -> Vec<(FamilyName, usize, f64, Vec<f64>, f64)> {
 #[test]
 fn log_density_anchors_on_the_cpu_engine() {
     for (name, classes, x, theta, want) in anchors() {
-        let mut engine = CpuEngine::new(name.build(classes), Arc::from(vec![x]));
+        let mut engine = CpuEngine::as_given(name.build(classes), Arc::from(vec![x]));
         let (nll, _) = engine.nll_and_grad(&theta).unwrap();
         assert!(
             (-nll - want).abs() <= 1e-14 * want.abs().max(1.0),

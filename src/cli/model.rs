@@ -725,7 +725,7 @@ fn train_options(
         } else {
             0.0
         },
-        batch_size: if optimizer == ModelOptimizer::Lbfgs {
+        batch_size: if matches!(optimizer, ModelOptimizer::Lbfgs | ModelOptimizer::Newton) {
             None
         } else {
             Some(args.batch_size.unwrap_or(1024))

@@ -12,8 +12,8 @@ pub(crate) const BLOCK: usize = 1 << 16;
 /// reproducible whatever the thread count.
 pub struct CpuEngine {
     family: Box<dyn Family>,
-    /// The samples as the engine evaluates them (scaled by a power of two where their
-    /// magnitude is beyond what f64 squares hold, see [`SampleMap::for_f64`]).
+    /// The samples as given; evaluations re-express them by `map` (see
+    /// [`SampleMap::for_f64`]) block by block.
     data: Arc<[f64]>,
     map: SampleMap,
     constant: f64,
@@ -22,16 +22,25 @@ pub struct CpuEngine {
 
 impl CpuEngine {
     pub fn new(family: Box<dyn Family>, data: Arc<[f64]>) -> Self {
+        let raw = Summary::of(&data);
+        let map = SampleMap::for_f64(family.as_ref(), raw.min, raw.max);
+        Self::with_map(family, data, map, raw)
+    }
+
+    /// The engine over the samples as given (no re-expression): the conformance twin of
+    /// [`super::GpuEngine::with_options`], term sums at the same theta sample for sample.
+    pub fn as_given(family: Box<dyn Family>, data: Arc<[f64]>) -> Self {
+        let raw = Summary::of(&data);
+        Self::with_map(family, data, SampleMap::identity(), raw)
+    }
+
+    fn with_map(family: Box<dyn Family>, data: Arc<[f64]>, map: SampleMap, raw: Summary) -> Self {
         let constant = super::constant_sum(family.as_ref(), &data);
-        let summary = Summary::of(&data);
-        let map = SampleMap::for_f64(family.as_ref(), summary.min, summary.max);
-        let (data, summary) = if map.is_identity() {
-            (data, summary)
-        } else {
-            // Only for data near the ends of f64's range; scaling by a power of two is exact.
-            let mapped: Arc<[f64]> = data.iter().map(|&x| map.apply(x)).collect();
-            let summary = Summary::of(&mapped);
-            (mapped, summary)
+        // The samples stay as they are (one copy); the map is applied block by block.
+        let summary = Summary {
+            min: map.apply(raw.min),
+            max: map.apply(raw.max),
+            ..raw
         };
         CpuEngine {
             family,
@@ -72,7 +81,7 @@ impl Engine for CpuEngine {
         Ok(super::mapped_term_sums(
             self.family.as_ref(),
             &self.data,
-            &SampleMap::identity(),
+            &self.map,
             theta,
         ))
     }

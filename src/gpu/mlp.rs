@@ -545,29 +545,31 @@ struct WorkLayout {
 
 impl GpuNetwork {
     fn work_layout(network: &Network, batch: usize) -> WorkLayout {
+        // Offsets in usize: a large head times many rows passes u32 (the layout is then too
+        // large to bind, which `build` reports, rather than wrapping around).
         let p = network.param_count();
-        let mut at = (batch * network.inputs) as u32;
+        let mut at = batch * network.inputs;
         let (mut z_off, mut d_off) = (Vec::new(), Vec::new());
         for l in network.layers() {
-            z_off.push(at);
-            at += (batch * l.fan_out) as u32;
-            d_off.push(at);
-            at += (batch * l.fan_out) as u32;
+            z_off.push(at as u32);
+            at += batch * l.fan_out;
+            d_off.push(at as u32);
+            at += batch * l.fan_out;
         }
-        let loss_off = at;
-        at += 2 * batch as u32;
-        let gpart_off = at;
-        at += (gradient_splits(batch, p) * p) as u32;
+        let loss_off = at as u32;
+        at += 2 * batch;
+        let gpart_off = at as u32;
+        at += gradient_splits(batch, p) * p;
         let newton = network.hidden.is_empty() && p <= MAX_NEWTON_PARAMS;
         let m = network.head.outputs() + network.head.globals();
-        let hess_off = at;
+        let hess_off = at as u32;
         if newton {
-            at += (batch * m * m) as u32;
+            at += batch * m * m;
         }
-        let hsum_off = at;
-        let hpart_off = hsum_off + (p * p) as u32;
+        let hsum_off = at as u32;
+        let hpart_off = hsum_off.wrapping_add((p * p) as u32);
         if newton {
-            at += ((1 + hessian_splits(p)) * p * p) as u32;
+            at += (1 + hessian_splits(p)) * p * p;
         }
         WorkLayout {
             xb_off: 0,
@@ -579,21 +581,33 @@ impl GpuNetwork {
             hess_off,
             hsum_off,
             hpart_off,
-            len: at as usize,
+            len: at,
         }
     }
 }
 
 impl GpuNetwork {
     /// Rows per step for full-batch passes (L-BFGS, Newton) over `n` rows: as many as keep the
-    /// work area within 64 MiB, up to 65536, so that a pass is few dispatches.
+    /// work area (activations, deltas, per-row Hessian blocks and the partial sums) within
+    /// 64 MiB, half the smallest storage binding WebGPU allows, up to 65536, so that a pass
+    /// is few dispatches. (A categorical head of 256 classes has 65 025 Hessian entries a
+    /// row: a few hundred rows a step.)
     pub fn full_batch_rows(network: &Network, n: usize) -> usize {
-        let m = network.head.outputs() + network.head.globals();
-        let per_row = network.inputs
-            + 2 * network.layers().iter().map(|l| l.fan_out).sum::<usize>()
-            + 2
-            + m * m;
-        ((1usize << 24) / per_row).clamp(256, 65536).min(n.max(1))
+        const WORK_BYTES: usize = 64 << 20;
+        let fits = |rows: usize| 4 * Self::work_layout(network, rows).len <= WORK_BYTES;
+        let (mut lo, mut hi) = (1usize, 65536usize.min(n.max(1)));
+        if fits(hi) {
+            return hi;
+        }
+        while lo + 1 < hi {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 
     /// Uploads the table (x row-major n x d, y, and each row's constant NLL part) once.
@@ -748,6 +762,13 @@ impl GpuNetwork {
             len: work_len,
             ..
         } = Self::work_layout(network, batch);
+        if (work_len * 4) as u64 > binding {
+            return Err(Error::Capacity(format!(
+                "the model's GPU work area for {batch} rows a step needs {} bytes, more than one \
+                 storage binding ({binding} bytes): fit on the CPU (--backend cpu)",
+                work_len * 4
+            )));
+        }
         let device_bytes = Self::device_bytes(ctx, network, n, batch);
         if device_bytes > ctx.memory_budget() {
             return Err(Error::Capacity(format!(

@@ -301,11 +301,14 @@ pub fn fit(
     let mut steps = 0;
     let mut previous_sad: Option<f64> = None;
     let mut warnings = Vec::new();
+    // Rows whose residual is 0 to rounding at the last vertex, besides the basis's.
+    let mut rows_on_fit: f64;
     let (optimal, sad) = loop {
         let beta_b = basis
             .solve()
             .ok_or_else(|| singular_design("the simplex basis"))?;
         let (g_n, sad, tied) = sign_sum(pass, &design, &beta_b, &basis)?;
+        rows_on_fit = tied.iter().map(|(_, count)| count).sum::<f64>();
         let s: Vec<f64> = basis
             .solve_transposed(&g_n)
             .ok_or_else(|| singular_design("the simplex basis"))?
@@ -358,9 +361,11 @@ pub fn fit(
         basis.x[leave * k..(leave + 1) * k].copy_from_slice(&x_in);
         basis.y[leave] = y_in;
     };
-    if sad <= 0.0 {
+    // Every row on the fit, exactly or to rounding (y = X beta computed in floating point):
+    // b's MLE is 0 and the likelihood unbounded, whatever tiny b the residuals' rounding gives.
+    if sad <= 0.0 || (optimal && rows_on_fit as usize + k >= n) {
         return Err(Error::InvalidData(
-            "every row lies on the LAD fit (all residuals are 0): b's MLE is 0 and the likelihood is unbounded".into(),
+            "every row lies on the LAD fit (all residuals are 0, or rounding): b's MLE is 0 and the likelihood is unbounded (no MLE exists)".into(),
         ));
     }
     let mut params = vec![0.0; net.param_count()];
