@@ -499,3 +499,41 @@ fn exponential_regressions_of_huge_and_tiny_targets_converge_to_the_same_slopes(
         assert!((a0 - b0).abs() <= 1e-9 * a0.abs() && (a1 - b1).abs() <= 1e-9 * a1.abs());
     }
 }
+
+#[test]
+fn a_lad_fit_exact_to_rounding_has_no_mle() {
+    // y = X [1, 2, 3] + 4 computed in floating point: every residual at the optimum is 0 or
+    // rounding, b's MLE is 0; a tiny b said converged would be a number with no meaning.
+    let mut rng = StdRng::seed_from_u64(9);
+    let normal = Normal::new(0.0, 1.0).unwrap();
+    let n = 300;
+    let cols: Vec<Vec<f64>> = (0..3)
+        .map(|_| (0..n).map(|_| normal.sample(&mut rng)).collect())
+        .collect();
+    let y: Vec<f64> = (0..n)
+        .map(|i| cols[0][i] + 2.0 * cols[1][i] + 3.0 * cols[2][i] + 4.0)
+        .collect();
+    let data = table(
+        "lad_exact.csv",
+        &["x0", "x1", "x2", "y"],
+        &[cols[0].clone(), cols[1].clone(), cols[2].clone(), y],
+    );
+    for backend in common::backends() {
+        common::cli::fails_with(
+            &[
+                "fit",
+                "--model",
+                "linear",
+                "--family",
+                "laplace",
+                "--data",
+                &data,
+                "--target",
+                "y",
+                "--backend",
+                backend,
+            ],
+            "every row lies on the LAD fit",
+        );
+    }
+}

@@ -1500,3 +1500,44 @@ impl GpuNetwork {
         self.bind_groups.len()
     }
 }
+
+#[cfg(test)]
+mod work_area_tests {
+    use super::*;
+    use crate::family::FamilyName;
+    use crate::model::{Activation, Head};
+
+    #[test]
+    fn full_batch_steps_fit_the_smallest_binding_for_any_head() {
+        // A categorical head of 256 classes has 65 025 per-row Hessian entries: at 65 536 rows
+        // a step its layout passes u32 (it wrapped, and the bound check passed a 286 MB work
+        // area to a 128 MiB binding).
+        for (classes, inputs) in [(2, 1), (64, 3), (180, 1), (256, 1), (256, 7)] {
+            let network = Network {
+                inputs,
+                hidden: Vec::new(),
+                activation: Activation::Relu,
+                head: Head {
+                    family: FamilyName::Categorical,
+                    classes,
+                    reference: true,
+                },
+            };
+            for n in [1, 300, 6000, 1 << 20] {
+                let rows = GpuNetwork::full_batch_rows(&network, n);
+                let bytes = 4 * GpuNetwork::work_layout(&network, rows).len;
+                assert!(
+                    rows >= 1 && rows <= n,
+                    "{classes} classes, n {n}: {rows} rows"
+                );
+                assert!(bytes <= 64 << 20, "{classes} classes, n {n}: {bytes} bytes");
+                // Not needlessly small: twice the rows would not fit (or all rows are in).
+                let twice = 4 * GpuNetwork::work_layout(&network, 2 * rows).len;
+                assert!(
+                    rows == n.min(65536) || twice > 64 << 20,
+                    "{classes}, {n}: {rows}"
+                );
+            }
+        }
+    }
+}
