@@ -304,7 +304,7 @@ pub fn for_family(
     engine: &mut dyn crate::engine::Engine,
     theta: &[f64],
     nll: f64,
-    data: &[f64],
+    data: &(impl crate::data::SampleValues + ?Sized),
     prior: Option<crate::fit::Prior>,
     cov_type: CovType,
     alpha: f64,
@@ -341,7 +341,7 @@ pub fn for_family(
         let mut t = vec![0.0; family.n_terms()];
         let kp = family.kernel_params(&at);
         outer_sum(
-            data.iter().map(|&x| {
+            data.sample_values().map(|x| {
                 family.terms(map.apply(x), &kp, &mut t);
                 family.finish(1.0, &t, &at).1
             }),

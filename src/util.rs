@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use serde_json::Value;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// An f64 as JSON: a number when finite, otherwise the string "NaN", "inf" or "-inf"
 /// (JSON has no non-finite numbers, and a silent `null` would hide what happened).
@@ -243,4 +243,75 @@ mod quiet {
             }));
         });
     }
+}
+
+/// Bytes of memory this process can still use: the kernel's MemAvailable, within the limit of
+/// its cgroup (v2 `memory.max` less `memory.current`, or v1 `memory.limit_in_bytes` less
+/// `memory.usage_in_bytes`) where one is set, so that a container limited to 3 GiB on a large
+/// machine is budgeted as 3 GiB. `None` where neither can be read. `LIKELY_MEMINFO` and
+/// `LIKELY_CGROUP` (a file in /proc/meminfo's format, a cgroup directory) stand in for the
+/// system's in tests.
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::env::var_os("LIKELY_MEMINFO").map_or("/proc/meminfo".into(), PathBuf::from);
+    let available = std::fs::read_to_string(meminfo).ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    });
+    let limited = cgroup_headroom();
+    match (available, limited) {
+        (Some(a), Some(c)) => Some(a.min(c)),
+        (a, c) => a.or(c),
+    }
+}
+
+/// The memory left under this process's cgroup limit, if it has one.
+fn cgroup_headroom() -> Option<u64> {
+    let dirs: Vec<PathBuf> = match std::env::var_os("LIKELY_CGROUP") {
+        Some(dir) => vec![PathBuf::from(dir)],
+        None => own_cgroup_dirs(),
+    };
+    let read =
+        |path: PathBuf| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    dirs.into_iter()
+        .filter_map(|dir| {
+            // v2: "max" (no limit) does not parse.
+            if let Some(limit) = read(dir.join("memory.max")) {
+                let used = read(dir.join("memory.current")).unwrap_or(0);
+                return Some(limit.saturating_sub(used));
+            }
+            let limit = read(dir.join("memory.limit_in_bytes"))?;
+            // v1 writes a huge number for "no limit".
+            (limit < 1 << 60)
+                .then(|| limit.saturating_sub(read(dir.join("memory.usage_in_bytes")).unwrap_or(0)))
+        })
+        .min()
+}
+
+/// The cgroup directories of this process (v2 unified, and v1's memory controller), from
+/// /proc/self/cgroup; the mount root where the path is not visible (inside a container the
+/// root is the container's own cgroup).
+fn own_cgroup_dirs() -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs = Vec::new();
+    if let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") {
+        for line in text.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
+            let (Some(controllers), Some(path)) = (controllers, path) else {
+                continue;
+            };
+            let relative = path.trim_start_matches('/');
+            let base = if controllers.is_empty() {
+                root.to_path_buf()
+            } else if controllers.split(',').any(|c| c == "memory") {
+                root.join("memory")
+            } else {
+                continue;
+            };
+            let dir = base.join(relative);
+            dirs.push(if dir.exists() { dir } else { base });
+        }
+    }
+    dirs.push(root.to_path_buf());
+    dirs
 }

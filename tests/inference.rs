@@ -348,7 +348,7 @@ fn profile_interval_of_a_proportion_is_the_likelihood_ratio_interval() {
             engine.as_mut(),
             &r.theta,
             r.nll,
-            &data,
+            &data[..],
             None,
             CovType::Hessian,
             0.05,

@@ -8,7 +8,6 @@ use likely::fit::{self, FitOptions, Optimizer, Prior};
 use likely::util::json_f64;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(clap::Args)]
 #[command(allow_negative_numbers = true)]
@@ -64,9 +63,20 @@ pub struct FitArgs {
     pub(super) gpu_memory: Option<String>,
 }
 
-/// Half of the memory the kernel reports as available (4 GiB where it cannot be read).
+/// Half of the memory available to this process (the kernel's MemAvailable within any cgroup
+/// limit; 4 GiB where neither can be read).
 fn default_host_budget() -> u64 {
-    super::available_memory().map_or(4 << 30, |bytes| bytes / 2)
+    likely::util::available_memory().map_or(4 << 30, |bytes| bytes / 2)
+}
+
+/// Host bytes per sample a family fit holds with its data in memory: the samples at their
+/// width, and where the adapter's memory is the host's (a software adapter) the device's f32
+/// copy (its f64 copy is made only for data small against the device budget).
+fn in_memory_bytes_per_sample(width: u64, gpu: Option<&likely::gpu::GpuContext>) -> u64 {
+    match gpu {
+        Some(ctx) if ctx.adapter().software => width + 4,
+        _ => width,
+    }
 }
 
 /// Every optimiser name the CLI accepts.
@@ -135,14 +145,19 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "--lr applies to --optimizer adam; Newton and L-BFGS choose their own steps".into(),
         ));
     }
-    // Files larger than the host budget (or any, with --stream) are streamed in chunks.
+    let gpu = engine::gpu_for(args.engine.backend, &args.engine.selector())?;
+    // Data whose in-memory footprint exceeds the host budget (or any, with --stream) is
+    // streamed in chunks.
     let format = data::FileFormat::of(&args.data)?;
     let column = args.column.as_deref();
-    let too_big = |rows: usize| args.stream || rows as u64 * 8 > host_budget;
+    let too_big = |rows: usize, width: u64| {
+        args.stream || rows as u64 * in_memory_bytes_per_sample(width, gpu.as_ref()) > host_budget
+    };
     let reader = match format {
         data::FileFormat::Npy => {
             let reader = data::NpyReader::open(&args.data, column)?;
-            too_big(reader.len()).then_some(Source::Npy(reader))
+            let width = if reader.exact_in_f32() { 4 } else { 8 };
+            too_big(reader.len(), width).then_some(Source::Npy(reader))
         }
         data::FileFormat::Parquet => {
             let reader = data::ParquetColumn::open(&args.data, column)?;
@@ -153,7 +168,9 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                     reader.column_label()
                 )));
             }
-            (!reader.is_text() && too_big(reader.len())).then(|| Source::Parquet(Box::new(reader)))
+            // Read as f64 (then narrowed where exact): 8 bytes a sample while reading.
+            (!reader.is_text() && too_big(reader.len(), 8))
+                .then(|| Source::Parquet(Box::new(reader)))
         }
         data::FileFormat::Csv if args.stream => {
             return Err(likely::Error::Usage(
@@ -169,13 +186,18 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "--classes applies to the categorical family only".into(),
         ));
     }
-    let gpu = engine::gpu_for(args.engine.backend, &args.engine.selector())?;
     let gpu_budget = match (&args.gpu_memory, &gpu) {
         (Some(text), _) => parse_size(text)?,
         (None, Some(ctx)) => ctx.adapter().max_buffer.min(2 << 30),
         (None, None) => 0,
     };
+    if let Some(ctx) = &gpu {
+        ctx.set_memory_budget(gpu_budget);
+    }
     let host_chunk_bytes = (host_budget / 4).clamp(1 << 16, 256 << 20);
+    // The time to read the data into memory (a streamed fit reads during the fit).
+    let mut read_seconds = None;
+    let fitting = std::time::Instant::now();
     let (engine, dataset): (Box<dyn engine::Engine>, data::Dataset) = match reader {
         Some(reader) => {
             if args.family == FamilyName::Categorical && args.classes.is_none() {
@@ -194,7 +216,9 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             (Box::new(engine), dataset)
         }
         None => {
+            let reading = std::time::Instant::now();
             let dataset = data::load(&args.data, args.column.as_deref(), args.family)?;
+            read_seconds = Some(reading.elapsed().as_secs_f64());
             let classes = if args.family == FamilyName::Categorical {
                 dataset.classes(args.classes)?
             } else {
@@ -202,19 +226,19 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             };
             let family = args.family.build(classes);
             dataset.check_support(family.as_ref())?;
-            let values: Arc<[f64]> = dataset.values.clone().into();
+            let values = dataset.values.clone();
             let engine: Box<dyn engine::Engine> = match &gpu {
                 // Larger than the device budget: stream it through two device buffers.
                 Some(ctx) if values.len() as u64 * 4 > gpu_budget => {
                     Box::new(StreamingEngine::new(
                         family,
-                        Source::Memory(values),
+                        Source::Memory(values.to_f64()),
                         host_chunk_bytes,
                         Some((ctx, gpu_budget)),
                     )?)
                 }
-                Some(ctx) => Box::new(engine::GpuEngine::shared(ctx, family, values.clone())?),
-                None => Box::new(engine::CpuEngine::new(family, values)),
+                Some(ctx) => Box::new(engine::GpuEngine::from_samples(ctx, family, values)?),
+                None => Box::new(engine::CpuEngine::from_samples(family, values)),
             };
             (engine, dataset)
         }
@@ -259,6 +283,8 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             &mut inference,
         )?;
     }
+    // Engine set-up (the GPU upload), the fit and its inference.
+    let fit_seconds = fitting.elapsed().as_secs_f64() - read_seconds.unwrap_or(0.0);
     // What the user must know comes first: the table below is of a point that is not the
     // optimum when the fit did not converge.
     for w in &result.warnings {
@@ -314,6 +340,8 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "adapter": engine.adapter(),
             "seed": args.seed,
             "seconds": seconds,
+            "read_seconds": read_seconds.map_or(Value::Null, json_f64),
+            "fit_seconds": fit_seconds,
             "streamed": dataset.values.is_empty(),
             "peak_rss_bytes": likely::engine::stream::peak_rss_bytes(),
         });

@@ -36,11 +36,8 @@ struct Cli {
     command: Command,
 }
 
-/// Bytes of memory the kernel reports as available (None where it cannot be read).
 fn available_memory() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    likely::util::available_memory()
 }
 
 /// A sample size whose f64 samples alone would not fit in the available memory is a usage

@@ -6,21 +6,25 @@ pub mod fuzz;
 mod npy;
 mod parquet_file;
 mod rows;
+mod samples;
 mod table;
 
 pub use npy::{write_npy_f64, write_npy_f64_table, NpyReader};
 pub use parquet_file::{Cells, ParquetColumn};
 pub use rows::{cell_location, RowChunk, TableStream};
+pub use samples::{SampleValues, Samples};
 pub use table::{load_table, Table, TargetSpec};
 
 use crate::error::{Error, Result};
 use crate::family::{Family, FamilyName};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One column of observations as loaded from a file.
 #[derive(Clone, Debug)]
 pub struct Dataset {
-    pub values: Vec<f64>,
+    /// The samples at the width they were stored in (f32 where that is exact).
+    pub values: Samples,
     /// Class names when the column held string labels (value k is `labels[k]`).
     pub labels: Option<Vec<String>>,
     pub path: PathBuf,
@@ -160,7 +164,7 @@ impl Dataset {
     /// A dataset that is streamed from `path` rather than held in memory (no values).
     pub fn streamed(path: &Path, column: &str, format: FileFormat) -> Dataset {
         Dataset {
-            values: Vec::new(),
+            values: Samples::F64(Arc::from(Vec::new())),
             labels: None,
             path: path.to_path_buf(),
             column: column.to_string(),
@@ -192,7 +196,7 @@ impl Dataset {
     pub fn classes(&self, requested: Option<usize>) -> Result<usize> {
         let seen = match &self.labels {
             Some(l) => l.len(),
-            None => self.values.iter().fold(0.0f64, |m, &v| m.max(v)) as usize + 1,
+            None => self.values.summary().max.max(0.0) as usize + 1,
         };
         match requested {
             Some(0) => Err(Error::Usage("--classes must be at least 1".into())),
@@ -207,14 +211,13 @@ impl Dataset {
 
     /// Checks every value against the family's support; the error names file, row and column.
     pub fn check_support(&self, family: &dyn Family) -> Result<()> {
-        for (i, &x) in self.values.iter().enumerate() {
-            if let Some(why) = family.support_error(x) {
-                return Err(Error::data(
-                    &self.path,
-                    self.location(i),
-                    format!("{why} of the {} family", family.name()),
-                ));
-            }
+        if let Some(i) = self.values.position(|x| family.support_error(x).is_some()) {
+            let why = family.support_error(self.values.get(i)).unwrap_or_default();
+            return Err(Error::data(
+                &self.path,
+                self.location(i),
+                format!("{why} of the {} family", family.name()),
+            ));
         }
         Ok(())
     }
@@ -227,10 +230,8 @@ pub fn load(path: &Path, column: Option<&str>, family: FamilyName) -> Result<Dat
     let dataset = match FileFormat::of(path)? {
         FileFormat::Npy => {
             let mut reader = NpyReader::open(path, column)?;
-            let mut values = vec![0.0; reader.len()];
-            reader.read(0, &mut values)?;
             Dataset {
-                values,
+                values: reader.read_samples()?,
                 labels: None,
                 path: path.to_path_buf(),
                 column: reader.column_label().to_string(),
@@ -241,11 +242,11 @@ pub fn load(path: &Path, column: Option<&str>, family: FamilyName) -> Result<Dat
             let mut reader = ParquetColumn::open(path, column)?;
             let name = reader.column_label().to_string();
             let (values, labels) = match reader.read_all()? {
-                Cells::Numbers(values) => (values, None),
+                Cells::Numbers(values) => (Samples::narrowest(values), None),
                 Cells::Text(cells) if allow_labels => {
                     let (values, labels) = classes_of(&cells)
                         .map_err(|e| Error::data(path, format!("column '{name}'"), e))?;
-                    (values, Some(labels))
+                    (Samples::narrowest(values), Some(labels))
                 }
                 Cells::Text(cells) => {
                     return Err(Error::data(
@@ -270,7 +271,7 @@ pub fn load(path: &Path, column: Option<&str>, family: FamilyName) -> Result<Dat
         FileFormat::Csv => {
             let (values, labels, column) = csv_file::parse(path, column, allow_labels)?;
             Dataset {
-                values,
+                values: Samples::narrowest(values),
                 labels,
                 path: path.to_path_buf(),
                 column,
@@ -285,13 +286,13 @@ pub fn load(path: &Path, column: Option<&str>, family: FamilyName) -> Result<Dat
             "no data rows: the file holds no observations",
         ));
     }
-    if let Some(i) = dataset.values.iter().position(|v| !v.is_finite()) {
+    if let Some(i) = dataset.values.position(|v| !v.is_finite()) {
         return Err(Error::data(
             path,
             dataset.location(i),
             format!(
                 "value {} is not finite (NaN and infinities are not observations)",
-                dataset.values[i]
+                dataset.values.get(i)
             ),
         ));
     }

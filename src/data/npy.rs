@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use std::path::Path;
+use std::sync::Arc;
 
 pub(super) const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -126,21 +127,57 @@ impl NpyReader {
         &self.path
     }
 
+    /// Whether every value of the column is exactly an f32 (f4, and integers and booleans of
+    /// at most 16 bits), so that it can be held in 4 bytes a sample.
+    pub fn exact_in_f32(&self) -> bool {
+        let l = &self.layout;
+        matches!(
+            (l.scalar, l.width),
+            (Scalar::Float, 4) | (Scalar::Signed | Scalar::Unsigned, 1 | 2) | (Scalar::Bool, _)
+        )
+    }
+
+    /// The whole column in memory at its stored width: f32 where [`NpyReader::exact_in_f32`],
+    /// else f64; read in pieces, so no second full-size copy is ever held.
+    pub fn read_samples(&mut self) -> Result<super::Samples> {
+        const PIECE: usize = 1 << 20;
+        let n = self.len();
+        // Allocated once at full size and filled in place (a Vec turned into an Arc would be
+        // copied: two full-size copies at the peak).
+        let samples = if self.exact_in_f32() {
+            let mut values: Arc<[f32]> = std::iter::repeat_n(0.0f32, n).collect();
+            let out = Arc::get_mut(&mut values).expect("not shared yet");
+            let mut piece = vec![0.0f64; PIECE.min(n)];
+            for start in (0..n).step_by(PIECE) {
+                let len = PIECE.min(n - start);
+                self.read(start, &mut piece[..len])?;
+                for (o, &v) in out[start..start + len].iter_mut().zip(&piece[..len]) {
+                    *o = v as f32;
+                }
+            }
+            super::Samples::F32(values)
+        } else {
+            let mut values: Arc<[f64]> = std::iter::repeat_n(0.0f64, n).collect();
+            let out = Arc::get_mut(&mut values).expect("not shared yet");
+            for start in (0..n).step_by(PIECE) {
+                let len = PIECE.min(n - start);
+                self.read(start, &mut out[start..start + len])?;
+            }
+            super::Samples::F64(values)
+        };
+        self.buffer = Vec::new();
+        Ok(samples)
+    }
+
     /// Reads rows `start..start + out.len()` into `out`.
     pub fn read(&mut self, start: usize, out: &mut [f64]) -> Result<()> {
         let l = &self.layout;
-        if l.fortran {
-            // The column is contiguous: one read of just its values.
+        let contiguous = l.fortran || l.cols == 1;
+        if contiguous {
+            // The column's values are adjacent: one read of just them.
             let at = (l.col * l.rows + start) * l.width;
             self.load_bytes(at, out.len() * l.width)?;
-            let l = &self.layout;
-            for (r, v) in out.iter_mut().enumerate() {
-                *v = decode(
-                    &self.buffer[r * l.width..(r + 1) * l.width],
-                    l.scalar,
-                    l.big_endian,
-                );
-            }
+            decode_all(&self.buffer, &self.layout, out);
             return Ok(());
         }
         self.load_rows(start, out.len())?;
@@ -304,6 +341,28 @@ fn layout(path: &Path, bytes: &[u8], column: Option<&str>, file_len: u64) -> Res
         big_endian: header.big_endian,
         fortran: header.fortran,
     })
+}
+
+/// Decodes adjacent values of the layout's type from `bytes` into `out`: the common
+/// little-endian floats in a loop the compiler vectorises, anything else value by value.
+fn decode_all(bytes: &[u8], l: &Layout, out: &mut [f64]) {
+    match (l.scalar, l.width, l.big_endian) {
+        (Scalar::Float, 4, false) => {
+            for (v, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64;
+            }
+        }
+        (Scalar::Float, 8, false) => {
+            for (v, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+                *v = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            }
+        }
+        _ => {
+            for (v, b) in out.iter_mut().zip(bytes.chunks_exact(l.width)) {
+                *v = decode(b, l.scalar, l.big_endian);
+            }
+        }
+    }
 }
 
 fn decode(b: &[u8], scalar: Scalar, big_endian: bool) -> f64 {

@@ -1,6 +1,7 @@
 //! The f64 reference engine: the twin of every GPU kernel, multi-threaded with rayon.
 
 use super::Engine;
+use crate::data::Samples;
 use crate::error::Result;
 use crate::family::{Family, SampleMap, Summary};
 use std::sync::Arc;
@@ -12,9 +13,9 @@ pub(crate) const BLOCK: usize = 1 << 16;
 /// reproducible whatever the thread count.
 pub struct CpuEngine {
     family: Box<dyn Family>,
-    /// The samples as given; evaluations re-express them by `map` (see
-    /// [`SampleMap::for_f64`]) block by block.
-    data: Arc<[f64]>,
+    /// The samples as given, at their stored width; evaluations re-express them by `map`
+    /// (see [`SampleMap::for_f64`]) block by block, in f64.
+    data: Samples,
     map: SampleMap,
     constant: f64,
     summary: Summary,
@@ -22,7 +23,12 @@ pub struct CpuEngine {
 
 impl CpuEngine {
     pub fn new(family: Box<dyn Family>, data: Arc<[f64]>) -> Self {
-        let raw = Summary::of(&data);
+        Self::from_samples(family, Samples::F64(data))
+    }
+
+    /// The engine over samples held at any width (f32 samples stay 4 bytes each).
+    pub fn from_samples(family: Box<dyn Family>, data: Samples) -> Self {
+        let raw = data.summary();
         let map = SampleMap::for_f64(family.as_ref(), raw.min, raw.max);
         Self::with_map(family, data, map, raw)
     }
@@ -30,12 +36,13 @@ impl CpuEngine {
     /// The engine over the samples as given (no re-expression): the conformance twin of
     /// [`super::GpuEngine::with_options`], term sums at the same theta sample for sample.
     pub fn as_given(family: Box<dyn Family>, data: Arc<[f64]>) -> Self {
-        let raw = Summary::of(&data);
+        let data = Samples::F64(data);
+        let raw = data.summary();
         Self::with_map(family, data, SampleMap::identity(), raw)
     }
 
-    fn with_map(family: Box<dyn Family>, data: Arc<[f64]>, map: SampleMap, raw: Summary) -> Self {
-        let constant = super::constant_sum(family.as_ref(), &data);
+    fn with_map(family: Box<dyn Family>, data: Samples, map: SampleMap, raw: Summary) -> Self {
+        let constant = super::constant_sum_of(family.as_ref(), &data);
         // The samples stay as they are (one copy); the map is applied block by block.
         let summary = Summary {
             min: map.apply(raw.min),

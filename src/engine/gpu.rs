@@ -1,6 +1,7 @@
 //! The GPU engine: the family's WGSL kernel over data uploaded once.
 
 use super::Engine;
+use crate::data::Samples;
 use crate::error::Result;
 use crate::family::{Family, SampleMap, Summary};
 use crate::gpu::family64::FamilyF64;
@@ -17,8 +18,8 @@ pub struct GpuEngine {
     constant: f64,
     summary: Summary,
     map: SampleMap,
-    /// The samples in f64 on the host, for [`Engine::exact_term_sums`].
-    host: Option<Arc<[f64]>>,
+    /// The samples on the host (at their stored width), for [`Engine::exact_term_sums`].
+    host: Option<Samples>,
     /// The samples (re-expressed) in f64 on the GPU, for [`Engine::exact_term_sums`] where
     /// the adapter has SHADER_F64 (the host copy serves otherwise).
     exact: Option<FamilyF64>,
@@ -34,23 +35,71 @@ impl GpuEngine {
 
     /// As [`GpuEngine::new`], sharing the caller's host copy of the samples.
     pub fn shared(ctx: &GpuContext, family: Box<dyn Family>, data: Arc<[f64]>) -> Result<Self> {
-        let raw = Summary::of(&data);
+        Self::from_samples(ctx, family, Samples::F64(data))
+    }
+
+    /// As [`GpuEngine::new`], over samples held at any width (f32 samples stay 4 bytes each on
+    /// the host). They are re-expressed and rounded to f32 a piece at a time as they are
+    /// uploaded, so no full-size widened copy is made.
+    pub fn from_samples(ctx: &GpuContext, family: Box<dyn Family>, data: Samples) -> Result<Self> {
+        let raw = data.summary();
         let map = SampleMap::for_f32(family.as_ref(), raw.min, raw.max);
-        let mapped: Vec<f64>;
-        let uploaded: &[f64] = if map.is_identity() {
-            &data
-        } else {
-            mapped = data.iter().map(|&x| map.apply(x)).collect();
-            &mapped
+        let mut mapped = |start: usize, out: &mut [f64]| match &data {
+            Samples::F32(v) => {
+                for (o, &x) in out.iter_mut().zip(&v[start..]) {
+                    *o = map.apply(x as f64);
+                }
+            }
+            Samples::F64(v) => {
+                for (o, &x) in out.iter_mut().zip(&v[start..]) {
+                    *o = map.apply(x);
+                }
+            }
         };
-        let mut engine = Self::build(ctx, family, uploaded, ReductionOptions::default(), map)?;
+        let reduction = TermReduction::from_source(
+            ctx,
+            family.as_ref(),
+            data.len(),
+            &mut |start, out| {
+                mapped(start, out);
+                Ok(())
+            },
+            ReductionOptions::default(),
+        )?;
         // The f64 copy on the GPU where it can be made; a failure (memory) leaves the f64 sums
-        // to the host copy, which gives the same sums up to their order.
-        if FamilyF64::applies(ctx, engine.family.as_ref()) {
-            engine.exact = FamilyF64::new(ctx, engine.family.as_ref(), uploaded, None).ok();
-        }
-        engine.host = Some(data);
-        Ok(engine)
+        // to the host copy, which gives the same sums up to their order. On a software
+        // adapter the device's memory is the host's: a copy of more than a quarter of the
+        // device budget is not made (the host's copy serves, exactly, in f64).
+        let device_copy = data.len() as u64 * 8;
+        let exact = (FamilyF64::applies(ctx, family.as_ref())
+            && (!ctx.adapter().software || device_copy <= ctx.memory_budget() / 4))
+            .then(|| {
+                // Bindings of 8 Mi samples: the widened piece on the host stays 64 MiB.
+                FamilyF64::from_source(ctx, family.as_ref(), data.len(), &mut mapped, Some(1 << 23))
+                    .ok()
+            })
+            .flatten();
+        let constant = data
+            .par_blocks(super::cpu::BLOCK, &map, |block| {
+                block.iter().map(|&x| family.constant(x)).sum::<f64>()
+            })
+            .iter()
+            .sum();
+        Ok(GpuEngine {
+            reduction,
+            adapter: ctx.adapter_label(),
+            n: data.len(),
+            constant,
+            summary: Summary {
+                min: map.apply(raw.min),
+                max: map.apply(raw.max),
+                ..raw
+            },
+            map,
+            host: Some(data.clone()),
+            exact,
+            family,
+        })
     }
 
     /// The kernel over `data` as given (rounded to f32, not re-expressed), without a host

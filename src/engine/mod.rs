@@ -9,6 +9,7 @@ pub use cpu::CpuEngine;
 pub use gpu::GpuEngine;
 pub use stream::StreamingEngine;
 
+use crate::data::Samples;
 use crate::error::{Error, Result};
 use crate::family::{Family, SampleMap, Summary};
 use crate::gpu::{AdapterSelector, GpuContext};
@@ -105,28 +106,21 @@ pub trait Engine {
 }
 
 /// Term sums of `family` over `data` as re-expressed by `map`, in f64 on all cores, in blocks
-/// of [`cpu::BLOCK`] samples added in a fixed order (the in-memory CPU engine's sums).
+/// of [`cpu::BLOCK`] samples added in a fixed order (the in-memory CPU engine's sums). f32
+/// samples are widened block by block: each term is formed in f64 from the f32 value.
 pub(crate) fn mapped_term_sums(
     family: &dyn Family,
-    data: &[f64],
+    data: &Samples,
     map: &SampleMap,
     theta: &[f64],
 ) -> Vec<f64> {
     let kp = family.kernel_params(theta);
     let terms = family.n_terms();
-    let blocks: Vec<Vec<f64>> = data
-        .par_chunks(cpu::BLOCK)
-        .map(|block| {
-            let mut acc = vec![0.0; terms];
-            if map.is_identity() {
-                family.accumulate(block, &kp, &mut acc);
-            } else {
-                let mapped: Vec<f64> = block.iter().map(|&x| map.apply(x)).collect();
-                family.accumulate(&mapped, &kp, &mut acc);
-            }
-            acc
-        })
-        .collect();
+    let blocks: Vec<Vec<f64>> = data.par_blocks(cpu::BLOCK, map, |block| {
+        let mut acc = vec![0.0; terms];
+        family.accumulate(block, &kp, &mut acc);
+        acc
+    });
     let mut sums = vec![0.0; terms];
     for block in &blocks {
         for (s, b) in sums.iter_mut().zip(block) {
@@ -134,6 +128,15 @@ pub(crate) fn mapped_term_sums(
         }
     }
     sums
+}
+
+/// [`constant_sum`] over samples held at any width.
+pub(crate) fn constant_sum_of(family: &dyn Family, data: &Samples) -> f64 {
+    data.par_blocks(cpu::BLOCK, &SampleMap::identity(), |c| {
+        c.iter().map(|&x| family.constant(x)).sum::<f64>()
+    })
+    .iter()
+    .sum()
 }
 
 /// Sum of the family's parameter-free NLL parts, in f64, in a fixed order.

@@ -10,12 +10,8 @@ pub(crate) fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry
     }
 }
 
-/// Creates a storage buffer holding `values` as f32, written through a mapping (no extra copy).
-pub(crate) fn upload(ctx: &GpuContext, values: &[f64], label: &str) -> Result<wgpu::Buffer> {
-    upload_with(ctx, values, label, wgpu::BufferUsages::STORAGE)
-}
-
-/// As [`upload`], with extra usages (e.g. COPY_SRC / COPY_DST for buffers read back later).
+/// Creates a storage buffer holding `values` as f32, written through a mapping (no extra
+/// copy), with the given usages (e.g. COPY_SRC / COPY_DST for buffers read back later).
 pub(crate) fn upload_with(
     ctx: &GpuContext,
     values: &[f64],
@@ -34,6 +30,43 @@ pub(crate) fn upload_with(
                 .copy_from_slice(bytemuck::cast_slice(&staging));
         }
     })
+}
+
+/// A storage buffer of `len` f32 samples that `fill(at, out)` writes in f64 a piece at a time
+/// (64 Ki samples), converted through the mapping: no full-size host copy is held.
+pub(crate) fn upload_from(
+    ctx: &GpuContext,
+    len: usize,
+    label: &str,
+    fill: &mut dyn FnMut(usize, &mut [f64]) -> Result<()>,
+) -> Result<wgpu::Buffer> {
+    let mut failed = None;
+    let buffer = mapped_buffer(
+        ctx,
+        label,
+        (len * 4) as u64,
+        wgpu::BufferUsages::STORAGE,
+        |view| {
+            const PIECE: usize = 1 << 16;
+            let mut wide = vec![0.0f64; PIECE.min(len)];
+            let mut narrow: Vec<f32> = Vec::with_capacity(PIECE.min(len));
+            for at in (0..len).step_by(PIECE) {
+                let piece = PIECE.min(len - at);
+                if let Err(e) = fill(at, &mut wide[..piece]) {
+                    failed = Some(e);
+                    return;
+                }
+                narrow.clear();
+                narrow.extend(wide[..piece].iter().map(|&v| v as f32));
+                view.slice(at * 4..(at + piece) * 4)
+                    .copy_from_slice(bytemuck::cast_slice(&narrow));
+            }
+        },
+    )?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(buffer),
+    }
 }
 
 /// A buffer of `size` bytes created mapped, filled by `fill` through the mapping, unmapped.
@@ -60,6 +93,15 @@ fn mapped_buffer(
         fill(&mut view);
     }
     buffer.unmap();
+    if size >= 1 << 20 {
+        // The mapping of a buffer the GPU reads is a staging copy until the queue runs its
+        // copy: let it run now, so that an upload in chunks holds one staging copy at a time,
+        // not one per chunk (on a software adapter, all of them in host memory at once).
+        ctx.queue.submit([]);
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::gpu(label, e))?;
+    }
     Ok(buffer)
 }
 

@@ -63,6 +63,24 @@ impl FamilyF64 {
         samples: &[f64],
         chunk_cap: Option<usize>,
     ) -> Result<FamilyF64> {
+        Self::from_source(
+            ctx,
+            family,
+            samples.len(),
+            &mut |start, out| out.copy_from_slice(&samples[start..start + out.len()]),
+            chunk_cap,
+        )
+    }
+
+    /// As [`FamilyF64::new`] over `n` samples that `fill(start, out)` writes (re-expressed),
+    /// one storage binding's worth at a time.
+    pub fn from_source(
+        ctx: &GpuContext,
+        family: &dyn Family,
+        n: usize,
+        fill: &mut dyn FnMut(usize, &mut [f64]),
+        chunk_cap: Option<usize>,
+    ) -> Result<FamilyF64> {
         if !Self::applies(ctx, family) {
             return Err(Error::Usage(format!(
                 "the f64 GPU sums need SHADER_F64 and at most {MAX_TERMS} terms per sample"
@@ -116,10 +134,13 @@ impl FamilyF64 {
         let per_binding = (ctx.limits.max_storage_buffer_binding_size / 8).max(1) as usize;
         let chunk = chunk_cap.map_or(per_binding, |c| c.clamp(1, per_binding));
         let mut chunks = Vec::new();
-        for piece in samples.chunks(chunk) {
+        let mut piece = Vec::new();
+        for start in (0..n).step_by(chunk) {
+            piece.resize(chunk.min(n - start), 0.0);
+            fill(start, &mut piece);
             let x = upload_bytes(
                 ctx,
-                bytemuck::cast_slice(piece),
+                bytemuck::cast_slice(&piece),
                 &format!("{label} samples"),
             )?;
             let shape = [piece.len() as u32, 0, 0, 0];

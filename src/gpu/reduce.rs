@@ -1,6 +1,6 @@
 //! The fused reduction of per-sample terms over a dataset resident on the GPU.
 
-use super::buffers::{entry, read_back, upload};
+use super::buffers::{entry, read_back, upload_from};
 use super::context::GpuContext;
 use super::shader::{self, ReduceShape, MAX_KERNEL_PARAMS, MAX_TERMS};
 use super::timer::{KernelTime, PassTimer};
@@ -63,19 +63,31 @@ impl TermReduction {
         data: &[f64],
         options: ReductionOptions,
     ) -> Result<Self> {
+        Self::from_source(
+            ctx,
+            family,
+            data.len(),
+            &mut |start, out| {
+                out.copy_from_slice(&data[start..start + out.len()]);
+                Ok(())
+            },
+            options,
+        )
+    }
+
+    /// As [`TermReduction::with_options`] over `n` samples that `fill(start, out)` writes, in
+    /// f64, a piece at a time: no full-size host copy is made for the upload.
+    pub fn from_source(
+        ctx: &GpuContext,
+        family: &dyn Family,
+        n: usize,
+        fill: &mut dyn FnMut(usize, &mut [f64]) -> Result<()>,
+        options: ReductionOptions,
+    ) -> Result<Self> {
         let label = format!("likely {} reduction", family.name());
         let n_terms = family.n_terms();
-        if data.is_empty() {
+        if n == 0 {
             return Err(Error::InvalidData("no samples to reduce".into()));
-        }
-        if let Some(i) = data
-            .iter()
-            .position(|x| x.is_nan() || x.abs() > f32::MAX as f64)
-        {
-            return Err(Error::Capacity(format!(
-                "sample {i} ({:e}) is outside the f32 range the GPU kernels use (use --backend cpu)",
-                data[i]
-            )));
         }
         if n_terms > MAX_TERMS {
             return Err(Error::Capacity(format!(
@@ -92,10 +104,10 @@ impl TermReduction {
         let device = &ctx.device;
 
         let chunk_len = chunk_samples(&ctx.limits, span, options.max_chunk_samples);
-        let starts: Vec<usize> = (0..data.len()).step_by(chunk_len).collect();
+        let starts: Vec<usize> = (0..n).step_by(chunk_len).collect();
         let workgroups: Vec<u32> = starts
             .iter()
-            .map(|&s| (data.len().min(s + chunk_len) - s).div_ceil(span) as u32)
+            .map(|&s| (n.min(s + chunk_len) - s).div_ceil(span) as u32)
             .collect();
         let total_workgroups: usize = workgroups.iter().map(|&w| w as usize).sum();
         let partial_bytes = (total_workgroups * n_terms * 4) as u64;
@@ -113,12 +125,31 @@ impl TermReduction {
         let mut chunks = Vec::with_capacity(starts.len());
         let mut partial_base = 0u32;
         for (index, (&start, &groups)) in starts.iter().zip(&workgroups).enumerate() {
-            let slice = &data[start..data.len().min(start + chunk_len)];
-            let data_buffer = upload(ctx, slice, &format!("likely data chunk {index}"))?;
+            let len = n.min(start + chunk_len) - start;
+            let data_buffer = upload_from(
+                ctx,
+                len,
+                &format!("likely data chunk {index}"),
+                &mut |at, out| {
+                    fill(start + at, out)?;
+                    match out
+                        .iter()
+                        .position(|x| x.is_nan() || x.abs() > f32::MAX as f64)
+                    {
+                        Some(i) => Err(Error::Capacity(format!(
+                            "sample {} ({:e}) is outside the f32 range the GPU kernels use (use \
+                             --backend cpu)",
+                            start + at + i,
+                            out[i]
+                        ))),
+                        None => Ok(()),
+                    }
+                },
+            )?;
             let info = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(&format!("likely chunk {index} info")),
                 contents: bytemuck::bytes_of(&ChunkInfo {
-                    len: slice.len() as u32,
+                    len: len as u32,
                     partial_base,
                     pad: [0; 2],
                 }),

@@ -96,7 +96,7 @@ fn audit_family(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
         .collect();
     let values = dataset.values;
     let objective = |t: &[f64]| -> f64 {
-        -values.iter().map(|&x| f.log_density(x, t)).sum::<f64>() + penalty(prior, t)
+        -values.iter().map(|x| f.log_density(x, t)).sum::<f64>() + penalty(prior, t)
     };
     assert_local_minimum(&objective, &theta, &format!("{args:?}"));
 }
