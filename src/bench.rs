@@ -56,6 +56,39 @@ pub fn gauss_data(n: usize) -> Vec<f64> {
     family_data(FamilyName::Gaussian, &[5.0, 2f64.ln()], n)
 }
 
+/// The host's streaming limit over `values` in the same run: one pass summing d and d^2
+/// (d = x - c, in f64 from the f32 value: what the Gaussian's evaluation must read and form),
+/// on all cores, with eight independent accumulators so that no sum waits on the one before
+/// (the compiler may then vectorise; it is built for the same baseline x86-64 target as the
+/// engine, SSE2, not for this machine's AVX2). It is the same work as the Gaussian's terms
+/// with nothing else: no family's evaluation can be much faster than this pass.
+pub fn streaming_limit(values: &[f32], c: f64) -> (f64, f64) {
+    use rayon::prelude::*;
+    values
+        .par_chunks(1 << 16)
+        .map(|block| {
+            let mut s1 = [0.0f64; 8];
+            let mut s2 = [0.0f64; 8];
+            let chunks = block.chunks_exact(8);
+            let rest = chunks.remainder();
+            for chunk in chunks {
+                for k in 0..8 {
+                    let d = chunk[k] as f64 - c;
+                    s1[k] += d;
+                    s2[k] += d * d;
+                }
+            }
+            let mut t = (s1.iter().sum::<f64>(), s2.iter().sum::<f64>());
+            for &x in rest {
+                let d = x as f64 - c;
+                t.0 += d;
+                t.1 += d * d;
+            }
+            t
+        })
+        .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
 /// gauss-eval's (mu, log sigma).
 pub const GAUSS_AT: [f64; 2] = [4.9, 0.641_853_886_172_394_8];
 

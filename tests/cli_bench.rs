@@ -49,6 +49,14 @@ fn every_job_reports_its_keys() {
             if job.ends_with("fit") || job.ends_with("train") {
                 assert!(j["mean_nll"].as_f64().unwrap() > 0.0, "{j}");
             }
+            if engine == "cpu" && job.contains("eval") {
+                // The same-run streaming limit of the host, beside the job's rate.
+                assert!(
+                    j["limit_gbps"].as_f64().unwrap() > 0.0
+                        && j["limit_fraction"].as_f64().unwrap() > 0.0,
+                    "{j}"
+                );
+            }
             if engine == "gpu" && job.contains("eval") {
                 assert!(
                     j["roofline_gbps"].as_f64().unwrap() > 0.0

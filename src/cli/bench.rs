@@ -50,6 +50,15 @@ fn median_min(times: &mut [f64]) -> (f64, f64) {
     (times[times.len() / 2], times[0])
 }
 
+/// Bytes a sample the CPU engine holds `data` at: 4 where every value is an f32.
+fn engine_width(data: &[f64]) -> f64 {
+    if data.iter().all(|&x| (x as f32) as f64 == x) {
+        4.0
+    } else {
+        8.0
+    }
+}
+
 pub fn run(args: BenchArgs) -> likely::Result<i32> {
     if args.reps == 0 || args.n == Some(0) {
         return Err(Error::Usage("--reps and --n must be at least 1".into()));
@@ -110,8 +119,17 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
                 gpu.enable_kernel_timing();
                 Box::new(gpu)
             }
-            None => Box::new(CpuEngine::new(family.build(5), data.clone())),
+            // The data are f32 values (as the peers hold them): held so, 4 bytes a sample.
+            None => Box::new(CpuEngine::from_samples(
+                family.build(5),
+                likely::data::Samples::narrowest(data.to_vec()),
+            )),
         };
+        // The host's streaming limit over the same f32 values, timed in the same run.
+        let host_values: Option<Vec<f32>> = ctx
+            .is_none()
+            .then(|| data.iter().map(|&x| x as f32).collect());
+        let mut limit_times = Vec::new();
         // The adapter's streaming roofline in the same run: a plain one-pass sum over the same
         // bytes (the sufficient-statistic kernel of the exponential family), timed alternately
         // with the job so that both see the same machine.
@@ -152,7 +170,25 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
                         (time_job()?, Some(roof))
                     }
                 }
-                None => (time_job()?, None),
+                None => {
+                    let values = host_values.as_deref().unwrap_or_default();
+                    let time_limit = || {
+                        let start = Instant::now();
+                        std::hint::black_box(likely::bench::streaming_limit(values, at[0]));
+                        start.elapsed().as_secs_f64()
+                    };
+                    let (job, limit) = if rep % 2 == 0 {
+                        let job = time_job()?;
+                        (job, time_limit())
+                    } else {
+                        let limit = time_limit();
+                        (time_job()?, limit)
+                    };
+                    if rep > 0 {
+                        limit_times.push(limit);
+                    }
+                    (job, None)
+                }
             };
             if rep > 0 {
                 job_times.push(job_seconds);
@@ -168,8 +204,25 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
             .collect();
         let (median, min) = median_min(&mut job_times);
         let kernel = engine.kernel_time();
-        // Bytes the engine reads per evaluation: f32 on the GPU, f64 on the CPU.
-        let bytes = n as f64 * if ctx.is_some() { 4.0 } else { 8.0 };
+        // Bytes the engine reads per evaluation: f32 on the GPU, and on the CPU the width
+        // the samples are held at (f32 where exact, as the bench's data are).
+        let bytes = n as f64
+            * match &ctx {
+                Some(_) => 4.0,
+                None => engine_width(&data),
+            };
+        if !limit_times.is_empty() {
+            let mut fractions: Vec<f64> = limit_times
+                .iter()
+                .zip(&job_times)
+                .map(|(limit, job)| limit / job)
+                .collect();
+            let (limit, _) = median_min(&mut limit_times);
+            let (fraction, _) = median_min(&mut fractions);
+            out["limit_gbps"] = json_f64(bytes / limit / 1e9);
+            out["limit_samples_per_s"] = json_f64(n as f64 / limit);
+            out["limit_fraction"] = json_f64(fraction);
+        }
         out["n"] = json!(n);
         out["seconds"] = json_f64(median);
         out["seconds_min"] = json_f64(min);

@@ -105,9 +105,14 @@ pub trait Engine {
     }
 }
 
+/// Samples a family accumulates per call: a block is passed in pieces of this many, widened
+/// (and re-expressed) into a buffer that stays in L1, whatever the samples' width, so f32 and
+/// f64 samples give the same sums, added in the same order.
+const PIECE: usize = 512;
+
 /// Term sums of `family` over `data` as re-expressed by `map`, in f64 on all cores, in blocks
-/// of [`cpu::BLOCK`] samples added in a fixed order (the in-memory CPU engine's sums). f32
-/// samples are widened block by block: each term is formed in f64 from the f32 value.
+/// of [`cpu::BLOCK`] samples added in a fixed order (the in-memory CPU engine's sums). Each
+/// term is formed in f64 from the sample as held (f32 samples are exact in f64).
 pub(crate) fn mapped_term_sums(
     family: &dyn Family,
     data: &Samples,
@@ -116,11 +121,47 @@ pub(crate) fn mapped_term_sums(
 ) -> Vec<f64> {
     let kp = family.kernel_params(theta);
     let terms = family.n_terms();
-    let blocks: Vec<Vec<f64>> = data.par_blocks(cpu::BLOCK, map, |block| {
-        let mut acc = vec![0.0; terms];
-        family.accumulate(block, &kp, &mut acc);
-        acc
-    });
+    let identity = map.is_identity();
+    let blocks: Vec<Vec<f64>> = match data {
+        Samples::F64(values) => values
+            .par_chunks(cpu::BLOCK)
+            .map(|block| {
+                let mut acc = vec![0.0; terms];
+                let mut wide = [0.0f64; PIECE];
+                for piece in block.chunks(PIECE) {
+                    if identity {
+                        family.accumulate(piece, &kp, &mut acc);
+                    } else {
+                        for (w, &x) in wide.iter_mut().zip(piece) {
+                            *w = map.apply(x);
+                        }
+                        family.accumulate(&wide[..piece.len()], &kp, &mut acc);
+                    }
+                }
+                acc
+            })
+            .collect(),
+        Samples::F32(values) => values
+            .par_chunks(cpu::BLOCK)
+            .map(|block| {
+                let mut acc = vec![0.0; terms];
+                let mut wide = [0.0f64; PIECE];
+                for piece in block.chunks(PIECE) {
+                    if identity {
+                        for (w, &x) in wide.iter_mut().zip(piece) {
+                            *w = x as f64;
+                        }
+                    } else {
+                        for (w, &x) in wide.iter_mut().zip(piece) {
+                            *w = map.apply(x as f64);
+                        }
+                    }
+                    family.accumulate(&wide[..piece.len()], &kp, &mut acc);
+                }
+                acc
+            })
+            .collect(),
+    };
     let mut sums = vec![0.0; terms];
     for block in &blocks {
         for (s, b) in sums.iter_mut().zip(block) {
