@@ -26,23 +26,28 @@ fn s(p: &Path) -> &str {
 
 const TABLE: &str = "x,y\n1,0\n2,1\n3,0\n4,1\n0.5,1\n2.5,0\n";
 
-/// A saved logistic model of TABLE, at `name`.
-fn saved_model(name: &str) -> PathBuf {
-    let data = file(&format!("{name}.train.csv"), TABLE);
-    let model = dir().join(name);
-    let out = likely(&[
+/// `fit --model linear --family FAMILY --data DATA --target y --save SAVE`.
+fn save_fit<'a>(family: &'a str, data: &'a Path, save: &'a Path) -> Vec<&'a str> {
+    vec![
         "fit",
         "--model",
         "linear",
         "--family",
-        "bernoulli",
+        family,
         "--data",
-        s(&data),
+        s(data),
         "--target",
         "y",
         "--save",
-        s(&model),
-    ]);
+        s(save),
+    ]
+}
+
+/// A saved logistic model of TABLE, at `name`.
+fn saved_model(name: &str) -> PathBuf {
+    let data = file(&format!("{name}.train.csv"), TABLE);
+    let model = dir().join(name);
+    let out = likely(&save_fit("bernoulli", &data, &model));
     assert!(
         out.status.success(),
         "{}",
@@ -76,19 +81,7 @@ fn no_output_may_be_one_of_the_inputs() {
             "would destroy the input",
         );
         fails_with(
-            &[
-                "fit",
-                "--model",
-                "linear",
-                "--family",
-                "bernoulli",
-                "--data",
-                s(&data),
-                "--target",
-                "y",
-                "--save",
-                s(output),
-            ],
+            &save_fit("bernoulli", &data, output),
             "would destroy the input",
         );
     }
@@ -156,19 +149,7 @@ fn a_replaced_file_keeps_its_mode_and_its_symlink() {
     // The same for a model saved over an existing one.
     let saved = file("perm-model.json", "{}");
     std::fs::set_permissions(&saved, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let run = likely(&[
-        "fit",
-        "--model",
-        "linear",
-        "--family",
-        "bernoulli",
-        "--data",
-        s(&data),
-        "--target",
-        "y",
-        "--save",
-        s(&saved),
-    ]);
+    let run = likely(&save_fit("bernoulli", &data, &saved));
     assert!(run.status.success());
     let mode = std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640, "mode {mode:o}");
@@ -522,19 +503,7 @@ fn model_files_that_can_only_give_nonsense_are_refused() {
     // Class labels that repeat.
     let cat = file("cat.csv", "x,y\n1,a\n2,b\n3,a\n4,b\n0.5,b\n");
     let saved = dir().join("cat-m.json");
-    let out = likely(&[
-        "fit",
-        "--model",
-        "linear",
-        "--family",
-        "categorical",
-        "--data",
-        s(&cat),
-        "--target",
-        "y",
-        "--save",
-        s(&saved),
-    ]);
+    let out = likely(&save_fit("categorical", &cat, &saved));
     assert!(
         out.status.success(),
         "{}",

@@ -121,46 +121,9 @@ pub(crate) fn mapped_term_sums(
 ) -> Vec<f64> {
     let kp = family.kernel_params(theta);
     let terms = family.n_terms();
-    let identity = map.is_identity();
-    let blocks: Vec<Vec<f64>> = match data {
-        Samples::F64(values) => values
-            .par_chunks(cpu::BLOCK)
-            .map(|block| {
-                let mut acc = vec![0.0; terms];
-                let mut wide = [0.0f64; PIECE];
-                for piece in block.chunks(PIECE) {
-                    if identity {
-                        family.accumulate(piece, &kp, &mut acc);
-                    } else {
-                        for (w, &x) in wide.iter_mut().zip(piece) {
-                            *w = map.apply(x);
-                        }
-                        family.accumulate(&wide[..piece.len()], &kp, &mut acc);
-                    }
-                }
-                acc
-            })
-            .collect(),
-        Samples::F32(values) => values
-            .par_chunks(cpu::BLOCK)
-            .map(|block| {
-                let mut acc = vec![0.0; terms];
-                let mut wide = [0.0f64; PIECE];
-                for piece in block.chunks(PIECE) {
-                    if identity {
-                        for (w, &x) in wide.iter_mut().zip(piece) {
-                            *w = x as f64;
-                        }
-                    } else {
-                        for (w, &x) in wide.iter_mut().zip(piece) {
-                            *w = map.apply(x as f64);
-                        }
-                    }
-                    family.accumulate(&wide[..piece.len()], &kp, &mut acc);
-                }
-                acc
-            })
-            .collect(),
+    let blocks = match data {
+        Samples::F64(values) => block_sums(family, values, map, &kp, |x| x),
+        Samples::F32(values) => block_sums(family, values, map, &kp, |x| x as f64),
     };
     let mut sums = vec![0.0; terms];
     for block in &blocks {
@@ -169,6 +132,37 @@ pub(crate) fn mapped_term_sums(
         }
     }
     sums
+}
+
+/// Each block's term sums, the block passed to the family in pieces of [`PIECE`] samples:
+/// as they are where they are f64 and the map is the identity, else widened and re-expressed.
+fn block_sums<T: Copy + Sync>(
+    family: &dyn Family,
+    values: &[T],
+    map: &SampleMap,
+    kp: &[f64],
+    widen: impl Fn(T) -> f64 + Sync,
+) -> Vec<Vec<f64>> {
+    let terms = family.n_terms();
+    let identity = map.is_identity();
+    values
+        .par_chunks(cpu::BLOCK)
+        .map(|block| {
+            let mut acc = vec![0.0; terms];
+            let mut wide = [0.0f64; PIECE];
+            for piece in block.chunks(PIECE) {
+                for (w, &x) in wide.iter_mut().zip(piece) {
+                    *w = if identity {
+                        widen(x)
+                    } else {
+                        map.apply(widen(x))
+                    };
+                }
+                family.accumulate(&wide[..piece.len()], kp, &mut acc);
+            }
+            acc
+        })
+        .collect()
 }
 
 /// [`constant_sum`] over samples held at any width.

@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::family::{Family, SampleMap, Summary};
 use crate::gpu::reduce::StreamReduction;
 use crate::gpu::GpuContext;
-use rayon::prelude::*;
 use std::sync::Arc;
 
 /// Where streamed samples come from.
@@ -248,14 +247,8 @@ fn cpu_sums(
     for start in (0..n).step_by(chunk) {
         let len = chunk.min(n - start);
         read(start, &mut buffer[..len])?;
-        let blocks: Vec<Vec<f64>> = buffer[..len]
-            .par_chunks(super::cpu::BLOCK)
-            .map(|block| {
-                let mut acc = vec![0.0; terms];
-                family.accumulate(block, kp, &mut acc);
-                acc
-            })
-            .collect();
+        let blocks =
+            super::block_sums(family, &buffer[..len], &SampleMap::identity(), kp, |x| x);
         for block in &blocks {
             sums.iter_mut().zip(block).for_each(|(s, b)| *s += b);
         }
