@@ -10,7 +10,34 @@ pub(super) fn parse(
     column: Option<&str>,
     allow_labels: bool,
 ) -> Result<(Vec<f64>, Option<Vec<String>>, String)> {
-    let mut reader = open(path)?;
+    let threads = rayon::current_num_threads();
+    let split = (threads > 1).then_some(Split {
+        min_bytes: PARALLEL_BYTES,
+        piece_bytes: 1 << 20,
+        max_pieces: 4 * threads,
+    });
+    parse_split(path, column, allow_labels, split)
+}
+
+/// How a file is cut for parsing on all cores: files of at least `min_bytes`, in pieces of
+/// about `piece_bytes`, at most `max_pieces` of them.
+#[derive(Clone, Copy)]
+struct Split {
+    min_bytes: u64,
+    piece_bytes: u64,
+    max_pieces: usize,
+}
+
+/// [`parse`], cut as `split` says (`None`: one pass on one thread).
+fn parse_split(
+    path: &Path,
+    column: Option<&str>,
+    allow_labels: bool,
+    split: Option<Split>,
+) -> Result<(Vec<f64>, Option<Vec<String>>, String)> {
+    // Flexible: rows of another length than the header are reported here, in the same words
+    // as the parallel reader's.
+    let mut reader = open_with(path, true)?;
     let headers = headers(path, &mut reader)?;
     if headers.is_empty() || headers.iter().all(|h| h.is_empty()) {
         return Err(Error::data(
@@ -45,48 +72,61 @@ pub(super) fn parse(
         }
     };
     let name = names[index].to_string();
-
+    let body = reader.position().clone();
+    let file_len = std::fs::metadata(path)
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    if let Some(split) = split.filter(|s| file_len >= s.min_bytes) {
+        let width = headers.len();
+        if let Some(values) = parse_parallel(
+            path,
+            index,
+            &name,
+            width,
+            &body,
+            file_len,
+            split,
+            allow_labels,
+        )? {
+            return Ok((values, None, name));
+        }
+        // Text cells (class labels) or quoted fields: read in one pass below.
+    }
     let mut labels = super::LabelEncoder::default();
     let mut numbers: Vec<f64> = Vec::new();
     let mut numeric = true;
     // One record buffer reused for every row.
     let mut record = csv::StringRecord::new();
+    let width = headers.len();
     for row in 0.. {
-        let more = reader.read_record(&mut record).map_err(|e| {
-            Error::data(
-                path,
-                format!("row {} (line {})", row + 1, row + 2),
-                e.to_string(),
-            )
-        })?;
+        let more = reader
+            .read_record(&mut record)
+            .map_err(|e| record_error(path, row, &e))?;
         if !more {
             break;
         }
-        let cell = record.get(index).unwrap_or("").trim();
-        if cell.is_empty() {
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != width {
             return Err(Error::data(
                 path,
-                format!("row {} (line {}), column '{name}'", row + 1, row + 2),
-                "empty cell",
+                format!("row {} (line {line})", row + 1),
+                unequal(record.len(), width),
             ));
         }
-        match cell.parse::<f64>() {
-            Ok(v) if numeric => numbers.push(v),
+        match parse_cell(&record, index, &name, row, line, allow_labels) {
+            Ok(Some(v)) if numeric => numbers.push(v),
             Ok(_) => {}
-            Err(_) if !allow_labels => {
-                return Err(Error::data(
-                    path,
-                    format!("row {} (line {}), column '{name}'", row + 1, row + 2),
-                    format!("non-numeric value '{cell}'"),
-                ));
-            }
-            Err(_) => {
+            Err(CellError::Text) => {
                 numeric = false;
                 numbers = Vec::new();
             }
+            Err(CellError::Bad(location, why)) => return Err(Error::data(path, location, why)),
         }
         if allow_labels {
-            labels.push(cell);
+            labels.push(record.get(index).unwrap_or("").trim());
         }
     }
     if numeric {
@@ -96,6 +136,308 @@ pub(super) fn parse(
         .finish()
         .map_err(|e| Error::data(path, format!("column '{name}'"), e))?;
     Ok((values, Some(labels), name))
+}
+
+/// Files at least this large are parsed by all cores (smaller ones are not worth the split).
+const PARALLEL_BYTES: u64 = 8 << 20;
+
+enum CellError {
+    /// Not a number, where labels are allowed: the column may be class labels.
+    Text,
+    /// An error at a location.
+    Bad(String, String),
+}
+
+/// The number in column `index` of data row `row` (0-based) at file line `line`; `None`
+/// for a text cell where labels are allowed (after the column turned out to be text).
+fn parse_cell(
+    record: &csv::StringRecord,
+    index: usize,
+    name: &str,
+    row: usize,
+    line: u64,
+    allow_labels: bool,
+) -> std::result::Result<Option<f64>, CellError> {
+    let at = || format!("row {} (line {line}), column '{name}'", row + 1);
+    let cell = record.get(index).unwrap_or("").trim();
+    if cell.is_empty() {
+        return Err(CellError::Bad(at(), "empty cell".into()));
+    }
+    match cell.parse::<f64>() {
+        Ok(v) => Ok(Some(v)),
+        Err(_) if allow_labels => Err(CellError::Text),
+        Err(_) => Err(CellError::Bad(at(), format!("non-numeric value '{cell}'"))),
+    }
+}
+
+/// A record the CSV reader could not parse (invalid UTF-8, a read failure), at its line.
+fn record_error(path: &Path, row: usize, e: &csv::Error) -> Error {
+    let line = e.position().map_or(0, |p| p.line());
+    Error::data(path, format!("row {} (line {line})", row + 1), describe(e))
+}
+
+/// A reader's error without its byte offsets (which differ between a whole-file reader and a
+/// piece's), so that every reader says the same.
+fn describe(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => format!(
+            "field {} is not valid UTF-8 (after {} valid bytes)",
+            err.field() + 1,
+            err.valid_up_to()
+        ),
+        _ => e.to_string(),
+    }
+}
+
+fn unequal(found: usize, header: usize) -> String {
+    format!("the row has {found} fields, but the header has {header}")
+}
+
+/// What one piece of the file held: its values, its records, and its first error (record
+/// index within the piece, and the error with the line within the piece).
+struct Piece {
+    values: Vec<f64>,
+    records: usize,
+    /// Line terminators in the piece (the lines it spans).
+    newlines: u64,
+    failure: Option<(usize, PieceError)>,
+}
+
+enum PieceError {
+    /// The cell or record error: its message and the line within the piece (1-based);
+    /// `text` for a non-numeric cell (class labels, where they are allowed).
+    At {
+        line: u64,
+        message: String,
+        cell: bool,
+        text: bool,
+    },
+}
+
+/// Parses the data rows after the header on all cores: the body is cut into pieces at
+/// line terminators outside quoted fields (the quotes before a cut decide: an odd count means
+/// the cut is inside a field), each piece parsed by its own reader, and the values joined in
+/// order. Row and line numbers in errors are those of the whole file, and the error reported
+/// is the first in the file. `None` where a cell is text (the caller reads labels in one
+/// pass).
+#[allow(clippy::too_many_arguments)]
+fn parse_parallel(
+    path: &Path,
+    index: usize,
+    name: &str,
+    width: usize,
+    body: &csv::Position,
+    file_len: u64,
+    split: Split,
+    allow_labels: bool,
+) -> Result<Option<Vec<f64>>> {
+    use rayon::prelude::*;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let start = body.byte();
+    let span = file_len - start;
+    let pieces = ((span / split.piece_bytes.max(1)).max(1) as usize).min(split.max_pieces);
+    let cuts: Vec<u64> = (0..pieces as u64)
+        .map(|i| start + span * i / pieces as u64)
+        .collect();
+    // A quote anywhere in the body: a cut could fall inside a quoted field, and quotes inside
+    // unquoted fields are literal, so their parity alone cannot place cuts. Such files are
+    // read in one pass.
+    let quotes: u64 = (0..pieces)
+        .into_par_iter()
+        .map(|i| {
+            let end = cuts.get(i + 1).copied().unwrap_or(file_len);
+            count_bytes(path, cuts[i], end, b'"')
+        })
+        .collect::<Result<Vec<u64>>>()?
+        .iter()
+        .sum();
+    if quotes > 0 {
+        return Ok(None);
+    }
+    let mut starts = vec![start];
+    for &cut in &cuts[1..] {
+        if let Some(at) = record_start_after(path, cut, file_len).map_err(io)? {
+            if at > *starts.last().expect("the first start") && at < file_len {
+                starts.push(at);
+            }
+        }
+    }
+    starts.dedup();
+    let ends: Vec<u64> = starts
+        .iter()
+        .skip(1)
+        .copied()
+        .chain(std::iter::once(file_len))
+        .collect();
+    let parsed: Vec<Piece> = starts
+        .par_iter()
+        .zip(&ends)
+        .map(|(&from, &to)| parse_piece(path, index, width, from, to))
+        .collect::<Result<_>>()?;
+    // The first failure in file order, with the rows and lines of the pieces before it.
+    let (mut rows_before, mut lines_before) = (0usize, body.line() - 1);
+    for piece in &parsed {
+        if let Some((record, failure)) = &piece.failure {
+            let row = rows_before + record;
+            return match failure {
+                PieceError::At { text: true, .. } if allow_labels => Ok(None),
+                PieceError::At {
+                    line,
+                    message,
+                    cell,
+                    ..
+                } => {
+                    let line = lines_before + line;
+                    let location = if *cell {
+                        format!("row {} (line {line}), column '{name}'", row + 1)
+                    } else {
+                        format!("row {} (line {line})", row + 1)
+                    };
+                    Err(Error::data(path, location, message.clone()))
+                }
+            };
+        }
+        rows_before += piece.records;
+        lines_before += piece.newlines;
+    }
+    let mut values = Vec::with_capacity(rows_before);
+    for piece in parsed {
+        values.extend_from_slice(&piece.values);
+    }
+    Ok(Some(values))
+}
+
+/// Occurrences of `byte` in bytes `from..to` of the file, read in 1 MiB pieces.
+fn count_bytes(path: &Path, from: u64, to: u64, byte: u8) -> Result<u64> {
+    let mut count = 0u64;
+    each_piece(path, from, to, |piece| {
+        count += piece.iter().filter(|&&b| b == byte).count() as u64;
+        true
+    })?;
+    Ok(count)
+}
+
+/// Lines in bytes `from..to` as the CSV reader counts them: at line feeds (`\r\n` is one;
+/// a lone `\r` ends a record but not a line in its count).
+fn count_lines(path: &Path, from: u64, to: u64) -> Result<u64> {
+    count_bytes(path, from, to, b'\n')
+}
+
+/// Calls `f` on bytes `from..to` of the file, a 1 MiB piece at a time, until it returns false.
+fn each_piece(path: &Path, from: u64, to: u64, mut f: impl FnMut(&[u8]) -> bool) -> Result<()> {
+    use std::io::{Read, Seek};
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    file.seek(std::io::SeekFrom::Start(from)).map_err(io)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut left = to.saturating_sub(from);
+    while left > 0 {
+        let want = buffer.len().min(left as usize);
+        let got = file.read(&mut buffer[..want]).map_err(io)?;
+        if got == 0 || !f(&buffer[..got]) {
+            break;
+        }
+        left -= got as u64;
+    }
+    Ok(())
+}
+
+/// The byte after the first line feed at or after `at`, where a record starts (the body has
+/// no quotes); `None` if there is none.
+fn record_start_after(path: &Path, at: u64, file_len: u64) -> std::io::Result<Option<u64>> {
+    let mut position = at;
+    let mut found = None;
+    let scanned = each_piece(path, at, file_len, |piece| {
+        match piece.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                found = Some(position + i as u64 + 1);
+                false
+            }
+            None => {
+                position += piece.len() as u64;
+                true
+            }
+        }
+    });
+    match scanned {
+        Ok(()) => Ok(found),
+        Err(Error::Io { source, .. }) => Err(source),
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    }
+}
+
+/// Parses bytes `from..to` (whole records) as data rows.
+fn parse_piece(path: &Path, index: usize, width: usize, from: u64, to: u64) -> Result<Piece> {
+    use std::io::{Read, Seek};
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    file.seek(std::io::SeekFrom::Start(from)).map_err(io)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(std::io::BufReader::with_capacity(
+            1 << 20,
+            file.take(to - from),
+        ));
+    let mut values = Vec::new();
+    let mut record = csv::StringRecord::new();
+    let mut records = 0usize;
+    let mut failure = None;
+    let at = |line: u64, message: String, cell: bool, text: bool| PieceError::At {
+        line,
+        message,
+        cell,
+        text,
+    };
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                failure = Some((records, at(line, describe(&e), false, false)));
+                break;
+            }
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != width {
+            failure = Some((
+                records,
+                at(line, unequal(record.len(), width), false, false),
+            ));
+            break;
+        }
+        match parse_cell(&record, index, "", records, line, false) {
+            Ok(Some(v)) => values.push(v),
+            Ok(None) => {}
+            Err(CellError::Bad(_, why)) => {
+                let text = why.starts_with("non-numeric");
+                failure = Some((records, at(line, why, true, text)));
+                break;
+            }
+            Err(CellError::Text) => {
+                failure = Some((records, at(line, String::new(), true, true)));
+                break;
+            }
+        }
+        records += 1;
+    }
+    let newlines = count_lines(path, from, to)?;
+    Ok(Piece {
+        values,
+        records,
+        newlines,
+        failure,
+    })
 }
 
 /// The header row's names, without surrounding whitespace.
@@ -114,11 +456,145 @@ pub(super) type CsvReader = csv::Reader<std::io::BufReader<std::fs::File>>;
 /// are trimmed by the callers, only those they use (the reader's own trimming copies every
 /// record).
 pub(super) fn open(path: &Path) -> Result<CsvReader> {
+    open_with(path, false)
+}
+
+fn open_with(path: &Path, flexible: bool) -> Result<CsvReader> {
     let file = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
     Ok(csv::ReaderBuilder::new()
         .has_headers(true)
+        .flexible(flexible)
         .from_reader(std::io::BufReader::with_capacity(1 << 20, file)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str, text: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("likely-csv-split-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The outcome as comparable text: the values' bits, or the error message.
+    fn outcome(path: &Path, column: Option<&str>, labels: bool, split: Option<Split>) -> String {
+        match parse_split(path, column, labels, split) {
+            Ok((values, labels, name)) => format!(
+                "{name} {labels:?} {:?}",
+                values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            ),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    /// Every cut the parallel reader could make, from pieces of 1 byte up: the same rows,
+    /// values and error positions as one pass.
+    fn same_as_one_pass(name: &str, text: &[u8], column: Option<&str>, labels: bool) -> String {
+        let path = temp(name, text);
+        let one = outcome(&path, column, labels, None);
+        for piece_bytes in [1, 2, 3, 5, 8, 13, 40, 1000] {
+            let split = Split {
+                min_bytes: 0,
+                piece_bytes,
+                max_pieces: 10_000,
+            };
+            let cut = outcome(&path, column, labels, Some(split));
+            assert_eq!(cut, one, "{name}, pieces of {piece_bytes} bytes");
+        }
+        one
+    }
+
+    #[test]
+    fn parallel_parsing_gives_the_rows_values_and_errors_of_one_pass() {
+        let mut big = String::from("a,y\n");
+        for i in 0..2000 {
+            big += &format!("{i},{}\n", i as f64 * 0.37 - 11.0);
+        }
+        let ok = same_as_one_pass("plain.csv", big.as_bytes(), Some("y"), false);
+        assert!(ok.starts_with("y None") && !ok.contains("error"), "{ok}");
+        // CRLF, a BOM, blank lines (they count as lines, not rows).
+        let crlf = same_as_one_pass(
+            "crlf.csv",
+            b"\xef\xbb\xbfa,y\r\n1,2\r\n\r\n3,4.5\r\n\n5,6\r\n",
+            Some("y"),
+            false,
+        );
+        assert!(!crlf.contains("error"), "{crlf}");
+        // Lone carriage returns end records (the reader counts lines at line feeds only).
+        let cr = same_as_one_pass("cr.csv", b"a,y\r1,2\r3,4\r5,x\r", Some("y"), false);
+        assert!(
+            cr.contains("row 3 (line") && cr.contains("non-numeric value 'x'"),
+            "{cr}"
+        );
+        // A bad cell in each piece: the first in the file is reported, at its row and line.
+        let mut bad = String::from("a,y\n");
+        for i in 0..300 {
+            bad += &format!(
+                "{i},{}\n",
+                if i % 50 == 49 {
+                    "oops".into()
+                } else {
+                    i.to_string()
+                }
+            );
+            if i % 7 == 0 {
+                bad += "\n";
+            }
+        }
+        let first = same_as_one_pass("bad.csv", bad.as_bytes(), Some("y"), false);
+        assert!(
+            first.contains("row 50 (line 58)") && first.contains("'oops'"),
+            "{first}"
+        );
+        // An empty cell, a short row, a long row.
+        for (name, text, needle) in [
+            (
+                "empty.csv",
+                &b"a,y\n1,2\n3,\n5,6\n"[..],
+                "row 2 (line 3), column 'y': empty cell",
+            ),
+            (
+                "short.csv",
+                b"a,y\n1,2\n3\n5,6\n",
+                "row 2 (line 3): the row has 1 fields, but the header has 2",
+            ),
+            (
+                "long.csv",
+                b"a,y\n1,2\n3,4,5\n",
+                "row 2 (line 3): the row has 3 fields",
+            ),
+        ] {
+            let e = same_as_one_pass(name, text, Some("y"), false);
+            assert!(e.contains(needle), "{name}: {e}");
+        }
+        // Quoted fields, with a line break inside one: one pass (cuts by quote parity are not
+        // safe), the same rows either way, and the line of a later error counts the break.
+        let quoted = same_as_one_pass(
+            "quoted.csv",
+            b"a,y\n\"x\ny\",1\n\"p,q\",2\n\"r\",bad\n",
+            Some("y"),
+            false,
+        );
+        assert!(quoted.contains("row 3 (line 5)"), "{quoted}");
+        // Labels: text cells make the column class labels, found the same way.
+        let labels = same_as_one_pass(
+            "labels.csv",
+            b"a,y\n1,red\n2,blue\n3,red\n",
+            Some("y"),
+            true,
+        );
+        assert!(labels.contains("[\"blue\", \"red\"]"), "{labels}");
+        // Invalid UTF-8 in a row.
+        let utf8 = same_as_one_pass("utf8.csv", b"a,y\n1,2\n3,\xff\n", Some("y"), false);
+        assert!(
+            utf8.contains("row 2 (line 3)") && utf8.contains("UTF-8"),
+            "{utf8}"
+        );
+    }
 }
