@@ -63,6 +63,28 @@ pub fn write_atomically(
         path: path.to_path_buf(),
         source,
     };
+    // Not a regular file (a device such as /dev/null, a FIFO, /dev/stdout on a pipe): written
+    // into as it is. Renaming a file over it would replace the device or the pipe with a file.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() && !meta.is_dir() {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io)?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            write(&mut out)?;
+            return out.flush().map_err(io);
+        }
+    }
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+        && std::fs::metadata(path).is_err()
+    {
+        return Err(Error::Usage(format!(
+            "{} is a symlink to a file that does not exist ({}): give the path itself",
+            path.display(),
+            std::fs::read_link(path).map_or_else(|_| "?".into(), |t| t.display().to_string())
+        )));
+    }
     // The file the name leads to: through any symlinks, so that the rename replaces the
     // target, not the link.
     let target = match std::fs::symlink_metadata(path) {

@@ -528,3 +528,158 @@ fn a_corrupt_parquet_file_is_an_error_not_a_panic() {
         "corrupt Parquet file",
     );
 }
+
+#[test]
+fn outputs_that_are_not_regular_files_are_written_into_not_replaced() {
+    let data = file("special-in.csv", TABLE);
+    let model = saved_model("special-m.json");
+    // A FIFO: read by a thread while likely writes; it must stay a FIFO.
+    let fifo = dir().join("predictions.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let run = likely(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--output",
+        s(&fifo),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(reader.join().unwrap().starts_with("prob_1\n"));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "the FIFO became a file"
+    );
+    // /dev/null stays a device (as root a rename would replace it).
+    if Path::new("/dev/null").exists() {
+        let run = likely(&[
+            "predict",
+            "--model",
+            s(&model),
+            "--data",
+            s(&data),
+            "--output",
+            "/dev/null",
+        ]);
+        assert!(run.status.success());
+        assert!(std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
+    }
+    // A dangling symlink is refused, not followed into a new file.
+    let dangling = dir().join("dangling.csv");
+    let _ = std::fs::remove_file(&dangling);
+    std::os::unix::fs::symlink(dir().join("nowhere.csv"), &dangling).unwrap();
+    fails_with(
+        &[
+            "predict",
+            "--model",
+            s(&model),
+            "--data",
+            s(&data),
+            "--output",
+            s(&dangling),
+        ],
+        "does not exist",
+    );
+}
+
+#[test]
+fn a_full_standard_error_does_not_panic() {
+    if !Path::new("/dev/full").exists() {
+        return;
+    }
+    let data = file("stderr.csv", TABLE);
+    for (args, code) in [
+        (
+            vec!["fit", "--family", "gaussian", "--data", "/nonexistent.npy"],
+            1,
+        ),
+        (
+            vec![
+                "fit",
+                "--family",
+                "gaussian",
+                "--data",
+                s(&data),
+                "--column",
+                "x",
+                "--backend",
+                "cpu",
+                "--adapter",
+                "x",
+            ],
+            0,
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_likely"))
+            .args(&args)
+            .stderr(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+    }
+}
+
+#[test]
+fn npy_spellings_numpy_reads_are_read_and_versions_it_refuses_are_refused() {
+    for (name, header) in [
+        (
+            "u_prefix",
+            "{u'descr': u'<f8', u'fortran_order': False, u'shape': (6,), }",
+        ),
+        (
+            "descr_d",
+            "{'descr': 'd', 'fortran_order': False, 'shape': (6,), }",
+        ),
+        (
+            "descr_name",
+            "{'descr': 'float64', 'fortran_order': False, 'shape': (6,), }",
+        ),
+        (
+            "descr_lt_d",
+            "{'descr': '<d', 'fortran_order': False, 'shape': (6,), }",
+        ),
+    ] {
+        let out = likely(&[
+            "fit",
+            "--family",
+            "gaussian",
+            "--data",
+            s(&npy(&format!("{name}.npy"), header, b"")),
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Minor version 5: numpy refuses it.
+    let path = npy(
+        "minor.npy",
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), }",
+        b"",
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[7] = 5;
+    std::fs::write(&path, &bytes).unwrap();
+    fails_with(
+        &["fit", "--family", "gaussian", "--data", s(&path)],
+        "version 1.5",
+    );
+}

@@ -110,7 +110,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             (args.gpu_memory.is_some(), "--gpu-memory"),
         ] {
             if given {
-                eprintln!("warning: {flag} has no effect: --backend cpu uses no GPU");
+                errln!("warning: {flag} has no effect: --backend cpu uses no GPU");
             }
         }
     }
@@ -288,10 +288,10 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     // What the user must know comes first: the table below is of a point that is not the
     // optimum when the fit did not converge.
     for w in &result.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     if !result.converged {
-        eprintln!(
+        errln!(
             "warning: the fit did not converge ({}); the optimality test measures {:.3e} \
              (standard errors from the optimum; converged means at most {:.0e}); the last \
              gradient norm was {:.3e}",

@@ -2,6 +2,15 @@
 
 /// `println!` that never panics: a failed write to standard output (a full disk, `> /dev/full`)
 /// is remembered and reported by [`run`] as an error, exit status 1.
+/// `eprintln!` that never panics: a standard error that cannot be written (a full disk, a
+/// closed descriptor) loses the message, and the command's exit status stays what it was.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 macro_rules! outln {
     () => {
         $crate::cli::write_stdout(format_args!("\n"))
@@ -143,7 +152,7 @@ pub fn run() -> i32 {
             return match stdout_result() {
                 Ok(()) => 0,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                     1
                 }
             };
@@ -162,7 +171,7 @@ pub fn run() -> i32 {
     match outcome.and_then(|code| stdout_result().map(|()| code)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             1
         }
     }

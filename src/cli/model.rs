@@ -364,21 +364,21 @@ pub fn fit_model(
     }
     // What the user must know comes before the report.
     for w in &trained.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     for w in &separation {
-        eprintln!("warning: {w}: the MLE does not exist; coefficients drift and their standard errors are meaningless (a prior, e.g. --prior l2:10, gives a MAP estimate)");
+        errln!("warning: {w}: the MLE does not exist; coefficients drift and their standard errors are meaningless (a prior, e.g. --prior l2:10, gives a MAP estimate)");
     }
     let claims_optimum = full_batch;
     if !trained.report.converged && claims_optimum && !no_mle {
-        eprintln!(
+        errln!(
             "warning: the fit did not converge: {} (the optimality test measures {:.3e} standard errors; converged means at most {:.0e})",
             trained.report.reason,
             trained.decrement,
             likely::fit::DECREMENT_TOLERANCE
         );
     } else if !trained.report.converged && trained.report.reason.contains("diverged") {
-        eprintln!("warning: {}", trained.report.reason);
+        errln!("warning: {}", trained.report.reason);
     }
     let outcome = FitOutcome {
         fit,
@@ -1335,7 +1335,7 @@ impl FitOutcome<'_> {
 /// grouped by its target would feed batches of one kind at a time, silently.
 fn warn_if_ordered_by_target(survey: &Survey, table: &TableStream, target: &str) {
     if let Some(ratio) = survey.target_order().filter(|&r| r > ORDERED_TARGET_RATIO) {
-        eprintln!(
+        errln!(
             "warning: the target '{target}' changes from chunk to chunk of the table (F = \
              {ratio:.3e}, the spread of chunk means against the spread within chunks; about 1 \
              for rows in random order): minibatch epochs shuffle rows only within a chunk \

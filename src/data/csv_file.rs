@@ -108,22 +108,29 @@ fn parse_split(
         if !more {
             break;
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let byte = record.position().map_or(0, |p| p.byte());
         if record.len() != width {
             return Err(Error::data(
                 path,
-                format!("row {} (line {line})", row + 1),
+                format!("row {} (line {})", row + 1, line_at(path, byte)?),
                 unequal(record.len(), width),
             ));
         }
-        match parse_cell(&record, index, &name, row, line, allow_labels) {
-            Ok(Some(v)) if numeric => numbers.push(v),
+        match parse_cell(&record, index, allow_labels) {
+            Ok(v) if numeric => numbers.push(v),
             Ok(_) => {}
             Err(CellError::Text) => {
                 numeric = false;
                 numbers = Vec::new();
             }
-            Err(CellError::Bad(location, why)) => return Err(Error::data(path, location, why)),
+            Err(CellError::Bad(why)) => {
+                let line = line_at(path, byte)?;
+                return Err(Error::data(
+                    path,
+                    format!("row {} (line {line}), column '{name}'", row + 1),
+                    why,
+                ));
+            }
         }
         if allow_labels {
             labels.push(record.get(index).unwrap_or("").trim());
@@ -144,36 +151,54 @@ const PARALLEL_BYTES: u64 = 8 << 20;
 enum CellError {
     /// Not a number, where labels are allowed: the column may be class labels.
     Text,
-    /// An error at a location.
-    Bad(String, String),
+    /// Why the cell is not a number.
+    Bad(String),
 }
 
-/// The number in column `index` of data row `row` (0-based) at file line `line`; `None`
-/// for a text cell where labels are allowed (after the column turned out to be text).
+/// The number in column `index`, or why there is none.
 fn parse_cell(
     record: &csv::StringRecord,
     index: usize,
-    name: &str,
-    row: usize,
-    line: u64,
     allow_labels: bool,
-) -> std::result::Result<Option<f64>, CellError> {
-    let at = || format!("row {} (line {line}), column '{name}'", row + 1);
+) -> std::result::Result<f64, CellError> {
     let cell = record.get(index).unwrap_or("").trim();
     if cell.is_empty() {
-        return Err(CellError::Bad(at(), "empty cell".into()));
+        return Err(CellError::Bad("empty cell".into()));
     }
     match cell.parse::<f64>() {
-        Ok(v) => Ok(Some(v)),
+        Ok(v) => Ok(v),
         Err(_) if allow_labels => Err(CellError::Text),
-        Err(_) => Err(CellError::Bad(at(), format!("non-numeric value '{cell}'"))),
+        Err(_) => Err(CellError::Bad(format!("non-numeric value '{cell}'"))),
     }
 }
 
 /// A record the CSV reader could not parse (invalid UTF-8, a read failure), at its line.
 fn record_error(path: &Path, row: usize, e: &csv::Error) -> Error {
-    let line = e.position().map_or(0, |p| p.line());
+    let line = e
+        .position()
+        .map_or(Ok(0), |p| line_at(path, p.byte()))
+        .unwrap_or(0);
     Error::data(path, format!("row {} (line {line})", row + 1), describe(e))
+}
+
+/// The line of the file that byte `at` is on: 1 + the line ends before it, counted as text
+/// editors count them (`\n`, `\r\n`, and a lone `\r`), whatever the reader's own count.
+/// Called for an error only: it reads the file up to `at`.
+fn line_at(path: &Path, at: u64) -> Result<u64> {
+    let (mut count, mut after_cr) = (0u64, false);
+    each_piece(path, 0, at, |piece| {
+        for &b in piece {
+            if after_cr && b != b'\n' {
+                count += 1;
+            }
+            if b == b'\n' {
+                count += 1;
+            }
+            after_cr = b == b'\r';
+        }
+        true
+    })?;
+    Ok(1 + count + after_cr as u64)
 }
 
 /// A reader's error without its byte offsets (which differ between a whole-file reader and a
@@ -198,16 +223,14 @@ fn unequal(found: usize, header: usize) -> String {
 struct Piece {
     values: Vec<f64>,
     records: usize,
-    /// Line terminators in the piece (the lines it spans).
-    newlines: u64,
     failure: Option<(usize, PieceError)>,
 }
 
 enum PieceError {
-    /// The cell or record error: its message and the line within the piece (1-based);
-    /// `text` for a non-numeric cell (class labels, where they are allowed).
+    /// The cell or record error: its message and where its record starts (a byte of the
+    /// file); `text` for a non-numeric cell (class labels, where they are allowed).
     At {
-        line: u64,
+        byte: u64,
         message: String,
         cell: bool,
         text: bool,
@@ -277,20 +300,20 @@ fn parse_parallel(
         .zip(&ends)
         .map(|(&from, &to)| parse_piece(path, index, width, from, to))
         .collect::<Result<_>>()?;
-    // The first failure in file order, with the rows and lines of the pieces before it.
-    let (mut rows_before, mut lines_before) = (0usize, body.line() - 1);
+    // The first failure in file order, with the rows of the pieces before it.
+    let mut rows_before = 0usize;
     for piece in &parsed {
         if let Some((record, failure)) = &piece.failure {
             let row = rows_before + record;
             return match failure {
                 PieceError::At { text: true, .. } if allow_labels => Ok(None),
                 PieceError::At {
-                    line,
+                    byte,
                     message,
                     cell,
                     ..
                 } => {
-                    let line = lines_before + line;
+                    let line = line_at(path, *byte)?;
                     let location = if *cell {
                         format!("row {} (line {line}), column '{name}'", row + 1)
                     } else {
@@ -301,7 +324,6 @@ fn parse_parallel(
             };
         }
         rows_before += piece.records;
-        lines_before += piece.newlines;
     }
     let mut values = Vec::with_capacity(rows_before);
     for piece in parsed {
@@ -318,12 +340,6 @@ fn count_bytes(path: &Path, from: u64, to: u64, byte: u8) -> Result<u64> {
         true
     })?;
     Ok(count)
-}
-
-/// Lines in bytes `from..to` as the CSV reader counts them: at line feeds (`\r\n` is one;
-/// a lone `\r` ends a record but not a line in its count).
-fn count_lines(path: &Path, from: u64, to: u64) -> Result<u64> {
-    count_bytes(path, from, to, b'\n')
 }
 
 /// Calls `f` on bytes `from..to` of the file, a 1 MiB piece at a time, until it returns false.
@@ -392,8 +408,8 @@ fn parse_piece(path: &Path, index: usize, width: usize, from: u64, to: u64) -> R
     let mut record = csv::StringRecord::new();
     let mut records = 0usize;
     let mut failure = None;
-    let at = |line: u64, message: String, cell: bool, text: bool| PieceError::At {
-        line,
+    let at = |local: u64, message: String, cell: bool, text: bool| PieceError::At {
+        byte: from + local,
         message,
         cell,
         text,
@@ -403,39 +419,36 @@ fn parse_piece(path: &Path, index: usize, width: usize, from: u64, to: u64) -> R
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                failure = Some((records, at(line, describe(&e), false, false)));
+                let local = e.position().map_or(0, |p| p.byte());
+                failure = Some((records, at(local, describe(&e), false, false)));
                 break;
             }
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let local = record.position().map_or(0, |p| p.byte());
         if record.len() != width {
             failure = Some((
                 records,
-                at(line, unequal(record.len(), width), false, false),
+                at(local, unequal(record.len(), width), false, false),
             ));
             break;
         }
-        match parse_cell(&record, index, "", records, line, false) {
-            Ok(Some(v)) => values.push(v),
-            Ok(None) => {}
-            Err(CellError::Bad(_, why)) => {
+        match parse_cell(&record, index, false) {
+            Ok(v) => values.push(v),
+            Err(CellError::Bad(why)) => {
                 let text = why.starts_with("non-numeric");
-                failure = Some((records, at(line, why, true, text)));
+                failure = Some((records, at(local, why, true, text)));
                 break;
             }
             Err(CellError::Text) => {
-                failure = Some((records, at(line, String::new(), true, true)));
+                failure = Some((records, at(local, String::new(), true, true)));
                 break;
             }
         }
         records += 1;
     }
-    let newlines = count_lines(path, from, to)?;
     Ok(Piece {
         values,
         records,
-        newlines,
         failure,
     })
 }
@@ -526,11 +539,18 @@ mod tests {
             false,
         );
         assert!(!crlf.contains("error"), "{crlf}");
-        // Lone carriage returns end records (the reader counts lines at line feeds only).
+        // Lone carriage returns end lines too; and a bad cell after CRLF lines.
         let cr = same_as_one_pass("cr.csv", b"a,y\r1,2\r3,4\r5,x\r", Some("y"), false);
         assert!(
-            cr.contains("row 3 (line") && cr.contains("non-numeric value 'x'"),
+            cr.contains("row 3 (line 4)") && cr.contains("non-numeric value 'x'"),
             "{cr}"
+        );
+        let crlf_bad = same_as_one_pass("crlf_bad.csv", b"u,v\r\n1,2\r\n1,x\r\n", Some("v"), false);
+        assert!(crlf_bad.contains("row 2 (line 3)"), "{crlf_bad}");
+        let mixed = same_as_one_pass("mixed.csv", b"u,v\n1,2\r\n\r\n1,3\r4,\n", Some("v"), false);
+        assert!(
+            mixed.contains("row 3 (line 5)") && mixed.contains("empty cell"),
+            "{mixed}"
         );
         // A bad cell in each piece: the first in the file is reported, at its row and line.
         let mut bad = String::from("a,y\n");

@@ -257,12 +257,26 @@ fn layout(path: &Path, bytes: &[u8], column: Option<&str>, file_len: u64) -> Res
         2 | 3 => return Err(bad(path, "truncated .npy header")),
         v => return Err(bad(path, format!("unsupported .npy format version {v}"))),
     };
+    // numpy refuses a minor version other than 0, and headers past 10 000 bytes (its
+    // safety limit against headers that would take long to parse).
+    if bytes[7] != 0 {
+        return Err(bad(
+            path,
+            format!("unsupported .npy format version {}.{}", bytes[6], bytes[7]),
+        ));
+    }
     let end = start + header_len;
     let text = bytes
         .get(start..end)
         .ok_or_else(|| bad(path, "truncated .npy header"))?;
+    if header_len > 10_000 {
+        return Err(bad(
+            path,
+            format!("the .npy header is {header_len} bytes, more than numpy's limit of 10000"),
+        ));
+    }
     let text = std::str::from_utf8(text).map_err(|_| bad(path, "the .npy header is not text"))?;
-    let header = parse_header(path, text)?;
+    let header = parse_header(path, text, bytes[6] < 3)?;
 
     let rows = header.shape.first().copied().unwrap_or(1);
     let cols = match header.shape.len() {
@@ -404,9 +418,9 @@ enum Literal {
 /// the keys 'descr', 'fortran_order' and 'shape' (a key given twice takes its last value, as
 /// in Python), fortran_order a bool, shape a tuple of non-negative integers. Anything numpy
 /// would refuse is an error here too.
-fn parse_header(path: &Path, text: &str) -> Result<Header> {
+fn parse_header(path: &Path, text: &str, python2_longs: bool) -> Result<Header> {
     let malformed = |why: String| bad(path, format!("malformed .npy header: {why}"));
-    let dict = PyLiteral::parse_dict(text).map_err(malformed)?;
+    let dict = PyLiteral::parse_dict(text, python2_longs).map_err(malformed)?;
     let mut descr = None;
     let mut fortran = None;
     let mut shape = None;
@@ -461,6 +475,7 @@ fn parse_header(path: &Path, text: &str) -> Result<Header> {
             )))
         }
     };
+    let descr = spelled_out(&descr);
     let (order, code) = descr.split_at(if descr.is_char_boundary(1) { 1 } else { 0 });
     let big_endian = match order {
         "<" | "|" | "=" => cfg!(target_endian = "big") && order == "=",
@@ -495,6 +510,48 @@ fn parse_header(path: &Path, text: &str) -> Result<Header> {
     })
 }
 
+/// numpy's other spellings of the dtypes read here, as byte order and code: no byte order
+/// (native), one-letter codes ('d', '<f', '?'), and names ('float64', 'int16').
+fn spelled_out(descr: &str) -> String {
+    const NAMES: [(&str, &str); 13] = [
+        ("float32", "f4"),
+        ("float64", "f8"),
+        ("float", "f8"),
+        ("int8", "i1"),
+        ("uint8", "u1"),
+        ("int16", "i2"),
+        ("uint16", "u2"),
+        ("int32", "i4"),
+        ("uint32", "u4"),
+        ("int64", "i8"),
+        ("int", "i8"),
+        ("uint64", "u8"),
+        ("bool", "b1"),
+    ];
+    if let Some((_, code)) = NAMES.iter().find(|(name, _)| *name == descr) {
+        return format!("={code}");
+    }
+    let (order, rest) = match descr.chars().next() {
+        Some(c @ ('<' | '>' | '|' | '=')) => (c, &descr[1..]),
+        _ => ('=', descr),
+    };
+    let code = match rest {
+        "f" => "f4",
+        "d" => "f8",
+        "b" => "i1",
+        "B" => "u1",
+        "h" => "i2",
+        "H" => "u2",
+        "i" => "i4",
+        "I" => "u4",
+        "l" | "q" => "i8",
+        "L" | "Q" => "u8",
+        "?" => "b1",
+        other => other,
+    };
+    format!("{order}{code}")
+}
+
 fn describe(v: &Literal) -> String {
     match v {
         Literal::Str(s) => format!("the string '{s}'"),
@@ -511,13 +568,19 @@ fn describe(v: &Literal) -> String {
 struct PyLiteral<'a> {
     text: &'a [u8],
     at: usize,
+    /// Whether integers may end in Python 2's `L` (format versions 1 and 2 only).
+    longs: bool,
 }
 
 impl<'a> PyLiteral<'a> {
-    fn parse_dict(text: &'a str) -> std::result::Result<Vec<(String, Literal)>, String> {
+    fn parse_dict(
+        text: &'a str,
+        longs: bool,
+    ) -> std::result::Result<Vec<(String, Literal)>, String> {
         let mut p = PyLiteral {
             text: text.as_bytes(),
             at: 0,
+            longs,
         };
         p.expect(b'{')?;
         let mut items = Vec::new();
@@ -575,6 +638,13 @@ impl<'a> PyLiteral<'a> {
     fn value(&mut self, depth: usize) -> std::result::Result<Literal, String> {
         if depth > 8 {
             return Err("nested too deeply".into());
+        }
+        // A string prefix (u'...', r'...'): the same string for the plain characters the
+        // header's strings hold.
+        if let (Some(b'u' | b'U' | b'r' | b'R'), Some(b'\'' | b'"')) =
+            (self.peek(), self.text.get(self.at + 1).copied())
+        {
+            self.at += 1;
         }
         match self.peek() {
             Some(q @ (b'\'' | b'"')) => {
@@ -656,8 +726,13 @@ impl<'a> PyLiteral<'a> {
                     self.at += 1;
                 }
                 let word = std::str::from_utf8(&self.text[start..self.at]).unwrap_or("");
-                // Python 2 wrote long integers with an L, which numpy still reads.
-                let digits = word.strip_suffix('L').unwrap_or(word);
+                // Python 2 wrote long integers with an L, which numpy still reads in format
+                // versions 1 and 2.
+                let digits = if self.longs {
+                    word.strip_suffix('L').unwrap_or(word)
+                } else {
+                    word
+                };
                 let valid_underscores =
                     !digits.starts_with('_') && !digits.ends_with('_') && !digits.contains("__");
                 let plain: String = digits.chars().filter(|&c| c != '_').collect();
