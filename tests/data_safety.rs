@@ -683,3 +683,49 @@ fn npy_spellings_numpy_reads_are_read_and_versions_it_refuses_are_refused() {
         "version 1.5",
     );
 }
+
+#[test]
+fn streamed_and_in_memory_reads_report_bad_data_in_the_same_words() {
+    let nan = npy_of(
+        "nan.npy",
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), }",
+        &[1.0, 2.0, f64::NAN, 4.0, 5.0, 6.0],
+        b"",
+    );
+    let negative = npy_of(
+        "negative.npy",
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), }",
+        &[1.0, 2.0, 3.0, -4.0, 5.0, 6.0],
+        b"",
+    );
+    let empty = npy_of(
+        "empty.npy",
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (0,), }",
+        &[],
+        b"",
+    );
+    for (path, family, needle) in [
+        (&nan, "gaussian", "element 2: value NaN is not finite"),
+        (&negative, "exponential", "element 3: "),
+        (&empty, "gaussian", "no data rows"),
+    ] {
+        let stderr = |extra: &[&str]| {
+            let mut args = vec![
+                "fit",
+                "--family",
+                family,
+                "--data",
+                s(path),
+                "--backend",
+                "cpu",
+            ];
+            args.extend_from_slice(extra);
+            let out = likely(&args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        };
+        let (held, streamed) = (stderr(&[]), stderr(&["--stream"]));
+        assert_eq!(held, streamed, "{}", path.display());
+        assert!(held.contains(needle) && held.contains(s(path)), "{held}");
+    }
+}

@@ -179,7 +179,19 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                     .into(),
             ));
         }
-        data::FileFormat::Csv => None,
+        data::FileFormat::Csv => {
+            // A CSV family column is read into memory (it cannot be streamed): say so where
+            // its values alone would exceed the budget the user set.
+            let bytes = std::fs::metadata(&args.data).map_or(0, |m| m.len());
+            if args.host_memory.is_some() && bytes / 2 > host_budget {
+                errln!(
+                    "warning: --host-memory does not stream a CSV family fit: {} ({bytes} bytes) \
+                     is read into memory; convert it to .npy or Parquet to stream it",
+                    args.data.display()
+                );
+            }
+            None
+        }
     };
     if args.family != FamilyName::Categorical && args.classes.is_some() {
         return Err(likely::Error::Usage(

@@ -81,7 +81,12 @@ impl StreamingEngine {
     ) -> Result<Self> {
         let n = source.len();
         if n == 0 {
-            return Err(Error::InvalidData("no samples".into()));
+            let why = "no data rows: the file holds no observations";
+            return Err(match &source {
+                Source::Npy(r) => Error::data(r.path(), "", why),
+                Source::Parquet(r) => Error::data(r.path(), "", why),
+                Source::Memory(_) => Error::InvalidData("no samples".into()),
+            });
         }
         let chunk = ((host_bytes / 8) as usize).clamp(4096, n.max(4096));
         let mut buffer = vec![0.0; chunk.min(n)];
@@ -90,23 +95,30 @@ impl StreamingEngine {
             let len = chunk.min(n - start);
             source.read(start, &mut buffer[..len])?;
             for (i, &x) in buffer[..len].iter().enumerate() {
+                // The words of the in-memory checks (data::load, Dataset::check_support).
                 let why = if !x.is_finite() {
-                    Some(format!("value {x} is not finite"))
+                    Some(format!(
+                        "value {x} is not finite (NaN and infinities are not observations)"
+                    ))
                 } else {
-                    family.support_error(x)
+                    family
+                        .support_error(x)
+                        .map(|why| format!("{why} of the {} family", family.name()))
                 };
                 if let Some(why) = why {
                     let at = format!("element {}", start + i);
                     return Err(match &source {
-                        Source::Npy(r) => Error::data(
-                            r.path(),
-                            at,
-                            format!("{why} of the {} family", family.name()),
-                        ),
+                        Source::Npy(r) => {
+                            let column = match r.column_label() {
+                                "" => String::new(),
+                                c => format!(", column {c}"),
+                            };
+                            Error::data(r.path(), format!("{at}{column}"), why)
+                        }
                         Source::Parquet(r) => Error::data(
                             r.path(),
                             format!("row {}, column '{}'", start + i + 1, r.column_label()),
-                            format!("{why} of the {} family", family.name()),
+                            why,
                         ),
                         Source::Memory(_) => Error::InvalidData(format!("{at}: {why}")),
                     });
