@@ -43,6 +43,19 @@ fn save_fit<'a>(family: &'a str, data: &'a Path, save: &'a Path) -> Vec<&'a str>
     ]
 }
 
+/// `predict --model MODEL --data DATA --output OUTPUT`, run.
+fn predict_to(model: &Path, data: &Path, output: &str) -> std::process::Output {
+    likely(&[
+        "predict",
+        "--model",
+        s(model),
+        "--data",
+        s(data),
+        "--output",
+        output,
+    ])
+}
+
 /// A saved logistic model of TABLE, at `name`.
 fn saved_model(name: &str) -> PathBuf {
     let data = file(&format!("{name}.train.csv"), TABLE);
@@ -101,15 +114,7 @@ fn no_output_may_be_one_of_the_inputs() {
     assert_eq!(std::fs::read(&model).unwrap(), model_text);
     // Another file is written as asked.
     let out = dir().join("predictions.csv");
-    let run = likely(&[
-        "predict",
-        "--model",
-        s(&model),
-        "--data",
-        s(&data),
-        "--output",
-        s(&out),
-    ]);
+    let run = predict_to(&model, &data, s(&out));
     assert!(run.status.success());
     assert!(std::fs::read_to_string(&out)
         .unwrap()
@@ -126,15 +131,7 @@ fn a_replaced_file_keeps_its_mode_and_its_symlink() {
     let link = dir().join("perm-link.csv");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let run = likely(&[
-        "predict",
-        "--model",
-        s(&model),
-        "--data",
-        s(&data),
-        "--output",
-        s(&link),
-    ]);
+    let run = predict_to(&model, &data, s(&link));
     assert!(
         run.status.success(),
         "{}",
@@ -543,15 +540,7 @@ fn outputs_that_are_not_regular_files_are_written_into_not_replaced() {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
     };
-    let run = likely(&[
-        "predict",
-        "--model",
-        s(&model),
-        "--data",
-        s(&data),
-        "--output",
-        s(&fifo),
-    ]);
+    let run = predict_to(&model, &data, s(&fifo));
     assert!(
         run.status.success(),
         "{}",
@@ -565,15 +554,7 @@ fn outputs_that_are_not_regular_files_are_written_into_not_replaced() {
     );
     // /dev/null stays a device (as root a rename would replace it).
     if Path::new("/dev/null").exists() {
-        let run = likely(&[
-            "predict",
-            "--model",
-            s(&model),
-            "--data",
-            s(&data),
-            "--output",
-            "/dev/null",
-        ]);
+        let run = predict_to(&model, &data, "/dev/null");
         assert!(run.status.success());
         assert!(std::fs::metadata("/dev/null")
             .unwrap()
