@@ -36,6 +36,8 @@ pub struct ParquetColumn {
     max_def: i16,
     len: usize,
     next_row_group: usize,
+    /// The row group after the last one read (all of them, but for one group's worker).
+    end_row_group: usize,
     reader: Option<ColumnReader>,
     /// Rows delivered so far.
     position: usize,
@@ -216,6 +218,7 @@ impl ParquetColumn {
             max_def: desc.max_def_level(),
             len,
             next_row_group: 0,
+            end_row_group: usize::MAX,
             reader: None,
             position: 0,
             pending: Vec::new(),
@@ -263,7 +266,7 @@ impl ParquetColumn {
     /// (`None` after the last).
     fn current_reader(&mut self) -> Result<Option<&mut ColumnReader>> {
         if self.reader.is_none() {
-            if self.next_row_group >= self.file.num_row_groups() {
+            if self.next_row_group >= self.file.num_row_groups().min(self.end_row_group) {
                 return Ok(None);
             }
             let group = self.file.get_row_group(self.next_row_group).map_err(|e| {
@@ -352,6 +355,10 @@ impl ParquetColumn {
 
     /// Every value of the column, from the start.
     pub fn read_all(&mut self) -> Result<Cells> {
+        let groups = self.file.num_row_groups();
+        if !self.text && groups > 1 && rayon::current_num_threads() > 1 {
+            return self.read_all_parallel().map(Cells::Numbers);
+        }
         self.restart();
         let mut numbers = Vec::with_capacity(if self.text { 0 } else { self.len });
         let mut text = Vec::with_capacity(if self.text { self.len } else { 0 });
@@ -362,6 +369,88 @@ impl ParquetColumn {
         } else {
             Cells::Numbers(numbers)
         })
+    }
+
+    /// Every value of a numeric column, its row groups decoded on all cores, each copied into
+    /// its own stretch of the result (a row group's worth of buffer per core on top); errors
+    /// name the row in the file, the first in the file where several groups have one.
+    fn read_all_parallel(&mut self) -> Result<Vec<f64>> {
+        use rayon::prelude::*;
+        let meta = self.file.metadata();
+        let rows: Vec<usize> = (0..self.file.num_row_groups())
+            .map(|g| meta.row_group(g).num_rows().max(0) as usize)
+            .collect();
+        let total: usize = rows.iter().sum();
+        if total != self.len {
+            return Err(bad(
+                &self.path,
+                format!(
+                    "corrupt Parquet file: its row groups hold {total} rows, its footer says {}",
+                    self.len
+                ),
+            ));
+        }
+        let mut values = vec![0.0; total];
+        let mut stretches = Vec::with_capacity(rows.len());
+        let (mut rest, mut first) = (values.as_mut_slice(), 0usize);
+        for (g, &n) in rows.iter().enumerate() {
+            let (this, after) = rest.split_at_mut(n);
+            stretches.push((g, first, this));
+            rest = after;
+            first += n;
+        }
+        stretches
+            .into_par_iter()
+            .map(|(g, first, out)| {
+                // Its own file handle: handles cloned from one share their offset, so readers
+                // on two threads would read each other's bytes.
+                let file = Arc::new(open_file(&self.path)?);
+                let mut worker = ParquetColumn {
+                    path: self.path.clone(),
+                    file,
+                    index: self.index,
+                    name: self.name.clone(),
+                    text: false,
+                    unsigned: self.unsigned,
+                    max_def: self.max_def,
+                    len: self.len,
+                    next_row_group: g,
+                    end_row_group: g + 1,
+                    reader: None,
+                    position: first,
+                    pending: Vec::new(),
+                    pending_text: Vec::new(),
+                    pending_at: 0,
+                    batch_rows: self.batch_rows,
+                };
+                let mut numbers = Vec::with_capacity(out.len());
+                let mut text = Vec::new();
+                while worker.decode(&mut numbers, &mut text)? > 0 {
+                    if numbers.len() > out.len() {
+                        break;
+                    }
+                }
+                if numbers.len() != out.len() {
+                    return Err(bad(
+                        &self.path,
+                        format!(
+                            "corrupt Parquet file: row group {g} holds {} values of column \
+                             '{}', its metadata says {}",
+                            numbers.len(),
+                            self.name,
+                            out.len()
+                        ),
+                    ));
+                }
+                out.copy_from_slice(&numbers);
+                Ok(())
+            })
+            .collect::<Vec<Result<()>>>()
+            // The first failure in file order, whichever worker met it first in time.
+            .into_iter()
+            .collect::<Result<Vec<()>>>()?;
+        self.position = self.len;
+        Ok(values)
     }
 
     /// Reads rows `start..start + out.len()` of a numeric column. Sequential reads continue
