@@ -50,15 +50,6 @@ fn median_min(times: &mut [f64]) -> (f64, f64) {
     (times[times.len() / 2], times[0])
 }
 
-/// Bytes a sample the CPU engine holds `data` at: 4 where every value is an f32.
-fn engine_width(data: &[f64]) -> f64 {
-    if data.iter().all(|&x| (x as f32) as f64 == x) {
-        4.0
-    } else {
-        8.0
-    }
-}
-
 pub fn run(args: BenchArgs) -> likely::Result<i32> {
     if args.reps == 0 || args.n == Some(0) {
         return Err(Error::Usage("--reps and --n must be at least 1".into()));
@@ -113,22 +104,31 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
             None => likely::bench::family_data(family, &truth, args.n.unwrap_or(1 << 24)).into(),
         };
         let n = data.len();
+        // On the CPU the data are held as the engine holds them: f32 values (as the peers
+        // hold them) at 4 bytes a sample.
+        let host_samples = ctx
+            .is_none()
+            .then(|| likely::data::Samples::narrowest(data.to_vec()));
         let mut engine: Box<dyn Engine> = match &ctx {
             Some(c) => {
                 let mut gpu = GpuEngine::new(c, family.build(5), &data)?;
                 gpu.enable_kernel_timing();
                 Box::new(gpu)
             }
-            // The data are f32 values (as the peers hold them): held so, 4 bytes a sample.
             None => Box::new(CpuEngine::from_samples(
                 family.build(5),
-                likely::data::Samples::narrowest(data.to_vec()),
+                host_samples
+                    .clone()
+                    .unwrap_or_else(|| likely::data::Samples::narrowest(data.to_vec())),
             )),
         };
-        // The host's streaming limit over the same f32 values, timed in the same run.
-        let host_values: Option<Vec<f32>> = ctx
-            .is_none()
-            .then(|| data.iter().map(|&x| x as f32).collect());
+        // The host's streaming limit over the same f32 values (the engine's own, shared),
+        // timed in the same run.
+        let host_values: Option<std::borrow::Cow<[f32]>> =
+            host_samples.as_ref().map(|samples| match samples {
+                likely::data::Samples::F32(v) => std::borrow::Cow::Borrowed(&v[..]),
+                likely::data::Samples::F64(v) => v.iter().map(|&x| x as f32).collect(),
+            });
         let mut limit_times = Vec::new();
         // The adapter's streaming roofline in the same run: a plain one-pass sum over the same
         // bytes (the sufficient-statistic kernel of the exponential family), timed alternately
@@ -209,7 +209,7 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
         let bytes = n as f64
             * match &ctx {
                 Some(_) => 4.0,
-                None => engine_width(&data),
+                None => host_samples.as_ref().map_or(8, |s| s.width()) as f64,
             };
         if !limit_times.is_empty() {
             let mut fractions: Vec<f64> = limit_times

@@ -401,50 +401,57 @@ impl ParquetColumn {
         }
         stretches
             .into_par_iter()
-            .map(|(g, first, out)| {
-                // Its own file handle: handles cloned from one share their offset, so readers
-                // on two threads would read each other's bytes.
-                let file = Arc::new(open_file(&self.path)?);
-                let mut worker = ParquetColumn {
-                    path: self.path.clone(),
-                    file,
-                    index: self.index,
-                    name: self.name.clone(),
-                    text: false,
-                    unsigned: self.unsigned,
-                    max_def: self.max_def,
-                    len: self.len,
-                    next_row_group: g,
-                    end_row_group: g + 1,
-                    reader: None,
-                    position: first,
-                    pending: Vec::new(),
-                    pending_text: Vec::new(),
-                    pending_at: 0,
-                    batch_rows: self.batch_rows,
-                };
-                let mut numbers = Vec::with_capacity(out.len());
-                let mut text = Vec::new();
-                while worker.decode(&mut numbers, &mut text)? > 0 {
-                    if numbers.len() > out.len() {
-                        break;
+            // A file handle per worker, opened once for the groups it takes: handles cloned
+            // from one share their offset, so readers on two threads would read each other's
+            // bytes.
+            .map_init(
+                || open_file(&self.path).map(Arc::new),
+                |file, (g, first, out)| {
+                    let file = match file {
+                        Ok(file) => file.clone(),
+                        Err(e) => return Err(bad(&self.path, e.to_string())),
+                    };
+                    let mut worker = ParquetColumn {
+                        path: self.path.clone(),
+                        file,
+                        index: self.index,
+                        name: self.name.clone(),
+                        text: false,
+                        unsigned: self.unsigned,
+                        max_def: self.max_def,
+                        len: self.len,
+                        next_row_group: g,
+                        end_row_group: g + 1,
+                        reader: None,
+                        position: first,
+                        pending: Vec::new(),
+                        pending_text: Vec::new(),
+                        pending_at: 0,
+                        batch_rows: self.batch_rows,
+                    };
+                    let mut numbers = Vec::with_capacity(out.len());
+                    let mut text = Vec::new();
+                    while worker.decode(&mut numbers, &mut text)? > 0 {
+                        if numbers.len() > out.len() {
+                            break;
+                        }
                     }
-                }
-                if numbers.len() != out.len() {
-                    return Err(bad(
-                        &self.path,
-                        format!(
-                            "corrupt Parquet file: row group {g} holds {} values of column \
+                    if numbers.len() != out.len() {
+                        return Err(bad(
+                            &self.path,
+                            format!(
+                                "corrupt Parquet file: row group {g} holds {} values of column \
                              '{}', its metadata says {}",
-                            numbers.len(),
-                            self.name,
-                            out.len()
-                        ),
-                    ));
-                }
-                out.copy_from_slice(&numbers);
-                Ok(())
-            })
+                                numbers.len(),
+                                self.name,
+                                out.len()
+                            ),
+                        ));
+                    }
+                    out.copy_from_slice(&numbers);
+                    Ok(())
+                },
+            )
             .collect::<Vec<Result<()>>>()
             // The first failure in file order, whichever worker met it first in time.
             .into_iter()

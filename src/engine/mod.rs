@@ -122,8 +122,8 @@ pub(crate) fn mapped_term_sums(
     let kp = family.kernel_params(theta);
     let terms = family.n_terms();
     let blocks = match data {
-        Samples::F64(values) => block_sums(family, values, map, &kp, |x| x),
-        Samples::F32(values) => block_sums(family, values, map, &kp, |x| x as f64),
+        Samples::F64(values) => block_sums(family, values, map, &kp, |x| x, |p| Some(p)),
+        Samples::F32(values) => block_sums(family, values, map, &kp, |x| x as f64, |_| None),
     };
     let mut sums = vec![0.0; terms];
     for block in &blocks {
@@ -135,13 +135,15 @@ pub(crate) fn mapped_term_sums(
 }
 
 /// Each block's term sums, the block passed to the family in pieces of [`PIECE`] samples:
-/// as they are where they are f64 and the map is the identity, else widened and re-expressed.
+/// as they are where `as_f64` gives them as f64s and the map is the identity, else widened
+/// and re-expressed.
 fn block_sums<T: Copy + Sync>(
     family: &dyn Family,
     values: &[T],
     map: &SampleMap,
     kp: &[f64],
     widen: impl Fn(T) -> f64 + Sync,
+    as_f64: fn(&[T]) -> Option<&[f64]>,
 ) -> Vec<Vec<f64>> {
     let terms = family.n_terms();
     let identity = map.is_identity();
@@ -151,12 +153,20 @@ fn block_sums<T: Copy + Sync>(
             let mut acc = vec![0.0; terms];
             let mut wide = [0.0f64; PIECE];
             for piece in block.chunks(PIECE) {
-                for (w, &x) in wide.iter_mut().zip(piece) {
-                    *w = if identity {
-                        widen(x)
-                    } else {
-                        map.apply(widen(x))
-                    };
+                // f64 samples the map leaves alone go to the family as they are held.
+                if let Some(held) = as_f64(piece).filter(|_| identity) {
+                    family.accumulate(held, kp, &mut acc);
+                    continue;
+                }
+                // The identity test outside the loops, so that each loop vectorises.
+                if identity {
+                    for (w, &x) in wide.iter_mut().zip(piece) {
+                        *w = widen(x);
+                    }
+                } else {
+                    for (w, &x) in wide.iter_mut().zip(piece) {
+                        *w = map.apply(widen(x));
+                    }
                 }
                 family.accumulate(&wide[..piece.len()], kp, &mut acc);
             }

@@ -259,7 +259,14 @@ fn cpu_sums(
     for start in (0..n).step_by(chunk) {
         let len = chunk.min(n - start);
         read(start, &mut buffer[..len])?;
-        let blocks = super::block_sums(family, &buffer[..len], &SampleMap::identity(), kp, |x| x);
+        let blocks = super::block_sums(
+            family,
+            &buffer[..len],
+            &SampleMap::identity(),
+            kp,
+            |x| x,
+            |p| Some(p),
+        );
         for block in &blocks {
             sums.iter_mut().zip(block).for_each(|(s, b)| *s += b);
         }
