@@ -16,6 +16,12 @@ use rand_distr::{Distribution, Exp, Normal, Poisson};
 use serde_json::Value;
 use std::path::PathBuf;
 
+/// `n` standard normal draws.
+fn normals(rng: &mut StdRng, n: usize) -> Vec<f64> {
+    let normal = Normal::new(0.0, 1.0).unwrap();
+    (0..n).map(|_| normal.sample(rng)).collect()
+}
+
 fn temp(name: &str) -> PathBuf {
     common::temp_path("adversarial", name)
 }
@@ -112,9 +118,8 @@ fn a_poisson_mle_that_does_not_exist_is_not_converged() {
     // Every count 0 but one, at the row with the largest x0: the likelihood rises without
     // bound as the other rows' means go to 0 along x0 (and with every count 0, always).
     let mut rng = StdRng::seed_from_u64(1);
-    let normal = Normal::new(0.0, 1.0).unwrap();
-    let x0: Vec<f64> = (0..100).map(|_| normal.sample(&mut rng)).collect();
-    let x1: Vec<f64> = (0..100).map(|_| normal.sample(&mut rng)).collect();
+    let x0: Vec<f64> = normals(&mut rng, 100);
+    let x1: Vec<f64> = normals(&mut rng, 100);
     let top = (0..100).max_by(|&a, &b| x0[a].total_cmp(&x0[b])).unwrap();
     let mut y = vec![0.0; 100];
     y[top] = 3.0;
@@ -164,10 +169,9 @@ fn a_poisson_mle_that_does_not_exist_is_not_converged() {
 #[test]
 fn a_laplace_head_with_a_prior_is_reported_not_converged_rather_than_refused() {
     let mut rng = StdRng::seed_from_u64(11);
-    let normal = Normal::new(0.0, 1.0).unwrap();
     let exp = Exp::new(1.0).unwrap();
-    let x0: Vec<f64> = (0..200).map(|_| normal.sample(&mut rng)).collect();
-    let x1: Vec<f64> = (0..200).map(|_| normal.sample(&mut rng)).collect();
+    let x0: Vec<f64> = normals(&mut rng, 200);
+    let x1: Vec<f64> = normals(&mut rng, 200);
     let y: Vec<f64> = (0..200)
         .map(|i| x0[i] - 0.5 * x1[i] + exp.sample(&mut rng) - exp.sample(&mut rng))
         .collect();
@@ -203,9 +207,8 @@ fn standard_errors_far_from_the_origin_are_exact() {
     // 1e8 + N(0, 1): se(mu) = sigma_hat / sqrt(n), se(sigma) = sigma_hat / sqrt(2 n), from
     // the data in double-double so the check is independent of the engines' sums.
     let mut rng = StdRng::seed_from_u64(5);
-    let normal = Normal::new(0.0, 1.0).unwrap();
     let n = 100_000;
-    let deviations: Vec<f64> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+    let deviations: Vec<f64> = normals(&mut rng, n);
     let data: Vec<f64> = deviations.iter().map(|d| 1e8 + d).collect();
     let path = temp("far.npy");
     write_npy(&path, &[n], &data);
@@ -245,8 +248,7 @@ fn standard_errors_far_from_the_origin_are_exact() {
 #[test]
 fn a_constant_feature_separates_nothing() {
     let mut rng = StdRng::seed_from_u64(21);
-    let normal = Normal::new(0.0, 1.0).unwrap();
-    let x0: Vec<f64> = (0..300).map(|_| normal.sample(&mut rng)).collect();
+    let x0: Vec<f64> = normals(&mut rng, 300);
     let y: Vec<f64> = x0
         .iter()
         .map(|x| (rng.random::<f64>() < 1.0 / (1.0 + (-(0.3 + 0.5 * x)).exp())) as u8 as f64)
@@ -455,11 +457,10 @@ fn lad_on_tied_and_repeated_rows_reaches_its_certified_optimum() {
 #[test]
 fn exponential_regressions_of_huge_and_tiny_targets_converge_to_the_same_slopes() {
     let mut rng = StdRng::seed_from_u64(3);
-    let normal = Normal::new(0.0, 1.0).unwrap();
     let exp = Exp::new(1.0).unwrap();
     let n = 200;
-    let x0: Vec<f64> = (0..n).map(|_| normal.sample(&mut rng)).collect();
-    let x1: Vec<f64> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+    let x0: Vec<f64> = normals(&mut rng, n);
+    let x1: Vec<f64> = normals(&mut rng, n);
     let base: Vec<f64> = (0..n)
         .map(|i| exp.sample(&mut rng) * (0.3 * x0[i] - 0.2 * x1[i]).exp())
         .collect();
@@ -505,11 +506,8 @@ fn a_lad_fit_exact_to_rounding_has_no_mle() {
     // y = X [1, 2, 3] + 4 computed in floating point: every residual at the optimum is 0 or
     // rounding, b's MLE is 0; a tiny b said converged would be a number with no meaning.
     let mut rng = StdRng::seed_from_u64(9);
-    let normal = Normal::new(0.0, 1.0).unwrap();
     let n = 300;
-    let cols: Vec<Vec<f64>> = (0..3)
-        .map(|_| (0..n).map(|_| normal.sample(&mut rng)).collect())
-        .collect();
+    let cols: Vec<Vec<f64>> = (0..3).map(|_| normals(&mut rng, n)).collect();
     let y: Vec<f64> = (0..n)
         .map(|i| cols[0][i] + 2.0 * cols[1][i] + 3.0 * cols[2][i] + 4.0)
         .collect();

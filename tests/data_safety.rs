@@ -43,9 +43,9 @@ fn save_fit<'a>(family: &'a str, data: &'a Path, save: &'a Path) -> Vec<&'a str>
     ]
 }
 
-/// `predict --model MODEL --data DATA --output OUTPUT`, run.
-fn predict_to(model: &Path, data: &Path, output: &str) -> std::process::Output {
-    likely(&[
+/// `predict --model MODEL --data DATA --output OUTPUT`.
+fn predict_args<'a>(model: &'a Path, data: &'a Path, output: &'a str) -> Vec<&'a str> {
+    vec![
         "predict",
         "--model",
         s(model),
@@ -53,7 +53,12 @@ fn predict_to(model: &Path, data: &Path, output: &str) -> std::process::Output {
         s(data),
         "--output",
         output,
-    ])
+    ]
+}
+
+/// [`predict_args`], run.
+fn predict_to(model: &Path, data: &Path, output: &str) -> std::process::Output {
+    likely(&predict_args(model, data, output))
 }
 
 /// A saved logistic model of TABLE, at `name`.
@@ -82,15 +87,7 @@ fn no_output_may_be_one_of_the_inputs() {
     std::fs::hard_link(&data, &hard).unwrap();
     for output in [&data, &symlink, &hard] {
         fails_with(
-            &[
-                "predict",
-                "--model",
-                s(&model),
-                "--data",
-                s(&data),
-                "--output",
-                s(output),
-            ],
+            &predict_args(&model, &data, s(output)),
             "would destroy the input",
         );
         fails_with(
@@ -99,15 +96,7 @@ fn no_output_may_be_one_of_the_inputs() {
         );
     }
     fails_with(
-        &[
-            "predict",
-            "--model",
-            s(&model),
-            "--data",
-            s(&data),
-            "--output",
-            s(&model),
-        ],
+        &predict_args(&model, &data, s(&model)),
         "is the --model file",
     );
     assert_eq!(std::fs::read_to_string(&data).unwrap(), TABLE);
@@ -565,18 +554,7 @@ fn outputs_that_are_not_regular_files_are_written_into_not_replaced() {
     let dangling = dir().join("dangling.csv");
     let _ = std::fs::remove_file(&dangling);
     std::os::unix::fs::symlink(dir().join("nowhere.csv"), &dangling).unwrap();
-    fails_with(
-        &[
-            "predict",
-            "--model",
-            s(&model),
-            "--data",
-            s(&data),
-            "--output",
-            s(&dangling),
-        ],
-        "does not exist",
-    );
+    fails_with(&predict_args(&model, &data, s(&dangling)), "does not exist");
 }
 
 #[test]
