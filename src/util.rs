@@ -131,19 +131,34 @@ pub fn write_atomically(
 
 /// Removing temporary files when the process is interrupted: a fixed table of C paths that
 /// the signal handler unlinks (unlink is async-signal-safe; the table is read with atomic
-/// loads only), after which the signal's default action runs (the process ends as killed).
+/// loads only). The handlers are installed only while a write is in progress and the ones
+/// they replaced are put back after it (a program embedding the library keeps its own); on a
+/// signal, the replaced handler is put back and the signal raised again, so it runs as if
+/// likely had not been there (the default: the process ends as killed).
 mod interrupt {
     use std::ffi::{c_char, CString};
     use std::path::Path;
-    use std::sync::atomic::{AtomicPtr, Ordering};
+    use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
     const SLOTS: usize = 16;
     static PATHS: [AtomicPtr<c_char>; SLOTS] =
         [const { AtomicPtr::new(std::ptr::null_mut()) }; SLOTS];
+    #[cfg(unix)]
+    const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+    /// The handlers ours replaced, by signal (read in the handler, hence atomics).
+    static PREVIOUS: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
+    /// Writes in progress; the handlers are ours while it is above 0.
+    static ACTIVE: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
 
     /// Registers `path` for removal on SIGINT, SIGTERM or SIGHUP until the guard is dropped.
     pub(super) fn remove_on_signal(path: &Path) -> Guard {
-        install();
+        {
+            let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
+            if *active == 0 {
+                install();
+            }
+            *active += 1;
+        }
         #[cfg(unix)]
         let c = {
             use std::os::unix::ffi::OsStrExt;
@@ -183,6 +198,11 @@ mod interrupt {
                     drop(unsafe { CString::from_raw(raw) });
                 }
             }
+            let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
+            *active = active.saturating_sub(1);
+            if *active == 0 {
+                restore();
+            }
         }
     }
 
@@ -195,32 +215,48 @@ mod interrupt {
                 unsafe { libc::unlink(raw) };
             }
         }
-        // SAFETY: restoring the default action and raising the signal again, both
-        // async-signal-safe, so the process ends as the signal intends.
+        let k = SIGNALS.iter().position(|&s| s == signal).unwrap_or(0);
+        // SAFETY: putting back the handler ours replaced and raising the signal again (both
+        // async-signal-safe); the signal is blocked in its handler, so that handler, or the
+        // default action, runs when this one returns.
         unsafe {
-            libc::signal(signal, libc::SIG_DFL);
+            libc::signal(
+                signal,
+                PREVIOUS[k].load(Ordering::SeqCst) as libc::sighandler_t,
+            );
             libc::raise(signal);
         }
     }
 
+    /// Ours in place of each signal's handler, the replaced one kept; a signal the program
+    /// set to be ignored stays ignored.
     fn install() {
-        static ONCE: std::sync::Once = std::sync::Once::new();
         #[cfg(unix)]
-        ONCE.call_once(|| {
-            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                // SAFETY: installing a handler that only performs async-signal-safe calls;
-                // a signal the user set to be ignored stays ignored.
-                unsafe {
-                    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-                    let previous = libc::signal(signal, handler);
-                    if previous == libc::SIG_IGN {
-                        libc::signal(signal, libc::SIG_IGN);
-                    }
+        for (k, &signal) in SIGNALS.iter().enumerate() {
+            // SAFETY: installing a handler that only performs async-signal-safe calls.
+            unsafe {
+                let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+                let previous = libc::signal(signal, handler);
+                PREVIOUS[k].store(previous as usize, Ordering::SeqCst);
+                if previous == libc::SIG_IGN {
+                    libc::signal(signal, libc::SIG_IGN);
                 }
             }
-        });
-        #[cfg(not(unix))]
-        ONCE.call_once(|| {});
+        }
+    }
+
+    /// The replaced handlers back in place.
+    fn restore() {
+        #[cfg(unix)]
+        for (k, &signal) in SIGNALS.iter().enumerate() {
+            // SAFETY: reinstalling the handler that was there before `install`.
+            unsafe {
+                libc::signal(
+                    signal,
+                    PREVIOUS[k].load(Ordering::SeqCst) as libc::sighandler_t,
+                );
+            }
+        }
     }
 }
 
@@ -336,4 +372,38 @@ fn own_cgroup_dirs() -> Vec<PathBuf> {
     }
     dirs.push(root.to_path_buf());
     dirs
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_puts_back_the_signal_handlers_it_replaced() {
+        extern "C" fn embedder(_: libc::c_int) {}
+        let embedder = embedder as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: installing a handler that does nothing, for SIGHUP only.
+        let original = unsafe { libc::signal(libc::SIGHUP, embedder) };
+        let path = std::env::temp_dir().join(format!("likely-handlers-{}", std::process::id()));
+        let during = std::cell::Cell::new(0);
+        write_atomically(&path, |out| {
+            // SAFETY: reading the current handler by setting it and setting it back.
+            during.set(unsafe {
+                let now = libc::signal(libc::SIGHUP, libc::SIG_DFL);
+                libc::signal(libc::SIGHUP, now);
+                now
+            });
+            out.write_all(b"x").map_err(|e| Error::Usage(e.to_string()))
+        })
+        .unwrap();
+        // SAFETY: as above; then the original handler back.
+        let after = unsafe { libc::signal(libc::SIGHUP, original) };
+        assert_ne!(
+            during.get(),
+            embedder,
+            "no cleanup handler during the write"
+        );
+        assert_eq!(after, embedder, "the embedder's handler was not put back");
+        let _ = std::fs::remove_file(&path);
+    }
 }
