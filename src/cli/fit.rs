@@ -69,13 +69,18 @@ fn default_host_budget() -> u64 {
     likely::util::available_memory().map_or(4 << 30, |bytes| bytes / 2)
 }
 
-/// Host bytes per sample a family fit holds with its data in memory: the samples at their
-/// width, and where the adapter's memory is the host's (a software adapter) the device's f32
-/// copy (its f64 copy is made only for data small against the device budget).
-fn in_memory_bytes_per_sample(width: u64, gpu: Option<&likely::gpu::GpuContext>) -> u64 {
+/// Host bytes a family fit of `rows` samples of `width` bytes holds with its data in memory:
+/// the samples, and where the adapter's memory is the host's (a software adapter) the
+/// device's f32 copy and, where it is made, its f64 copy.
+fn in_memory_bytes(rows: usize, width: u64, gpu: Option<&likely::gpu::GpuContext>) -> u64 {
+    let rows = rows as u64;
     match gpu {
-        Some(ctx) if ctx.adapter().software => width + 4,
-        _ => width,
+        Some(ctx) if ctx.adapter().software => {
+            let f64_copy =
+                ctx.adapter().shader_f64 && engine::GpuEngine::f64_copy_fits(ctx, rows as usize);
+            rows * (width + 4 + if f64_copy { 8 } else { 0 })
+        }
+        _ => rows * width,
     }
 }
 
@@ -146,12 +151,20 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         ));
     }
     let gpu = engine::gpu_for(args.engine.backend, &args.engine.selector())?;
+    let gpu_budget = match (&args.gpu_memory, &gpu) {
+        (Some(text), _) => parse_size(text)?,
+        (None, Some(ctx)) => ctx.adapter().max_buffer.min(2 << 30),
+        (None, None) => 0,
+    };
+    if let Some(ctx) = &gpu {
+        ctx.set_memory_budget(gpu_budget);
+    }
     // Data whose in-memory footprint exceeds the host budget (or any, with --stream) is
     // streamed in chunks.
     let format = data::FileFormat::of(&args.data)?;
     let column = args.column.as_deref();
     let too_big = |rows: usize, width: u64| {
-        args.stream || rows as u64 * in_memory_bytes_per_sample(width, gpu.as_ref()) > host_budget
+        args.stream || in_memory_bytes(rows, width, gpu.as_ref()) > host_budget
     };
     let reader = match format {
         data::FileFormat::Npy => {
@@ -197,14 +210,6 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         return Err(likely::Error::Usage(
             "--classes applies to the categorical family only".into(),
         ));
-    }
-    let gpu_budget = match (&args.gpu_memory, &gpu) {
-        (Some(text), _) => parse_size(text)?,
-        (None, Some(ctx)) => ctx.adapter().max_buffer.min(2 << 30),
-        (None, None) => 0,
-    };
-    if let Some(ctx) = &gpu {
-        ctx.set_memory_budget(gpu_budget);
     }
     let host_chunk_bytes = (host_budget / 4).clamp(1 << 16, 256 << 20);
     // The time to read the data into memory (a streamed fit reads during the fit).

@@ -33,6 +33,13 @@ impl GpuEngine {
         Self::shared(ctx, family, Arc::from(data))
     }
 
+    /// Whether the f64 copy of `n` samples is made on the device (where the adapter has
+    /// SHADER_F64): always on a hardware GPU; on a software adapter, whose memory is the
+    /// host's, only for a copy of at most a quarter of the device budget.
+    pub fn f64_copy_fits(ctx: &GpuContext, n: usize) -> bool {
+        !ctx.adapter().software || n as u64 * 8 <= ctx.memory_budget() / 4
+    }
+
     /// As [`GpuEngine::new`], sharing the caller's host copy of the samples.
     pub fn shared(ctx: &GpuContext, family: Box<dyn Family>, data: Arc<[f64]>) -> Result<Self> {
         Self::from_samples(ctx, family, Samples::F64(data))
@@ -70,15 +77,14 @@ impl GpuEngine {
         // to the host copy, which gives the same sums up to their order. On a software
         // adapter the device's memory is the host's: a copy of more than a quarter of the
         // device budget is not made (the host's copy serves, exactly, in f64).
-        let device_copy = data.len() as u64 * 8;
         let exact = (FamilyF64::applies(ctx, family.as_ref())
-            && (!ctx.adapter().software || device_copy <= ctx.memory_budget() / 4))
-            .then(|| {
-                // Bindings of 8 Mi samples: the widened piece on the host stays 64 MiB.
-                FamilyF64::from_source(ctx, family.as_ref(), data.len(), &mut mapped, Some(1 << 23))
-                    .ok()
-            })
-            .flatten();
+            && Self::f64_copy_fits(ctx, data.len()))
+        .then(|| {
+            // Bindings of 8 Mi samples: the widened piece on the host stays 64 MiB.
+            FamilyF64::from_source(ctx, family.as_ref(), data.len(), &mut mapped, Some(1 << 23))
+                .ok()
+        })
+        .flatten();
         let constant = data
             .par_blocks(super::cpu::BLOCK, &map, |block| {
                 block.iter().map(|&x| family.constant(x)).sum::<f64>()
