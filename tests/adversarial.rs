@@ -26,16 +26,9 @@ fn temp(name: &str) -> PathBuf {
     common::temp_path("adversarial", name)
 }
 
-/// A CSV with a header row; every value written exactly (shortest round-trip form).
+/// A CSV of `columns` under `header`, in this suite's temporary folder.
 fn table(name: &str, header: &[&str], columns: &[Vec<f64>]) -> String {
-    let path = temp(name);
-    let mut text = header.join(",") + "\n";
-    for i in 0..columns[0].len() {
-        let row: Vec<String> = columns.iter().map(|c| format!("{:?}", c[i])).collect();
-        text += &(row.join(",") + "\n");
-    }
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
+    common::csv_table(&temp(name), header, columns)
 }
 
 /// Runs a fit printing JSON; returns (exit status, JSON, stderr). Never a panic; exit 0

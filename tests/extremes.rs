@@ -270,15 +270,9 @@ fn counts_and_binary_data_at_their_extremes() {
 }
 
 /// A CSV table of the given columns.
+/// A CSV of `columns` under `header`, in this suite's temporary folder.
 fn table(name: &str, header: &[&str], columns: &[Vec<f64>]) -> String {
-    let path = temp(name);
-    let mut text = header.join(",") + "\n";
-    for i in 0..columns[0].len() {
-        let row: Vec<String> = columns.iter().map(|c| format!("{:e}", c[i])).collect();
-        text += &(row.join(",") + "\n");
-    }
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
+    common::csv_table(&temp(name), header, columns)
 }
 
 /// Least squares of y on one feature, in closed form (centred sums, f64).

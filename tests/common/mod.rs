@@ -41,6 +41,18 @@ pub fn temp_path(suite: &str, name: &str) -> std::path::PathBuf {
     dir.join(name)
 }
 
+/// Writes a CSV with a header row at `path`, every value exactly (the shortest form that
+/// reads back as the same f64), and returns the path as text.
+pub fn csv_table(path: &std::path::Path, header: &[&str], columns: &[Vec<f64>]) -> String {
+    let mut text = header.join(",") + "\n";
+    for i in 0..columns[0].len() {
+        let row: Vec<String> = columns.iter().map(|c| format!("{:e}", c[i])).collect();
+        text += &(row.join(",") + "\n");
+    }
+    std::fs::write(path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
 /// Unwraps the GPU context or returns from the test after the skip message.
 #[macro_export]
 macro_rules! gpu_or_skip {
