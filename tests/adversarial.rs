@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::cli::likely;
+use common::cli::{likely, model_fit};
 use common::write_npy;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -72,24 +72,21 @@ fn a_runaway_minibatch_fit_is_reported_diverged_and_never_passes_the_test() {
     let data = logistic_table("runaway.csv");
     for backend in common::backends() {
         for (optimizer, lr) in [("adamw", "1000"), ("sgd", "1e6")] {
-            let args = [
-                "fit",
-                "--model",
+            let args = model_fit(
                 "linear",
-                "--family",
                 "bernoulli",
-                "--data",
                 &data,
-                "--target",
                 "y",
-                "--optimizer",
-                optimizer,
-                "--lr",
-                lr,
-                "--backend",
-                backend,
-                "--json",
-            ];
+                &[
+                    "--optimizer",
+                    optimizer,
+                    "--lr",
+                    lr,
+                    "--backend",
+                    backend,
+                    "--json",
+                ],
+            );
             let (code, json, stderr) = run(&args);
             assert_eq!(json["converged"], false, "{args:?}: {json}");
             assert_eq!(code, 3, "{args:?}: a diverged run exits 3");
@@ -132,20 +129,13 @@ fn a_poisson_mle_that_does_not_exist_is_not_converged() {
                 continue;
             }
             for backend in common::backends() {
-                let args = [
-                    "fit",
-                    "--model",
+                let args = model_fit(
                     "linear",
-                    "--family",
                     family,
-                    "--data",
                     data,
-                    "--target",
                     "y",
-                    "--backend",
-                    backend,
-                    "--json",
-                ];
+                    &["--backend", backend, "--json"],
+                );
                 let (code, json, stderr) = run(&args);
                 assert_eq!(json["converged"], false, "{args:?}: {json}");
                 assert_eq!(code, 3, "{args:?}");
@@ -171,22 +161,13 @@ fn a_laplace_head_with_a_prior_is_reported_not_converged_rather_than_refused() {
     let data = table("laplace_prior.csv", &["x0", "x1", "y"], &[x0, x1, y]);
     for backend in common::backends() {
         for prior in ["l1:1", "l2:1"] {
-            let args = [
-                "fit",
-                "--model",
+            let args = model_fit(
                 "linear",
-                "--family",
                 "laplace",
-                "--data",
                 &data,
-                "--target",
                 "y",
-                "--prior",
-                prior,
-                "--backend",
-                backend,
-                "--json",
-            ];
+                &["--prior", prior, "--backend", backend, "--json"],
+            );
             let (code, json, _) = run(&args);
             assert_eq!(code, 3, "{args:?}: {json}");
             assert_eq!(json["converged"], false);
@@ -248,20 +229,13 @@ fn a_constant_feature_separates_nothing() {
         .collect();
     let data = table("constant.csv", &["x0", "x1", "y"], &[x0, vec![3.0; 300], y]);
     for backend in common::backends() {
-        let args = [
-            "fit",
-            "--model",
+        let args = model_fit(
             "linear",
-            "--family",
             "bernoulli",
-            "--data",
             &data,
-            "--target",
             "y",
-            "--backend",
-            backend,
-            "--json",
-        ];
+            &["--backend", backend, "--json"],
+        );
         let (_, json, stderr) = run(&args);
         assert!(
             json["separation"].as_array().unwrap().is_empty(),
@@ -421,20 +395,13 @@ fn lad_on_tied_and_repeated_rows_reaches_its_certified_optimum() {
         let want = lad_by_enumeration(rows);
         let n = rows.len() as f64;
         for backend in common::backends() {
-            let args = [
-                "fit",
-                "--model",
+            let args = model_fit(
                 "linear",
-                "--family",
                 "laplace",
-                "--data",
                 data,
-                "--target",
                 "y",
-                "--backend",
-                backend,
-                "--json",
-            ];
+                &["--backend", backend, "--json"],
+            );
             let (code, json, _) = run(&args);
             assert_eq!(code, 0, "{args:?}: {json}");
             // NLL = n (ln 2 + ln b + 1) with b = SAD / n.
@@ -466,20 +433,13 @@ fn exponential_regressions_of_huge_and_tiny_targets_converge_to_the_same_slopes(
             &[x0.clone(), x1.clone(), y],
         );
         for backend in common::backends() {
-            let args = [
-                "fit",
-                "--model",
+            let args = model_fit(
                 "linear",
-                "--family",
                 "exponential",
-                "--data",
                 &data,
-                "--target",
                 "y",
-                "--backend",
-                backend,
-                "--json",
-            ];
+                &["--backend", backend, "--json"],
+            );
             let (code, json, _) = run(&args);
             assert_eq!(code, 0, "{args:?}: {json}");
             slopes.push((
