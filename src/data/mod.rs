@@ -271,7 +271,7 @@ pub fn load(path: &Path, column: Option<&str>, family: FamilyName) -> Result<Dat
         FileFormat::Csv => {
             let (values, labels, column) = csv_file::parse(path, column, allow_labels)?;
             Dataset {
-                values: Samples::narrowest(values),
+                values: Samples::narrowest_pieces(values),
                 labels,
                 path: path.to_path_buf(),
                 column,

@@ -143,6 +143,39 @@ impl Samples {
     }
 }
 
+impl Samples {
+    /// [`Samples::narrowest`] of values that come in pieces (in order), joined straight into
+    /// their final place: each piece is dropped once copied.
+    pub fn narrowest_pieces(pieces: Vec<Vec<f64>>) -> Samples {
+        if pieces.len() == 1 {
+            return Samples::narrowest(pieces.into_iter().next().unwrap_or_default());
+        }
+        let n: usize = pieces.iter().map(Vec::len).sum();
+        let exact = pieces
+            .par_iter()
+            .all(|p| p.iter().all(|&x| (x as f32) as f64 == x || x.is_nan()));
+        if exact && n > 0 {
+            Samples::F32(joined(pieces, n, |x| x as f32))
+        } else {
+            Samples::F64(joined(pieces, n, |x| x))
+        }
+    }
+}
+
+/// The pieces' values, converted, in one allocation of `n`, each piece freed once copied.
+fn joined<T: Copy + Default>(pieces: Vec<Vec<f64>>, n: usize, convert: fn(f64) -> T) -> Arc<[T]> {
+    let mut out: Arc<[T]> = std::iter::repeat_n(T::default(), n).collect();
+    let slots = Arc::get_mut(&mut out).expect("not shared yet");
+    let mut at = 0;
+    for piece in pieces {
+        for (o, &x) in slots[at..at + piece.len()].iter_mut().zip(&piece) {
+            *o = convert(x);
+        }
+        at += piece.len();
+    }
+    out
+}
+
 impl From<Vec<f64>> for Samples {
     fn from(v: Vec<f64>) -> Self {
         Samples::F64(v.into())
