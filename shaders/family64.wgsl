@@ -1,6 +1,7 @@
 // f64 sums of a family's per-sample terms (the f64 finish of a GPU family fit), over the
 // samples as the engine re-expressed them (see SampleMap). The generated header defines
-// N_TERMS, WORKGROUP_SIZE and GROUPS; the family's own snippet (shaders/family/), with f64
+// N_TERMS, WORKGROUP_SIZE, GROUPS and the samples' binding x (f64, or the f32 data of the
+// reduction kernel where those are the samples exactly); the family's own snippet (shaders/family/), with f64
 // for f32, defines accumulate(x, acc), so the terms have one definition for both kernels.
 
 struct Shape {
@@ -10,7 +11,6 @@ struct Shape {
     pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f64>;
 @group(0) @binding(1) var<storage, read> kernel: array<f64>;
 @group(0) @binding(2) var<storage, read_write> partials: array<f64>;
 @group(0) @binding(3) var<uniform> shape: Shape;
@@ -39,7 +39,7 @@ fn terms(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: ve
     let first = wid.x * share;
     let last = min(first + share, shape.rows);
     for (var i = first + t; i < last; i = i + WORKGROUP_SIZE) {
-        accumulate(x[i], &acc);
+        accumulate(f64(x[i]), &acc);
     }
     for (var k = 0u; k < N_TERMS; k = k + 1u) {
         lanes[t] = acc[k];

@@ -161,3 +161,44 @@ fn chunked_and_unchunked_evaluations_agree() {
         assert_cases(family.as_ref(), 1_000_003, 400, false, options);
     }
 }
+
+#[test]
+fn the_rooflines_plain_sum_agrees_with_an_f64_sum_in_every_variant() {
+    // The bench's yardstick must sum what it reads: every walk and workgroup count, at sizes
+    // that leave every kind of remainder (a partial vec4, fewer vec4s than invocations, a
+    // leftover after the main loop), and across several storage bindings.
+    use likely::gpu::roofline::PlainSum;
+    let ctx = gpu_or_skip!();
+    let mut rng = StdRng::seed_from_u64(77);
+    for (n, cap) in [
+        (1, None),
+        (3, None),
+        (5, None),
+        (WORKGROUP_SIZE as usize * 8 + 3, None),
+        (1_000_003, None),
+        (1_000_003, Some(300_001)),
+    ] {
+        let values: Vec<f32> = (0..n)
+            .map(|_| rand::Rng::random_range(&mut rng, -1.0f32..2.0))
+            .collect();
+        let exact: f64 = values.iter().map(|&x| x as f64).sum();
+        let scale: f64 = values.iter().map(|&x| (x as f64).abs()).sum();
+        let mut sum = PlainSum::with_chunk_cap(ctx, &values, cap).unwrap();
+        if cap.is_some() {
+            assert!(sum.chunk_count() >= 3);
+        }
+        for variant in sum.candidates() {
+            sum.set_variant(variant);
+            let got = sum.sum().unwrap();
+            // Each accumulator adds at most len/(8 threads) + 2 vec4s in sequence; then the
+            // four lanes, the subgroup and the f64 finish.
+            let threads = (variant.workgroups * WORKGROUP_SIZE) as f64;
+            let sequential = (n as f64 / (8.0 * threads)).ceil() + 2.0;
+            let bound = (sequential + 16.0) * f32::EPSILON as f64 / 2.0 * scale;
+            assert!(
+                (got - exact).abs() <= bound,
+                "n = {n}, {variant:?}: {got} vs {exact} (bound {bound:e})"
+            );
+        }
+    }
+}

@@ -12,9 +12,8 @@ fn dir() -> PathBuf {
     dir
 }
 
-/// A 1-D little-endian `.npy` of `n` values of N(3, 2)-like spread, as f4 or f8.
-fn npy(name: &str, n: usize, f32_data: bool) -> PathBuf {
-    let (descr, width) = if f32_data { ("<f4", 4) } else { ("<f8", 8) };
+/// The magic, version 1.0 and header of a 1-D `.npy` of `n` values of type `descr`.
+fn npy_header(descr: &str, n: usize) -> Vec<u8> {
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({n},), }}");
     while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
@@ -23,6 +22,13 @@ fn npy(name: &str, n: usize, f32_data: bool) -> PathBuf {
     let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
+    bytes
+}
+
+/// A 1-D little-endian `.npy` of `n` values of N(3, 2)-like spread, as f4 or f8.
+fn npy(name: &str, n: usize, f32_data: bool) -> PathBuf {
+    let (descr, width) = if f32_data { ("<f4", 4) } else { ("<f8", 8) };
+    let mut bytes = npy_header(descr, n);
     bytes.reserve(n * width);
     let mut state = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..n {
@@ -203,4 +209,80 @@ fn f32_stored_data_gives_the_results_of_f64_stored_data() {
             assert_eq!(a[key], b[key], "{key}: f4 {} vs f8 {}", a[key], b[key]);
         }
     }
+}
+
+/// A 1-D `.npy` of f4 counts 0..8 (Poisson-like data).
+fn npy_counts(name: &str, n: usize) -> PathBuf {
+    let mut bytes = npy_header("<f4", n);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..n {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&((state % 7 + state % 3) as f32).to_le_bytes());
+    }
+    let path = dir().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn a_gpu_fit_of_f32_data_reads_it_straight_onto_the_device() {
+    // The device holds the samples exactly and makes the f64 sums from them: the host holds
+    // no copy at all (on lavapipe the device's memory is the host's, so the one copy shows in
+    // the resident memory), and the fit equals the CPU engine's.
+    if !Path::new("/proc/self/status").exists() {
+        eprintln!("SKIP: no /proc");
+        return;
+    }
+    let probe = std::process::Command::new(env!("CARGO_BIN_EXE_likely"))
+        .args(["devices"])
+        .output()
+        .unwrap();
+    if !String::from_utf8_lossy(&probe.stdout).contains("SHADER_F64: yes") {
+        assert!(
+            std::env::var("LIKELY_REQUIRE_GPU").as_deref() != Ok("1"),
+            "LIKELY_REQUIRE_GPU=1 but no adapter with f64: {}",
+            String::from_utf8_lossy(&probe.stdout)
+        );
+        eprintln!("SKIPPED: needs a GPU adapter with SHADER_F64");
+        return;
+    }
+    let n = 16 << 20; // 64 MiB of f32
+    let path = npy_counts("counts.npy", n);
+    let file = (n * 4) as f64;
+    let run = |backend: &str, path: &Path| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_likely"));
+        command.args(["fit", "--family", "poisson", "--data"]);
+        command.arg(path);
+        command.args(["--json", "--backend", backend]);
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let gpu = run("gpu", &path);
+    let cpu = run("cpu", &path);
+    // The GPU process's own resident memory (the adapter's compiler, its threads).
+    let gpu_baseline = peak(&run("gpu", &npy_counts("few-counts.npy", 1000)));
+    assert_eq!(gpu["streamed"], false);
+    assert_eq!(gpu["f64_engine"], "gpu", "{gpu}");
+    assert_eq!(gpu["converged"], true);
+    let held = peak(&gpu) - gpu_baseline;
+    assert!(
+        held <= 1.35 * file,
+        "held {:.1} MiB for a {:.0} MiB file",
+        held / MIB,
+        file / MIB
+    );
+    let (a, b) = (
+        gpu["params"]["lambda"].as_f64().unwrap(),
+        cpu["params"]["lambda"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() <= 1e-12 * b, "{a} vs {b}");
+    let (a, b) = (gpu["nll"].as_f64().unwrap(), cpu["nll"].as_f64().unwrap());
+    assert!((a - b).abs() <= 1e-12 * b.abs(), "{a} vs {b}");
 }

@@ -130,16 +130,25 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
                 likely::data::Samples::F64(v) => v.iter().map(|&x| x as f32).collect(),
             });
         let mut limit_times = Vec::new();
-        // The adapter's streaming roofline in the same run: a plain one-pass sum over the same
-        // bytes (the sufficient-statistic kernel of the exponential family), timed alternately
-        // with the job so that both see the same machine.
+        // The adapter's streaming roofline in the same run: the fastest plain one-pass sum
+        // over the same f32 values (tuned on them), timed alternately with the job so that
+        // both see the same machine.
         let mut roofline = match &ctx {
             Some(c) => {
-                let mut sum = GpuEngine::new(
-                    c,
-                    FamilyName::Exponential.build(1),
-                    &data.iter().map(|x| x.abs()).collect::<Vec<_>>(),
-                )?;
+                let values: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+                let exact: f64 = values.iter().map(|&x| x as f64).sum();
+                let mut sum = likely::gpu::roofline::PlainSum::new(c, &values)?;
+                drop(values);
+                sum.tune(3)?;
+                let error = likely::tolerance::relative_error(sum.sum()?, exact);
+                let variant = sum.variant();
+                out["roofline_kernel"] = json!(format!(
+                    "{:?} walk, {} workgroups of {}",
+                    variant.walk,
+                    variant.workgroups,
+                    likely::gpu::shader::WORKGROUP_SIZE
+                ));
+                out["roofline_relative_error"] = json_f64(error);
                 sum.enable_kernel_timing();
                 Some(sum)
             }
@@ -159,7 +168,7 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
                 Some(sum) => {
                     let mut time_sum = || -> likely::Result<f64> {
                         let start = Instant::now();
-                        sum.term_sums(&[0.0])?;
+                        std::hint::black_box(sum.sum()?);
                         Ok(start.elapsed().as_secs_f64())
                     };
                     if rep % 2 == 0 {

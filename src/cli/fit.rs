@@ -84,6 +84,51 @@ fn in_memory_bytes(rows: usize, width: u64, gpu: Option<&likely::gpu::GpuContext
     }
 }
 
+/// Reads the data into memory and builds the engine over it (on the device, streamed through
+/// two device buffers where the device budget is exceeded, or on the CPU).
+fn load_and_build(
+    args: &FitArgs,
+    gpu: &Option<likely::gpu::GpuContext>,
+    gpu_budget: u64,
+    host_chunk_bytes: u64,
+    read_seconds: &mut Option<f64>,
+) -> likely::Result<(Box<dyn engine::Engine>, data::Dataset)> {
+    let reading = std::time::Instant::now();
+    let mut dataset = data::load(&args.data, args.column.as_deref(), args.family)?;
+    *read_seconds = Some(reading.elapsed().as_secs_f64());
+    let classes = if args.family == FamilyName::Categorical {
+        dataset.classes(args.classes)?
+    } else {
+        1
+    };
+    let family = args.family.build(classes);
+    dataset.check_support(family.as_ref())?;
+    let values = dataset.values.clone();
+    let engine: Box<dyn engine::Engine> = match &gpu {
+        // Larger than the device budget: stream it through two device buffers.
+        Some(ctx) if values.len() as u64 * 4 > gpu_budget => Box::new(StreamingEngine::new(
+            family,
+            Source::Memory(values.to_f64()),
+            host_chunk_bytes,
+            Some((ctx, gpu_budget)),
+        )?),
+        Some(ctx) => {
+            let engine = engine::GpuEngine::from_samples(ctx, family, values)?;
+            // Where the device holds the samples exactly and makes the f64 sums from
+            // them, and the covariance needs no per-sample scores, the host's copy is
+            // let go: one copy of the data in all.
+            if !engine.holds_host_copy()
+                && args.inference.cov == likely::inference::CovType::Hessian
+            {
+                dataset.values = likely::data::Samples::F64(Vec::new().into());
+            }
+            Box::new(engine)
+        }
+        None => Box::new(engine::CpuEngine::from_samples(family, values)),
+    };
+    Ok((engine, dataset))
+}
+
 /// Every optimiser name the CLI accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OptimizerArg {
@@ -166,11 +211,21 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     let too_big = |rows: usize, width: u64| {
         args.stream || in_memory_bytes(rows, width, gpu.as_ref()) > host_budget
     };
+    // An f32 .npy bound for the device (with a covariance that needs no per-sample scores)
+    // is read straight onto it, with no host copy (GpuEngine::from_source).
+    let mut direct_to_device = false;
     let reader = match format {
         data::FileFormat::Npy => {
             let reader = data::NpyReader::open(&args.data, column)?;
             let width = if reader.exact_in_f32() { 4 } else { 8 };
-            too_big(reader.len(), width).then_some(Source::Npy(reader))
+            let streamed = too_big(reader.len(), width);
+            direct_to_device = !streamed
+                && gpu.is_some()
+                && reader.exact_in_f32()
+                && reader.len() as u64 * 4 <= gpu_budget
+                && args.family != FamilyName::Categorical
+                && args.inference.cov == likely::inference::CovType::Hessian;
+            streamed.then_some(Source::Npy(reader))
         }
         data::FileFormat::Parquet => {
             let reader = data::ParquetColumn::open(&args.data, column)?;
@@ -215,6 +270,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     // The time to read the data into memory (a streamed fit reads during the fit).
     let mut read_seconds = None;
     let fitting = std::time::Instant::now();
+    let mut streamed = false;
     let (engine, dataset): (Box<dyn engine::Engine>, data::Dataset) = match reader {
         Some(reader) => {
             if args.family == FamilyName::Categorical && args.classes.is_none() {
@@ -224,6 +280,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             }
             let family = args.family.build(args.classes.unwrap_or(1));
             let dataset = data::Dataset::streamed(&args.data, reader.column_label(), format);
+            streamed = true;
             let engine = StreamingEngine::new(
                 family,
                 reader,
@@ -232,36 +289,33 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             )?;
             (Box::new(engine), dataset)
         }
-        None => {
+        None if direct_to_device => {
             let reading = std::time::Instant::now();
-            let dataset = data::load(&args.data, args.column.as_deref(), args.family)?;
-            read_seconds = Some(reading.elapsed().as_secs_f64());
-            let classes = if args.family == FamilyName::Categorical {
-                dataset.classes(args.classes)?
-            } else {
-                1
-            };
-            let family = args.family.build(classes);
-            dataset.check_support(family.as_ref())?;
-            let values = dataset.values.clone();
-            let engine: Box<dyn engine::Engine> = match &gpu {
-                // Larger than the device budget: stream it through two device buffers.
-                Some(ctx) if values.len() as u64 * 4 > gpu_budget => {
-                    Box::new(StreamingEngine::new(
-                        family,
-                        Source::Memory(values.to_f64()),
-                        host_chunk_bytes,
-                        Some((ctx, gpu_budget)),
-                    )?)
+            let ctx = gpu.as_ref().expect("direct_to_device needs a device");
+            let reader = data::NpyReader::open(&args.data, column)?;
+            let label = reader.column_label().to_string();
+            let family = args.family.build(1);
+            match engine::GpuEngine::from_source(
+                ctx,
+                family,
+                Source::Npy(reader),
+                host_chunk_bytes,
+            )? {
+                Some(engine) => {
+                    read_seconds = Some(reading.elapsed().as_secs_f64());
+                    let mut dataset = data::Dataset::streamed(&args.data, &label, format);
+                    dataset.values = likely::data::Samples::F64(Vec::new().into());
+                    (Box::new(engine) as Box<dyn engine::Engine>, dataset)
                 }
-                Some(ctx) => Box::new(engine::GpuEngine::from_samples(ctx, family, values)?),
-                None => Box::new(engine::CpuEngine::from_samples(family, values)),
-            };
-            (engine, dataset)
+                None => {
+                    load_and_build(&args, &gpu, gpu_budget, host_chunk_bytes, &mut read_seconds)?
+                }
+            }
         }
+        None => load_and_build(&args, &gpu, gpu_budget, host_chunk_bytes, &mut read_seconds)?,
     };
     let n = engine.n();
-    if dataset.values.is_empty() && args.inference.cov != likely::inference::CovType::Hessian {
+    if streamed && args.inference.cov != likely::inference::CovType::Hessian {
         return Err(likely::Error::Usage(
             "--cov opg and robust need the data in memory; streamed fits use --cov hessian".into(),
         ));
@@ -359,7 +413,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "seconds": seconds,
             "read_seconds": read_seconds.map_or(Value::Null, json_f64),
             "fit_seconds": fit_seconds,
-            "streamed": dataset.values.is_empty(),
+            "streamed": streamed,
             "peak_rss_bytes": likely::engine::stream::peak_rss_bytes(),
         });
         out["warnings"] = json!(result.warnings);

@@ -51,6 +51,9 @@ impl GpuEngine {
     pub fn from_samples(ctx: &GpuContext, family: Box<dyn Family>, data: Samples) -> Result<Self> {
         let raw = data.summary();
         let map = SampleMap::for_f32(family.as_ref(), raw.min, raw.max);
+        // Whether every re-expressed sample is an f32 exactly, so that the device's f32 copy
+        // is the samples themselves.
+        let exact_in_f32 = std::cell::Cell::new(true);
         let mut mapped = |start: usize, out: &mut [f64]| match &data {
             Samples::F32(v) => {
                 for (o, &x) in out.iter_mut().zip(&v[start..]) {
@@ -69,22 +72,40 @@ impl GpuEngine {
             data.len(),
             &mut |start, out| {
                 mapped(start, out);
+                if exact_in_f32.get() && out.iter().any(|&v| v as f32 as f64 != v) {
+                    exact_in_f32.set(false);
+                }
                 Ok(())
             },
             ReductionOptions::default(),
         )?;
-        // The f64 copy on the GPU where it can be made; a failure (memory) leaves the f64 sums
-        // to the host copy, which gives the same sums up to their order. On a software
-        // adapter the device's memory is the host's: a copy of more than a quarter of the
-        // device budget is not made (the host's copy serves, exactly, in f64).
-        let exact = (FamilyF64::applies(ctx, family.as_ref())
-            && Self::f64_copy_fits(ctx, data.len()))
-        .then(|| {
-            // Bindings of 8 Mi samples: the widened piece on the host stays 64 MiB.
-            FamilyF64::from_source(ctx, family.as_ref(), data.len(), &mut mapped, Some(1 << 23))
-                .ok()
-        })
-        .flatten();
+        // The f64 sums on the GPU where the adapter has SHADER_F64: from the f32 data the
+        // kernel already holds where those are the samples exactly (then no host copy is
+        // kept: one copy of the data in all), otherwise from an f64 copy where it can be made;
+        // a failure (memory) leaves the f64 sums to the host copy, which gives the same sums
+        // up to their order. On a software adapter the device's memory is the host's: an f64
+        // copy of more than a quarter of the device budget is not made (the host's copy
+        // serves, exactly, in f64).
+        let applies = FamilyF64::applies(ctx, family.as_ref());
+        let over_f32 = (applies && exact_in_f32.get())
+            .then(|| FamilyF64::over_f32(ctx, family.as_ref(), &reduction.data_buffers()).ok())
+            .flatten();
+        let f64_on_device = over_f32.is_some();
+        let exact = over_f32.or_else(|| {
+            (applies && Self::f64_copy_fits(ctx, data.len()))
+                .then(|| {
+                    // Bindings of 8 Mi samples: the widened piece on the host stays 64 MiB.
+                    FamilyF64::from_source(
+                        ctx,
+                        family.as_ref(),
+                        data.len(),
+                        &mut mapped,
+                        Some(1 << 23),
+                    )
+                    .ok()
+                })
+                .flatten()
+        });
         let constant = data
             .par_blocks(super::cpu::BLOCK, &map, |block| {
                 block.iter().map(|&x| family.constant(x)).sum::<f64>()
@@ -102,10 +123,72 @@ impl GpuEngine {
                 ..raw
             },
             map,
-            host: Some(data.clone()),
+            host: (!f64_on_device).then(|| data.clone()),
             exact,
             family,
         })
+    }
+
+    /// Reads `source` straight onto the device, with no host copy of the samples: one pass
+    /// validates them and finds their range (in chunks of `host_bytes`), a second uploads
+    /// them a binding at a time. Where the samples need no re-expression, are f32 exactly and
+    /// the adapter sums terms in f64 from the data it holds, that is the only copy of the
+    /// data; otherwise (the f64 sums would need a host or f64 copy) `Ok(None)`, and the
+    /// caller reads the data into memory instead.
+    pub fn from_source(
+        ctx: &GpuContext,
+        family: Box<dyn Family>,
+        mut source: super::stream::Source,
+        host_bytes: u64,
+    ) -> Result<Option<Self>> {
+        let n = source.len();
+        if n == 0 || !FamilyF64::applies(ctx, family.as_ref()) {
+            return Ok(None);
+        }
+        // Pieces of at most 1 Mi samples (8 MiB in f64): the one copy is the device's.
+        let chunk = ((host_bytes / 8) as usize).clamp(1 << 16, 1 << 20);
+        let mut buffer = vec![0.0; chunk.min(n)];
+        let (constant, min, max) =
+            super::stream::survey(family.as_ref(), &mut source, &mut buffer)?;
+        drop(buffer);
+        let map = SampleMap::for_f32(family.as_ref(), min, max);
+        if !map.is_identity() {
+            return Ok(None);
+        }
+        let mut exact_in_f32 = true;
+        let reduction = TermReduction::from_source(
+            ctx,
+            family.as_ref(),
+            n,
+            &mut |start, out| {
+                source.read(start, out)?;
+                for v in out.iter_mut() {
+                    *v = map.apply(*v);
+                    exact_in_f32 &= *v as f32 as f64 == *v;
+                }
+                Ok(())
+            },
+            ReductionOptions::default(),
+        )?;
+        if !exact_in_f32 {
+            return Ok(None);
+        }
+        let exact = FamilyF64::over_f32(ctx, family.as_ref(), &reduction.data_buffers())?;
+        Ok(Some(GpuEngine {
+            reduction,
+            adapter: ctx.adapter_label(),
+            n,
+            constant,
+            summary: Summary {
+                n,
+                min: map.apply(min),
+                max: map.apply(max),
+            },
+            map,
+            host: None,
+            exact: Some(exact),
+            family,
+        }))
     }
 
     /// The kernel over `data` as given (rounded to f32, not re-expressed), without a host
@@ -150,6 +233,12 @@ impl GpuEngine {
     /// has none.
     pub fn enable_kernel_timing(&mut self) -> bool {
         self.reduction.enable_kernel_timing()
+    }
+
+    /// Whether the engine keeps a host copy of the samples (for its f64 sums, where the
+    /// device cannot make them from the data it holds).
+    pub fn holds_host_copy(&self) -> bool {
+        self.host.is_some()
     }
 
     pub fn uses_subgroups(&self) -> bool {

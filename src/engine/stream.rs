@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::family::{Family, SampleMap, Summary};
 use crate::gpu::reduce::StreamReduction;
 use crate::gpu::GpuContext;
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// Where streamed samples come from.
@@ -40,7 +41,7 @@ impl Source {
         }
     }
 
-    fn read(&mut self, start: usize, out: &mut [f64]) -> Result<()> {
+    pub(crate) fn read(&mut self, start: usize, out: &mut [f64]) -> Result<()> {
         match self {
             Source::Npy(r) => r.read(start, out),
             Source::Parquet(r) => r.read(start, out),
@@ -90,44 +91,7 @@ impl StreamingEngine {
         }
         let chunk = ((host_bytes / 8) as usize).clamp(4096, n.max(4096));
         let mut buffer = vec![0.0; chunk.min(n)];
-        let (mut constant, mut min, mut max) = (0.0, f64::INFINITY, f64::NEG_INFINITY);
-        for start in (0..n).step_by(chunk) {
-            let len = chunk.min(n - start);
-            source.read(start, &mut buffer[..len])?;
-            for (i, &x) in buffer[..len].iter().enumerate() {
-                // The words of the in-memory checks (data::load, Dataset::check_support).
-                let why = if !x.is_finite() {
-                    Some(format!(
-                        "value {x} is not finite (NaN and infinities are not observations)"
-                    ))
-                } else {
-                    family
-                        .support_error(x)
-                        .map(|why| format!("{why} of the {} family", family.name()))
-                };
-                if let Some(why) = why {
-                    let at = format!("element {}", start + i);
-                    return Err(match &source {
-                        Source::Npy(r) => {
-                            let column = match r.column_label() {
-                                "" => String::new(),
-                                c => format!(", column {c}"),
-                            };
-                            Error::data(r.path(), format!("{at}{column}"), why)
-                        }
-                        Source::Parquet(r) => Error::data(
-                            r.path(),
-                            format!("row {}, column '{}'", start + i + 1, r.column_label()),
-                            why,
-                        ),
-                        Source::Memory(_) => Error::InvalidData(format!("{at}: {why}")),
-                    });
-                }
-                min = min.min(x);
-                max = max.max(x);
-            }
-            constant += super::constant_sum(family.as_ref(), &buffer[..len]);
-        }
+        let (constant, min, max) = survey(family.as_ref(), &mut source, &mut buffer)?;
         let map = match gpu {
             Some(_) => SampleMap::for_f32(family.as_ref(), min, max),
             None => SampleMap::for_f64(family.as_ref(), min, max),
@@ -166,6 +130,62 @@ impl StreamingEngine {
             progress: None,
         })
     }
+}
+
+/// One pass over `source` in chunks of `buffer`'s length: validates every sample (finite, in
+/// the family's support), and returns the sum of the parameter-free NLL part and the range.
+pub(crate) fn survey(
+    family: &dyn Family,
+    source: &mut Source,
+    buffer: &mut [f64],
+) -> Result<(f64, f64, f64)> {
+    let n = source.len();
+    let chunk = buffer.len().max(1);
+    let (mut constant, mut min, mut max) = (0.0, f64::INFINITY, f64::NEG_INFINITY);
+    for start in (0..n).step_by(chunk) {
+        let len = chunk.min(n - start);
+        source.read(start, &mut buffer[..len])?;
+        for (i, &x) in buffer[..len].iter().enumerate() {
+            // The words of the in-memory checks (data::load, Dataset::check_support).
+            let why = if !x.is_finite() {
+                Some(format!(
+                    "value {x} is not finite (NaN and infinities are not observations)"
+                ))
+            } else {
+                family
+                    .support_error(x)
+                    .map(|why| format!("{why} of the {} family", family.name()))
+            };
+            if let Some(why) = why {
+                let at = format!("element {}", start + i);
+                return Err(match &*source {
+                    Source::Npy(r) => {
+                        let column = match r.column_label() {
+                            "" => String::new(),
+                            c => format!(", column {c}"),
+                        };
+                        Error::data(r.path(), format!("{at}{column}"), why)
+                    }
+                    Source::Parquet(r) => Error::data(
+                        r.path(),
+                        format!("row {}, column '{}'", start + i + 1, r.column_label()),
+                        why,
+                    ),
+                    Source::Memory(_) => Error::InvalidData(format!("{at}: {why}")),
+                });
+            }
+            min = min.min(x);
+            max = max.max(x);
+        }
+        // The parameter-free part (lgamma for count families) in parallel, added in
+        // block order.
+        let parts: Vec<f64> = buffer[..len]
+            .par_chunks(1 << 16)
+            .map(|block| super::constant_sum(family, block))
+            .collect();
+        constant += parts.iter().sum::<f64>();
+    }
+    Ok((constant, min, max))
 }
 
 impl Engine for StreamingEngine {

@@ -32,41 +32,49 @@ pub(crate) fn upload_with(
     })
 }
 
-/// A storage buffer of `len` f32 samples that `fill(at, out)` writes in f64 a piece at a time
-/// (64 Ki samples), converted through the mapping: no full-size host copy is held.
+/// A storage buffer of `len` f32 samples (then zeros to a whole vec4) that `fill(at, out)`
+/// writes in f64 a piece at a time (64 Ki samples): no full-size host copy is held. The
+/// pieces go through the queue, which is flushed and waited on every 16 MiB, so that its
+/// staging memory stays bounded too (a buffer created mapped is a full-size staging copy
+/// until the queue runs, on a software adapter in host memory beside the buffer itself).
 pub(crate) fn upload_from(
     ctx: &GpuContext,
     len: usize,
     label: &str,
     fill: &mut dyn FnMut(usize, &mut [f64]) -> Result<()>,
 ) -> Result<wgpu::Buffer> {
-    let mut failed = None;
-    let buffer = mapped_buffer(
-        ctx,
-        label,
-        (len * 4) as u64,
-        wgpu::BufferUsages::STORAGE,
-        |view| {
-            const PIECE: usize = 1 << 16;
-            let mut wide = vec![0.0f64; PIECE.min(len)];
-            let mut narrow: Vec<f32> = Vec::with_capacity(PIECE.min(len));
-            for at in (0..len).step_by(PIECE) {
-                let piece = PIECE.min(len - at);
-                if let Err(e) = fill(at, &mut wide[..piece]) {
-                    failed = Some(e);
-                    return;
-                }
-                narrow.clear();
-                narrow.extend(wide[..piece].iter().map(|&v| v as f32));
-                view.slice(at * 4..(at + piece) * 4)
-                    .copy_from_slice(bytemuck::cast_slice(&narrow));
-            }
-        },
-    )?;
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(buffer),
+    const PIECE: usize = 1 << 16;
+    const FLUSH_PIECES: usize = 64;
+    let buffer = ctx.scoped(label, || {
+        ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.div_ceil(4) * 16) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    })?;
+    let mut wide = vec![0.0f64; PIECE.min(len)];
+    let mut narrow: Vec<f32> = Vec::with_capacity(PIECE.min(len));
+    let flush = || -> Result<()> {
+        ctx.queue.submit([]);
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::gpu(label, e))?;
+        Ok(())
+    };
+    for (i, at) in (0..len).step_by(PIECE).enumerate() {
+        let piece = PIECE.min(len - at);
+        fill(at, &mut wide[..piece])?;
+        narrow.clear();
+        narrow.extend(wide[..piece].iter().map(|&v| v as f32));
+        ctx.queue
+            .write_buffer(&buffer, (at * 4) as u64, bytemuck::cast_slice(&narrow));
+        if (i + 1) % FLUSH_PIECES == 0 {
+            flush()?;
+        }
     }
+    flush()?;
+    Ok(buffer)
 }
 
 /// A buffer of `size` bytes created mapped, filled by `fill` through the mapping, unmapped.

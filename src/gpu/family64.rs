@@ -18,13 +18,26 @@ pub const MAX_TERMS: usize = 64;
 
 const SOURCE: &str = include_str!("../../shaders/family64.wgsl");
 
-/// The WGSL source for `family`'s terms in f64.
-pub fn compose(family: &dyn Family) -> String {
+/// The width the samples are stored at on the device: their own f64 copy, or the f32 data
+/// of the reduction kernel where those are the samples exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    F64,
+    F32,
+}
+
+/// The WGSL source for `family`'s terms in f64, over samples stored as `stored`.
+pub fn compose(family: &dyn Family, stored: Stored) -> String {
+    let element = match stored {
+        Stored::F64 => "f64",
+        Stored::F32 => "f32",
+    };
     let header = format!(
         "// Generated for the {} family.\n\
          const N_TERMS: u32 = {}u;\n\
          const WORKGROUP_SIZE: u32 = {WORKGROUP_SIZE}u;\n\
-         const GROUPS: u32 = {GROUPS}u;\n",
+         const GROUPS: u32 = {GROUPS}u;\n\
+         @group(0) @binding(0) var<storage, read> x: array<{element}>;\n",
         family.name(),
         family.n_terms(),
     );
@@ -32,6 +45,7 @@ pub fn compose(family: &dyn Family) -> String {
         header.as_str(),
         SOURCE,
         &family.wgsl().replace("f32", "f64"),
+        &super::shader::count_class(family.n_terms()).replace("f32", "f64"),
     ]
     .join("\n")
 }
@@ -41,6 +55,9 @@ pub struct FamilyF64 {
     ctx: GpuContext,
     terms: usize,
     kernel_params: usize,
+    layout: wgpu::BindGroupLayout,
+    label: String,
+    /// Each chunk's samples and bindings (which hold its buffers alive).
     chunks: Vec<(usize, wgpu::BindGroup)>,
     kernel: wgpu::Buffer,
     partials: wgpu::Buffer,
@@ -53,6 +70,16 @@ impl FamilyF64 {
     /// Whether `ctx` can sum `family`'s terms in f64.
     pub fn applies(ctx: &GpuContext, family: &dyn Family) -> bool {
         ctx.features.contains(wgpu::Features::SHADER_F64) && family.n_terms() <= MAX_TERMS
+    }
+
+    fn require(ctx: &GpuContext, family: &dyn Family) -> Result<()> {
+        if Self::applies(ctx, family) {
+            Ok(())
+        } else {
+            Err(Error::Usage(format!(
+                "the f64 GPU sums need SHADER_F64 and at most {MAX_TERMS} terms per sample"
+            )))
+        }
     }
 
     /// Uploads `samples` (already re-expressed) in f64, in chunks of at most `chunk_cap`
@@ -81,17 +108,56 @@ impl FamilyF64 {
         fill: &mut dyn FnMut(usize, &mut [f64]),
         chunk_cap: Option<usize>,
     ) -> Result<FamilyF64> {
-        if !Self::applies(ctx, family) {
-            return Err(Error::Usage(format!(
-                "the f64 GPU sums need SHADER_F64 and at most {MAX_TERMS} terms per sample"
-            )));
-        }
+        Self::require(ctx, family)?;
         let label = "likely family f64";
+        let mut f64s = Self::prepare(ctx, family, Stored::F64, label)?;
+        let per_binding = (ctx.limits.max_storage_buffer_binding_size / 8).max(1) as usize;
+        let chunk = chunk_cap.map_or(per_binding, |c| c.clamp(1, per_binding));
+        let mut piece = Vec::new();
+        for start in (0..n).step_by(chunk) {
+            piece.resize(chunk.min(n - start), 0.0);
+            fill(start, &mut piece);
+            let x = upload_bytes(
+                ctx,
+                bytemuck::cast_slice(&piece),
+                &format!("{label} samples"),
+            )?;
+            f64s.bind_chunk(&x, piece.len())?;
+        }
+        ctx.take_errors(label)?;
+        Ok(f64s)
+    }
+
+    /// The f64 sums over samples already on the device as f32 (the reduction kernel's data
+    /// buffers, `(buffer, samples)` each): exact where those f32 values are the samples, and
+    /// no second copy of them.
+    pub fn over_f32(
+        ctx: &GpuContext,
+        family: &dyn Family,
+        buffers: &[(&wgpu::Buffer, usize)],
+    ) -> Result<FamilyF64> {
+        Self::require(ctx, family)?;
+        let label = "likely family f64 over f32";
+        let mut f64s = Self::prepare(ctx, family, Stored::F32, label)?;
+        for &(buffer, len) in buffers {
+            f64s.bind_chunk(buffer, len)?;
+        }
+        ctx.take_errors(label)?;
+        Ok(f64s)
+    }
+
+    /// The pipelines and the buffers the sums use, with no samples bound yet.
+    fn prepare(
+        ctx: &GpuContext,
+        family: &dyn Family,
+        stored: Stored,
+        label: &str,
+    ) -> Result<FamilyF64> {
         let read = wgpu::BufferBindingType::Storage { read_only: true };
         let (layout, pipelines) = compute_pipelines(
             ctx,
             label,
-            compose(family),
+            compose(family, stored),
             &[
                 read,
                 read,
@@ -131,45 +197,40 @@ impl FamilyF64 {
             "readback",
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         )?;
-        let per_binding = (ctx.limits.max_storage_buffer_binding_size / 8).max(1) as usize;
-        let chunk = chunk_cap.map_or(per_binding, |c| c.clamp(1, per_binding));
-        let mut chunks = Vec::new();
-        let mut piece = Vec::new();
-        for start in (0..n).step_by(chunk) {
-            piece.resize(chunk.min(n - start), 0.0);
-            fill(start, &mut piece);
-            let x = upload_bytes(
-                ctx,
-                bytemuck::cast_slice(&piece),
-                &format!("{label} samples"),
-            )?;
-            let shape = [piece.len() as u32, 0, 0, 0];
-            let uniform = upload_bytes_with(
-                ctx,
-                bytemuck::cast_slice(&shape),
-                &format!("{label} shape"),
-                wgpu::BufferUsages::UNIFORM,
-            )?;
-            let bind = bind_all(
-                ctx,
-                &format!("{label} bindings"),
-                &layout,
-                &[&x, &kernel, &partials, &uniform],
-            )?;
-            chunks.push((piece.len(), bind));
-        }
-        ctx.take_errors(label)?;
         Ok(FamilyF64 {
             ctx: ctx.clone(),
             terms,
             kernel_params,
-            chunks,
+            layout,
+            label: label.to_string(),
+            chunks: Vec::new(),
             kernel,
             partials,
             readback,
             terms_pipeline,
             totals_pipeline,
         })
+    }
+
+    /// Binds one chunk of `len` samples held in `x`.
+    fn bind_chunk(&mut self, x: &wgpu::Buffer, len: usize) -> Result<()> {
+        let ctx = &self.ctx;
+        let label = &self.label;
+        let shape = [len as u32, 0, 0, 0];
+        let uniform = upload_bytes_with(
+            ctx,
+            bytemuck::cast_slice(&shape),
+            &format!("{label} shape"),
+            wgpu::BufferUsages::UNIFORM,
+        )?;
+        let bind = bind_all(
+            ctx,
+            &format!("{label} bindings"),
+            &self.layout,
+            &[x, &self.kernel, &self.partials, &uniform],
+        )?;
+        self.chunks.push((len, bind));
+        Ok(())
     }
 
     /// The sums of the terms over every sample, at the family's kernel parameters `kp`.
@@ -237,12 +298,14 @@ mod tests {
         use wgpu::naga::valid::{Capabilities, ValidationFlags, Validator};
         for name in FamilyName::ALL {
             let family = name.build(5);
-            let source = compose(family.as_ref());
-            let module = wgpu::naga::front::wgsl::parse_str(&source)
-                .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
-            Validator::new(ValidationFlags::all(), Capabilities::FLOAT64)
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("{name:?}: {e:?}"));
+            for stored in [Stored::F64, Stored::F32] {
+                let source = compose(family.as_ref(), stored);
+                let module = wgpu::naga::front::wgsl::parse_str(&source)
+                    .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
+                Validator::new(ValidationFlags::all(), Capabilities::FLOAT64)
+                    .validate(&module)
+                    .unwrap_or_else(|e| panic!("{name:?}: {e:?}"));
+            }
         }
     }
 }

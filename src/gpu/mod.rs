@@ -6,6 +6,8 @@
 //! * [`shader`]: composition of the reduction kernel from WGSL snippets, and naga validation.
 //! * [`reduce`]: the fused per-sample reduction: data uploaded once (split across storage
 //!   bindings as needed), every chunk's dispatch recorded into one encoder, one readback.
+//! * [`roofline`]: the adapter's streaming roofline, a plain vec4 sum tuned on the data, which
+//!   the bench times beside the reductions.
 //! * [`timer`]: kernel time of a compute pass from timestamp queries.
 //! * [`mlp`]: dense networks (linear models among them) in f32: training steps, full-batch
 //!   gradients and Hessians.
@@ -18,6 +20,7 @@ pub mod family64;
 pub mod linear64;
 pub mod mlp;
 pub mod reduce;
+pub mod roofline;
 pub mod shader;
 pub mod timer;
 

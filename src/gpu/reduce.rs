@@ -22,7 +22,8 @@ pub struct ReductionOptions {
 struct Chunk {
     bind_group: wgpu::BindGroup,
     workgroups: u32,
-    _data: wgpu::Buffer,
+    data: wgpu::Buffer,
+    len: usize,
     _info: wgpu::Buffer,
 }
 
@@ -169,7 +170,8 @@ impl TermReduction {
             chunks.push(Chunk {
                 bind_group,
                 workgroups: groups,
-                _data: data_buffer,
+                data: data_buffer,
+                len,
                 _info: info,
             });
         }
@@ -188,6 +190,11 @@ impl TermReduction {
             subgroups,
             timer: None,
         })
+    }
+
+    /// Each chunk's data buffer (f32 samples, then zeros to a whole vec4) and its samples.
+    pub(crate) fn data_buffers(&self) -> Vec<(&wgpu::Buffer, usize)> {
+        self.chunks.iter().map(|c| (&c.data, c.len)).collect()
     }
 
     /// Number of storage bindings the data was split across.
