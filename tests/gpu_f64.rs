@@ -8,7 +8,9 @@
 mod common;
 
 use likely::family::FamilyName;
+use likely::gpu::family64::{FamilyF64, Stored};
 use likely::gpu::linear64::LinearF64;
+use likely::gpu::reduce::{ReductionOptions, TermReduction};
 use likely::model::newton::conditioned_derivatives;
 use likely::model::{Activation, ColumnStats, Conditioning, Head, Network};
 use rand::rngs::StdRng;
@@ -87,6 +89,12 @@ fn compare(net: &Network, n: usize, chunk_cap: Option<usize>, seed: u64) {
         relative(nll, want_nll, want_nll.abs()) < 1e-12,
         "{what}: NLL {nll} vs {want_nll}"
     );
+    assert_eq!(
+        gradient.len(),
+        want_gradient.len(),
+        "{what}: gradient length"
+    );
+    assert_eq!(hessian.len(), want_hessian.len(), "{what}: Hessian length");
     let g_scale = want_gradient.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
     for (j, (a, b)) in gradient.iter().zip(&want_gradient).enumerate() {
         assert!(
@@ -251,18 +259,43 @@ fn samples(family: FamilyName, n: usize, seed: u64) -> Vec<f64> {
 }
 
 /// The GPU's f64 term sums against the family's own `terms`, summed here in f64 (with
-/// compensation, so the reference is the more accurate side), to 1e-13 of the sum of |terms|.
+/// compensation, so the reference is the more accurate side), to 1e-13 of the sum of |terms|:
+/// from their own f64 copy, or (`Stored::F32`) from the f32 data of the reduction kernel,
+/// with the samples rounded to f32 first so that those are the samples exactly.
 fn compare_terms(family: FamilyName, n: usize, chunk_cap: Option<usize>, seed: u64) {
-    use likely::gpu::family64::FamilyF64;
+    compare_stored(family, n, chunk_cap, seed, Stored::F64);
+    compare_stored(family, n, chunk_cap, seed, Stored::F32);
+}
+
+fn compare_stored(
+    family: FamilyName,
+    n: usize,
+    chunk_cap: Option<usize>,
+    seed: u64,
+    stored: Stored,
+) {
     let ctx = common::gpu().expect("a GPU adapter");
     let f = family.build(5);
-    let data = samples(family, n, seed);
+    let mut data = samples(family, n, seed);
+    if stored == Stored::F32 {
+        data.iter_mut().for_each(|x| *x = *x as f32 as f64);
+    }
     let theta: Vec<f64> = match family {
         FamilyName::Gaussian | FamilyName::Laplace => vec![0.25, 0.1],
         _ => f.initial_theta(&likely::family::Summary::of(&data)),
     };
     let kp = f.kernel_params(&theta);
-    let gpu = FamilyF64::new(ctx, f.as_ref(), &data, chunk_cap).unwrap();
+    // The reduction kernel's chunks: in samples, a multiple of its workgroup span.
+    let options = ReductionOptions {
+        max_chunk_samples: chunk_cap,
+        ..Default::default()
+    };
+    let reduction = (stored == Stored::F32)
+        .then(|| TermReduction::with_options(ctx, f.as_ref(), &data, options).unwrap());
+    let gpu = match &reduction {
+        None => FamilyF64::new(ctx, f.as_ref(), &data, chunk_cap).unwrap(),
+        Some(reduction) => FamilyF64::over_reduction(ctx, f.as_ref(), reduction).unwrap(),
+    };
     let got = gpu.term_sums(&kp).unwrap();
     let terms = f.n_terms();
     let (mut sum, mut compensation, mut magnitude) =
@@ -290,12 +323,17 @@ fn compare_terms(family: FamilyName, n: usize, chunk_cap: Option<usize>, seed: u
             got[k]
         );
     }
-    match chunk_cap {
-        Some(cap) => assert_eq!(gpu.chunk_sizes().len(), n.div_ceil(cap)),
-        None => assert_eq!(
+    match (stored, chunk_cap) {
+        (Stored::F64, Some(cap)) => assert_eq!(gpu.chunk_sizes().len(), n.div_ceil(cap)),
+        (Stored::F64, None) => assert_eq!(
             gpu.chunk_sizes().len() as u64,
             (n as u64 * 8).div_ceil(ctx.max_storage_binding())
         ),
+        (Stored::F32, _) => {
+            let chunks = reduction.as_ref().map(TermReduction::chunk_count);
+            assert_eq!(Some(gpu.chunk_sizes().len()), chunks);
+            assert_eq!(gpu.chunk_sizes().iter().sum::<usize>(), n);
+        }
     }
 }
 

@@ -178,11 +178,11 @@ fn the_rooflines_plain_sum_agrees_with_an_f64_sum_in_every_variant() {
         (1_000_003, None),
         (1_000_003, Some(300_001)),
     ] {
-        let values: Vec<f32> = (0..n)
-            .map(|_| rand::Rng::random_range(&mut rng, -1.0f32..2.0))
+        let values: Vec<f64> = (0..n)
+            .map(|_| rand::Rng::random_range(&mut rng, -1.0f32..2.0) as f64)
             .collect();
-        let exact: f64 = values.iter().map(|&x| x as f64).sum();
-        let scale: f64 = values.iter().map(|&x| (x as f64).abs()).sum();
+        let exact: f64 = values.iter().sum();
+        let scale: f64 = values.iter().map(|x| x.abs()).sum();
         let mut sum = PlainSum::with_chunk_cap(ctx, &values, cap).unwrap();
         if cap.is_some() {
             assert!(sum.chunk_count() >= 3);

@@ -219,8 +219,11 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             let reader = data::NpyReader::open(&args.data, column)?;
             let width = if reader.exact_in_f32() { 4 } else { 8 };
             let streamed = too_big(reader.len(), width);
+            // (Categorical data need their classes counted first.)
             direct_to_device = !streamed
-                && gpu.is_some()
+                && gpu.as_ref().is_some_and(|ctx| {
+                    engine::GpuEngine::reads_directly(ctx, args.family.build(1).as_ref())
+                })
                 && reader.exact_in_f32()
                 && reader.len() as u64 * 4 <= gpu_budget
                 && args.family != FamilyName::Categorical
@@ -295,16 +298,11 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             let reader = data::NpyReader::open(&args.data, column)?;
             let label = reader.column_label().to_string();
             let family = args.family.build(1);
-            match engine::GpuEngine::from_source(
-                ctx,
-                family,
-                Source::Npy(reader),
-                host_chunk_bytes,
-            )? {
+            match engine::GpuEngine::from_source(ctx, family, Source::Npy(reader))? {
                 Some(engine) => {
                     read_seconds = Some(reading.elapsed().as_secs_f64());
-                    let mut dataset = data::Dataset::streamed(&args.data, &label, format);
-                    dataset.values = likely::data::Samples::F64(Vec::new().into());
+                    // A dataset without values in memory (the device holds them).
+                    let dataset = data::Dataset::streamed(&args.data, &label, format);
                     (Box::new(engine) as Box<dyn engine::Engine>, dataset)
                 }
                 None => {

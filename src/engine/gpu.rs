@@ -3,7 +3,7 @@
 use super::Engine;
 use crate::data::Samples;
 use crate::error::Result;
-use crate::family::{Family, SampleMap, Summary};
+use crate::family::{Family, Rescaling, SampleMap, Summary};
 use crate::gpu::family64::FamilyF64;
 use crate::gpu::reduce::ReductionOptions;
 use crate::gpu::timer::KernelTime;
@@ -88,7 +88,7 @@ impl GpuEngine {
         // serves, exactly, in f64).
         let applies = FamilyF64::applies(ctx, family.as_ref());
         let over_f32 = (applies && exact_in_f32.get())
-            .then(|| FamilyF64::over_f32(ctx, family.as_ref(), &reduction.data_buffers()).ok())
+            .then(|| FamilyF64::over_reduction(ctx, family.as_ref(), &reduction).ok())
             .flatten();
         let f64_on_device = over_f32.is_some();
         let exact = over_f32.or_else(|| {
@@ -129,32 +129,31 @@ impl GpuEngine {
         })
     }
 
+    /// Whether [`GpuEngine::from_source`] can hold `family`'s samples on this device as their
+    /// only copy: the family needs no re-expression of its samples for f32 (no shift or
+    /// scale), and the adapter sums its terms in f64 from the f32 data it holds.
+    pub fn reads_directly(ctx: &GpuContext, family: &dyn Family) -> bool {
+        family.rescaling() == Rescaling::None && FamilyF64::applies(ctx, family)
+    }
+
     /// Reads `source` straight onto the device, with no host copy of the samples: one pass
-    /// validates them and finds their range (in chunks of `host_bytes`), a second uploads
-    /// them a binding at a time. Where the samples need no re-expression, are f32 exactly and
-    /// the adapter sums terms in f64 from the data it holds, that is the only copy of the
-    /// data; otherwise (the f64 sums would need a host or f64 copy) `Ok(None)`, and the
-    /// caller reads the data into memory instead.
+    /// validates them and finds their range, a second uploads them a binding at a time, in
+    /// pieces of at most 1 Mi samples. Where [`GpuEngine::reads_directly`] holds and the
+    /// samples are f32 exactly, that is the only copy of the data; otherwise `Ok(None)`, and
+    /// the caller reads the data into memory instead.
     pub fn from_source(
         ctx: &GpuContext,
         family: Box<dyn Family>,
         mut source: super::stream::Source,
-        host_bytes: u64,
     ) -> Result<Option<Self>> {
         let n = source.len();
-        if n == 0 || !FamilyF64::applies(ctx, family.as_ref()) {
+        if n == 0 || !Self::reads_directly(ctx, family.as_ref()) {
             return Ok(None);
         }
-        // Pieces of at most 1 Mi samples (8 MiB in f64): the one copy is the device's.
-        let chunk = ((host_bytes / 8) as usize).clamp(1 << 16, 1 << 20);
-        let mut buffer = vec![0.0; chunk.min(n)];
+        let mut buffer = vec![0.0; n.min(1 << 20)];
         let (constant, min, max) =
             super::stream::survey(family.as_ref(), &mut source, &mut buffer)?;
         drop(buffer);
-        let map = SampleMap::for_f32(family.as_ref(), min, max);
-        if !map.is_identity() {
-            return Ok(None);
-        }
         let mut exact_in_f32 = true;
         let reduction = TermReduction::from_source(
             ctx,
@@ -162,10 +161,7 @@ impl GpuEngine {
             n,
             &mut |start, out| {
                 source.read(start, out)?;
-                for v in out.iter_mut() {
-                    *v = map.apply(*v);
-                    exact_in_f32 &= *v as f32 as f64 == *v;
-                }
+                exact_in_f32 &= out.iter().all(|&v| v as f32 as f64 == v);
                 Ok(())
             },
             ReductionOptions::default(),
@@ -173,18 +169,14 @@ impl GpuEngine {
         if !exact_in_f32 {
             return Ok(None);
         }
-        let exact = FamilyF64::over_f32(ctx, family.as_ref(), &reduction.data_buffers())?;
+        let exact = FamilyF64::over_reduction(ctx, family.as_ref(), &reduction)?;
         Ok(Some(GpuEngine {
             reduction,
             adapter: ctx.adapter_label(),
             n,
             constant,
-            summary: Summary {
-                n,
-                min: map.apply(min),
-                max: map.apply(max),
-            },
-            map,
+            summary: Summary { n, min, max },
+            map: SampleMap::identity(),
             host: None,
             exact: Some(exact),
             family,

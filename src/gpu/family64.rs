@@ -6,6 +6,7 @@
 
 use super::buffers::{bind_all, compute_pipelines, read_back_as, upload_bytes, upload_bytes_with};
 use super::context::GpuContext;
+use super::reduce::TermReduction;
 use crate::error::{Error, Result};
 use crate::family::Family;
 
@@ -128,18 +129,17 @@ impl FamilyF64 {
         Ok(f64s)
     }
 
-    /// The f64 sums over samples already on the device as f32 (the reduction kernel's data
-    /// buffers, `(buffer, samples)` each): exact where those f32 values are the samples, and
-    /// no second copy of them.
-    pub fn over_f32(
+    /// The f64 sums over the f32 data a reduction kernel already holds on the device: exact
+    /// where those f32 values are the samples (as re-expressed), and no second copy of them.
+    pub fn over_reduction(
         ctx: &GpuContext,
         family: &dyn Family,
-        buffers: &[(&wgpu::Buffer, usize)],
+        reduction: &TermReduction,
     ) -> Result<FamilyF64> {
         Self::require(ctx, family)?;
         let label = "likely family f64 over f32";
         let mut f64s = Self::prepare(ctx, family, Stored::F32, label)?;
-        for &(buffer, len) in buffers {
+        for (buffer, len) in reduction.data_buffers() {
             f64s.bind_chunk(buffer, len)?;
         }
         ctx.take_errors(label)?;

@@ -7,7 +7,7 @@
 //! workgroups stream fastest differ between adapters, so [`PlainSum::tune`] times every
 //! candidate on the data and keeps the fastest.
 
-use super::buffers::{bind_all, compute_pipelines, read_back};
+use super::buffers::{bind_all, compute_pipelines, read_back, upload_from};
 use super::context::GpuContext;
 use super::shader::WORKGROUP_SIZE;
 use super::timer::{KernelTime, PassTimer};
@@ -49,6 +49,8 @@ pub enum Walk {
 }
 
 impl Walk {
+    const ALL: [Walk; 2] = [Walk::Blocked, Walk::GridStride];
+
     fn entry_point(self) -> &'static str {
         match self {
             Walk::Blocked => "blocked",
@@ -97,14 +99,15 @@ const LABEL: &str = "likely plain sum";
 const MAX_WORKGROUPS: u32 = 4096;
 
 impl PlainSum {
-    /// Uploads `values` as f32 (split across storage bindings as the adapter requires).
-    pub fn new(ctx: &GpuContext, values: &[f32]) -> Result<Self> {
+    /// Uploads `values` as f32 (split across storage bindings as the adapter requires),
+    /// converted a piece at a time.
+    pub fn new(ctx: &GpuContext, values: &[f64]) -> Result<Self> {
         Self::with_chunk_cap(ctx, values, None)
     }
 
     /// As [`PlainSum::new`] with at most `cap` values per storage binding (tests use it to
     /// span several bindings cheaply).
-    pub fn with_chunk_cap(ctx: &GpuContext, values: &[f32], cap: Option<usize>) -> Result<Self> {
+    pub fn with_chunk_cap(ctx: &GpuContext, values: &[f64], cap: Option<usize>) -> Result<Self> {
         if values.is_empty() {
             return Err(Error::InvalidData("no values to sum".into()));
         }
@@ -125,7 +128,7 @@ impl PlainSum {
                 B::Storage { read_only: false },
                 B::Uniform,
             ],
-            &["blocked", "grid_stride"],
+            &Walk::ALL.map(Walk::entry_point),
         )?;
         let pipelines: [wgpu::ComputePipeline; 2] = pipelines
             .try_into()
@@ -141,32 +144,20 @@ impl PlainSum {
         }
         let mut chunks = Vec::new();
         for (index, piece) in values.chunks(per_chunk).enumerate() {
-            let len4 = piece.len().div_ceil(4);
-            // Zero beyond the last value (a new buffer's contents), so whole vec4s sum exactly.
-            let data = ctx.scoped(LABEL, || {
-                ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(&format!("{LABEL} data chunk {index}")),
-                    size: (len4 * 16) as u64,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                })
-            })?;
-            ctx.queue.write_buffer(
-                &data,
-                0,
-                bytemuck::cast_slice(&piece[..piece.len() / 4 * 4]),
-            );
-            if piece.len() % 4 != 0 {
-                let mut last = [0f32; 4];
-                last[..piece.len() % 4].copy_from_slice(&piece[piece.len() / 4 * 4..]);
-                ctx.queue.write_buffer(
-                    &data,
-                    (piece.len() / 4 * 16) as u64,
-                    bytemuck::cast_slice(&last),
-                );
-            }
-            ctx.queue.submit([]);
-            chunks.push(SumChunk { data, len4 });
+            // Zero beyond the last value, so whole vec4s sum exactly.
+            let data = upload_from(
+                ctx,
+                piece.len(),
+                &format!("{LABEL} data chunk {index}"),
+                &mut |at, out| {
+                    out.copy_from_slice(&piece[at..at + out.len()]);
+                    Ok(())
+                },
+            )?;
+            chunks.push(SumChunk {
+                data,
+                len4: piece.len().div_ceil(4),
+            });
         }
         let info = (0..chunks.len())
             .map(|i| {
@@ -224,7 +215,7 @@ impl PlainSum {
     pub fn candidates(&self) -> Vec<SumVariant> {
         let limit = self.ctx.limits.max_compute_workgroups_per_dimension;
         let mut out = Vec::new();
-        for walk in [Walk::Blocked, Walk::GridStride] {
+        for walk in Walk::ALL {
             let mut workgroups = 2;
             while workgroups <= MAX_WORKGROUPS.min(limit) {
                 out.push(SumVariant { walk, workgroups });
@@ -320,10 +311,7 @@ impl PlainSum {
         self.prepare()?;
         let ctx = &self.ctx;
         let SumVariant { walk, workgroups } = self.variant;
-        let pipeline = &self.pipelines[match walk {
-            Walk::Blocked => 0,
-            Walk::GridStride => 1,
-        }];
+        let pipeline = &self.pipelines[walk as usize];
         let Some((partials, readback, groups)) = &self.partials else {
             return Err(Error::gpu(LABEL, "partials not prepared"));
         };
