@@ -1,5 +1,7 @@
 //! `likely bench`: every job runs and reports the JSON contract (times are never asserted).
 
+mod common;
+
 use serde_json::Value;
 use std::process::Command;
 
@@ -20,12 +22,8 @@ fn bench(args: &[&str]) -> Value {
 
 #[test]
 fn every_job_reports_its_keys() {
-    let gpu = !likely::gpu::list_adapters().is_empty();
-    let mut engines = vec!["cpu"];
-    if gpu {
-        engines.push("gpu");
-    }
-    for engine in engines {
+    // The GPU engine where there is an adapter (required under LIKELY_REQUIRE_GPU=1).
+    for engine in common::backends() {
         for (job, n) in [
             ("gauss-eval", "5000"),
             ("eval-poisson", "5000"),

@@ -652,7 +652,7 @@ fn streamed_and_in_memory_reads_report_bad_data_in_the_same_words() {
         b"",
     );
     let negative = npy_of(
-        "negative.npy",
+        "negative_value.npy",
         "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), }",
         &[1.0, 2.0, 3.0, -4.0, 5.0, 6.0],
         b"",

@@ -116,6 +116,7 @@ fn closed_form_or_honest(family: FamilyName, data: &[f64], what: &str) {
         .find(|(name, _)| matches!(*name, "sigma" | "b"))
         .map(|(_, v)| *v);
     let se = spread.map(|s| s / (data.len() as f64).sqrt());
+    let mut fitted = 0;
     for backend in common::backends() {
         let args = [
             "fit",
@@ -131,6 +132,7 @@ fn closed_form_or_honest(family: FamilyName, data: &[f64], what: &str) {
             eprintln!("{what} on {backend}: refused with an error");
             continue;
         };
+        fitted += 1;
         assert_eq!(got["converged"], true, "{what} on {backend}: {got}");
         for (name, expected) in &want {
             let have = got["params"][*name].as_f64().unwrap();
@@ -144,6 +146,8 @@ fn closed_form_or_honest(family: FamilyName, data: &[f64], what: &str) {
             );
         }
     }
+    // An honest refusal on one engine is allowed; on every engine the case tests nothing.
+    assert!(fitted > 0, "{what}: refused on every engine");
 }
 
 fn gaussian(n: usize, mu: f64, sigma: f64, seed: u64) -> Vec<f64> {

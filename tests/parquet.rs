@@ -140,23 +140,29 @@ fn columns_of_every_type_load_across_row_groups() {
     assert_eq!(x.values.iter().collect::<Vec<f64>>(), c.x);
     assert_eq!(x.column, "x");
     let f = data::load(&path, Some("f"), FamilyName::Gaussian).unwrap();
-    assert!(f.values.iter().zip(&c.f).all(|(a, &b)| a == b as f64));
+    assert_eq!(
+        f.values.iter().collect::<Vec<f64>>(),
+        c.f.iter().map(|&b| b as f64).collect::<Vec<f64>>()
+    );
     // A FLOAT column is held at 4 bytes a sample.
     assert_eq!(f.values.width(), 4);
     let k = data::load(&path, Some("k"), FamilyName::Poisson).unwrap();
-    assert!(k.values.iter().zip(&c.k).all(|(a, &b)| a == b as f64));
+    assert_eq!(
+        k.values.iter().collect::<Vec<f64>>(),
+        c.k.iter().map(|&b| b as f64).collect::<Vec<f64>>()
+    );
     let flag = data::load(&path, Some("flag"), FamilyName::Bernoulli).unwrap();
-    assert!(flag
-        .values
-        .iter()
-        .zip(&c.flag)
-        .all(|(a, &b)| a == b as u8 as f64));
+    assert_eq!(
+        flag.values.iter().collect::<Vec<f64>>(),
+        c.flag.iter().map(|&b| b as u8 as f64).collect::<Vec<f64>>()
+    );
     let maybe = data::load(&path, Some("maybe"), FamilyName::Gaussian).unwrap();
     assert_eq!(maybe.values.iter().collect::<Vec<f64>>(), c.x);
 
     // String labels: classes in sorted order, for the categorical family only.
     let label = data::load(&path, Some("label"), FamilyName::Categorical).unwrap();
     assert_eq!(label.labels.as_deref().unwrap(), ["cat", "dog", "emu"]);
+    assert_eq!(label.values.len(), c.label.len());
     for (v, s) in label.values.iter().zip(&c.label) {
         assert_eq!(label.labels.as_ref().unwrap()[v as usize], *s);
     }
