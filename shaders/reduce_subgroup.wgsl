@@ -1,5 +1,6 @@
 // Workgroup sums with subgroup operations: each subgroup reduces every term in registers,
-// then invocation 0 adds the per-subgroup totals; two barriers per batch of TREE_TERMS terms.
+// then invocation 0 adds the per-subgroup totals pairwise; two barriers per batch of
+// TREE_TERMS terms.
 // The results are valid in invocation 0.
 
 struct Invocation {
@@ -22,12 +23,15 @@ fn workgroup_sums(acc: ptr<function, array<f32, N_TERMS>>, inv: Invocation) {
         }
         workgroupBarrier();
         if (inv.lid == 0u) {
+            // The subgroups' totals added pairwise (log2 of their count roundings, not one
+            // per subgroup: 32 subgroups on lavapipe).
             for (var t = 0u; t < TREE_TERMS && t0 + t < N_TERMS; t = t + 1u) {
-                var total = 0.0;
-                for (var s = 0u; s < inv.subgroups; s = s + 1u) {
-                    total = total + scratch[s][t];
+                for (var width = 1u; width < inv.subgroups; width = width * 2u) {
+                    for (var s = 0u; s + width < inv.subgroups; s = s + 2u * width) {
+                        scratch[s][t] = scratch[s][t] + scratch[s + width][t];
+                    }
                 }
-                (*acc)[t0 + t] = total;
+                (*acc)[t0 + t] = scratch[0][t];
             }
         }
         workgroupBarrier();

@@ -7,8 +7,12 @@
 /// can cancel to near zero). Each f32 sum sees at most ~3 roundings forming a term, 15 in a
 /// per-invocation run of 16 samples, 3 adding an invocation's 4 runs (on a CPU adapter, whose
 /// invocations take 2048 samples, 15 adding 16 runs into a segment and 7 adding 8 segments),
-/// and 8 in the workgroup tree (or the subgroup sums): about 29 unit roundoffs u = 2^-24 in
-/// the worst case (48 on a CPU adapter). We allow 64 u = 3.8e-6.
+/// and then the workgroup's sum: 8 in the shared-memory tree; with subgroup operations, the
+/// adapter's subgroup sum (log2 S roundings as a tree, S - 1 at worst lane by lane, for S
+/// lanes) and log2(256 / S) adding the subgroups' totals pairwise. In the worst case: 29 unit
+/// roundoffs u = 2^-24 on a hardware GPU with the tree or a tree-shaped subgroup sum of 32
+/// lanes (55 were its 32 lanes added in sequence); 48 on a CPU adapter with the tree, 52 with
+/// lavapipe's 8-lane subgroups. We allow 64 u = 3.8e-6.
 pub const GPU_VS_CPU: f64 = 64.0 * (f32::EPSILON as f64 / 2.0);
 
 /// Model kernels (f32) against the f64 reference: the NLL relative to its size, gradients

@@ -146,6 +146,25 @@ fn lane_groups_must_tile_the_workgroup() {
     assert_eq!(shape.with_lane_group(0), shape);
     assert_eq!(shape.with_lane_group(2 * WORKGROUP_SIZE), shape);
     assert_eq!(shape.with_lane_group(16).lane_group, 16);
+    // Shapes the kernel cannot walk (its blocks would overlap) are refused, not run.
+    assert!(ReduceShape::SOFTWARE.is_valid() && ReduceShape::HARDWARE.is_valid());
+    for samples_per_thread in [0, 8, 272] {
+        let bad = ReduceShape {
+            samples_per_thread,
+            ..ReduceShape::SOFTWARE
+        };
+        assert!(!bad.is_valid());
+        if let Some(ctx) = common::gpu() {
+            let family = FamilyName::Gaussian.build(1);
+            let options = ReductionOptions {
+                shape: Some(bad),
+                ..Default::default()
+            };
+            assert!(
+                TermReduction::with_options(ctx, family.as_ref(), &[1.0; 10], options).is_err()
+            );
+        }
+    }
 }
 
 #[test]

@@ -90,7 +90,6 @@ impl GpuEngine {
         let over_f32 = (applies && exact_in_f32.get())
             .then(|| FamilyF64::over_reduction(ctx, family.as_ref(), &reduction).ok())
             .flatten();
-        let f64_on_device = over_f32.is_some();
         let exact = over_f32.or_else(|| {
             (applies && Self::f64_copy_fits(ctx, data.len()))
                 .then(|| {
@@ -106,12 +105,8 @@ impl GpuEngine {
                 })
                 .flatten()
         });
-        let constant = data
-            .par_blocks(super::cpu::BLOCK, &map, |block| {
-                block.iter().map(|&x| family.constant(x)).sum::<f64>()
-            })
-            .iter()
-            .sum();
+        // Over the samples as given, as the CPU and streamed engines sum it.
+        let constant = super::constant_sum_of(family.as_ref(), &data);
         Ok(GpuEngine {
             reduction,
             adapter: ctx.adapter_label(),
@@ -123,7 +118,7 @@ impl GpuEngine {
                 ..raw
             },
             map,
-            host: (!f64_on_device).then(|| data.clone()),
+            host: exact.is_none().then(|| data.clone()),
             exact,
             family,
         })
@@ -169,7 +164,10 @@ impl GpuEngine {
         if !exact_in_f32 {
             return Ok(None);
         }
-        let exact = FamilyF64::over_reduction(ctx, family.as_ref(), &reduction)?;
+        // Where the f64 pipeline cannot be made, the caller's in-memory path serves.
+        let Ok(exact) = FamilyF64::over_reduction(ctx, family.as_ref(), &reduction) else {
+            return Ok(None);
+        };
         Ok(Some(GpuEngine {
             reduction,
             adapter: ctx.adapter_label(),

@@ -186,11 +186,16 @@ pub(crate) fn constant_sum_of(family: &dyn Family, data: &Samples) -> f64 {
 
 /// Sum of the family's parameter-free NLL parts, in f64, in a fixed order.
 pub(crate) fn constant_sum(family: &dyn Family, data: &[f64]) -> f64 {
+    constant_block_sums(family, data).iter().sum()
+}
+
+/// The parameter-free NLL parts summed per block of [`cpu::BLOCK`] samples, in parallel:
+/// added in order, block by block, they give [`constant_sum`] of the whole (so a pass in
+/// chunks of whole blocks reproduces the in-memory sum exactly).
+pub(crate) fn constant_block_sums(family: &dyn Family, data: &[f64]) -> Vec<f64> {
     data.par_chunks(cpu::BLOCK)
         .map(|c| c.iter().map(|&x| family.constant(x)).sum::<f64>())
-        .collect::<Vec<f64>>()
-        .iter()
-        .sum()
+        .collect()
 }
 
 /// Checks every value against the family's support; the error names the first bad index.

@@ -3,19 +3,18 @@
 //! chunk size; on the GPU the chunks are double-buffered.
 
 use super::Engine;
-use crate::data::{NpyReader, ParquetColumn};
+use crate::data::{NpyReader, ParquetColumn, Samples};
 use crate::error::{Error, Result};
 use crate::family::{Family, SampleMap, Summary};
 use crate::gpu::reduce::StreamReduction;
 use crate::gpu::GpuContext;
-use rayon::prelude::*;
-use std::sync::Arc;
 
 /// Where streamed samples come from.
 pub enum Source {
     Npy(NpyReader),
     Parquet(Box<ParquetColumn>),
-    Memory(Arc<[f64]>),
+    /// Samples in memory at their stored width, widened a chunk at a time as they are read.
+    Memory(Samples),
 }
 
 impl Source {
@@ -45,8 +44,15 @@ impl Source {
         match self {
             Source::Npy(r) => r.read(start, out),
             Source::Parquet(r) => r.read(start, out),
-            Source::Memory(m) => {
+            Source::Memory(Samples::F64(m)) => {
                 out.copy_from_slice(&m[start..start + out.len()]);
+                Ok(())
+            }
+            Source::Memory(Samples::F32(m)) => {
+                let len = out.len();
+                for (o, &x) in out.iter_mut().zip(&m[start..start + len]) {
+                    *o = x as f64;
+                }
                 Ok(())
             }
         }
@@ -177,13 +183,10 @@ pub(crate) fn survey(
             min = min.min(x);
             max = max.max(x);
         }
-        // The parameter-free part (lgamma for count families) in parallel, added in
-        // block order.
-        let parts: Vec<f64> = buffer[..len]
-            .par_chunks(1 << 16)
-            .map(|block| super::constant_sum(family, block))
-            .collect();
-        constant += parts.iter().sum::<f64>();
+        // Block by block, so that chunks of whole blocks give the in-memory sum exactly.
+        for part in super::constant_block_sums(family, &buffer[..len]) {
+            constant += part;
+        }
     }
     Ok((constant, min, max))
 }

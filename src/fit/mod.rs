@@ -653,10 +653,13 @@ fn kinked_finish(
             // taken. Stopping at the test's resolution instead would leave the location a
             // fraction of an ulp of the data from the sample, and the scale, optimal for that
             // point, wrong by the ratio of the data's quantum to the scale (1e8 + Laplace(0,
-            // 1e-6) quantised at 1.5e-8: b off by 1e-4).
+            // 1e-6) quantised at 1.5e-8: b off by 1e-4). The bracket is halved in the floats'
+            // order (their bit patterns), so adjacent floats are reached in at most 64 steps
+            // wherever the crossing lies, near zero too (halving the values would walk down
+            // through the subnormals, over a thousand passes over the data).
             let mut best = None;
-            for _ in 0..2200 {
-                let mid = 0.5 * (lo + hi);
+            for _ in 0..70 {
+                let mid = float_between(lo, hi);
                 if mid <= lo || mid >= hi {
                     break;
                 }
@@ -1107,4 +1110,66 @@ pub(crate) fn max_abs(v: &[f64]) -> f64 {
 
 pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// A float halfway between `lo < hi` in the floats' order: the midpoint of their positions
+/// in the sequence of all f64s (the ordered bit patterns), so that repeated halving reaches
+/// adjacent floats in at most 64 steps.
+fn float_between(lo: f64, hi: f64) -> f64 {
+    // The position of x among the floats: the bits for x >= 0, their negation for x < 0
+    // (-0 and +0 share position 0).
+    let position = |x: f64| -> i128 {
+        let bits = x.to_bits();
+        let magnitude = (bits & !(1u64 << 63)) as i128;
+        if bits >> 63 == 1 {
+            -magnitude
+        } else {
+            magnitude
+        }
+    };
+    let float_at = |k: i128| -> f64 {
+        if k >= 0 {
+            f64::from_bits(k as u64)
+        } else {
+            f64::from_bits((-k) as u64 | (1u64 << 63))
+        }
+    };
+    let (a, b) = (position(lo), position(hi));
+    float_at(a + (b - a) / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::float_between;
+
+    #[test]
+    fn halving_in_the_floats_order_reaches_adjacent_floats_in_64_steps() {
+        for (lo, hi, target) in [
+            (0.0, 1.0, 1e-300),
+            (-1.0, 1.0, -5e-324),
+            (-1e300, 1e300, 1e8 + 0.5),
+            (1e8, 1e8 + 1.0, 1e8 + 3.0 * 2f64.powi(-26)),
+            (-3.0, -2.0, -2.5),
+        ] {
+            let (mut lo, mut hi): (f64, f64) = (lo, hi);
+            let mut steps = 0;
+            loop {
+                let mid = float_between(lo, hi);
+                if mid <= lo || mid >= hi {
+                    break;
+                }
+                steps += 1;
+                if mid < target {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            assert!(steps <= 64, "{steps} steps");
+            // Adjacent floats around the target.
+            assert!(lo < target && target <= hi, "{lo} {target} {hi}");
+            assert_eq!(lo.next_up(), hi, "{lo} {hi}");
+        }
+        assert_eq!(float_between(-1.0, 1.0), 0.0);
+    }
 }

@@ -115,8 +115,11 @@ pub struct GpuNetwork {
     timer: Option<PassTimer>,
     /// Whether training steps run fused (two dispatches a step).
     fused_steps: std::cell::Cell<bool>,
-    /// The table in f64 for the f64 finish of linear models (uploaded on first use).
-    exact: std::cell::OnceCell<Option<super::linear64::LinearF64>>,
+    /// The table in f64 for the f64 finish of linear models (uploaded on first use), with
+    /// the load it was made from: after a later load it is stale and not used.
+    exact: std::cell::OnceCell<(usize, Option<super::linear64::LinearF64>)>,
+    /// Tables loaded so far.
+    loads: std::cell::Cell<usize>,
     _keep: Vec<wgpu::Buffer>,
 }
 
@@ -1044,6 +1047,7 @@ impl GpuNetwork {
             timer: None,
             fused_steps: std::cell::Cell::new(true),
             exact: std::cell::OnceCell::new(),
+            loads: std::cell::Cell::new(0),
             _keep: vec![desc],
         })
     }
@@ -1102,6 +1106,7 @@ impl GpuNetwork {
             constants,
         );
         self.n.set(n);
+        self.loads.set(self.loads.get() + 1);
         Ok(())
     }
 
@@ -1117,8 +1122,8 @@ impl GpuNetwork {
         cond: Option<&Conditioning>,
     ) -> Option<&super::linear64::LinearF64> {
         use super::linear64::LinearF64;
-        self.exact
-            .get_or_init(|| {
+        let (loaded, exact) = self.exact.get_or_init(|| {
+            let made = || {
                 let n = self.n.get();
                 if !LinearF64::applies(&self.ctx, &self.network) || y.len() != n || n == 0 {
                     return None;
@@ -1131,14 +1136,19 @@ impl GpuNetwork {
                     return None;
                 }
                 LinearF64::new(&self.ctx, &self.network, x, y, cond, None).ok()
-            })
-            .as_ref()
+            };
+            (self.loads.get(), made())
+        });
+        // Made from an earlier table: the CPU engine sums the current one.
+        (*loaded == self.loads.get())
+            .then_some(exact.as_ref())
+            .flatten()
     }
 
     /// Whether the f64 passes have run on the GPU ([`GpuNetwork::exact_sums`] uploaded the
     /// table in f64).
     pub fn has_exact_sums(&self) -> bool {
-        matches!(self.exact.get(), Some(Some(_)))
+        matches!(self.exact.get(), Some((_, Some(_))))
     }
 
     /// Writes parameters (as f32) and resets the optimiser state.

@@ -101,6 +101,9 @@ impl TermReduction {
         let shape = options
             .shape
             .unwrap_or_else(|| ReduceShape::for_adapter(ctx));
+        if !shape.is_valid() {
+            return Err(Error::Usage(format!("the kernel cannot walk {shape:?}")));
+        }
         let span = shape.samples_per_workgroup();
         let device = &ctx.device;
 

@@ -83,6 +83,16 @@ impl ReduceShape {
         (self.samples_per_thread / RUN).clamp(1, 16)
     }
 
+    /// Whether the kernel can walk this shape: samples per invocation a power of two of at
+    /// least [`RUN`] (so that runs tile segments and segments tile the invocation's block),
+    /// and groups that tile the workgroup.
+    pub fn is_valid(self) -> bool {
+        self.samples_per_thread.is_power_of_two()
+            && self.samples_per_thread >= RUN
+            && self.lane_group.is_power_of_two()
+            && self.lane_group <= WORKGROUP_SIZE
+    }
+
     /// Samples covered by one workgroup; chunks and the partial sums are laid out in these.
     pub fn samples_per_workgroup(self) -> usize {
         (WORKGROUP_SIZE * self.samples_per_thread) as usize
