@@ -432,3 +432,95 @@ fn a_linear_model_that_says_it_converged_is_at_its_optimum() {
         }
     }
 }
+
+#[test]
+fn a_huge_numeric_class_label_is_named_not_allocated() {
+    // max label + 1 classes would be 1e20 (or overflow): the classes are capped, and the
+    // label beyond them is reported with its line.
+    let data = temp_file("huge_label.csv", "y\n0\n1\n1e20\n2\n");
+    fails_with(
+        &[
+            "fit",
+            "--family",
+            "categorical",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        "line 4",
+    );
+}
+
+#[test]
+fn csv_errors_name_the_true_line_past_blank_lines() {
+    // The CSV reader places a record before the blank lines it skipped; the line named must
+    // be the record's own, for a bad cell, a non-finite value, a family's support, a model's
+    // feature and a short row, on the one-pass reader and on the parallel one (files of 8
+    // MiB and more).
+    let fit = |name: &str, text: &str, family: &str, line: &str| {
+        let data = temp_file(name, text);
+        fails_with(
+            &[
+                "fit",
+                "--family",
+                family,
+                "--data",
+                data.to_str().unwrap(),
+                "--column",
+                "y",
+            ],
+            line,
+        );
+        std::fs::remove_file(data).unwrap();
+    };
+    fit(
+        "blank_text.csv",
+        "a,y\n1,2\n\n3,x\n4,5\n",
+        "gaussian",
+        "row 2 (line 4)",
+    );
+    fit(
+        "blank_nan.csv",
+        "a,y\n1,2\n\n\n3,nan\n",
+        "gaussian",
+        "row 2 (line 5)",
+    );
+    fit(
+        "blank_support.csv",
+        "a,y\n1,2\n\r\n3,-1\n",
+        "poisson",
+        "row 2 (line 4)",
+    );
+    let mut big = String::from("a,y\n");
+    for _ in 0..1_500_000 {
+        big += "1,2.5\n";
+    }
+    assert!(big.len() > 8 << 20, "parsed in parallel");
+    big += "\n\n1,x\n";
+    fit(
+        "blank_big.csv",
+        &big,
+        "gaussian",
+        "row 1500001 (line 1500004)",
+    );
+    for (name, text, line) in [
+        (
+            "blank_feature.csv",
+            "x,y\n1,2\n\n2,inf\n3,1\n",
+            "row 2 (line 4)",
+        ),
+        ("blank_short.csv", "x,y\n1,2\n\n3\n", "line 4"),
+    ] {
+        let data = temp_file(name, text);
+        fails_with(
+            &model_fit(
+                "linear",
+                "gaussian",
+                data.to_str().unwrap(),
+                "y",
+                &["--backend", "cpu"],
+            ),
+            line,
+        );
+        std::fs::remove_file(data).unwrap();
+    }
+}

@@ -641,6 +641,32 @@ fn npy_spellings_numpy_reads_are_read_and_versions_it_refuses_are_refused() {
         &["fit", "--family", "gaussian", "--data", s(&path)],
         "version 1.5",
     );
+    // A v2 length field claiming 4 GiB in a 16-byte file is a truncated header (not a 4 GiB
+    // read), and a real header of 10 001 bytes is past numpy's limit.
+    let mut claim = b"\x93NUMPY\x02\x00".to_vec();
+    claim.extend_from_slice(&u32::MAX.to_le_bytes());
+    claim.extend_from_slice(b"{}  ");
+    let path = dir().join("huge_claim.npy");
+    std::fs::write(&path, &claim).unwrap();
+    fails_with(
+        &["fit", "--family", "gaussian", "--data", s(&path)],
+        "truncated .npy header",
+    );
+    let mut long = b"\x93NUMPY\x02\x00".to_vec();
+    long.extend_from_slice(&10_001u32.to_le_bytes());
+    let mut header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }".to_string();
+    while header.len() < 10_000 {
+        header.push(' ');
+    }
+    header.push('\n');
+    long.extend_from_slice(header.as_bytes());
+    long.extend_from_slice(&1.0f64.to_le_bytes());
+    let path = dir().join("long_header.npy");
+    std::fs::write(&path, &long).unwrap();
+    fails_with(
+        &["fit", "--family", "gaussian", "--data", s(&path)],
+        "the .npy header is 10001 bytes",
+    );
 }
 
 #[test]

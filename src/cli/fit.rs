@@ -108,7 +108,7 @@ fn load_and_build(
         // Larger than the device budget: stream it through two device buffers.
         Some(ctx) if values.len() as u64 * 4 > gpu_budget => Box::new(StreamingEngine::new(
             family,
-            Source::Memory(values.to_f64()),
+            Source::Memory(values),
             host_chunk_bytes,
             Some((ctx, gpu_budget)),
         )?),
@@ -239,8 +239,9 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                     reader.column_label()
                 )));
             }
-            // Read as f64 (then narrowed where exact): 8 bytes a sample while reading.
-            (!reader.is_text() && too_big(reader.len(), 8))
+            // Read as f64, then narrowed where exact or moved into the shared buffer: both
+            // copies exist for a moment, 16 bytes a sample at the peak (12 for f32 values).
+            (!reader.is_text() && too_big(reader.len(), 16))
                 .then(|| Source::Parquet(Box::new(reader)))
         }
         data::FileFormat::Csv if args.stream => {

@@ -607,7 +607,7 @@ fn read_training_table(
         if let Some(why) = support.support_error(v) {
             return Err(Error::data(
                 data,
-                likely::data::cell_location(Some(FileFormat::of(data)?), r, target),
+                likely::data::cell_location(Some(FileFormat::of(data)?), data, r, target),
                 format!("{why} of the {} family", family.as_str()),
             ));
         }

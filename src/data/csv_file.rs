@@ -181,13 +181,19 @@ fn record_error(path: &Path, row: usize, e: &csv::Error) -> Error {
     Error::data(path, format!("row {} (line {line})", row + 1), describe(e))
 }
 
-/// The line of the file that byte `at` is on: 1 + the line ends before it, counted as text
-/// editors count them (`\n`, `\r\n`, and a lone `\r`), whatever the reader's own count.
-/// Called for an error only: it reads the file up to `at`.
-fn line_at(path: &Path, at: u64) -> Result<u64> {
-    let (mut count, mut after_cr) = (0u64, false);
-    each_piece(path, 0, at, |piece| {
+/// The line of the record the reader placed at byte `at`: 1 + the line ends before its first
+/// byte, counted as text editors count them (`\n`, `\r\n`, and a lone `\r`), whatever the
+/// reader's own count. The reader places a record where it began looking for it, before any
+/// blank lines it skipped, so the line ends from `at` on up to the record's first byte count
+/// too. Called for an error only: it reads the file up to the record.
+pub(super) fn line_at(path: &Path, at: u64) -> Result<u64> {
+    let (mut count, mut after_cr, mut position) = (0u64, false, 0u64);
+    each_piece(path, 0, u64::MAX, |piece| {
         for &b in piece {
+            let line_end = b == b'\n' || b == b'\r';
+            if position >= at && !line_end {
+                return false;
+            }
             if after_cr && b != b'\n' {
                 count += 1;
             }
@@ -195,10 +201,25 @@ fn line_at(path: &Path, at: u64) -> Result<u64> {
                 count += 1;
             }
             after_cr = b == b'\r';
+            position += 1;
         }
         true
     })?;
     Ok(1 + count + after_cr as u64)
+}
+
+/// The file line of data row `row` (0-based, after the header), counted as [`line_at`]
+/// counts (blank lines and quoted line breaks included); `None` where the file cannot say.
+/// For error messages only: it reads the file up to that row.
+pub(super) fn line_of_row(path: &Path, row: usize) -> Option<u64> {
+    let mut reader = open_with(path, true).ok()?;
+    let mut record = csv::ByteRecord::new();
+    for _ in 0..=row {
+        if !reader.read_byte_record(&mut record).ok()? {
+            return None;
+        }
+    }
+    line_at(path, record.position()?.byte()).ok()
 }
 
 /// A reader's error without its byte offsets (which differ between a whole-file reader and a

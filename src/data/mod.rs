@@ -178,7 +178,7 @@ impl Dataset {
     /// Where sample `i` sits in the file, for error messages.
     pub fn location(&self, i: usize) -> String {
         match self.kind {
-            FileKind::Csv => format!("row {} (line {}), column '{}'", i + 1, i + 2, self.column),
+            FileKind::Csv => rows::csv_location(&self.path, i, &self.column),
             FileKind::Npy => format!("element {i}{}", self.column_suffix()),
             FileKind::Parquet => format!("row {}, column '{}'", i + 1, self.column),
         }
@@ -196,7 +196,15 @@ impl Dataset {
     pub fn classes(&self, requested: Option<usize>) -> Result<usize> {
         let seen = match &self.labels {
             Some(l) => l.len(),
-            None => self.values.summary().max.max(0.0) as usize + 1,
+            // Capped at MAX_CLASSES: a larger label is then named, with its row, by the
+            // support check, instead of sizing a family of that many classes.
+            None => {
+                self.values
+                    .summary()
+                    .max
+                    .clamp(0.0, (MAX_CLASSES - 1) as f64) as usize
+                    + 1
+            }
         };
         match requested {
             Some(0) => Err(Error::Usage("--classes must be at least 1".into())),

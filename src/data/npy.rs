@@ -80,7 +80,9 @@ impl NpyReader {
             }
             _ => head.len().max(10),
         };
-        let mut bytes = vec![0u8; header_len.min(file_len as usize)];
+        // At most numpy's header limit (and a byte more, so a longer header is still seen
+        // as such): a v2/v3 length field can claim up to 4 GiB.
+        let mut bytes = vec![0u8; header_len.min(file_len as usize).min(12 + 10_001)];
         use std::io::Seek;
         file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
         file.read_exact(&mut bytes).map_err(io)?;
@@ -265,16 +267,21 @@ fn layout(path: &Path, bytes: &[u8], column: Option<&str>, file_len: u64) -> Res
             format!("unsupported .npy format version {}.{}", bytes[6], bytes[7]),
         ));
     }
-    let end = start + header_len;
-    let text = bytes
-        .get(start..end)
-        .ok_or_else(|| bad(path, "truncated .npy header"))?;
+    // As numpy: a file shorter than its header is truncated; a longer header is refused
+    // (only the first 10 001 bytes of it were read).
+    if (start + header_len) as u64 > file_len {
+        return Err(bad(path, "truncated .npy header"));
+    }
     if header_len > 10_000 {
         return Err(bad(
             path,
             format!("the .npy header is {header_len} bytes, more than numpy's limit of 10000"),
         ));
     }
+    let end = start + header_len;
+    let text = bytes
+        .get(start..end)
+        .ok_or_else(|| bad(path, "truncated .npy header"))?;
     let text = std::str::from_utf8(text).map_err(|_| bad(path, "the .npy header is not text"))?;
     let header = parse_header(path, text, bytes[6] < 3)?;
 

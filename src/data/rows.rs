@@ -110,9 +110,13 @@ impl TargetCodec {
     }
 }
 
-/// Where a CSV cell is: the data row and the file line (after the header).
-pub(super) fn csv_location(row: usize, column: &str) -> String {
-    format!("row {} (line {}), column '{column}'", row + 1, row + 2)
+/// Where a CSV cell is: the data row and its file line (read from the file: blank lines and
+/// quoted line breaks move it), for error messages.
+pub(super) fn csv_location(path: &Path, row: usize, column: &str) -> String {
+    match csv_file::line_of_row(path, row) {
+        Some(line) => format!("row {} (line {line}), column '{column}'", row + 1),
+        None => format!("row {}, column '{column}'", row + 1),
+    }
 }
 
 /// Where a Parquet or .npy cell is.
@@ -120,10 +124,10 @@ pub(super) fn row_location(row: usize, column: &str) -> String {
     format!("row {}, column '{column}'", row + 1)
 }
 
-/// Where a cell of a file in `format` is (a table in memory, `None`, as .npy).
-pub fn cell_location(format: Option<FileFormat>, row: usize, column: &str) -> String {
+/// Where a cell of the file at `path` in `format` is (a table in memory, `None`, as .npy).
+pub fn cell_location(format: Option<FileFormat>, path: &Path, row: usize, column: &str) -> String {
     match format {
-        Some(FileFormat::Csv) => csv_location(row, column),
+        Some(FileFormat::Csv) => csv_location(path, row, column),
         _ => row_location(row, column),
     }
 }
@@ -158,11 +162,14 @@ impl RowReader for CsvRows {
         while got < max_rows {
             let row = self.row;
             let more = self.reader.read_record(&mut self.record).map_err(|e| {
-                Error::data(
-                    &self.path,
-                    format!("row {} (line {})", row + 1, row + 2),
-                    e.to_string(),
-                )
+                let line = e
+                    .position()
+                    .and_then(|p| csv_file::line_at(&self.path, p.byte()).ok());
+                let at = match line {
+                    Some(line) => format!("row {} (line {line})", row + 1),
+                    None => format!("row {}", row + 1),
+                };
+                Error::data(&self.path, at, e.to_string())
             })?;
             if !more {
                 break;
@@ -176,12 +183,12 @@ impl RowReader for CsvRows {
                     } else {
                         format!("non-numeric feature value '{cell}'")
                     };
-                    Error::data(&self.path, csv_location(row, name), what)
+                    Error::data(&self.path, csv_location(&self.path, row, name), what)
                 })?;
                 if !v.is_finite() {
                     return Err(Error::data(
                         &self.path,
-                        csv_location(row, name),
+                        csv_location(&self.path, row, name),
                         not_finite(v),
                     ));
                 }
@@ -194,7 +201,8 @@ impl RowReader for CsvRows {
                 } else {
                     self.codec.text(cell, chunk)
                 };
-                checked.map_err(|m| Error::data(&self.path, csv_location(row, name), m))?;
+                checked
+                    .map_err(|m| Error::data(&self.path, csv_location(&self.path, row, name), m))?;
             }
             self.row += 1;
             got += 1;
@@ -641,7 +649,7 @@ impl TableStream {
 
     /// Where a cell is, for error messages.
     pub fn location(&self, row: usize, column: &str) -> String {
-        cell_location(self.format, row, column)
+        cell_location(self.format, &self.path, row, column)
     }
 
     /// One pass over the rows, in order, chunk by chunk, until `f` returns false: a reader
