@@ -17,17 +17,10 @@ fn temp(name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn npy(name: &str, descr: &str, shape: &str, fortran: bool, data: &[u8]) -> PathBuf {
-    let mut header = format!(
+    let mut bytes = common::npy_bytes(&format!(
         "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
         if fortran { "True" } else { "False" }
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
+    ));
     bytes.extend_from_slice(data);
     temp(name, &bytes)
 }

@@ -267,14 +267,7 @@ fn npy(name: &str, header: &str, extra: &[u8]) -> PathBuf {
 }
 
 fn npy_of(name: &str, header: &str, values: &[f64], extra: &[u8]) -> PathBuf {
-    let mut h = header.to_string();
-    while !(10 + h.len() + 1).is_multiple_of(64) {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(h.as_bytes());
+    let mut bytes = common::npy_bytes(header);
     for v in values {
         bytes.extend_from_slice(&v.to_le_bytes());
     }

@@ -16,15 +16,9 @@ fn dir() -> PathBuf {
 
 /// The magic, version 1.0 and header of a 1-D `.npy` of `n` values of type `descr`.
 fn npy_header(descr: &str, n: usize) -> Vec<u8> {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({n},), }}");
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    bytes
+    common::npy_bytes(&format!(
+        "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({n},), }}"
+    ))
 }
 
 /// A 1-D little-endian `.npy` of `n` values of N(3, 2)-like spread, as f4 or f8.

@@ -1,6 +1,8 @@
 //! Out-of-core fits: a .npy file streamed in chunks gives the in-memory answer, and the
 //! process's peak resident memory stays far below the data's size.
 
+mod common;
+
 use serde_json::Value;
 use std::process::Command;
 
@@ -9,14 +11,9 @@ fn write_npy_f32(path: &std::path::Path, n: usize, seed: u64) {
     use rand_distr::{Distribution, Normal};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let normal = Normal::new(5.0f32, 2.0).unwrap();
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n},), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
+    let mut bytes = common::npy_bytes(&format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({n},), }}"
+    ));
     bytes.reserve(n * 4);
     for _ in 0..n {
         bytes.extend_from_slice(&normal.sample(&mut rng).to_le_bytes());
@@ -56,16 +53,8 @@ fn streamed_fits_match_in_memory_fits_with_bounded_memory() {
     write_npy_f32(&small, 10_000, 1);
     let n = 1 << 24; // 64 MiB of f32, 128 MiB as f64 in memory
     write_npy_f32(&big, n, 2);
-    let mut backends = vec!["cpu"];
-    if !likely::gpu::list_adapters().is_empty() {
-        backends.push("gpu");
-    } else {
-        assert_ne!(
-            std::env::var("LIKELY_REQUIRE_GPU").as_deref(),
-            Ok("1"),
-            "CI requires an adapter"
-        );
-    }
+    // The GPU engine where there is an adapter: skipped loudly, or required in CI.
+    let backends = common::backends();
     let budget = ["--stream", "--host-memory", "8MiB", "--gpu-memory", "8MiB"];
     for backend in backends {
         let baseline = fit(&small, backend, &budget)["peak_rss_bytes"].as_u64();

@@ -101,14 +101,23 @@ pub fn write_npy(path: &std::path::Path, shape: &[usize], values: &[f64]) {
     } else {
         format!("({})", dims.join(", "))
     };
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
+    let mut bytes = npy_bytes(&format!(
+        "{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}"
+    ));
+    values.iter().for_each(|v| bytes.extend(v.to_le_bytes()));
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The start of a version 1.0 `.npy` file with header dict `dict` (as numpy pads it: the data
+/// start on a 64-byte boundary); the caller appends the data.
+pub fn npy_bytes(dict: &str) -> Vec<u8> {
+    let mut header = dict.to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
     let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
     bytes.extend((header.len() as u16).to_le_bytes());
     bytes.extend(header.as_bytes());
-    values.iter().for_each(|v| bytes.extend(v.to_le_bytes()));
-    std::fs::write(path, bytes).unwrap();
+    bytes
 }
