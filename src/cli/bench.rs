@@ -106,21 +106,17 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
         let n = data.len();
         // On the CPU the data are held as the engine holds them: f32 values (as the peers
         // hold them) at 4 bytes a sample.
-        let host_samples = ctx
-            .is_none()
-            .then(|| likely::data::Samples::narrowest(data.to_vec()));
-        let mut engine: Box<dyn Engine> = match &ctx {
+        let (mut engine, host_samples): (Box<dyn Engine>, _) = match &ctx {
             Some(c) => {
                 let mut gpu = GpuEngine::new(c, family.build(5), &data)?;
                 gpu.enable_kernel_timing();
-                Box::new(gpu)
+                (Box::new(gpu), None)
             }
-            None => Box::new(CpuEngine::from_samples(
-                family.build(5),
-                host_samples
-                    .clone()
-                    .unwrap_or_else(|| likely::data::Samples::narrowest(data.to_vec())),
-            )),
+            None => {
+                let samples = likely::data::Samples::narrowest(data.to_vec());
+                let cpu = CpuEngine::from_samples(family.build(5), samples.clone());
+                (Box::new(cpu), Some(samples))
+            }
         };
         // The host's streaming limit over the same f32 values (the engine's own, shared),
         // timed in the same run.

@@ -120,7 +120,7 @@ fn load_and_build(
             if !engine.holds_host_copy()
                 && args.inference.cov == likely::inference::CovType::Hessian
             {
-                dataset.values = likely::data::Samples::F64(Vec::new().into());
+                dataset.values = likely::data::Samples::empty();
             }
             Box::new(engine)
         }

@@ -45,15 +45,11 @@ struct Cli {
     command: Command,
 }
 
-fn available_memory() -> Option<u64> {
-    likely::util::available_memory()
-}
-
 /// A sample size whose f64 samples alone would not fit in the available memory is a usage
 /// error, not an allocation failure.
 fn check_sample_size(flag: &str, n: usize) -> likely::Result<()> {
     let bytes = (n as u128) * 8;
-    match available_memory() {
+    match likely::util::available_memory() {
         Some(available) if bytes > available as u128 => Err(likely::Error::Usage(format!(
             "{flag} {n}: its samples alone take {:.3e} bytes, more than the {:.3e} bytes of \
              memory available",

@@ -245,6 +245,8 @@ struct Piece {
     values: Vec<f64>,
     records: usize,
     failure: Option<(usize, PieceError)>,
+    /// Whether a quote was among the bytes read (or a byte-order mark began them).
+    one_pass: bool,
 }
 
 enum PieceError {
@@ -258,10 +260,9 @@ enum PieceError {
     },
 }
 
-/// Parses the data rows after the header on all cores: the body is cut into pieces at
-/// line terminators outside quoted fields (the quotes before a cut decide: an odd count means
-/// the cut is inside a field), each piece parsed by its own reader, and the values joined in
-/// order. Row and line numbers in errors are those of the whole file, and the error reported
+/// Parses the data rows after the header on all cores: the body is cut into pieces at line
+/// terminators, each piece parsed by its own reader, and the values joined in order; a body
+/// with a quote anywhere (a cut could fall inside a quoted field) is left to one pass. Row and line numbers in errors are those of the whole file, and the error reported
 /// is the first in the file. `None` where a cell is text (the caller reads labels in one
 /// pass).
 #[allow(clippy::too_many_arguments)]
@@ -286,21 +287,6 @@ fn parse_parallel(
     let cuts: Vec<u64> = (0..pieces as u64)
         .map(|i| start + span * i / pieces as u64)
         .collect();
-    // A quote anywhere in the body: a cut could fall inside a quoted field, and quotes inside
-    // unquoted fields are literal, so their parity alone cannot place cuts. Such files are
-    // read in one pass.
-    let quotes: u64 = (0..pieces)
-        .into_par_iter()
-        .map(|i| {
-            let end = cuts.get(i + 1).copied().unwrap_or(file_len);
-            count_bytes(path, cuts[i], end, b'"')
-        })
-        .collect::<Result<Vec<u64>>>()?
-        .iter()
-        .sum();
-    if quotes > 0 {
-        return Ok(None);
-    }
     let mut starts = vec![start];
     for &cut in &cuts[1..] {
         if let Some(at) = record_start_after(path, cut, file_len).map_err(io)? {
@@ -309,7 +295,6 @@ fn parse_parallel(
             }
         }
     }
-    starts.dedup();
     let ends: Vec<u64> = starts
         .iter()
         .skip(1)
@@ -319,15 +304,22 @@ fn parse_parallel(
     let parsed: Vec<Piece> = starts
         .par_iter()
         .zip(&ends)
-        .map(|(&from, &to)| parse_piece(path, index, width, from, to))
+        .map(|(&from, &to)| parse_piece(path, index, width, from, to, allow_labels))
         .collect::<Result<_>>()?;
+    // A quote in what the pieces read: a cut could fall inside a quoted field, and quotes
+    // inside unquoted fields are literal, so their parity alone cannot place cuts. Such files
+    // (and a piece that starts with a byte-order mark) are read in one pass. (A piece stops at its first failure; the failure reported is then
+    // the first piece's, whose bytes up to it, and all before it, were watched.)
+    if parsed.iter().any(|piece| piece.one_pass) {
+        return Ok(None);
+    }
     // The first failure in file order, with the rows of the pieces before it.
     let mut rows_before = 0usize;
     for piece in &parsed {
         if let Some((record, failure)) = &piece.failure {
             let row = rows_before + record;
             return match failure {
-                PieceError::At { text: true, .. } if allow_labels => Ok(None),
+                PieceError::At { text: true, .. } => Ok(None),
                 PieceError::At {
                     byte,
                     message,
@@ -352,13 +344,24 @@ fn parse_parallel(
 }
 
 /// Occurrences of `byte` in bytes `from..to` of the file, read in 1 MiB pieces.
-fn count_bytes(path: &Path, from: u64, to: u64, byte: u8) -> Result<u64> {
-    let mut count = 0u64;
-    each_piece(path, from, to, |piece| {
-        count += piece.iter().filter(|&&b| b == byte).count() as u64;
-        true
-    })?;
-    Ok(count)
+/// A reader that notes whether any byte it passed on was a quote, or its first bytes a UTF-8
+/// byte-order mark (which a reader drops at its start: inside a file it is a cell's text).
+struct QuoteWatch<R> {
+    inner: R,
+    one_pass: bool,
+    started: bool,
+}
+
+impl<R: std::io::Read> std::io::Read for QuoteWatch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let got = self.inner.read(buf)?;
+        self.one_pass |= buf[..got].contains(&b'"');
+        if !self.started && got > 0 {
+            self.started = true;
+            self.one_pass |= buf[..got].starts_with(&[0xEF, 0xBB, 0xBF][..got.min(3)]);
+        }
+        Ok(got)
+    }
 }
 
 /// Calls `f` on bytes `from..to` of the file, a 1 MiB piece at a time, until it returns false.
@@ -408,7 +411,14 @@ fn record_start_after(path: &Path, at: u64, file_len: u64) -> std::io::Result<Op
 }
 
 /// Parses bytes `from..to` (whole records) as data rows.
-fn parse_piece(path: &Path, index: usize, width: usize, from: u64, to: u64) -> Result<Piece> {
+fn parse_piece(
+    path: &Path,
+    index: usize,
+    width: usize,
+    from: u64,
+    to: u64,
+    allow_labels: bool,
+) -> Result<Piece> {
     use std::io::{Read, Seek};
     let io = |source| Error::Io {
         path: path.to_path_buf(),
@@ -421,7 +431,11 @@ fn parse_piece(path: &Path, index: usize, width: usize, from: u64, to: u64) -> R
         .flexible(true)
         .from_reader(std::io::BufReader::with_capacity(
             1 << 20,
-            file.take(to - from),
+            QuoteWatch {
+                inner: file.take(to - from),
+                one_pass: false,
+                started: false,
+            },
         ));
     let mut values = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -451,11 +465,10 @@ fn parse_piece(path: &Path, index: usize, width: usize, from: u64, to: u64) -> R
             ));
             break;
         }
-        match parse_cell(&record, index, false) {
+        match parse_cell(&record, index, allow_labels) {
             Ok(v) => values.push(v),
             Err(CellError::Bad(why)) => {
-                let text = why.starts_with("non-numeric");
-                failure = Some((records, at(local, why, true, text)));
+                failure = Some((records, at(local, why, true, false)));
                 break;
             }
             Err(CellError::Text) => {
@@ -469,6 +482,7 @@ fn parse_piece(path: &Path, index: usize, width: usize, from: u64, to: u64) -> R
         values,
         records,
         failure,
+        one_pass: reader.into_inner().into_inner().one_pass,
     })
 }
 
@@ -625,6 +639,12 @@ mod tests {
             false,
         );
         assert!(quoted.contains("row 3 (line 5)"), "{quoted}");
+        // A byte-order mark inside the file is a cell's text (a reader drops one only at its
+        // own start, which a cut can fall on); and blank lines before a bad row count.
+        let bom = same_as_one_pass("bom.csv", b"y,a\n1,2\n\xef\xbb\xbf3,4\n", Some("y"), false);
+        assert!(bom.contains("row 2 (line 3)"), "{bom}");
+        let blank = same_as_one_pass("blank.csv", b"a,y\n1,2\n\n\r\n3,x\n", Some("y"), false);
+        assert!(blank.contains("row 2 (line 5)"), "{blank}");
         // Labels: text cells make the column class labels, found the same way.
         let labels = same_as_one_pass(
             "labels.csv",

@@ -35,12 +35,19 @@ impl Reader {
 /// takes the values), then a table with its first column as the target; a model file is
 /// loaded. The results are dropped: only panics matter here.
 pub fn read_bytes(reader: Reader, bytes: &[u8]) {
-    let path = scratch_path(reader);
-    if std::fs::write(&path, bytes).is_err() {
+    /// Removes the scratch file however the read ends: a panic (what fuzzing looks for)
+    /// unwinds through it too.
+    struct Scratch(PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let scratch = Scratch(scratch_path(reader));
+    if std::fs::write(&scratch.0, bytes).is_err() {
         return;
     }
-    let _ = read_file(reader, &path);
-    let _ = std::fs::remove_file(&path);
+    let _ = read_file(reader, &scratch.0);
 }
 
 fn read_file(reader: Reader, path: &Path) -> Result<()> {

@@ -18,7 +18,6 @@ pub use table::{load_table, Table, TargetSpec};
 use crate::error::{Error, Result};
 use crate::family::{Family, FamilyName};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// One column of observations as loaded from a file.
 #[derive(Clone, Debug)]
@@ -164,7 +163,7 @@ impl Dataset {
     /// A dataset that is streamed from `path` rather than held in memory (no values).
     pub fn streamed(path: &Path, column: &str, format: FileFormat) -> Dataset {
         Dataset {
-            values: Samples::F64(Arc::from(Vec::new())),
+            values: Samples::empty(),
             labels: None,
             path: path.to_path_buf(),
             column: column.to_string(),

@@ -25,6 +25,11 @@ impl Samples {
         self.len() == 0
     }
 
+    /// No samples (a dataset whose values are not held in memory).
+    pub fn empty() -> Samples {
+        Samples::F64(Arc::from(Vec::new()))
+    }
+
     /// Bytes a sample takes in memory.
     pub fn width(&self) -> usize {
         match self {
