@@ -4,6 +4,9 @@
 //! tests/fixtures/real/references.json; and NIST StRD linear least squares, whose certified
 //! values are in the .dat files under tests/fixtures/nist/.
 //!
+//! The covariances --cov robust and opg are held to statsmodels' HC0 sandwich and to the
+//! inverse outer product of its per-row scores.
+//!
 //! Targets: coefficients within 1e-8 relative or 1e-6 of a standard error (whichever is
 //! larger), standard errors within 1e-6 relative, the NLL within 1e-10 relative; NIST: at least
 //! 10 correct digits (LRE) on the CPU engine, 7 on the GPU, Filip reported as it is.
@@ -72,6 +75,9 @@ fn check_reference(name: &str) {
         ];
         if let Some(prior) = r["prior"].as_str() {
             args.extend_from_slice(&["--prior", prior]);
+        }
+        if let Some(cov) = r["cov"].as_str() {
+            args.extend_from_slice(&["--cov", cov]);
         }
         let (got, code) = fit(&args);
         let what = format!("{name} on {backend}");
@@ -204,6 +210,18 @@ fn l2_penalised_logistic_regression_on_breast_cancer_matches_the_optimum() {
 #[test]
 fn l1_penalised_logistic_regression_on_spector_matches_statsmodels() {
     check_reference("spector_logit_l1");
+}
+
+#[test]
+fn sandwich_standard_errors_match_statsmodels_hc0() {
+    check_reference("spector_logit_robust");
+    check_reference("randhie_poisson_robust");
+}
+
+#[test]
+fn outer_product_standard_errors_match_statsmodels_scores() {
+    check_reference("spector_logit_opg");
+    check_reference("randhie_poisson_opg");
 }
 
 /// A NIST StRD linear least-squares problem: data, certified coefficients and residual SD.
