@@ -47,16 +47,42 @@ fn gaussian_standard_errors_are_sigma_over_root_n_and_root_2n() {
         for cov in [CovType::Hessian, CovType::Opg, CovType::Robust] {
             let inf = for_family(engine.as_mut(), &r.theta, r.nll, &data, None, cov, 0.05).unwrap();
             if cov != CovType::Hessian {
-                // Consistent estimators of the same covariance under a correct model: they
-                // differ by the sample's skewness and kurtosis, a few percent at n = 2000.
-                for e in &inf.estimates {
-                    assert!(e.se.is_finite() && e.se > 0.0, "{cov:?}: {e:?}");
+                // In closed form from the per-sample scores in (mu, log sigma), s_mu =
+                // (x - mu) / sigma^2 and s_log_sigma = (x - mu)^2 / sigma^2 - 1, whose outer
+                // products sum to B; the Hessian at the MLE is diag(n / sigma^2, 2n). Robust:
+                // H^-1 B H^-1 (its mu element is sigma^2 / n exactly); OPG: B^-1. The natural
+                // sigma's error is sigma times log sigma's.
+                let mu = r.theta[0];
+                let (mut b_mm, mut b_ms, mut b_ss) = (0.0, 0.0, 0.0);
+                for &x in &data {
+                    let s_m = (x - mu) / (sigma * sigma);
+                    let s_s = (x - mu).powi(2) / (sigma * sigma) - 1.0;
+                    b_mm += s_m * s_m;
+                    b_ms += s_m * s_s;
+                    b_ss += s_s * s_s;
                 }
-                assert!(
-                    rel(inf.estimates[0].se, sigma / n.sqrt()) <= 0.1,
-                    "{cov:?}: {:?}",
-                    inf.estimates[0]
-                );
+                let (var_mu, var_log_sigma) = match cov {
+                    CovType::Robust => {
+                        let h_mm = n / (sigma * sigma);
+                        (b_mm / (h_mm * h_mm), b_ss / (4.0 * n * n))
+                    }
+                    _ => {
+                        let det = b_mm * b_ss - b_ms * b_ms;
+                        (b_ss / det, b_mm / det)
+                    }
+                };
+                let want = [var_mu.sqrt(), sigma * var_log_sigma.sqrt()];
+                assert_eq!(inf.estimates.len(), 2);
+                for (e, want) in inf.estimates.iter().zip(want) {
+                    assert!(
+                        rel(e.se, want) <= 1e-8,
+                        "{} {cov:?}: {e:?}, closed form {want}",
+                        engine.name()
+                    );
+                }
+                if cov == CovType::Robust {
+                    assert!(rel(want[0], sigma / n.sqrt()) <= 1e-12);
+                }
                 continue;
             }
             assert!(
