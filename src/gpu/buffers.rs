@@ -34,8 +34,8 @@ pub(crate) fn upload_with(
 
 /// A storage buffer of `len` f32 samples (then zeros to a whole vec4) that `fill(at, out)`
 /// writes in f64 a piece at a time (64 Ki samples): no full-size host copy is held. The
-/// pieces go through the queue, which is flushed and waited on every 16 MiB, so that its
-/// staging memory stays bounded too (a buffer created mapped is a full-size staging copy
+/// pieces go through the queue, which is flushed every 8 MiB, so that its staging memory
+/// stays bounded too (a buffer created mapped is a full-size staging copy
 /// until the queue runs, on a software adapter in host memory beside the buffer itself).
 pub(crate) fn upload_from(
     ctx: &GpuContext,
@@ -44,7 +44,7 @@ pub(crate) fn upload_from(
     fill: &mut dyn FnMut(usize, &mut [f64]) -> Result<()>,
 ) -> Result<wgpu::Buffer> {
     const PIECE: usize = 1 << 16;
-    const FLUSH_PIECES: usize = 64;
+    const FLUSH_PIECES: usize = 32;
     let buffer = ctx.scoped(label, || {
         ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -55,11 +55,25 @@ pub(crate) fn upload_from(
     })?;
     let mut wide = vec![0.0f64; PIECE.min(len)];
     let mut narrow: Vec<f32> = Vec::with_capacity(PIECE.min(len));
-    let flush = || -> Result<()> {
-        ctx.queue.submit([]);
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::gpu(label, e))?;
+    // Each flush submits the pieces written since the last and waits for the flush before
+    // it: the copy of one 8 MiB stretch overlaps the reading of the next, and at most two
+    // stretches of staging memory are held.
+    let mut previous: Option<wgpu::SubmissionIndex> = None;
+    let mut flush = |last: bool| -> Result<()> {
+        let index = ctx.queue.submit([]);
+        let wait = if last {
+            Some(index)
+        } else {
+            previous.replace(index)
+        };
+        if let Some(index) = wait {
+            ctx.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(index),
+                    timeout: None,
+                })
+                .map_err(|e| Error::gpu(label, e))?;
+        }
         Ok(())
     };
     for (i, at) in (0..len).step_by(PIECE).enumerate() {
@@ -70,10 +84,10 @@ pub(crate) fn upload_from(
         ctx.queue
             .write_buffer(&buffer, (at * 4) as u64, bytemuck::cast_slice(&narrow));
         if (i + 1) % FLUSH_PIECES == 0 {
-            flush()?;
+            flush(false)?;
         }
     }
-    flush()?;
+    flush(true)?;
     Ok(buffer)
 }
 
