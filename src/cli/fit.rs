@@ -213,22 +213,28 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     };
     // An f32 .npy bound for the device (with a covariance that needs no per-sample scores)
     // is read straight onto it, with no host copy (GpuEngine::from_source).
-    let mut direct_to_device = false;
+    let mut direct = None;
     let reader = match format {
         data::FileFormat::Npy => {
             let reader = data::NpyReader::open(&args.data, column)?;
             let width = if reader.exact_in_f32() { 4 } else { 8 };
-            let streamed = too_big(reader.len(), width);
+            let family = args.family.build(1);
             // (Categorical data need their classes counted first.)
-            direct_to_device = !streamed
-                && gpu.as_ref().is_some_and(|ctx| {
-                    engine::GpuEngine::reads_directly(ctx, args.family.build(1).as_ref())
-                })
-                && reader.exact_in_f32()
-                && reader.len() as u64 * 4 <= gpu_budget
-                && args.family != FamilyName::Categorical
-                && args.inference.cov == likely::inference::CovType::Hessian;
-            streamed.then_some(Source::Npy(reader))
+            let onto_device = gpu.as_ref().filter(|ctx| {
+                engine::GpuEngine::reads_directly(ctx, family.as_ref())
+                    && reader.exact_in_f32()
+                    && reader.len() as u64 * 4 <= gpu_budget
+                    && args.family != FamilyName::Categorical
+                    && args.inference.cov == likely::inference::CovType::Hessian
+            });
+            match (too_big(reader.len(), width), onto_device) {
+                (true, _) => Some(Source::Npy(reader)),
+                (false, Some(ctx)) => {
+                    direct = Some((ctx, reader, family));
+                    None
+                }
+                (false, None) => None,
+            }
         }
         data::FileFormat::Parquet => {
             let reader = data::ParquetColumn::open(&args.data, column)?;
@@ -275,8 +281,8 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     let mut read_seconds = None;
     let fitting = std::time::Instant::now();
     let mut streamed = false;
-    let (engine, dataset): (Box<dyn engine::Engine>, data::Dataset) = match reader {
-        Some(reader) => {
+    let (engine, dataset): (Box<dyn engine::Engine>, data::Dataset) = match (reader, direct) {
+        (Some(reader), _) => {
             if args.family == FamilyName::Categorical && args.classes.is_none() {
                 return Err(likely::Error::Usage(
                     "streamed categorical data needs --classes K".into(),
@@ -293,12 +299,9 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             )?;
             (Box::new(engine), dataset)
         }
-        None if direct_to_device => {
+        (None, Some((ctx, reader, family))) => {
             let reading = std::time::Instant::now();
-            let ctx = gpu.as_ref().expect("direct_to_device needs a device");
-            let reader = data::NpyReader::open(&args.data, column)?;
             let label = reader.column_label().to_string();
-            let family = args.family.build(1);
             match engine::GpuEngine::from_source(ctx, family, Source::Npy(reader))? {
                 Some(engine) => {
                     read_seconds = Some(reading.elapsed().as_secs_f64());
@@ -311,7 +314,9 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                 }
             }
         }
-        None => load_and_build(&args, &gpu, gpu_budget, host_chunk_bytes, &mut read_seconds)?,
+        (None, None) => {
+            load_and_build(&args, &gpu, gpu_budget, host_chunk_bytes, &mut read_seconds)?
+        }
     };
     let n = engine.n();
     if streamed && args.inference.cov != likely::inference::CovType::Hessian {
