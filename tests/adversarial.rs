@@ -471,19 +471,7 @@ fn a_lad_fit_exact_to_rounding_has_no_mle() {
     );
     for backend in common::backends() {
         common::cli::fails_with(
-            &[
-                "fit",
-                "--model",
-                "linear",
-                "--family",
-                "laplace",
-                "--data",
-                &data,
-                "--target",
-                "y",
-                "--backend",
-                backend,
-            ],
+            &common::cli::model_fit("linear", "laplace", &data, "y", &["--backend", backend]),
             "every row lies on the LAD fit",
         );
     }

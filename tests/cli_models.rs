@@ -330,20 +330,14 @@ fn newton_and_gpu_models_through_the_cli() {
     // Newton on a Laplace head is the exact LAD solve (its NLL has no second derivative):
     // the line through (1, 2) and (4, 5.5) leaves residuals 1/3 and -1/3, a sum of 2/3 that no
     // other pair's line beats, so b = 1/6.
-    let lad = ok_json(&[
-        "fit",
-        "--model",
+    let lad_data = temp("lap.csv", "a,y\n1,2\n2,3.5\n3,4\n4,5.5\n");
+    let lad = ok_json(&model_fit(
         "linear",
-        "--family",
         "laplace",
-        "--data",
-        &temp("lap.csv", "a,y\n1,2\n2,3.5\n3,4\n4,5.5\n"),
-        "--target",
+        &lad_data,
         "y",
-        "--optimizer",
-        "newton",
-        "--json",
-    ]);
+        &["--optimizer", "newton", "--json"],
+    ));
     assert_eq!(lad["method"], "lad-simplex", "{lad}");
     assert_eq!(lad["converged"], true, "{lad}");
     let lad_b = lad["b"].as_f64().unwrap();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::cli::{fails_with, likely};
+use common::cli::{fails_with, family_fit, likely, model_fit};
 use std::path::{Path, PathBuf};
 
 fn dir() -> PathBuf {
@@ -28,19 +28,7 @@ const TABLE: &str = "x,y\n1,0\n2,1\n3,0\n4,1\n0.5,1\n2.5,0\n";
 
 /// `fit --model linear --family FAMILY --data DATA --target y --save SAVE`.
 fn save_fit<'a>(family: &'a str, data: &'a Path, save: &'a Path) -> Vec<&'a str> {
-    vec![
-        "fit",
-        "--model",
-        "linear",
-        "--family",
-        family,
-        "--data",
-        s(data),
-        "--target",
-        "y",
-        "--save",
-        s(save),
-    ]
+    model_fit("linear", family, s(data), "y", &["--save", s(save)])
 }
 
 /// `predict --model MODEL --data DATA --output OUTPUT`.
@@ -214,25 +202,8 @@ fn a_full_standard_output_is_an_error_not_a_panic() {
     let data = file("full.csv", TABLE);
     let model = saved_model("full-m.json");
     for args in [
-        vec![
-            "fit",
-            "--family",
-            "gaussian",
-            "--data",
-            s(&data),
-            "--column",
-            "x",
-            "--json",
-        ],
-        vec![
-            "fit",
-            "--family",
-            "gaussian",
-            "--data",
-            s(&data),
-            "--column",
-            "x",
-        ],
+        family_fit("gaussian", s(&data), &["--column", "x", "--json"]),
+        family_fit("gaussian", s(&data), &["--column", "x"]),
         vec!["eval", "--model", s(&model), "--data", s(&data), "--json"],
         vec!["predict", "--model", s(&model), "--data", s(&data)],
         vec!["devices"],
@@ -433,18 +404,7 @@ fn npy_headers_are_read_as_numpy_reads_them() {
     let c_order = dir().join("c2d.npy");
     common::write_npy(&c_order, &[5, 2], &rows.concat());
     let fit = |p: &Path| {
-        let out = likely(&[
-            "fit",
-            "--model",
-            "linear",
-            "--family",
-            "gaussian",
-            "--data",
-            s(p),
-            "--target",
-            "1",
-            "--json",
-        ]);
+        let out = likely(&model_fit("linear", "gaussian", s(p), "1", &["--json"]));
         assert!(
             out.status.success(),
             "{}",

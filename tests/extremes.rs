@@ -296,20 +296,13 @@ fn model_fit(
     backend: &str,
     extra: &[&str],
 ) -> Option<Value> {
-    let mut args = vec![
-        "fit",
-        "--model",
+    let mut args = common::cli::model_fit(
         "linear",
-        "--family",
         family,
-        "--data",
         data,
-        "--target",
         target,
-        "--backend",
-        backend,
-        "--json",
-    ];
+        &["--backend", backend, "--json"],
+    );
     args.extend_from_slice(extra);
     run(&args)
 }

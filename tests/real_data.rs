@@ -300,37 +300,22 @@ fn lre(estimate: f64, certified: f64) -> f64 {
 /// said it converged.
 fn nist_fit(name: &str, backend: &str) -> (f64, bool) {
     let problem = nist(name);
-    let dir = std::env::temp_dir().join(format!("likely-nist-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.csv"));
-    let k = problem.x.len();
-    let mut csv = String::from("y");
-    for j in 0..k {
-        csv += &format!(",x{}", j + 1);
-    }
-    csv.push('\n');
-    for (i, y) in problem.y.iter().enumerate() {
-        csv += &format!("{y:e}");
-        for column in &problem.x {
-            csv += &format!(",{:e}", column[i]);
-        }
-        csv.push('\n');
-    }
-    std::fs::write(&path, csv).unwrap();
-    let mut args = vec![
-        "fit",
-        "--model",
+    let path = common::temp_path("nist", &format!("{name}.csv"));
+    let names: Vec<String> = std::iter::once("y".to_string())
+        .chain((1..=problem.x.len()).map(|j| format!("x{j}")))
+        .collect();
+    let header: Vec<&str> = names.iter().map(String::as_str).collect();
+    let columns: Vec<Vec<f64>> = std::iter::once(problem.y.clone())
+        .chain(problem.x.iter().cloned())
+        .collect();
+    let path = common::csv_table(&path, &header, &columns);
+    let mut args = common::cli::model_fit(
         "linear",
-        "--family",
         "gaussian",
-        "--data",
-        path.to_str().unwrap(),
-        "--target",
+        &path,
         "y",
-        "--backend",
-        backend,
-        "--json",
-    ];
+        &["--backend", backend, "--json"],
+    );
     if !problem.intercept {
         args.push("--no-intercept");
     }

@@ -41,6 +41,13 @@ pub fn fails_with(args: &[&str], needle: &str) {
     );
 }
 
+/// `fit --family FAMILY --data DATA` followed by `extra`.
+pub fn family_fit<'a>(family: &'a str, data: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["fit", "--family", family, "--data", data];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// `fit --model MODEL --family FAMILY --data DATA --target TARGET` followed by `extra`.
 pub fn model_fit<'a>(
     model: &'a str,
