@@ -399,17 +399,25 @@ impl ParquetColumn {
             rest = after;
             first += n;
         }
+        // Runs of at least a quarter of each thread's share of the groups: the handle below
+        // is opened once per run (rayon calls `map_init`'s init per split, not per thread),
+        // while the runs stay small enough to balance uneven groups.
+        let min_run = stretches
+            .len()
+            .div_ceil(4 * rayon::current_num_threads())
+            .max(1);
         stretches
             .into_par_iter()
-            // A file handle per worker, opened once for the groups it takes: handles cloned
-            // from one share their offset, so readers on two threads would read each other's
-            // bytes.
+            .with_min_len(min_run)
+            // A file handle per run of groups: handles cloned from one share their offset,
+            // so readers on two threads would read each other's bytes.
             .map_init(
                 || open_file(&self.path).map(Arc::new),
                 |file, (g, first, out)| {
                     let file = match file {
                         Ok(file) => file.clone(),
-                        Err(e) => return Err(bad(&self.path, e.to_string())),
+                        // The error names the file already.
+                        Err(e) => return Err(Error::InvalidData(e.to_string())),
                     };
                     let mut worker = ParquetColumn {
                         path: self.path.clone(),
