@@ -92,11 +92,7 @@ impl Differentiable for GpuProblem<'_> {
     }
     fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
         let (nll, mut grad) = self.gpu.nll_and_grad(theta)?;
-        for (g, &f) in grad.iter_mut().zip(self.frozen) {
-            if f {
-                *g = 0.0;
-            }
-        }
+        super::zero_frozen(&mut grad, self.frozen);
         Ok((nll, grad))
     }
 }
@@ -130,11 +126,7 @@ impl Differentiable for GpuExactProblem<'_> {
     }
     fn nll_and_grad(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
         let (nll, mut grad, _) = self.sums.sums(theta, false)?;
-        for (g, &f) in grad.iter_mut().zip(self.frozen) {
-            if f {
-                *g = 0.0;
-            }
-        }
+        super::zero_frozen(&mut grad, self.frozen);
         Ok((nll, grad))
     }
 }
@@ -148,7 +140,13 @@ impl SecondOrder for GpuExactProblem<'_> {
     }
     fn derivatives(&mut self, theta: &[f64]) -> Result<Derivatives> {
         let (nll, grad, hessian) = self.sums.sums(theta, true)?;
-        Ok((nll, grad, hessian.expect("a Hessian was asked for")))
+        let hessian = hessian.ok_or_else(|| {
+            crate::Error::gpu(
+                "likely linear f64 sums",
+                "no Hessian where one was asked for",
+            )
+        })?;
+        Ok((nll, grad, hessian))
     }
     fn nll_and_gradient(&mut self, theta: &[f64]) -> Result<Option<(f64, Vec<f64>)>> {
         let (nll, grad, _) = self.sums.sums(theta, false)?;

@@ -22,6 +22,16 @@ use crate::util::json_f64;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
+/// Zeroes the gradient of frozen parameters (held at their initial value: the intercept under
+/// `--no-intercept`), so that no optimiser moves them.
+pub(crate) fn zero_frozen(grad: &mut [f64], frozen: &[bool]) {
+    for (g, &f) in grad.iter_mut().zip(frozen) {
+        if f {
+            *g = 0.0;
+        }
+    }
+}
+
 /// `--model`.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,

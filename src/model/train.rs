@@ -157,13 +157,7 @@ impl fit::SecondOrder for FullBatch<'_> {
     }
 }
 
-fn zero_frozen(grad: &mut [f64], frozen: &[bool]) {
-    for (g, &f) in grad.iter_mut().zip(frozen) {
-        if f {
-            *g = 0.0;
-        }
-    }
-}
+use super::zero_frozen;
 
 /// Early stopping on a validation loss: keeps the best parameters seen.
 struct EarlyStopping {
