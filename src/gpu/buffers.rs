@@ -33,30 +33,53 @@ pub(crate) fn upload_with(
 }
 
 /// A storage buffer of `len` f32 samples (then zeros to a whole vec4) that `fill(at, out)`
-/// writes in f64 a piece at a time (64 Ki samples): no full-size host copy is held. The
-/// pieces go through the queue, which is flushed every 8 MiB, so that its staging memory
-/// stays bounded too (a buffer created mapped is a full-size staging copy
-/// until the queue runs, on a software adapter in host memory beside the buffer itself).
+/// writes in f64 a piece at a time (64 Ki samples), rounded to f32 as they are uploaded: no
+/// full-size host copy is held (see [`upload_pieces`]).
 pub(crate) fn upload_from(
     ctx: &GpuContext,
     len: usize,
     label: &str,
     fill: &mut dyn FnMut(usize, &mut [f64]) -> Result<()>,
 ) -> Result<wgpu::Buffer> {
+    let mut wide = Vec::new();
+    upload_pieces::<f32>(ctx, len, len.div_ceil(4) * 4, label, &mut |at, out| {
+        wide.resize(out.len(), 0.0);
+        fill(at, &mut wide)?;
+        for (o, &v) in out.iter_mut().zip(&wide) {
+            *o = v as f32;
+        }
+        Ok(())
+    })
+}
+
+/// A storage buffer of `len` values of `T` (room for `capacity`, at least 16 bytes; the rest
+/// zero) that `fill(at, out)` writes a piece of 64 Ki values at a time. The pieces go through
+/// the queue, which is flushed every 32 pieces, so that its staging memory stays bounded too
+/// (a buffer created mapped is a full-size staging copy until the queue runs, on a software
+/// adapter in host memory beside the buffer itself).
+pub(crate) fn upload_pieces<T: bytemuck::Pod + Default>(
+    ctx: &GpuContext,
+    len: usize,
+    capacity: usize,
+    label: &str,
+    fill: &mut dyn FnMut(usize, &mut [T]) -> Result<()>,
+) -> Result<wgpu::Buffer> {
     const PIECE: usize = 1 << 16;
     const FLUSH_PIECES: usize = 32;
+    let width = std::mem::size_of::<T>();
     let buffer = ctx.scoped(label, || {
         ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: (len.div_ceil(4) * 16) as u64,
+            size: ((capacity.max(len) * width) as u64)
+                .max(16)
+                .next_multiple_of(8),
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
     })?;
-    let mut wide = vec![0.0f64; PIECE.min(len)];
-    let mut narrow: Vec<f32> = Vec::with_capacity(PIECE.min(len));
+    let mut staging = vec![T::default(); PIECE.min(len)];
     // Each flush submits the pieces written since the last and waits for the flush before
-    // it: the copy of one 8 MiB stretch overlaps the reading of the next, and at most two
+    // it: the copy of one stretch overlaps the reading of the next, and at most two
     // stretches of staging memory are held.
     let mut previous: Option<wgpu::SubmissionIndex> = None;
     let mut flush = |last: bool| -> Result<()> {
@@ -77,12 +100,10 @@ pub(crate) fn upload_from(
         Ok(())
     };
     for (i, at) in (0..len).step_by(PIECE).enumerate() {
-        let piece = PIECE.min(len - at);
-        fill(at, &mut wide[..piece])?;
-        narrow.clear();
-        narrow.extend(wide[..piece].iter().map(|&v| v as f32));
+        let piece = &mut staging[..PIECE.min(len - at)];
+        fill(at, piece)?;
         ctx.queue
-            .write_buffer(&buffer, (at * 4) as u64, bytemuck::cast_slice(&narrow));
+            .write_buffer(&buffer, (at * width) as u64, bytemuck::cast_slice(piece));
         if (i + 1) % FLUSH_PIECES == 0 {
             flush(false)?;
         }

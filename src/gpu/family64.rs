@@ -10,7 +10,7 @@ use super::reduce::TermReduction;
 use crate::error::{Error, Result};
 use crate::family::Family;
 
-const WORKGROUP_SIZE: u32 = 256;
+use super::shader::WORKGROUP_SIZE;
 /// Workgroups, each summing a contiguous share of a chunk.
 const GROUPS: u32 = 64;
 /// The most terms a sample has here (each invocation keeps them in an f64 array): a

@@ -7,14 +7,15 @@
 //! the workgroups' sums are added in order on the GPU: the same sums as the CPU engine's f64
 //! ones up to the order of their additions.
 
-use super::buffers::{bind_all, compute_pipelines, read_back_as, upload_bytes, upload_bytes_with};
+use super::buffers::{
+    bind_all, compute_pipelines, read_back_as, upload_bytes, upload_bytes_with, upload_pieces,
+};
 use super::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::family::FamilyName;
 use crate::model::{Conditioning, Network};
 
-/// Invocations per workgroup.
-const WORKGROUP_SIZE: u32 = 256;
+use super::shader::WORKGROUP_SIZE;
 /// Workgroups of the moments pass, each summing a contiguous share of a chunk's rows.
 const GROUPS: u32 = 64;
 /// The largest linear model whose Hessian the GPU sums in f64: its upper triangle is
@@ -218,28 +219,33 @@ impl LinearF64 {
         let mut chunks = Vec::new();
         for first in (0..n).step_by(chunk_rows) {
             let rows = chunk_rows.min(n - first);
-            let mut xs = Vec::with_capacity(rows * d);
-            let mut ys = Vec::with_capacity(rows);
-            let mut constants = Vec::with_capacity(rows);
-            let mut conditioned = vec![0.0; d];
-            for r in first..first + rows {
-                let row = &x[r * d..(r + 1) * d];
-                let target = match cond {
-                    Some(c) => {
-                        c.row_into(row, &mut conditioned);
-                        xs.extend_from_slice(&conditioned);
-                        c.target(y[r])
+            // The rows conditioned a piece at a time as they are uploaded (no copy of the
+            // chunk on the host): value k of the chunk is feature k % d of its row k / d.
+            let values = &x[first * d..(first + rows) * d];
+            let x_buffer = upload_pieces::<f64>(
+                ctx,
+                values.len(),
+                values.len(),
+                "likely linear f64 rows",
+                &mut |at, out| {
+                    let piece = &values[at..at + out.len()];
+                    match cond {
+                        Some(c) => {
+                            for (k, (o, &v)) in out.iter_mut().zip(piece).enumerate() {
+                                let j = (at + k) % d;
+                                *o = (v - c.center[j]) * c.inv_scale[j];
+                            }
+                        }
+                        None => out.copy_from_slice(piece),
                     }
-                    None => {
-                        xs.extend_from_slice(row);
-                        y[r]
-                    }
-                };
-                ys.push(target);
-                constants.push(family.constant(target));
-            }
-            let x_buffer = upload_bytes(ctx, bytemuck::cast_slice(&xs), "likely linear f64 rows")?;
-            drop(xs);
+                    Ok(())
+                },
+            )?;
+            let ys: Vec<f64> = y[first..first + rows]
+                .iter()
+                .map(|&t| cond.map_or(t, |c| c.target(t)))
+                .collect();
+            let constants: Vec<f64> = ys.iter().map(|&t| family.constant(t)).collect();
             let y_buffer =
                 upload_bytes(ctx, bytemuck::cast_slice(&ys), "likely linear f64 targets")?;
             let c_buffer = upload_bytes(
