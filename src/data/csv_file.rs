@@ -174,11 +174,11 @@ fn parse_cell(
 
 /// A record the CSV reader could not parse (invalid UTF-8, a read failure), at its line.
 fn record_error(path: &Path, row: usize, e: &csv::Error) -> Error {
-    let line = e
-        .position()
-        .map_or(Ok(0), |p| line_at(path, p.byte()))
-        .unwrap_or(0);
-    Error::data(path, format!("row {} (line {line})", row + 1), describe(e))
+    let at = match e.position().and_then(|p| line_at(path, p.byte()).ok()) {
+        Some(line) => format!("row {} (line {line})", row + 1),
+        None => format!("row {}", row + 1),
+    };
+    Error::data(path, at, describe(e))
 }
 
 /// The line of the record the reader placed at byte `at`: 1 + the line ends before its first
