@@ -295,3 +295,38 @@ fn a_gpu_fit_of_f32_data_reads_it_straight_onto_the_device() {
         std::fs::remove_file(file).unwrap();
     }
 }
+
+#[test]
+fn f64_values_read_into_memory_are_held_once() {
+    // A CSV column of f64 values (not exact in f32), read by the parallel parser in pieces
+    // and by the one-pass reader: the values are moved into their shared buffer without a
+    // second full-size copy.
+    if !Path::new("/proc/self/status").exists() {
+        eprintln!("SKIP: no /proc");
+        return;
+    }
+    let n = 4 << 20; // 32 MiB of f64
+    let mut text = String::with_capacity(n * 22 + 4);
+    text.push_str("x\n");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..n {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let v = 3.0 + (state >> 11) as f64 / (1u64 << 53) as f64 / 3.0;
+        text += &format!("{v}\n");
+    }
+    let path = dir().join("f64-values.csv");
+    std::fs::write(&path, text).unwrap();
+    let values = (n * 8) as f64;
+    let v = fit(&path, &["--backend", "cpu"], &[]);
+    assert_eq!(v["streamed"], false);
+    let held = peak(&v) - baseline();
+    assert!(
+        held <= 1.35 * values,
+        "held {:.1} MiB for {:.0} MiB of values",
+        held / MIB,
+        values / MIB
+    );
+    std::fs::remove_file(&path).unwrap();
+}

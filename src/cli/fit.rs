@@ -245,9 +245,9 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                     reader.column_label()
                 )));
             }
-            // Read as f64, then narrowed where exact or moved into the shared buffer: both
-            // copies exist for a moment, 16 bytes a sample at the peak (12 for f32 values).
-            (!reader.is_text() && too_big(reader.len(), 16))
+            // Read as f64, then narrowed where exact or moved into the shared buffer a piece
+            // at a time (Samples::narrowest): 8 bytes a sample at the peak.
+            (!reader.is_text() && too_big(reader.len(), 8))
                 .then(|| Source::Parquet(Box::new(reader)))
         }
         data::FileFormat::Csv if args.stream => {

@@ -141,9 +141,9 @@ impl Samples {
             .par_chunks(1 << 16)
             .all(|c| c.iter().all(|&x| (x as f32) as f64 == x || x.is_nan()));
         if exact && !values.is_empty() {
-            Samples::F32(values.iter().map(|&x| x as f32).collect())
+            Samples::F32(into_shared(values, |x| x as f32))
         } else {
-            Samples::F64(values.into())
+            Samples::F64(into_shared(values, |x| x))
         }
     }
 }
@@ -168,22 +168,55 @@ impl Samples {
 }
 
 /// The pieces' values, converted, in one allocation of `n`, each piece freed once copied.
-fn joined<T: Copy + Default>(pieces: Vec<Vec<f64>>, n: usize, convert: fn(f64) -> T) -> Arc<[T]> {
-    let mut out: Arc<[T]> = std::iter::repeat_n(T::default(), n).collect();
-    let slots = Arc::get_mut(&mut out).expect("not shared yet");
+/// The allocation is not zero-filled first: its pages become resident only as they are
+/// written, while the pieces before are let go.
+fn joined<T: Copy>(pieces: Vec<Vec<f64>>, n: usize, convert: fn(f64) -> T) -> Arc<[T]> {
+    assert_eq!(
+        pieces.iter().map(Vec::len).sum::<usize>(),
+        n,
+        "n is the pieces' total"
+    );
+    let mut out = Arc::<[T]>::new_uninit_slice(n);
+    let slots = Arc::get_mut(&mut out).expect("a new Arc is not shared");
     let mut at = 0;
     for piece in pieces {
-        for (o, &x) in slots[at..at + piece.len()].iter_mut().zip(&piece) {
-            *o = convert(x);
+        for (slot, &x) in slots[at..at + piece.len()].iter_mut().zip(&piece) {
+            slot.write(convert(x));
         }
         at += piece.len();
     }
-    out
+    // SAFETY: the pieces' lengths sum to n (asserted above), and every slot of 0..n was
+    // written in the loop.
+    unsafe { out.assume_init() }
+}
+
+/// `values`, converted, moved into a shared allocation without a second full-size copy:
+/// written from the end a piece at a time, each piece of `values` released (the vector
+/// shrunk) once copied, so that resident memory stays about one copy of the data
+/// (`Arc::from(Vec)` copies the whole, 16 bytes a sample for a moment). The new allocation is
+/// not zero-filled: its pages become resident only as they are written.
+fn into_shared<T: Copy>(mut values: Vec<f64>, convert: impl Fn(f64) -> T) -> Arc<[T]> {
+    const PIECE: usize = 1 << 20;
+    let n = values.len();
+    let mut out = Arc::<[T]>::new_uninit_slice(n);
+    let slots = Arc::get_mut(&mut out).expect("a new Arc is not shared");
+    let mut end = n;
+    while end > 0 {
+        let start = end.saturating_sub(PIECE);
+        for (slot, &x) in slots[start..end].iter_mut().zip(&values[start..end]) {
+            slot.write(convert(x));
+        }
+        values.truncate(start);
+        values.shrink_to_fit();
+        end = start;
+    }
+    // SAFETY: the loop wrote every slot of 0..n, from the end down to 0.
+    unsafe { out.assume_init() }
 }
 
 impl From<Vec<f64>> for Samples {
     fn from(v: Vec<f64>) -> Self {
-        Samples::F64(v.into())
+        Samples::F64(into_shared(v, |x| x))
     }
 }
 
