@@ -191,6 +191,7 @@ fn an_interrupted_write_leaves_no_temporary_file() {
         assert_eq!(temporaries(&work), Vec::<String>::new(), "signal {signal}");
         assert!(!out.exists(), "a half-written output appeared");
     }
+    std::fs::remove_dir_all(&work).unwrap();
 }
 
 #[test]
@@ -513,6 +514,7 @@ fn outputs_that_are_not_regular_files_are_written_into_not_replaced() {
 #[test]
 fn a_full_standard_error_does_not_panic() {
     if !Path::new("/dev/full").exists() {
+        eprintln!("SKIP: no /dev/full");
         return;
     }
     let data = file("stderr.csv", TABLE);
