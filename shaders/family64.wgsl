@@ -1,8 +1,9 @@
 // f64 sums of a family's per-sample terms (the f64 finish of a GPU family fit), over the
 // samples as the engine re-expressed them (see SampleMap). The generated header defines
-// N_TERMS, WORKGROUP_SIZE, GROUPS and the samples' binding x (f64, or the f32 data of the
-// reduction kernel where those are the samples exactly); the family's own snippet (shaders/family/), with f64
-// for f32, defines accumulate(x, acc), so the terms have one definition for both kernels.
+// N_TERMS, WORKGROUP_SIZE, GROUPS, BLOCKED and the samples' binding x (vec4s of f64, or of
+// the f32 data of the reduction kernel where those are the samples exactly; zeros pad a
+// chunk to a whole vec4); the family's own snippet (shaders/family/), with f64 for f32,
+// defines accumulate(x, acc), so the terms have one definition for both kernels.
 
 struct Shape {
     rows: u32,
@@ -26,20 +27,62 @@ fn centred(v: f64, p: f64) -> f64 {
     return v - p;
 }
 
-// Workgroup g sums a contiguous share of the chunk, each invocation a strided part of it in
-// order; the invocations' sums are added in order per term and accumulate, over the chunks,
-// in partials[g * N_TERMS + t].
+fn accumulate4(v: vec4<f64>, acc: ptr<function, array<f64, N_TERMS>>) {
+    accumulate(v.x, acc);
+    accumulate(v.y, acc);
+    accumulate(v.z, acc);
+    accumulate(v.w, acc);
+}
+
+// The samples of vec4 `i`, the chunk's last, that lie before `len`.
+fn accumulate_tail(i: u32, len: u32, acc: ptr<function, array<f64, N_TERMS>>) {
+    let v = vec4<f64>(x[i]);
+    accumulate(v.x, acc);
+    if (4u * i + 1u < len) {
+        accumulate(v.y, acc);
+    }
+    if (4u * i + 2u < len) {
+        accumulate(v.z, acc);
+    }
+    if (4u * i + 3u < len) {
+        accumulate(v.w, acc);
+    }
+}
+
+// Workgroup g sums a contiguous share of the chunk's vec4s; its invocations' sums are added
+// in order per term and accumulate, over the chunks, in partials[g * N_TERMS + t]. Each
+// invocation sums its own contiguous block of the share where BLOCKED (a CPU adapter streams
+// a few long runs per SIMD group best), or every WORKGROUP_SIZE-th vec4 of it (adjacent
+// invocations read adjacent memory on a GPU). Only the chunk's last vec4 may be partly
+// padding: its samples are checked one by one, by the invocation whose walk holds it.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn terms(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     var acc: array<f64, N_TERMS>;
     for (var k = 0u; k < N_TERMS; k = k + 1u) {
         acc[k] = 0.0lf;
     }
-    let share = (shape.rows + GROUPS - 1u) / GROUPS;
-    let first = wid.x * share;
-    let last = min(first + share, shape.rows);
-    for (var i = first + t; i < last; i = i + WORKGROUP_SIZE) {
-        accumulate(f64(x[i]), &acc);
+    let len = shape.rows;
+    let quads = (len + 3u) / 4u;
+    // The vec4s every sample of which lies in the chunk.
+    let whole = len / 4u;
+    let share = (quads + GROUPS - 1u) / GROUPS;
+    let first = min(wid.x * share, quads);
+    let last = min(first + share, quads);
+    var begin = first + t;
+    var end = last;
+    var step = WORKGROUP_SIZE;
+    if (BLOCKED) {
+        let per = (share + WORKGROUP_SIZE - 1u) / WORKGROUP_SIZE;
+        begin = min(first + t * per, last);
+        end = min(begin + per, last);
+        step = 1u;
+    }
+    var i = begin;
+    for (; i < min(end, whole); i = i + step) {
+        accumulate4(vec4<f64>(x[i]), &acc);
+    }
+    if (i < end && i == whole) {
+        accumulate_tail(i, len, &acc);
     }
     for (var k = 0u; k < N_TERMS; k = k + 1u) {
         lanes[t] = acc[k];

@@ -8,7 +8,7 @@
 mod common;
 
 use likely::family::FamilyName;
-use likely::gpu::family64::{FamilyF64, Stored};
+use likely::gpu::family64::{FamilyF64, Stored, Walk};
 use likely::gpu::linear64::LinearF64;
 use likely::gpu::reduce::{ReductionOptions, TermReduction};
 use likely::model::newton::conditioned_derivatives;
@@ -262,9 +262,14 @@ fn samples(family: FamilyName, n: usize, seed: u64) -> Vec<f64> {
 /// compensation, so the reference is the more accurate side), to 1e-13 of the sum of |terms|:
 /// from their own f64 copy, or (`Stored::F32`) from the f32 data of the reduction kernel,
 /// with the samples rounded to f32 first so that those are the samples exactly.
+/// Both storage widths, each with both walks (a GPU's strided one and a CPU adapter's
+/// blocked one).
 fn compare_terms(family: FamilyName, n: usize, chunk_cap: Option<usize>, seed: u64) {
-    compare_stored(family, n, chunk_cap, seed, Stored::F64);
-    compare_stored(family, n, chunk_cap, seed, Stored::F32);
+    for stored in [Stored::F64, Stored::F32] {
+        for walk in [Walk::Strided, Walk::Blocked] {
+            compare_stored(family, n, chunk_cap, seed, stored, walk);
+        }
+    }
 }
 
 fn compare_stored(
@@ -273,6 +278,7 @@ fn compare_stored(
     chunk_cap: Option<usize>,
     seed: u64,
     stored: Stored,
+    walk: Walk,
 ) {
     let ctx = common::gpu().expect("a GPU adapter");
     let f = family.build(5);
@@ -293,8 +299,10 @@ fn compare_stored(
     let reduction = (stored == Stored::F32)
         .then(|| TermReduction::with_options(ctx, f.as_ref(), &data, options).unwrap());
     let gpu = match &reduction {
-        None => FamilyF64::new(ctx, f.as_ref(), &data, chunk_cap).unwrap(),
-        Some(reduction) => FamilyF64::over_reduction(ctx, f.as_ref(), reduction).unwrap(),
+        None => FamilyF64::new_walking(ctx, f.as_ref(), &data, chunk_cap, walk).unwrap(),
+        Some(reduction) => {
+            FamilyF64::over_reduction_walking(ctx, f.as_ref(), reduction, walk).unwrap()
+        }
     };
     let got = gpu.term_sums(&kp).unwrap();
     let terms = f.n_terms();
@@ -319,7 +327,7 @@ fn compare_stored(
         let want = sum[k] + compensation[k];
         assert!(
             (got[k] - want).abs() <= 1e-13 * magnitude[k].max(1.0),
-            "{family:?} n {n} chunks {chunk_cap:?}: term {k} {} vs {want}",
+            "{family:?} n {n} chunks {chunk_cap:?} {stored:?} {walk:?}: term {k} {} vs {want}",
             got[k]
         );
     }
@@ -347,6 +355,8 @@ fn family_f64_term_sums_match_the_cpu_at_edge_sizes() {
             compare_terms(family, n, None, 60 + i as u64);
         }
         compare_terms(family, 10_001, Some(1000), 70);
+        // f64 chunks that end inside a vec4 (each padded to a whole one).
+        compare_terms(family, 10_001, Some(999), 71);
     }
 }
 

@@ -3,7 +3,7 @@
 use super::Engine;
 use crate::data::Samples;
 use crate::error::Result;
-use crate::family::{Family, Rescaling, SampleMap, Summary};
+use crate::family::{Family, SampleMap, Summary};
 use crate::gpu::family64::FamilyF64;
 use crate::gpu::reduce::ReductionOptions;
 use crate::gpu::timer::KernelTime;
@@ -125,17 +125,19 @@ impl GpuEngine {
     }
 
     /// Whether [`GpuEngine::from_source`] can hold `family`'s samples on this device as their
-    /// only copy: the family needs no re-expression of its samples for f32 (no shift or
-    /// scale), and the adapter sums its terms in f64 from the f32 data it holds.
+    /// only copy: the adapter sums its terms in f64 from the f32 data it holds. (Whether the
+    /// samples need no re-expression for f32 is known once their range is:
+    /// [`SampleMap::f32_samples_as_they_are`].)
     pub fn reads_directly(ctx: &GpuContext, family: &dyn Family) -> bool {
-        family.rescaling() == Rescaling::None && FamilyF64::applies(ctx, family)
+        FamilyF64::applies(ctx, family)
     }
 
     /// Reads `source` straight onto the device, with no host copy of the samples: one pass
     /// validates them and finds their range, a second uploads them a binding at a time, in
-    /// pieces of at most 1 Mi samples. Where [`GpuEngine::reads_directly`] holds and the
-    /// samples are f32 exactly, that is the only copy of the data; otherwise `Ok(None)`, and
-    /// the caller reads the data into memory instead.
+    /// pieces of at most 1 Mi samples. Where [`GpuEngine::reads_directly`] holds, the samples
+    /// are f32 exactly and their range needs no re-expression, that is the only copy of the
+    /// data (the kernel reads the samples as they are, and the fit runs in the family's own
+    /// parameters); otherwise `Ok(None)`, and the caller reads the data into memory instead.
     pub fn from_source(
         ctx: &GpuContext,
         family: Box<dyn Family>,
@@ -149,6 +151,11 @@ impl GpuEngine {
         let (constant, min, max) =
             super::stream::survey(family.as_ref(), &mut source, &mut buffer)?;
         drop(buffer);
+        // A location or rate family's samples far outside f32's comfortable range need the
+        // re-expression made in memory.
+        if !SampleMap::f32_samples_as_they_are(family.as_ref(), min, max) {
+            return Ok(None);
+        }
         let mut exact_in_f32 = true;
         let reduction = TermReduction::from_source(
             ctx,

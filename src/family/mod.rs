@@ -361,6 +361,23 @@ impl SampleMap {
         }
     }
 
+    /// Whether an f32 kernel may read f32 samples in [min, max] as they are (no
+    /// re-expression): its per-sample terms and their workgroup sums then stay well inside
+    /// f32's normal range. A location family's terms are d = x - mu and d^2 with |d| at most
+    /// the range (and typically of its size), so the range is held to [2^-40, 2^40]; a rate
+    /// family's term is x, held to a largest sample in [2^-60, 2^60]. Data outside these
+    /// bounds are re-expressed in memory instead ([`SampleMap::for_f32`]).
+    pub fn f32_samples_as_they_are(family: &dyn Family, min: f64, max: f64) -> bool {
+        match family.rescaling() {
+            Rescaling::None => true,
+            Rescaling::Rate => {
+                let largest = min.abs().max(max.abs());
+                (2f64.powi(-60)..=2f64.powi(60)).contains(&largest)
+            }
+            Rescaling::Location => (2f64.powi(-40)..=2f64.powi(40)).contains(&(max - min)),
+        }
+    }
+
     pub fn is_identity(&self) -> bool {
         self.rescaling == Rescaling::None || (self.shift == 0.0 && self.inv_scale == 1.0)
     }

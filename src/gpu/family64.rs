@@ -4,7 +4,7 @@
 //! [`crate::family::SampleMap`]), are uploaded in f64 beside their f32 copy, in chunks of at
 //! most one storage binding; the terms are the family's own WGSL snippet with f64 for f32.
 
-use super::buffers::{bind_all, compute_pipelines, read_back_as, upload_bytes, upload_bytes_with};
+use super::buffers::{bind_all, compute_pipelines, read_back_as, upload_bytes_with, upload_pieces};
 use super::context::GpuContext;
 use super::reduce::TermReduction;
 use crate::error::{Error, Result};
@@ -27,8 +27,30 @@ pub enum Stored {
     F32,
 }
 
+/// How each invocation walks its workgroup's share of a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Walk {
+    /// Its own contiguous block: a CPU adapter streams a few long runs per SIMD group best
+    /// (on lavapipe, 2^26 Gaussian f32 samples summed in f64 at 1.9 GB/s with a scalar
+    /// strided walk, 5.8 GB/s with vec4 loads in blocks, beside 7.5 GB/s for the f32 kernel).
+    Blocked,
+    /// Every WORKGROUP_SIZE-th vec4: adjacent invocations read adjacent memory (a GPU).
+    Strided,
+}
+
+impl Walk {
+    pub fn for_adapter(ctx: &GpuContext) -> Self {
+        if ctx.adapter().software {
+            Walk::Blocked
+        } else {
+            Walk::Strided
+        }
+    }
+}
+
 /// The WGSL source for `family`'s terms in f64, over samples stored as `stored`.
-pub fn compose(family: &dyn Family, stored: Stored) -> String {
+pub fn compose(family: &dyn Family, stored: Stored, walk: Walk) -> String {
+    let blocked = walk == Walk::Blocked;
     let element = match stored {
         Stored::F64 => "f64",
         Stored::F32 => "f32",
@@ -38,7 +60,8 @@ pub fn compose(family: &dyn Family, stored: Stored) -> String {
          const N_TERMS: u32 = {}u;\n\
          const WORKGROUP_SIZE: u32 = {WORKGROUP_SIZE}u;\n\
          const GROUPS: u32 = {GROUPS}u;\n\
-         @group(0) @binding(0) var<storage, read> x: array<{element}>;\n",
+         const BLOCKED: bool = {blocked};\n\
+         @group(0) @binding(0) var<storage, read> x: array<vec4<{element}>>;\n",
         family.name(),
         family.n_terms(),
     );
@@ -91,12 +114,25 @@ impl FamilyF64 {
         samples: &[f64],
         chunk_cap: Option<usize>,
     ) -> Result<FamilyF64> {
-        Self::from_source(
+        Self::new_walking(ctx, family, samples, chunk_cap, Walk::for_adapter(ctx))
+    }
+
+    /// As [`FamilyF64::new`], with the invocations' walk given (the tests run both on one
+    /// adapter).
+    pub fn new_walking(
+        ctx: &GpuContext,
+        family: &dyn Family,
+        samples: &[f64],
+        chunk_cap: Option<usize>,
+        walk: Walk,
+    ) -> Result<FamilyF64> {
+        Self::upload(
             ctx,
             family,
             samples.len(),
             &mut |start, out| out.copy_from_slice(&samples[start..start + out.len()]),
             chunk_cap,
+            walk,
         )
     }
 
@@ -109,21 +145,36 @@ impl FamilyF64 {
         fill: &mut dyn FnMut(usize, &mut [f64]),
         chunk_cap: Option<usize>,
     ) -> Result<FamilyF64> {
+        Self::upload(ctx, family, n, fill, chunk_cap, Walk::for_adapter(ctx))
+    }
+
+    fn upload(
+        ctx: &GpuContext,
+        family: &dyn Family,
+        n: usize,
+        fill: &mut dyn FnMut(usize, &mut [f64]),
+        chunk_cap: Option<usize>,
+        walk: Walk,
+    ) -> Result<FamilyF64> {
         Self::require(ctx, family)?;
         let label = "likely family f64";
-        let mut f64s = Self::prepare(ctx, family, Stored::F64, label)?;
-        let per_binding = (ctx.limits.max_storage_buffer_binding_size / 8).max(1) as usize;
+        let mut f64s = Self::prepare(ctx, family, Stored::F64, walk, label)?;
+        // Whole vec4s of f64 per binding: the last vec4 of a chunk is padded with zeros.
+        let per_binding = (ctx.limits.max_storage_buffer_binding_size / 32).max(1) as usize * 4;
         let chunk = chunk_cap.map_or(per_binding, |c| c.clamp(1, per_binding));
-        let mut piece = Vec::new();
         for start in (0..n).step_by(chunk) {
-            piece.resize(chunk.min(n - start), 0.0);
-            fill(start, &mut piece);
-            let x = upload_bytes(
+            let len = chunk.min(n - start);
+            let x = upload_pieces::<f64>(
                 ctx,
-                bytemuck::cast_slice(&piece),
+                len,
+                len.next_multiple_of(4),
                 &format!("{label} samples"),
+                &mut |at, out| {
+                    fill(start + at, out);
+                    Ok(())
+                },
             )?;
-            f64s.bind_chunk(&x, piece.len())?;
+            f64s.bind_chunk(&x, len)?;
         }
         ctx.take_errors(label)?;
         Ok(f64s)
@@ -136,9 +187,19 @@ impl FamilyF64 {
         family: &dyn Family,
         reduction: &TermReduction,
     ) -> Result<FamilyF64> {
+        Self::over_reduction_walking(ctx, family, reduction, Walk::for_adapter(ctx))
+    }
+
+    /// As [`FamilyF64::over_reduction`], with the invocations' walk given.
+    pub fn over_reduction_walking(
+        ctx: &GpuContext,
+        family: &dyn Family,
+        reduction: &TermReduction,
+        walk: Walk,
+    ) -> Result<FamilyF64> {
         Self::require(ctx, family)?;
         let label = "likely family f64 over f32";
-        let mut f64s = Self::prepare(ctx, family, Stored::F32, label)?;
+        let mut f64s = Self::prepare(ctx, family, Stored::F32, walk, label)?;
         for (buffer, len) in reduction.data_buffers() {
             f64s.bind_chunk(buffer, len)?;
         }
@@ -151,13 +212,14 @@ impl FamilyF64 {
         ctx: &GpuContext,
         family: &dyn Family,
         stored: Stored,
+        walk: Walk,
         label: &str,
     ) -> Result<FamilyF64> {
         let read = wgpu::BufferBindingType::Storage { read_only: true };
         let (layout, pipelines) = compute_pipelines(
             ctx,
             label,
-            compose(family, stored),
+            compose(family, stored, walk),
             &[
                 read,
                 read,
@@ -298,8 +360,11 @@ mod tests {
         use wgpu::naga::valid::{Capabilities, ValidationFlags, Validator};
         for name in FamilyName::ALL {
             let family = name.build(5);
-            for stored in [Stored::F64, Stored::F32] {
-                let source = compose(family.as_ref(), stored);
+            for (stored, walk) in [Stored::F64, Stored::F32]
+                .into_iter()
+                .zip([Walk::Strided, Walk::Blocked])
+            {
+                let source = compose(family.as_ref(), stored, walk);
                 let module = wgpu::naga::front::wgsl::parse_str(&source)
                     .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
                 Validator::new(ValidationFlags::all(), Capabilities::FLOAT64)
