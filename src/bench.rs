@@ -89,6 +89,89 @@ pub fn streaming_limit(values: &[f32], c: f64) -> (f64, f64) {
         .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
+/// The same kind of pass as [`streaming_limit`] over f64 values: the sum and the sum of
+/// squares of every value, on all cores, eight independent accumulators. The model engine's
+/// row passes read the table's f64 rows: no pass over them can be much faster.
+pub fn streaming_limit_f64(values: &[f64]) -> (f64, f64) {
+    use rayon::prelude::*;
+    values
+        .par_chunks(1 << 15)
+        .map(|block| {
+            let mut s1 = [0.0f64; 8];
+            let mut s2 = [0.0f64; 8];
+            let (chunks, rest) = block.as_chunks::<8>();
+            for chunk in chunks {
+                for k in 0..8 {
+                    s1[k] += chunk[k];
+                    s2[k] += chunk[k] * chunk[k];
+                }
+            }
+            let mut t = (s1.iter().sum::<f64>(), s2.iter().sum::<f64>());
+            for &x in rest {
+                t.0 += x;
+                t.1 += x * x;
+            }
+            t
+        })
+        .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+/// A job's table as the model engine's row passes see it: one block in memory.
+struct SlicePass<'a> {
+    x: &'a [f64],
+    y: &'a [f64],
+}
+
+impl crate::model::linear::RowPass for SlicePass<'_> {
+    fn rows(&self) -> usize {
+        self.y.len()
+    }
+    fn each_block(&mut self, f: &mut crate::model::linear::BlockFn<'_>) -> Result<()> {
+        f(0, self.x, self.y)
+    }
+}
+
+/// One repetition's times of the model engine's row passes over a job's table, and of the
+/// streaming limit over the same f64 values, timed one after the other.
+#[derive(Clone, Copy, Debug)]
+pub struct RowPassTimes {
+    /// A logistic Newton pass: NLL, gradient and Hessian at the given parameters.
+    pub newton: f64,
+    /// A least-squares pass: the R factor of the rows [x, 1, y] (Givens rotations, the
+    /// accurate path that ill-conditioned designs need).
+    pub least_squares: f64,
+    pub limit: f64,
+}
+
+/// [`RowPassTimes`] over `data` (logistic parameters `params`), once.
+pub fn time_row_passes(data: &JobData, params: &[f64]) -> Result<RowPassTimes> {
+    let net = logreg_network(data.d);
+    let start = Instant::now();
+    let limit_sums = (streaming_limit_f64(&data.x), streaming_limit_f64(&data.y));
+    let limit = start.elapsed().as_secs_f64();
+    std::hint::black_box(limit_sums);
+    let start = Instant::now();
+    std::hint::black_box(crate::model::newton::derivatives(
+        &net, params, &data.x, &data.y,
+    )?);
+    let newton = start.elapsed().as_secs_f64();
+    let cond = crate::model::Conditioning::identity(data.d);
+    let start = Instant::now();
+    let mut pass = SlicePass {
+        x: &data.x,
+        y: &data.y,
+    };
+    std::hint::black_box(crate::model::linear::least_squares_factor(
+        &mut pass, &cond, data.d, true,
+    )?);
+    let least_squares = start.elapsed().as_secs_f64();
+    Ok(RowPassTimes {
+        newton,
+        least_squares,
+        limit,
+    })
+}
+
 /// gauss-eval's (mu, log sigma).
 pub const GAUSS_AT: [f64; 2] = [4.9, 0.641_853_886_172_394_8];
 

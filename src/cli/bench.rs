@@ -206,6 +206,12 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
             .zip(&job_times)
             .map(|(roof, job)| roof / job)
             .collect();
+        // (Each repetition's ratio to the limit too, before the job's times are sorted.)
+        let mut limit_fractions: Vec<f64> = limit_times
+            .iter()
+            .zip(&job_times)
+            .map(|(limit, job)| limit / job)
+            .collect();
         let (median, min) = median_min(&mut job_times);
         let kernel = engine.kernel_time();
         // Bytes the engine reads per evaluation: f32 on the GPU, and on the CPU the width
@@ -216,13 +222,8 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
                 None => host_samples.as_ref().map_or(8, |s| s.width()) as f64,
             };
         if !limit_times.is_empty() {
-            let mut fractions: Vec<f64> = limit_times
-                .iter()
-                .zip(&job_times)
-                .map(|(limit, job)| limit / job)
-                .collect();
             let (limit, _) = median_min(&mut limit_times);
-            let (fraction, _) = median_min(&mut fractions);
+            let (fraction, _) = median_min(&mut limit_fractions);
             out["limit_gbps"] = json_f64(bytes / limit / 1e9);
             out["limit_samples_per_s"] = json_f64(n as f64 / limit);
             out["limit_fraction"] = json_f64(fraction);
@@ -317,6 +318,45 @@ fn logreg(
         .map(|_| likely::bench::fit_logreg(&data, ctx))
         .collect::<likely::Result<Vec<_>>>()?;
     report_runs(out, &data, runs);
+    if ctx.is_none() {
+        report_row_passes(args, &data, out)?;
+    }
+    Ok(())
+}
+
+/// The CPU model engine's row passes over the job's table (a logistic Newton pass, a
+/// least-squares pass) beside the streaming limit over the same f64 values, timed in turn in
+/// each repetition: `newton_pass_gbps`, `least_squares_pass_gbps`, `limit_gbps` and each
+/// pass's `*_limit_fraction` (the median of the repetitions' ratios).
+fn report_row_passes(
+    args: &BenchArgs,
+    data: &likely::bench::JobData,
+    out: &mut serde_json::Value,
+) -> likely::Result<()> {
+    let net = likely::bench::logreg_network(data.d);
+    let params = net.init(0, &data.y);
+    let times = (0..args.reps)
+        .map(|_| likely::bench::time_row_passes(data, &params))
+        .collect::<likely::Result<Vec<_>>>()?;
+    let bytes = ((data.x.len() + data.y.len()) * 8) as f64;
+    let mut limit: Vec<f64> = times.iter().map(|t| t.limit).collect();
+    let (limit, _) = median_min(&mut limit);
+    out["limit_gbps"] = json_f64(bytes / limit / 1e9);
+    for (name, pass) in [
+        (
+            "newton",
+            (|t: &likely::bench::RowPassTimes| t.newton) as fn(&_) -> f64,
+        ),
+        ("least_squares", |t| t.least_squares),
+    ] {
+        let mut fractions: Vec<f64> = times.iter().map(|t| t.limit / pass(t)).collect();
+        let mut seconds: Vec<f64> = times.iter().map(pass).collect();
+        let (median, _) = median_min(&mut seconds);
+        let (fraction, _) = median_min(&mut fractions);
+        out[format!("{name}_pass_seconds")] = json_f64(median);
+        out[format!("{name}_pass_gbps")] = json_f64(bytes / median / 1e9);
+        out[format!("{name}_limit_fraction")] = json_f64(fraction);
+    }
     Ok(())
 }
 

@@ -1042,16 +1042,24 @@ pub(crate) fn least_squares_factor(
             .par_chunks(TASK)
             .enumerate()
             .map(|(t, ys)| {
+                // Blocks of BLOCK rows, held column by column, reflected into R.
+                const BLOCK: usize = 64;
                 let mut qr = QrRows::new(m);
-                let mut row = vec![0.0; m];
-                for (i, &yi) in ys.iter().enumerate() {
-                    let r = t * TASK + i;
-                    cond.row_into(&x[r * d..(r + 1) * d], &mut row[..d]);
-                    if intercept {
-                        row[d] = 1.0;
+                let mut row = vec![0.0; d];
+                let mut block = vec![0.0; m * BLOCK];
+                for (b, block_ys) in ys.chunks(BLOCK).enumerate() {
+                    for (i, &yi) in block_ys.iter().enumerate() {
+                        let r = t * TASK + b * BLOCK + i;
+                        cond.row_into(&x[r * d..(r + 1) * d], &mut row);
+                        for (j, &v) in row.iter().enumerate() {
+                            block[j * BLOCK + i] = v;
+                        }
+                        if intercept {
+                            block[d * BLOCK + i] = 1.0;
+                        }
+                        block[(m - 1) * BLOCK + i] = cond.target(yi);
                     }
-                    row[m - 1] = cond.target(yi);
-                    qr.add_row(&mut row);
+                    qr.add_block(&mut block, BLOCK, block_ys.len());
                 }
                 qr
             })
@@ -1061,6 +1069,7 @@ pub(crate) fn least_squares_factor(
         }
         Ok(())
     })?;
+    total.nonnegative_diagonal();
     Ok(total)
 }
 
