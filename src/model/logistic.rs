@@ -95,16 +95,45 @@ fn bernoulli_block_with<const FMA: bool>(
     slope: &mut [f64],
     curvature: &mut [f64],
 ) -> f64 {
-    let mut nll = 0.0;
-    for i in 0..eta.len() {
-        let z = eta[i];
+    // One row: its NLL; its slope and curvature written.
+    #[inline(always)]
+    fn row<const FMA: bool>(z: f64, y: f64, slope: &mut f64, curvature: &mut f64) -> f64 {
         let e = exp_with::<FMA>(-z.abs());
         let q = if z >= 0.0 { 1.0 } else { e } / (1.0 + e);
-        nll += z.max(0.0) + log1p_with::<FMA>(e) - y[i] * z;
-        slope[i] = q - y[i];
-        curvature[i] = q * (1.0 - q);
+        *slope = q - y;
+        *curvature = q * (1.0 - q);
+        z.max(0.0) + log1p_with::<FMA>(e) - y * z
     }
-    nll
+    // The NLL in LANES sums, each adding every LANES-th row in order (then added pairwise),
+    // so that the rows are evaluated side by side in vector registers: one running sum would
+    // make the compiler evaluate them one at a time.
+    const LANES: usize = 4;
+    let n = eta.len();
+    let mut lanes = [0.0; LANES];
+    let (eta_whole, eta_rest) = eta.as_chunks::<LANES>();
+    let (y_whole, y_rest) = y[..n].as_chunks::<LANES>();
+    let (slope_whole, slope_rest) = slope[..n].as_chunks_mut::<LANES>();
+    let (curvature_whole, curvature_rest) = curvature[..n].as_chunks_mut::<LANES>();
+    for (((z, t), s), c) in eta_whole
+        .iter()
+        .zip(y_whole)
+        .zip(slope_whole)
+        .zip(curvature_whole)
+    {
+        for k in 0..LANES {
+            lanes[k] += row::<FMA>(z[k], t[k], &mut s[k], &mut c[k]);
+        }
+    }
+    for (k, (((z, t), s), c)) in eta_rest
+        .iter()
+        .zip(y_rest)
+        .zip(slope_rest)
+        .zip(curvature_rest)
+        .enumerate()
+    {
+        lanes[k] += row::<FMA>(*z, *t, s, c);
+    }
+    (lanes[0] + lanes[2]) + (lanes[1] + lanes[3])
 }
 
 #[cfg(test)]

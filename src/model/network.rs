@@ -634,6 +634,15 @@ fn sum_in_lanes(a: &[f64]) -> f64 {
     add_lanes(lanes)
 }
 
+/// The most units on either side of any layer (the deltas' room).
+fn widest(layers: &[LayerSlots]) -> usize {
+    layers
+        .iter()
+        .map(|l| l.fan_in.max(l.fan_out))
+        .max()
+        .unwrap_or(1)
+}
+
 /// A block's values, transposed (see [`Network::block_backward`]), reused from block to
 /// block: nothing in it carries over.
 struct BlockScratch {
@@ -658,11 +667,7 @@ struct BlockScratch {
 impl BlockScratch {
     fn new(net: &Network) -> BlockScratch {
         let layers = net.layers();
-        let widest = layers
-            .iter()
-            .map(|l| l.fan_in.max(l.fan_out))
-            .max()
-            .unwrap_or(1);
+        let widest = widest(&layers);
         let outputs = layers.last().map_or(1, |l| l.fan_out);
         BlockScratch {
             globals_at: net.globals_offset(),
@@ -699,11 +704,7 @@ struct Scratch {
 impl Scratch {
     fn new(net: &Network) -> Scratch {
         let layers = net.layers();
-        let widest = layers
-            .iter()
-            .map(|l| l.fan_in.max(l.fan_out))
-            .max()
-            .unwrap_or(1);
+        let widest = widest(&layers);
         Scratch {
             globals_at: net.globals_offset(),
             z: layers.iter().map(|l| vec![0.0; l.fan_out]).collect(),
