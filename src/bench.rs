@@ -137,8 +137,8 @@ impl crate::model::linear::RowPass for SlicePass<'_> {
 pub struct RowPassTimes {
     /// A logistic Newton pass: NLL, gradient and Hessian at the given parameters.
     pub newton: f64,
-    /// A least-squares pass: the R factor of the rows [x, 1, y] (Givens rotations, the
-    /// accurate path that ill-conditioned designs need).
+    /// A least-squares pass: the R factor of the rows [x, 1, y] (Householder reflections
+    /// over blocks of rows, the accurate path that ill-conditioned designs need).
     pub least_squares: f64,
     pub limit: f64,
 }

@@ -395,6 +395,24 @@ impl QrRows {
     /// [`QrRows::nonnegative_diagonal`]).
     pub fn add_block(&mut self, block: &mut [f64], stride: usize, rows: usize) {
         let m = self.cols;
+        // The reflections square entries and sum the squares: where an entry of the block or
+        // of R lies beyond 2^+-500 (a column the conditioning could not scale, values near
+        // 1e160 or 1e-200), its rows are rotated in one at a time instead, whose lengths
+        // never overflow or underflow (`rotation_length`).
+        let (high, low) = (2f64.powi(500), 2f64.powi(-500));
+        let outside = |v: &f64| *v != 0.0 && !(low..high).contains(&v.abs());
+        let block_outside =
+            (0..m).any(|j| block[j * stride..j * stride + rows].iter().any(outside));
+        if block_outside || self.r.iter().any(outside) {
+            let mut row = vec![0.0; m];
+            for i in 0..rows {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = block[j * stride + i];
+                }
+                self.add_row(&mut row);
+            }
+            return;
+        }
         for k in 0..m {
             let (done, rest) = block.split_at_mut((k + 1) * stride);
             let column = &done[k * stride..k * stride + rows];
@@ -547,6 +565,30 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn blocks_beyond_the_squares_range_are_rotated_in() {
+        // A column near 1e160 (its squares overflow) or near 1e-200 (they underflow): the
+        // block's rows are rotated in one at a time, as the rotations alone would.
+        let mut rng = StdRng::seed_from_u64(12);
+        let m = 4;
+        for scale in [1e160, 1e-200] {
+            let n = 100;
+            let mut rows: Vec<f64> = (0..n * m).map(|_| rng.random_range(-1.0..1.0)).collect();
+            for r in 0..n {
+                rows[r * m + 1] *= scale;
+            }
+            let a = by_rotations(&rows, m);
+            let b = by_reflections(&rows, m, 64, 64);
+            for (x, y) in a.r.iter().zip(&b.r) {
+                assert!(
+                    x.is_finite() && (x - y).abs() <= 1e-13 * x.abs().max(y.abs()),
+                    "{scale}: {x} vs {y}"
+                );
+            }
+            assert!(a.r[m + 1] != 0.0 && a.r[m + 1].is_finite());
         }
     }
 

@@ -435,3 +435,108 @@ fn a_table_fit_is_held_or_streamed_by_its_footprint() {
     }
     std::fs::remove_file(&path).unwrap();
 }
+
+/// A 1-D f4 `.npy` of `values` (each an f32 exactly).
+fn npy_f32(name: &str, values: &[f64]) -> PathBuf {
+    let mut bytes = npy_header("<f4", values.len());
+    for &v in values {
+        assert_eq!(v as f32 as f64, v, "{name}: {v} is not an f32");
+        bytes.extend_from_slice(&(v as f32).to_le_bytes());
+    }
+    let path = dir().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn the_device_reads_what_f32_kernels_hold_and_the_rest_is_re_expressed() {
+    // Which f32 samples a GPU fit reads straight onto the device (its kernels then read
+    // them as they are), and which it re-expresses in memory first: either way the fit
+    // equals the CPU engine's.
+    let ctx = gpu_or_skip!();
+    if !ctx.adapter().shader_f64 {
+        eprintln!("SKIPPED: the adapter has no SHADER_F64");
+        return;
+    }
+    let n = 5000;
+    let wave = |i: usize| ((i * 7919) % 61) as f64;
+    let cases: Vec<(&str, Vec<f64>, &[&str], bool)> = vec![
+        // A rate family.
+        (
+            "exponential",
+            (0..n).map(|i| 1.0 + wave(i)).collect(),
+            &[],
+            true,
+        ),
+        // Far from the origin, as f32 holds it (f32 steps by 1 at 1e7).
+        (
+            "gaussian",
+            (0..n).map(|i| 1e7 + wave(i)).collect(),
+            &[],
+            true,
+        ),
+        (
+            "laplace",
+            (0..n).map(|i| 1e7 + wave(i)).collect(),
+            &[],
+            true,
+        ),
+        // A range below 2^-20: re-expressed (the kernel's squares would near f32's floor).
+        (
+            "gaussian",
+            (0..n)
+                .map(|i| 2f64.powi(-10) + wave(i) * 2f64.powi(-30))
+                .collect(),
+            &[],
+            false,
+        ),
+        // Beyond 2^50 of the origin: re-expressed.
+        (
+            "gaussian",
+            (0..n)
+                .map(|i| 2f64.powi(60) * (1.0 + wave(i) / 64.0))
+                .collect(),
+            &[],
+            false,
+        ),
+        // An L1 prior runs in the re-expressed coordinates.
+        (
+            "gaussian",
+            (0..n).map(|i| 3.0 + wave(i) / 8.0).collect(),
+            &["--prior", "l1:10"],
+            false,
+        ),
+    ];
+    for (k, (family, values, extra, direct)) in cases.iter().enumerate() {
+        let path = npy_f32(&format!("direct-{k}.npy"), values);
+        let run = |backend: &str| {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_likely"));
+            command.args(["fit", "--family", family, "--data"]);
+            command.arg(&path);
+            command.args(["--json", "--backend", backend]);
+            command.args(*extra);
+            let out = command.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        };
+        let (gpu, cpu) = (run("gpu"), run("cpu"));
+        assert_eq!(gpu["read_onto_device"], *direct, "case {k} {family}: {gpu}");
+        assert_eq!(cpu["read_onto_device"], false);
+        assert_eq!(gpu["converged"], true, "case {k} {family}: {gpu}");
+        for (name, value) in gpu["params"].as_object().unwrap() {
+            let (a, b) = (
+                value.as_f64().unwrap(),
+                cpu["params"][name].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() <= 1e-9 * b.abs(),
+                "case {k} {family} {name}: {a} vs {b}"
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+}

@@ -226,6 +226,12 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                     && reader.len() as u64 * 4 <= gpu_budget
                     && args.family != FamilyName::Categorical
                     && args.inference.cov == likely::inference::CovType::Hessian
+                    // An L1 prior's fit runs in coordinates scaled by the samples'
+                    // re-expression (psi = a theta, the prior's kink at 0), which a kernel
+                    // reading the samples as they are does not have: a location of data
+                    // spread over 1e-12 would be 1e12 times worse scaled than log sigma.
+                    && !(matches!(args.prior, Some(likely::fit::Prior::L1 { .. }))
+                        && family.rescaling() != likely::family::Rescaling::None)
             });
             match (too_big(reader.len(), width), onto_device) {
                 (true, _) => Some(Source::Npy(reader)),
@@ -281,6 +287,8 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     let mut read_seconds = None;
     let fitting = std::time::Instant::now();
     let mut streamed = false;
+    // Whether the samples were read straight onto the device (no host copy).
+    let mut onto_device = false;
     let (engine, dataset): (Box<dyn engine::Engine>, data::Dataset) = match (reader, direct) {
         (Some(reader), _) => {
             if args.family == FamilyName::Categorical && args.classes.is_none() {
@@ -307,6 +315,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                     read_seconds = Some(reading.elapsed().as_secs_f64());
                     // A dataset without values in memory (the device holds them).
                     let dataset = data::Dataset::streamed(&args.data, &label, format);
+                    onto_device = true;
                     (Box::new(engine) as Box<dyn engine::Engine>, dataset)
                 }
                 None => {
@@ -418,6 +427,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "read_seconds": read_seconds.map_or(Value::Null, json_f64),
             "fit_seconds": fit_seconds,
             "streamed": streamed,
+            "read_onto_device": onto_device,
             "peak_rss_bytes": likely::engine::stream::peak_rss_bytes(),
         });
         out["warnings"] = json!(result.warnings);

@@ -363,10 +363,14 @@ impl SampleMap {
 
     /// Whether an f32 kernel may read f32 samples in [min, max] as they are (no
     /// re-expression): its per-sample terms and their workgroup sums then stay well inside
-    /// f32's normal range. A location family's terms are d = x - mu and d^2 with |d| at most
-    /// the range (and typically of its size), so the range is held to [2^-40, 2^40]; a rate
-    /// family's term is x, held to a largest sample in [2^-60, 2^60]. Data outside these
-    /// bounds are re-expressed in memory instead ([`SampleMap::for_f32`]).
+    /// f32's normal range. A location family's terms are d = x - mu and d^2; with mu within
+    /// 2^50 of the origin (the samples are), |d| <= 2^51 and a workgroup's 2^19 squares sum
+    /// below 2^121. The range is held to [2^-20, 2^40]: at least as wide as the re-expressed
+    /// samples' [-1, 1] scaled up by 2^20, so that a square underflows only where the bulk is
+    /// 2^-43 of the range or less (the re-expression scales a range below 1 up, and the
+    /// samples' own spread then needs less). A rate family's term is x, held to a largest
+    /// sample in [2^-60, 2^60]. Data outside these bounds are re-expressed in memory instead
+    /// ([`SampleMap::for_f32`]).
     pub fn f32_samples_as_they_are(family: &dyn Family, min: f64, max: f64) -> bool {
         match family.rescaling() {
             Rescaling::None => true,
@@ -374,7 +378,10 @@ impl SampleMap {
                 let largest = min.abs().max(max.abs());
                 (2f64.powi(-60)..=2f64.powi(60)).contains(&largest)
             }
-            Rescaling::Location => (2f64.powi(-40)..=2f64.powi(40)).contains(&(max - min)),
+            Rescaling::Location => {
+                let largest = min.abs().max(max.abs());
+                largest <= 2f64.powi(50) && (2f64.powi(-20)..=2f64.powi(40)).contains(&(max - min))
+            }
         }
     }
 

@@ -350,15 +350,20 @@ impl Network {
         let d = self.inputs;
         // The rows of a shuffled minibatch lie anywhere in the table: ask for all of them at
         // once, so that their cache (and TLB) misses overlap instead of coming one by one.
+        debug_assert!(m <= R, "a block of {m} rows");
         #[cfg(target_arch = "x86_64")]
-        for &row in rows.iter().filter(|_| d > 0) {
+        for &row in rows {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let first = x[row * d..(row + 1) * d].as_ptr();
-            // SAFETY: a prefetch has no effect on memory; the addresses lie in `x` and `y`.
+            // Every cache line of the row (8 f64s a line), and its target. The slices are
+            // bounds-checked, so the addresses lie in `x` and `y`.
+            let values = &x[row * d..(row + 1) * d];
+            let target = &y[row..=row];
+            // SAFETY: a prefetch reads nothing and writes nothing; it only hints the cache.
             unsafe {
-                _mm_prefetch(first as *const i8, _MM_HINT_T0);
-                _mm_prefetch(first.add(d - 1) as *const i8, _MM_HINT_T0);
-                _mm_prefetch(y.as_ptr().add(row) as *const i8, _MM_HINT_T0);
+                for line in values.iter().step_by(8).chain(values.last()) {
+                    _mm_prefetch(line as *const f64 as *const i8, _MM_HINT_T0);
+                }
+                _mm_prefetch(target.as_ptr() as *const i8, _MM_HINT_T0);
             }
         }
         // The block's inputs, transposed: xt[j * R + r] = x_j of row r.
@@ -421,7 +426,9 @@ impl Network {
                 let a_j = &input[j * R..j * R + m];
                 let row = &mut grad[l.weights + j * l.fan_out..l.weights + (j + 1) * l.fan_out];
                 for (o, gw) in row.iter_mut().enumerate() {
-                    *gw += L::dot(a_j, &s.delta[o * R..o * R + m]);
+                    // SAFETY: `L` is Portable, or Avx2 inside block_backward_avx2, which
+                    // runs only where the CPU has AVX2.
+                    *gw += unsafe { L::dot(a_j, &s.delta[o * R..o * R + m]) };
                 }
             }
             for (o, gb) in grad[l.bias..l.bias + l.fan_out].iter_mut().enumerate() {
@@ -551,14 +558,16 @@ fn add_lanes(mut lanes: [f64; LANES]) -> f64 {
 /// portably or with AVX2 intrinsics (LLVM vectorises the portable loop alone, but not once
 /// it is inlined into the block's code).
 trait Lanes {
-    fn dot(a: &[f64], b: &[f64]) -> f64;
+    /// # Safety
+    /// The CPU has the instructions the implementation uses.
+    unsafe fn dot(a: &[f64], b: &[f64]) -> f64;
 }
 
 struct Portable;
 
 impl Lanes for Portable {
     #[inline(always)]
-    fn dot(a: &[f64], b: &[f64]) -> f64 {
+    unsafe fn dot(a: &[f64], b: &[f64]) -> f64 {
         dot_in_lanes(a, b)
     }
 }
@@ -571,7 +580,7 @@ struct Avx2;
 #[cfg(target_arch = "x86_64")]
 impl Lanes for Avx2 {
     #[inline(always)]
-    fn dot(a: &[f64], b: &[f64]) -> f64 {
+    unsafe fn dot(a: &[f64], b: &[f64]) -> f64 {
         use std::arch::x86_64::*;
         let n = a.len().min(b.len());
         let whole = n / LANES * LANES;
@@ -677,9 +686,20 @@ impl BlockScratch {
                 .iter()
                 .map(|l| vec![0.0; l.fan_out * BLOCK_ROWS])
                 .collect(),
+            // (The last layer's eta needs no activations.)
             a: layers
                 .iter()
-                .map(|l| vec![0.0; l.fan_out * BLOCK_ROWS])
+                .enumerate()
+                .map(|(i, l)| {
+                    vec![
+                        0.0;
+                        if i + 1 < layers.len() {
+                            l.fan_out * BLOCK_ROWS
+                        } else {
+                            0
+                        }
+                    ]
+                })
                 .collect(),
             delta: vec![0.0; widest * BLOCK_ROWS],
             previous: vec![0.0; widest * BLOCK_ROWS],
