@@ -44,6 +44,17 @@ fn npy(name: &str, n: usize, f32_data: bool) -> PathBuf {
     path
 }
 
+/// Runs `command` (a likely command with --json), which must succeed; its JSON.
+fn json_of(command: &mut std::process::Command) -> Value {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn fit(path: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Value {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_likely"));
     command.args([
@@ -58,13 +69,7 @@ fn fit(path: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Value {
     for (k, v) in env {
         command.env(k, v);
     }
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_of(&mut command)
 }
 
 fn peak(v: &Value) -> f64 {
@@ -264,13 +269,7 @@ fn a_gpu_fit_of_f32_data_reads_it_straight_onto_the_device() {
         // Every run compiles its shaders itself (Mesa would otherwise serve a later run from
         // its disk cache, with less memory than the first run's compiler took).
         command.env("MESA_SHADER_CACHE_DISABLE", "true");
-        let out = command.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        json_of(&mut command)
     };
     let mean = sum as f64 / n as f64;
     for family in ["poisson", "gaussian", "laplace"] {
@@ -396,13 +395,7 @@ fn a_table_fit_is_held_or_streamed_by_its_footprint() {
         if let Some(m) = meminfo {
             command.env("LIKELY_MEMINFO", m);
         }
-        let out = command.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        json_of(&mut command)
     };
     let held = run(None);
     assert_eq!(held["streamed"], false, "{held}");
@@ -515,13 +508,7 @@ fn the_device_reads_what_f32_kernels_hold_and_the_rest_is_re_expressed() {
             command.arg(&path);
             command.args(["--json", "--backend", backend]);
             command.args(*extra);
-            let out = command.output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+            json_of(&mut command)
         };
         let (gpu, cpu) = (run("gpu"), run("cpu"));
         assert_eq!(gpu["read_onto_device"], *direct, "case {k} {family}: {gpu}");
