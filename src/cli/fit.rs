@@ -187,6 +187,9 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             .to_lowercase()))
         }
     };
+    if args.classes == Some(0) {
+        return Err(likely::Error::Usage("--classes must be at least 1".into()));
+    }
     if args.max_iter == Some(0) {
         return Err(likely::Error::Usage("--max-iter must be at least 1".into()));
     }
@@ -218,13 +221,13 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         data::FileFormat::Npy => {
             let reader = data::NpyReader::open(&args.data, column)?;
             let width = if reader.exact_in_f32() { 4 } else { 8 };
+            // (A categorical family's classes are counted as the samples are read onto the
+            // device: GpuEngine::from_categorical_source.)
             let family = args.family.build(1);
-            // (Categorical data need their classes counted first.)
             let onto_device = gpu.as_ref().filter(|ctx| {
                 engine::GpuEngine::reads_directly(ctx, family.as_ref())
                     && reader.exact_in_f32()
                     && reader.len() as u64 * 4 <= gpu_budget
-                    && args.family != FamilyName::Categorical
                     && args.inference.cov == likely::inference::CovType::Hessian
                     // An L1 prior's fit runs in coordinates scaled by the samples'
                     // re-expression (psi = a theta, the prior's kink at 0), which a kernel
@@ -310,7 +313,13 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         (None, Some((ctx, reader, family))) => {
             let reading = std::time::Instant::now();
             let label = reader.column_label().to_string();
-            match engine::GpuEngine::from_source(ctx, family, Source::Npy(reader))? {
+            let source = Source::Npy(reader);
+            let engine = if args.family == FamilyName::Categorical {
+                engine::GpuEngine::from_categorical_source(ctx, args.classes, source)?
+            } else {
+                engine::GpuEngine::from_source(ctx, family, source)?
+            };
+            match engine {
                 Some(engine) => {
                     read_seconds = Some(reading.elapsed().as_secs_f64());
                     // A dataset without values in memory (the device holds them).

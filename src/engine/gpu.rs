@@ -141,19 +141,50 @@ impl GpuEngine {
     pub fn from_source(
         ctx: &GpuContext,
         family: Box<dyn Family>,
+        source: super::stream::Source,
+    ) -> Result<Option<Self>> {
+        let mut build = |_| Ok(crate::family::rebuild(family.as_ref()));
+        Self::from_surveyed_source(ctx, family.as_ref(), &mut build, source)
+    }
+
+    /// As [`GpuEngine::from_source`] for the categorical family, whose classes, where
+    /// `classes` does not give them, are the largest label plus one: the survey pass checks
+    /// the labels (integers below `classes`, or [`crate::data::MAX_CLASSES`]) and finds it, so
+    /// that the classes need no pass of their own.
+    pub fn from_categorical_source(
+        ctx: &GpuContext,
+        classes: Option<usize>,
+        source: super::stream::Source,
+    ) -> Result<Option<Self>> {
+        use crate::family::FamilyName;
+        let checked = FamilyName::Categorical.build(classes.unwrap_or(crate::data::MAX_CLASSES));
+        let mut build =
+            |max: f64| Ok(FamilyName::Categorical.build(classes.unwrap_or(max as usize + 1)));
+        Self::from_surveyed_source(ctx, checked.as_ref(), &mut build, source)
+    }
+
+    /// The survey (against `checked`'s support) and the upload of [`GpuEngine::from_source`],
+    /// with the family built from the samples' largest value once the survey has found it.
+    fn from_surveyed_source(
+        ctx: &GpuContext,
+        checked: &dyn Family,
+        build: &mut dyn FnMut(f64) -> Result<Box<dyn Family>>,
         mut source: super::stream::Source,
     ) -> Result<Option<Self>> {
         let n = source.len();
-        if n == 0 || !Self::reads_directly(ctx, family.as_ref()) {
+        // (Whether the family's terms fit the f64 sums is known once it is built.)
+        if n == 0 || !ctx.adapter().shader_f64 {
             return Ok(None);
         }
         let mut buffer = vec![0.0; n.min(1 << 20)];
-        let (constant, min, max) =
-            super::stream::survey(family.as_ref(), &mut source, &mut buffer)?;
+        let (constant, min, max) = super::stream::survey(checked, &mut source, &mut buffer)?;
         drop(buffer);
+        let family = build(max)?;
         // A location or rate family's samples far outside f32's comfortable range need the
-        // re-expression made in memory.
-        if !SampleMap::f32_samples_as_they_are(family.as_ref(), min, max) {
+        // re-expression made in memory; so do more terms than the f64 sums take.
+        if !SampleMap::f32_samples_as_they_are(family.as_ref(), min, max)
+            || !Self::reads_directly(ctx, family.as_ref())
+        {
             return Ok(None);
         }
         let mut exact_in_f32 = true;
