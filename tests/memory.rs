@@ -499,12 +499,11 @@ fn the_device_reads_what_f32_kernels_hold_and_the_rest_is_re_expressed() {
             &[],
             true,
         ),
-        // (With --classes 7, two classes never observed, the CPU engine stops at its noise
-        // floor at this n: a known fault, not this test's subject.)
+        // Two classes never observed.
         (
             "categorical",
             (0..n).map(|i| wave(i) % 5.0).collect(),
-            &["--classes", "5"],
+            &["--classes", "7"],
             true,
         ),
         // An L1 prior runs in the re-expressed coordinates.

@@ -99,6 +99,16 @@ impl Family for Categorical {
         }
         Some(out)
     }
+    fn on_boundary(&self, n: f64, sums: &[f64], theta: &[f64]) -> Vec<bool> {
+        let observed_max = (0..self.classes)
+            .filter(|&k| sums[k] > 0.0)
+            .map(|k| theta[k])
+            .fold(f64::NEG_INFINITY, f64::max);
+        let floor = observed_max - boundary_depth(n) + 1.0;
+        (0..self.classes)
+            .map(|k| observed_max.is_finite() && sums[k] == 0.0 && theta[k] <= floor)
+            .collect()
+    }
     fn invariant_direction(&self) -> Option<Vec<f64>> {
         Some(vec![1.0; self.classes])
     }

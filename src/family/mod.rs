@@ -236,6 +236,15 @@ pub trait Family: Send + Sync + std::fmt::Debug {
     fn boundary_point(&self, _n: f64, _sums: &[f64], _theta: &[f64]) -> Option<Vec<f64>> {
         None
     }
+    /// The coordinates at theta that lie on the boundary as [`Family::boundary_point`]
+    /// places them (their MLE infinite, theta within one unit of log-odds of its depth or
+    /// beyond): the NLL along them is within a few times (DECREMENT_TOLERANCE)^2 / 2 of its
+    /// infimum, so the optimality test holds them where they are, as an L1 prior's zeros.
+    /// (Their curvature, about 1e-23 of a sample's, would otherwise make the Newton
+    /// decrement of the rest a ratio of rounding errors.)
+    fn on_boundary(&self, _n: f64, _sums: &[f64], theta: &[f64]) -> Vec<bool> {
+        vec![false; theta.len()]
+    }
     /// A direction along which the NLL is exactly constant (the categorical logits' common
     /// shift), or `None`. Newton's method and the optimality test add curvature along it, so
     /// that rounding noise in the gradient does not move the estimate along it or dominate the

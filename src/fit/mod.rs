@@ -1002,6 +1002,13 @@ fn optimality(
         .collect();
     let mut holds = g.iter().all(|v| v.is_finite()) && nll.is_finite();
     let mut free: Vec<usize> = Vec::new();
+    // Coordinates on the boundary (a class never observed, placed far out): only without a
+    // prior, which otherwise gives them a finite optimum.
+    let held = if prior.is_none() {
+        family.on_boundary(n, &sums, &theta)
+    } else {
+        vec![false; p]
+    };
     let mut kink_violation = 0.0f64;
     let intervals = family.derivative_intervals(n, &sums, &theta);
     for j in 0..p {
@@ -1043,6 +1050,8 @@ fn optimality(
                 };
                 kink_violation = kink_violation.max((g[j].abs() - lambda) * se);
             }
+        } else if held[j] {
+            // On the boundary (see Family::on_boundary): held where it is.
         } else {
             if lambda > 0.0 {
                 g[j] += lambda * phi[j].signum();
@@ -1054,9 +1063,12 @@ fn optimality(
         0.0
     } else if dense {
         let mut h = family.hessian(n, &sums, &theta);
+        // The invariant direction stays (nearly) one where the coordinates held are on the
+        // boundary, whose probabilities are within rounding of 0.
+        let held_count = held.iter().filter(|&&h| h).count();
         if let (true, true, Some(v)) = (
             prior.is_none(),
-            free.len() == p,
+            free.len() + held_count == p,
             family.invariant_direction(),
         ) {
             pin_direction(&mut h, &v, n);
