@@ -276,7 +276,14 @@ impl Network {
                 || BlockScratch::new(self),
                 |scratch, block| {
                     let mut grad = vec![0.0; p];
-                    let nll = self.block_backward(params, x, y, block, cond, scratch, &mut grad);
+                    let block = Block {
+                        params,
+                        x,
+                        y,
+                        rows: block,
+                        cond,
+                    };
+                    let nll = self.block_backward(&block, scratch, &mut grad);
                     (nll, grad)
                 },
             )
@@ -298,54 +305,41 @@ impl Network {
     /// for it (chosen at run time), with the same results: the loops over rows are
     /// independent per row, and the dot products fix their order of additions
     /// ([`Lanes`]).
-    #[allow(clippy::too_many_arguments)]
-    fn block_backward(
-        &self,
-        params: &[f64],
-        x: &[f64],
-        y: &[f64],
-        rows: &[usize],
-        cond: Option<&Conditioning>,
-        s: &mut BlockScratch,
-        grad: &mut [f64],
-    ) -> f64 {
+    fn block_backward(&self, block: &Block<'_>, s: &mut BlockScratch, grad: &mut [f64]) -> f64 {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { self.block_backward_avx2(params, x, y, rows, cond, s, grad) };
+            return unsafe { self.block_backward_avx2(block, s, grad) };
         }
-        self.block_backward_with::<Portable>(params, x, y, rows, cond, s, grad)
+        self.block_backward_with::<Portable>(block, s, grad)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn block_backward_avx2(
         &self,
-        params: &[f64],
-        x: &[f64],
-        y: &[f64],
-        rows: &[usize],
-        cond: Option<&Conditioning>,
+        block: &Block<'_>,
         s: &mut BlockScratch,
         grad: &mut [f64],
     ) -> f64 {
-        self.block_backward_with::<Avx2>(params, x, y, rows, cond, s, grad)
+        self.block_backward_with::<Avx2>(block, s, grad)
     }
 
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn block_backward_with<L: Lanes>(
         &self,
-        params: &[f64],
-        x: &[f64],
-        y: &[f64],
-        rows: &[usize],
-        cond: Option<&Conditioning>,
+        block: &Block<'_>,
         s: &mut BlockScratch,
         grad: &mut [f64],
     ) -> f64 {
         const R: usize = BLOCK_ROWS;
+        let Block {
+            params,
+            x,
+            y,
+            rows,
+            cond,
+        } = *block;
         let m = rows.len();
         let d = self.inputs;
         // The rows of a shuffled minibatch lie anywhere in the table: ask for all of them at
@@ -525,6 +519,17 @@ impl Network {
         }
         nll
     }
+}
+
+/// What a block pass of [`Network::block_backward`] reads: the parameters, the table
+/// (row-major x, and y), the block's row indices and the rows' conditioning.
+#[derive(Clone, Copy)]
+struct Block<'a> {
+    params: &'a [f64],
+    x: &'a [f64],
+    y: &'a [f64],
+    rows: &'a [usize],
+    cond: Option<&'a Conditioning>,
 }
 
 /// Rows a block of [`Network::block_backward`] holds.
@@ -855,18 +860,17 @@ mod tests {
         // The portable and the AVX2 code give the same bits.
         for block in rows.chunks(BLOCK_ROWS) {
             let mut s = BlockScratch::new(net);
-            let mut portable = vec![0.0; p];
-            let a = net.block_backward_with::<Portable>(
+            let block = Block {
                 params,
                 x,
                 y,
-                block,
+                rows: block,
                 cond,
-                &mut s,
-                &mut portable,
-            );
+            };
+            let mut portable = vec![0.0; p];
+            let a = net.block_backward_with::<Portable>(&block, &mut s, &mut portable);
             let mut dispatched = vec![0.0; p];
-            let b = net.block_backward(params, x, y, block, cond, &mut s, &mut dispatched);
+            let b = net.block_backward(&block, &mut s, &mut dispatched);
             assert_eq!(a.to_bits(), b.to_bits(), "{what}");
             assert_eq!(portable, dispatched, "{what}");
         }
