@@ -14,6 +14,13 @@ fn dir() -> PathBuf {
     dir
 }
 
+/// One step of a xorshift generator (the tests' data need no more than a fixed sequence).
+fn xorshift(state: &mut u64) {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+}
+
 /// The magic, version 1.0 and header of a 1-D `.npy` of `n` values of type `descr`.
 fn npy_header(descr: &str, n: usize) -> Vec<u8> {
     common::npy_bytes(&format!(
@@ -28,9 +35,7 @@ fn npy(name: &str, n: usize, f32_data: bool) -> PathBuf {
     bytes.reserve(n * width);
     let mut state = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..n {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        xorshift(&mut state);
         // A value exactly representable in f32: 3 + k / 1024 for k in [-4096, 4096).
         let v = 3.0 + ((state % 8192) as f64 - 4096.0) / 1024.0;
         if f32_data {
@@ -229,9 +234,7 @@ fn npy_counts(name: &str, n: usize) -> (PathBuf, u64) {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut sum = 0;
     for _ in 0..n {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        xorshift(&mut state);
         let count = state % 7 + state % 3;
         sum += count;
         bytes.extend_from_slice(&(count as f32).to_le_bytes());
@@ -337,9 +340,7 @@ fn f64_values_read_into_memory_are_held_once() {
     text.push_str("x\n");
     let mut state = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..n {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        xorshift(&mut state);
         let v = 3.0 + (state >> 11) as f64 / (1u64 << 53) as f64 / 3.0;
         text += &format!("{v}\n");
     }
@@ -374,9 +375,7 @@ fn a_table_fit_is_held_or_streamed_by_its_footprint() {
     for _ in 0..n {
         let mut y = 1.0;
         for j in 0..d {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            xorshift(&mut state);
             let x = (state % 4096) as f64 / 1024.0 - 2.0;
             y += 0.5 * j as f64 * x;
             values.push(x);
