@@ -256,6 +256,40 @@ fn l1_prior_fits_converge_where_the_last_decrease_is_below_rounding() {
                 };
                 let r = fit(engine.as_mut(), &options).unwrap();
                 assert!(r.converged, "{name:?} n {n} on {}: {r:?}", engine.name());
+                // The MAP's stationarity, from the data directly (not the engines' sums): with
+                // lambda = 1 / scale and the signs of the estimate, the closed forms
+                // mu = mean - lambda sigma^2 sign(mu) / n, sigma^2 = S / (n + lambda sign(log
+                // sigma)); Poisson lambda = (sum - lambda sign) / n; exponential rate = (n -
+                // lambda sign) / sum; Bernoulli p = (sum - lambda sign) / n.
+                let (count, sum) = (n as f64, data.iter().sum::<f64>());
+                let l = 1.0 / 10.0;
+                let t = &r.theta;
+                let close = |got: f64, want: f64, what: &str| {
+                    assert!(
+                        (got - want).abs() <= 1e-9 * want.abs(),
+                        "{name:?} n {n} on {}: {what} {got} vs {want}",
+                        engine.name()
+                    );
+                };
+                match name {
+                    FamilyName::Gaussian => {
+                        let sigma2 = (2.0 * t[1]).exp();
+                        close(t[0], sum / count - l * sigma2 * t[0].signum() / count, "mu");
+                        let squares: f64 = data.iter().map(|x| (x - t[0]).powi(2)).sum();
+                        close(sigma2, squares / (count + l * t[1].signum()), "sigma^2");
+                    }
+                    FamilyName::Poisson => {
+                        close(t[0].exp(), (sum - l * t[0].signum()) / count, "lambda")
+                    }
+                    FamilyName::Exponential => {
+                        close(t[0].exp(), (count - l * t[0].signum()) / sum, "rate")
+                    }
+                    _ => close(
+                        likely::family::sigmoid(t[0]),
+                        (sum - l * t[0].signum()) / count,
+                        "p",
+                    ),
+                }
                 estimates.push(r.theta);
             }
             for other in &estimates[1..] {
