@@ -565,7 +565,8 @@ mod tests {
                 }
                 let a = by_rotations(&rows, m);
                 let b = by_reflections(&rows, m, block, stride);
-                // The AVX2 build of the reflections gives the portable one's bits.
+                // The AVX2 build of the reflections gives the portable one's bits. (On a CPU without AVX2 both are the portable
+                // build: the comparison is then empty.)
                 let mut portable = QrRows::new(m);
                 let mut columns = vec![0.0; m * stride];
                 for chunk in rows.chunks(m * block) {

@@ -619,8 +619,6 @@ fn orthant_newton(
     coordinates: &FitCoordinates,
 ) -> Result<(Vec<f64>, usize, usize)> {
     let p = phi.len();
-    let family = crate::family::rebuild(problem.engine.family());
-    let n = problem.engine.n() as f64;
     let precisions = prior.map_or(vec![0.0; p], PriorLayout::l2_precisions);
     let l1 = prior
         .and_then(PriorLayout::l1_weights)
@@ -632,10 +630,8 @@ fn orthant_newton(
         if check.holds {
             break;
         }
-        let sums = problem.sums(&phi)?;
+        let (_, mut g, h) = SecondOrder::derivatives(problem, &phi)?;
         evaluations += 1;
-        let theta = problem.at(&phi);
-        let (_, mut g) = family.finish(n, &sums, &theta);
         if let Some(prior) = prior {
             let mut f = 0.0;
             prior.add_smooth(&phi, &mut f, &mut g);
@@ -644,7 +640,6 @@ fn orthant_newton(
         for &j in &free {
             g[j] += l1[j] * phi[j].signum();
         }
-        let h = family.hessian(n, &sums, &theta);
         let sub = crate::linalg::principal_submatrix(&h, p, &free, &precisions);
         let Some(factor) = crate::linalg::EquilibratedFactor::new(&sub, free.len()) else {
             break;

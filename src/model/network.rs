@@ -857,7 +857,8 @@ mod tests {
                 "{what}: grad {j} {g} vs {w}"
             );
         }
-        // The portable and the AVX2 code give the same bits.
+        // The portable and the AVX2 code give the same bits. (On a CPU without AVX2 both are the portable
+        // build: the comparison is then empty.)
         for block in rows.chunks(BLOCK_ROWS) {
             let mut s = BlockScratch::new(net);
             let block = Block {
