@@ -192,7 +192,11 @@ pub fn fit_model(
         ctx.set_memory_budget(gpu_memory.unwrap_or_else(|| ctx.adapter().max_buffer.min(2 << 30)));
     }
 
+    let reading = std::time::Instant::now();
     let (rows, mut prepared) = read_training_table(fit, target, host_budget)?;
+    // Null where the table is streamed: it is read during the fit.
+    let read_seconds = matches!(rows, Rows::Memory(_)).then(|| reading.elapsed().as_secs_f64());
+    let fitting = std::time::Instant::now();
     let network = network_for(fit, kind, target, &prepared, host_budget)?;
     let optimizer = match (requested, kind) {
         (Some(o), _) => o,
@@ -368,6 +372,7 @@ pub fn fit_model(
             inf,
         )?;
     }
+    let fit_seconds = fitting.elapsed().as_secs_f64();
     if let Some(path) = &args.save {
         model.save(path)?;
     }
@@ -400,6 +405,8 @@ pub fn fit_model(
         separation: &separation,
         frozen: &options.frozen,
         seconds,
+        read_seconds,
+        fit_seconds,
         streamed: matches!(rows, Rows::Chunked(..)),
         f64_engine: match &rows {
             Rows::Resident(_, gpu) if gpu.has_exact_sums() => "gpu",
@@ -1187,7 +1194,12 @@ struct FitOutcome<'a> {
     /// the rows were resident on an adapter with SHADER_F64, `cpu` otherwise.
     f64_engine: &'static str,
     frozen: &'a [bool],
+    /// The optimiser alone.
     seconds: f64,
+    /// Reading the table into memory (`None` where it is streamed).
+    read_seconds: Option<f64>,
+    /// Everything after the read: set-up, a GPU upload, the fit, the final pass and inference.
+    fit_seconds: f64,
     streamed: bool,
 }
 
@@ -1224,6 +1236,8 @@ impl FitOutcome<'_> {
             "adapter": self.trained.adapter,
             "seed": self.fit.seed,
             "seconds": self.seconds,
+            "read_seconds": self.read_seconds.map_or(Value::Null, json_f64),
+            "fit_seconds": json_f64(self.fit_seconds),
             "history": report.history,
             "streamed": self.streamed,
             "peak_rss_bytes": likely::engine::stream::peak_rss_bytes(),

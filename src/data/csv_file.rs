@@ -10,22 +10,29 @@ pub(super) type Parsed = (Vec<Vec<f64>>, Option<Vec<String>>, String);
 
 /// Parses one column (see [`Parsed`]).
 pub(super) fn parse(path: &Path, column: Option<&str>, allow_labels: bool) -> Result<Parsed> {
-    let threads = rayon::current_num_threads();
-    let split = (threads > 1).then_some(Split {
-        min_bytes: PARALLEL_BYTES,
-        piece_bytes: 1 << 20,
-        max_pieces: 4 * threads,
-    });
-    parse_split(path, column, allow_labels, split)
+    parse_split(path, column, allow_labels, Split::for_this_machine())
 }
 
 /// How a file is cut for parsing on all cores: files of at least `min_bytes`, in pieces of
-/// about `piece_bytes`, at most `max_pieces` of them.
-#[derive(Clone, Copy)]
-struct Split {
-    min_bytes: u64,
-    piece_bytes: u64,
-    max_pieces: usize,
+/// about `piece_bytes`, at most `max_pieces` of them (for a table, at most `max_pieces` are
+/// read at a time).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Split {
+    pub min_bytes: u64,
+    pub piece_bytes: u64,
+    pub max_pieces: usize,
+}
+
+impl Split {
+    /// Pieces of 1 MiB, four per core, for files of 8 MiB or more; `None` on one core.
+    pub fn for_this_machine() -> Option<Split> {
+        let threads = rayon::current_num_threads();
+        (threads > 1).then_some(Split {
+            min_bytes: PARALLEL_BYTES,
+            piece_bytes: 1 << 20,
+            max_pieces: 4 * threads,
+        })
+    }
 }
 
 /// [`parse`], cut as `split` says (`None`: one pass on one thread).
@@ -146,7 +153,7 @@ fn parse_split(
 }
 
 /// Files at least this large are parsed by all cores (smaller ones are not worth the split).
-const PARALLEL_BYTES: u64 = 8 << 20;
+pub(super) const PARALLEL_BYTES: u64 = 8 << 20;
 
 enum CellError {
     /// Not a number, where labels are allowed: the column may be class labels.
@@ -224,7 +231,7 @@ pub(super) fn line_of_row(path: &Path, row: usize) -> Option<u64> {
 
 /// A reader's error without its byte offsets (which differ between a whole-file reader and a
 /// piece's), so that every reader says the same.
-fn describe(e: &csv::Error) -> String {
+pub(super) fn describe(e: &csv::Error) -> String {
     match e.kind() {
         csv::ErrorKind::Utf8 { err, .. } => format!(
             "field {} is not valid UTF-8 (after {} valid bytes)",
@@ -235,7 +242,7 @@ fn describe(e: &csv::Error) -> String {
     }
 }
 
-fn unequal(found: usize, header: usize) -> String {
+pub(super) fn unequal(found: usize, header: usize) -> String {
     format!("the row has {found} fields, but the header has {header}")
 }
 
@@ -505,7 +512,7 @@ pub(super) fn open(path: &Path) -> Result<CsvReader> {
     open_with(path, false)
 }
 
-fn open_with(path: &Path, flexible: bool) -> Result<CsvReader> {
+pub(super) fn open_with(path: &Path, flexible: bool) -> Result<CsvReader> {
     let file = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,

@@ -76,6 +76,9 @@ fn read_file(reader: Reader, path: &Path) -> Result<()> {
                 .to_string()
         }
     };
+    if reader == Reader::Csv {
+        super::csv_rows::compare_cuts(path);
+    }
     for spec in [
         TargetSpec::Train { allow_labels: true },
         TargetSpec::Train {

@@ -2,6 +2,7 @@
 //! row and column, and checks against the family's support.
 
 mod csv_file;
+mod csv_rows;
 pub mod fuzz;
 mod npy;
 mod parquet_file;

@@ -6,7 +6,8 @@
 //! Every cell is checked as it is read (a number, finite, a known class label), and errors
 //! name the file, row and column.
 
-use super::csv_file::{self, CsvReader};
+use super::csv_file;
+use super::csv_rows::{self, Columns, CsvRows};
 use super::npy::NpyReader;
 use super::parquet_file::ParquetColumn;
 use super::table::{select_columns, Table, TargetSpec};
@@ -31,7 +32,7 @@ pub struct RowChunk {
 }
 
 impl RowChunk {
-    fn clear(&mut self, first: usize) {
+    pub(super) fn clear(&mut self, first: usize) {
         self.first = first;
         self.rows = 0;
         self.x.clear();
@@ -83,7 +84,7 @@ impl TargetCodec {
     }
 
     /// Appends a text cell (CSV, Parquet strings).
-    fn text(&self, cell: &str, chunk: &mut RowChunk) -> std::result::Result<(), String> {
+    pub(super) fn text(&self, cell: &str, chunk: &mut RowChunk) -> std::result::Result<(), String> {
         match self {
             TargetCodec::Absent => Ok(()),
             TargetCodec::Numeric => match cell.parse::<f64>() {
@@ -133,92 +134,16 @@ pub fn cell_location(format: Option<FileFormat>, path: &Path, row: usize, column
 }
 
 /// A feature cell that is not a finite number.
-fn not_finite(v: f64) -> String {
+pub(super) fn not_finite(v: f64) -> String {
     format!("value {v} is not finite")
 }
 
 /// A source of rows, read in order.
-trait RowReader: Send {
+pub(super) trait RowReader: Send {
     /// Appends up to `max_rows` rows to `chunk`; returns how many (0 at the end).
     fn read(&mut self, max_rows: usize, chunk: &mut RowChunk) -> Result<usize>;
     /// Starts again from the first row.
     fn rewind(&mut self) -> Result<()>;
-}
-
-struct CsvRows {
-    path: PathBuf,
-    reader: CsvReader,
-    features: Vec<(usize, String)>,
-    target: Option<(usize, String)>,
-    codec: TargetCodec,
-    row: usize,
-    /// One record buffer reused for every row.
-    record: csv::StringRecord,
-}
-
-impl RowReader for CsvRows {
-    fn read(&mut self, max_rows: usize, chunk: &mut RowChunk) -> Result<usize> {
-        let mut got = 0;
-        while got < max_rows {
-            let row = self.row;
-            let more = self.reader.read_record(&mut self.record).map_err(|e| {
-                let line = e
-                    .position()
-                    .and_then(|p| csv_file::line_at(&self.path, p.byte()).ok());
-                let at = match line {
-                    Some(line) => format!("row {} (line {line})", row + 1),
-                    None => format!("row {}", row + 1),
-                };
-                Error::data(&self.path, at, e.to_string())
-            })?;
-            if !more {
-                break;
-            }
-            for (i, name) in &self.features {
-                // Cells are trimmed here, only those used.
-                let cell = self.record.get(*i).unwrap_or("").trim();
-                let v: f64 = cell.parse().map_err(|_| {
-                    let what = if cell.is_empty() {
-                        "empty cell".to_string()
-                    } else {
-                        format!("non-numeric feature value '{cell}'")
-                    };
-                    Error::data(&self.path, csv_location(&self.path, row, name), what)
-                })?;
-                if !v.is_finite() {
-                    return Err(Error::data(
-                        &self.path,
-                        csv_location(&self.path, row, name),
-                        not_finite(v),
-                    ));
-                }
-                chunk.x.push(v);
-            }
-            if let Some((t, name)) = &self.target {
-                let cell = self.record.get(*t).unwrap_or("").trim();
-                let checked = if cell.is_empty() {
-                    Err("empty cell".to_string())
-                } else {
-                    self.codec.text(cell, chunk)
-                };
-                checked
-                    .map_err(|m| Error::data(&self.path, csv_location(&self.path, row, name), m))?;
-            }
-            self.row += 1;
-            got += 1;
-        }
-        chunk.rows += got;
-        Ok(got)
-    }
-
-    fn rewind(&mut self) -> Result<()> {
-        if self.row > 0 {
-            self.reader = csv_file::open(&self.path)?;
-            csv_file::headers(&self.path, &mut self.reader)?;
-            self.row = 0;
-        }
-        Ok(())
-    }
 }
 
 struct ParquetRows {
@@ -537,20 +462,14 @@ impl TableStream {
                 )
             }
             _ => {
-                let mut reader = csv_file::open(path)?;
-                csv_file::headers(path, &mut reader)?;
-                (
-                    Box::new(CsvRows {
-                        path: path.to_path_buf(),
-                        reader,
-                        features: named(&feature_index, &feature_names),
-                        target: target_column,
-                        codec,
-                        row: 0,
-                        record: csv::StringRecord::new(),
-                    }),
-                    None,
-                )
+                let columns = Columns {
+                    width: headers.len(),
+                    features: named(&feature_index, &feature_names),
+                    target: target_column,
+                    codec,
+                };
+                let split = csv_rows::split_for_this_machine();
+                (Box::new(CsvRows::open(path, columns, split)?), None)
             }
         };
         Ok(TableStream {
