@@ -68,6 +68,11 @@ fn every_job_reports_its_keys() {
                 ] {
                     assert!(j[key].as_f64().unwrap() > 0.0, "{key}: {j}");
                 }
+                let kind = j["newton_pass_kind"].as_str().unwrap();
+                assert!(
+                    ["rows-avx512", "columns-avx2", "columns"].contains(&kind),
+                    "{j}"
+                );
             }
             if engine == "gpu" && job.contains("eval") {
                 assert!(

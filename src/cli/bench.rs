@@ -327,7 +327,8 @@ fn logreg(
 /// The CPU model engine's row passes over the job's table (a logistic Newton pass, a
 /// least-squares pass) beside the streaming limit over the same f64 values, timed in turn in
 /// each repetition: `newton_pass_gbps`, `least_squares_pass_gbps`, `limit_gbps` and each
-/// pass's `*_limit_fraction` (the median of the repetitions' ratios).
+/// pass's `*_limit_fraction` (the median of the repetitions' ratios), and how the Newton pass
+/// holds its rows on this processor (`newton_pass_kind`).
 fn report_row_passes(
     args: &BenchArgs,
     data: &likely::bench::JobData,
@@ -344,6 +345,7 @@ fn report_row_passes(
     let mut limit: Vec<f64> = times.iter().map(|t| t.limit).collect();
     let (limit, _) = median_min(&mut limit);
     out["limit_gbps"] = json_f64(bytes / limit / 1e9);
+    out["newton_pass_kind"] = likely::model::newton::scalar_pass_kind().into();
     for (name, pass) in [
         (
             "newton",

@@ -8,6 +8,8 @@ pub mod linear;
 pub mod logistic;
 pub mod network;
 pub mod newton;
+#[cfg(target_arch = "x86_64")]
+mod newton512;
 pub mod stream;
 pub mod train;
 

@@ -203,6 +203,39 @@ fn scalar_derivatives(
     cond: Option<&Conditioning>,
     with_hessian: bool,
 ) -> Result<Derivatives> {
+    #[cfg(target_arch = "x86_64")]
+    if super::newton512::available() {
+        return super::newton512::scalar_derivatives(net, params, x, y, cond, with_hessian);
+    }
+    scalar_derivatives_in_columns(net, params, x, y, cond, with_hessian)
+}
+
+/// How this processor's Newton pass of a one-output linear head holds and sums its rows:
+/// `rows-avx512` (row-major blocks, outer products in AVX-512 tiles), `columns-avx2`
+/// (column-major blocks, AVX2 tiles) or `columns` (the portable sums).
+pub fn scalar_pass_kind() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if super::newton512::available() {
+            return "rows-avx512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return "columns-avx2";
+        }
+    }
+    "columns"
+}
+
+/// [`scalar_derivatives`] on any processor: blocks of rows held column by column.
+pub(super) fn scalar_derivatives_in_columns(
+    net: &Network,
+    params: &[f64],
+    x: &[f64],
+    y: &[f64],
+    cond: Option<&Conditioning>,
+    with_hessian: bool,
+) -> Result<Derivatives> {
     const BLOCK: usize = 128;
     let d = net.inputs;
     let p = d + 1;
@@ -217,7 +250,6 @@ fn scalar_derivatives(
             let mut columns = vec![1.0; p * BLOCK];
             let (mut slope, mut curvature) = ([0.0; BLOCK], [0.0; BLOCK]);
             let mut targets = [0.0; BLOCK];
-            let mut d_eta = [0.0];
             let end = n.min(first + 32 * BLOCK);
             for start in (first..end).step_by(BLOCK) {
                 let rows = BLOCK.min(end - start);
@@ -245,24 +277,13 @@ fn scalar_derivatives(
                         *e += wj * v;
                     }
                 }
-                if net.head.family == FamilyName::Bernoulli {
-                    f += super::logistic::bernoulli_block(
-                        &eta[..rows],
-                        &targets[..rows],
-                        &mut slope[..rows],
-                        &mut curvature[..rows],
-                    );
-                } else {
-                    for i in 0..rows {
-                        let yi = targets[i];
-                        f += net.head.nll(&[eta[i]], &[], yi, &mut d_eta, &mut []);
-                        slope[i] = d_eta[0];
-                        curvature[i] = match net.head.family {
-                            FamilyName::Poisson => d_eta[0] + yi, // e^eta
-                            _ => head_hessian(net, &[eta[i]], &[], yi)?[0],
-                        };
-                    }
-                }
+                f += head_slopes(
+                    net,
+                    &eta[..rows],
+                    &targets[..rows],
+                    &mut slope[..rows],
+                    &mut curvature[..rows],
+                )?;
                 if with_hessian {
                     accumulate(
                         &mut g,
@@ -299,6 +320,33 @@ fn scalar_derivatives(
         }
     }
     Ok((f, g, h))
+}
+
+/// A one-output head's NLL summed over a block of rows, with dNLL/deta of each row in `slope`
+/// and d^2NLL/deta^2 in `curvature`.
+pub(super) fn head_slopes(
+    net: &Network,
+    eta: &[f64],
+    targets: &[f64],
+    slope: &mut [f64],
+    curvature: &mut [f64],
+) -> Result<f64> {
+    if net.head.family == FamilyName::Bernoulli {
+        return Ok(super::logistic::bernoulli_block(
+            eta, targets, slope, curvature,
+        ));
+    }
+    let (mut f, mut d_eta) = (0.0, [0.0]);
+    for i in 0..eta.len() {
+        let yi = targets[i];
+        f += net.head.nll(&[eta[i]], &[], yi, &mut d_eta, &mut []);
+        slope[i] = d_eta[0];
+        curvature[i] = match net.head.family {
+            FamilyName::Poisson => d_eta[0] + yi, // e^eta
+            _ => head_hessian(net, &[eta[i]], &[], yi)?[0],
+        };
+    }
+    Ok(f)
 }
 
 /// g += X~^T slope and the upper triangle of H += X~^T diag(curvature) X~ for one block of
