@@ -395,6 +395,11 @@ impl QrRows {
     /// [`QrRows::nonnegative_diagonal`]).
     pub fn add_block(&mut self, block: &mut [f64], stride: usize, rows: usize) {
         #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { reflect512::add_block(self, block, stride, rows) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2 (checked just above).
             return unsafe { self.add_block_avx2(block, stride, rows) };
@@ -511,6 +516,172 @@ impl QrRows {
     }
 }
 
+/// [`QrRows::add_block`] in AVX-512 intrinsics, with the portable build's bits: every dot
+/// product is summed in the eight lanes of `dot_in_lanes`, in its order (the rows' vectors in
+/// turn, a masked tail that adds zeros, then the lanes pairwise), eight columns' sums side by
+/// side in registers and their lanes added by one transposing tree in the same pairs; every
+/// update is a multiplication then a subtraction, as in the portable loop. (The compiler
+/// vectorises neither the lanes' sums nor the range scan of the portable code.)
+#[cfg(target_arch = "x86_64")]
+mod reflect512 {
+    use super::QrRows;
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The processor has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn add_block(qr: &mut QrRows, block: &mut [f64], stride: usize, rows: usize) {
+        let m = qr.cols;
+        assert!(rows <= stride && block.len() >= m * stride);
+        if any_outside(&qr.r) || (0..m).any(|j| any_outside(&block[j * stride..j * stride + rows]))
+        {
+            // Entries beyond 2^+-500: the portable path rotates the rows in one at a time.
+            return qr.add_block_with(block, stride, rows);
+        }
+        let tail: __mmask8 = ((1u32 << (rows % 8)) - 1) as u8;
+        let whole = rows / 8 * 8;
+        for k in 0..m {
+            let (done, rest) = block.split_at_mut((k + 1) * stride);
+            let column = &done[k * stride..k * stride + rows];
+            let below = sums_of_products(column, &[column], whole, tail)[0];
+            if below == 0.0 {
+                continue;
+            }
+            let rkk = qr.r[k * m + k];
+            let norm = (rkk * rkk + below).sqrt();
+            let alpha = if rkk > 0.0 { -norm } else { norm };
+            let v0 = rkk - alpha;
+            let beta = 2.0 / (v0 * v0 + below);
+            let after = m - k - 1;
+            for first in (0..after).step_by(8) {
+                let count = (after - first).min(8);
+                let others: [&[f64]; 8] = std::array::from_fn(|q| {
+                    let q = first + q.min(count - 1);
+                    &rest[q * stride..q * stride + rows]
+                });
+                let dots = sums_of_products(column, &others[..count], whole, tail);
+                for (q, &dot) in dots.iter().enumerate().take(count) {
+                    let j = k + 1 + first + q;
+                    let f = beta * (v0 * qr.r[k * m + j] + dot);
+                    qr.r[k * m + j] -= f * v0;
+                    let other = &mut rest[(first + q) * stride..(first + q) * stride + rows];
+                    subtract_multiple(other, column, f, whole, tail);
+                }
+            }
+            qr.r[k * m + k] = alpha;
+        }
+    }
+
+    /// Whether a value is nonzero and outside [2^-500, 2^500) in magnitude (or NaN), as the
+    /// portable scan asks.
+    #[target_feature(enable = "avx512f")]
+    fn any_outside(values: &[f64]) -> bool {
+        let (low, high) = (
+            _mm512_set1_pd(2f64.powi(-500)),
+            _mm512_set1_pd(2f64.powi(500)),
+        );
+        let zero = _mm512_setzero_pd();
+        let mut found: __mmask8 = 0;
+        for chunk in values.chunks(8) {
+            let mask: __mmask8 = ((1u32 << chunk.len()) - 1) as u8;
+            // SAFETY: the masked load reads the chunk's values only.
+            let v = unsafe { _mm512_maskz_loadu_pd(mask, chunk.as_ptr()) };
+            let magnitude = _mm512_abs_pd(v);
+            let inside = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(magnitude, low)
+                & _mm512_cmp_pd_mask::<_CMP_LT_OQ>(magnitude, high);
+            let nonzero = _mm512_cmp_pd_mask::<_CMP_NEQ_UQ>(v, zero);
+            found |= nonzero & !inside & mask;
+        }
+        found != 0
+    }
+
+    /// `dot_in_lanes(a, b)` for each of up to eight `bs` (0 beyond them), bit for bit;
+    /// `whole` = a.len() / 8 * 8 and `tail` masks the lanes after it.
+    #[target_feature(enable = "avx512f")]
+    fn sums_of_products(a: &[f64], bs: &[&[f64]], whole: usize, tail: __mmask8) -> [f64; 8] {
+        assert!(bs.len() <= 8 && bs.iter().all(|b| b.len() == a.len()));
+        let mut lanes = [_mm512_setzero_pd(); 8];
+        // SAFETY: every load lies within `a` and each b (whole vectors below `whole`, the
+        // masked tail after it).
+        unsafe {
+            for i in (0..whole).step_by(8) {
+                let x = _mm512_loadu_pd(a.as_ptr().add(i));
+                for (l, b) in lanes.iter_mut().zip(bs) {
+                    *l = _mm512_add_pd(*l, _mm512_mul_pd(x, _mm512_loadu_pd(b.as_ptr().add(i))));
+                }
+            }
+            if tail != 0 {
+                let x = _mm512_maskz_loadu_pd(tail, a.as_ptr().add(whole));
+                for (l, b) in lanes.iter_mut().zip(bs) {
+                    let y = _mm512_maskz_loadu_pd(tail, b.as_ptr().add(whole));
+                    // Lanes past the tail add 0 * 0 to a lane that is never -0.
+                    *l = _mm512_add_pd(*l, _mm512_mul_pd(x, y));
+                }
+            }
+        }
+        lane_sums(lanes)
+    }
+
+    /// For each of eight vectors of lanes l0..l7: ((l0 + l4) + (l1 + l5)) + ((l2 + l6) +
+    /// (l3 + l7)), the portable order, by a tree of shuffles.
+    #[target_feature(enable = "avx512f")]
+    fn lane_sums(v: [__m512d; 8]) -> [f64; 8] {
+        // p_k = l_k + l_(k+4), two vectors' four sums to a vector.
+        let halves = |a: __m512d, b: __m512d| {
+            _mm512_add_pd(
+                _mm512_shuffle_f64x2::<0x44>(a, b),
+                _mm512_shuffle_f64x2::<0xEE>(a, b),
+            )
+        };
+        let (t01, t23, t45, t67) = (
+            halves(v[0], v[1]),
+            halves(v[2], v[3]),
+            halves(v[4], v[5]),
+            halves(v[6], v[7]),
+        );
+        // p0 + p1 and p2 + p3: lanes [0, 2, 0, 2, 1, 3, 1, 3] of the first four vectors' sums.
+        let pairs = |a: __m512d, b: __m512d| {
+            _mm512_add_pd(_mm512_unpacklo_pd(a, b), _mm512_unpackhi_pd(a, b))
+        };
+        let (w0123, w4567) = (pairs(t01, t23), pairs(t45, t67));
+        // (p0 + p1) + (p2 + p3): vectors in the order 0, 2, 1, 3, 4, 6, 5, 7.
+        let s = _mm512_add_pd(
+            _mm512_shuffle_f64x2::<0x88>(w0123, w4567),
+            _mm512_shuffle_f64x2::<0xDD>(w0123, w4567),
+        );
+        let mut out = [0.0; 8];
+        // SAFETY: `out` holds one vector.
+        unsafe { _mm512_storeu_pd(out.as_mut_ptr(), s) };
+        [
+            out[0], out[2], out[1], out[3], out[4], out[6], out[5], out[7],
+        ]
+    }
+
+    /// `other -= f * column`, a multiplication then a subtraction per entry.
+    #[target_feature(enable = "avx512f")]
+    fn subtract_multiple(other: &mut [f64], column: &[f64], f: f64, whole: usize, tail: __mmask8) {
+        assert_eq!(other.len(), column.len());
+        let f = _mm512_set1_pd(f);
+        // SAFETY: as in `sums_of_products`.
+        unsafe {
+            for i in (0..whole).step_by(8) {
+                let o = _mm512_loadu_pd(other.as_ptr().add(i));
+                let c = _mm512_loadu_pd(column.as_ptr().add(i));
+                _mm512_storeu_pd(
+                    other.as_mut_ptr().add(i),
+                    _mm512_sub_pd(o, _mm512_mul_pd(f, c)),
+                );
+            }
+            if tail != 0 {
+                let o = _mm512_maskz_loadu_pd(tail, other.as_ptr().add(whole));
+                let c = _mm512_maskz_loadu_pd(tail, column.as_ptr().add(whole));
+                let updated = _mm512_sub_pd(o, _mm512_mul_pd(f, c));
+                _mm512_mask_storeu_pd(other.as_mut_ptr().add(whole), tail, updated);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,22 +722,35 @@ mod tests {
         // lane, several blocks and a partial one), with a zero column, with columns of very
         // different scales and nearly dependent columns (condition near 1e8).
         let mut rng = StdRng::seed_from_u64(11);
-        let m = 6;
-        for (n, block, stride) in [(1, 64, 64), (7, 8, 8), (8, 8, 9), (9, 4, 4), (300, 64, 64)] {
+        // Widths of one group of eight columns' sums and of several, partial ones included.
+        for (m, (n, block, stride)) in [6, 11, 18].into_iter().flat_map(|m| {
+            [
+                (1, 64, 64),
+                (7, 8, 8),
+                (8, 8, 9),
+                (9, 4, 4),
+                (300, 64, 64),
+                (77, 13, 16),
+            ]
+            .map(|shape| (m, shape))
+        }) {
             for case in 0..4 {
                 let mut rows: Vec<f64> = (0..n * m).map(|_| rng.random_range(-1.0..1.0)).collect();
                 for r in 0..n {
                     match case {
                         1 => rows[r * m + 2] = 0.0,
                         2 => rows[r * m + 4] *= 1e6,
-                        3 => rows[r * m + 5] = rows[r * m + 1] + 1e-8 * rows[r * m + 5],
+                        // The last column (the rows of R after a nearly dependent column
+                        // are determined only to about u times the condition).
+                        3 => rows[r * m + m - 1] = rows[r * m + 1] + 1e-8 * rows[r * m + m - 1],
                         _ => {}
                     }
                 }
                 let a = by_rotations(&rows, m);
                 let b = by_reflections(&rows, m, block, stride);
-                // The AVX2 build of the reflections gives the portable one's bits. (On a CPU without AVX2 both are the portable
-                // build: the comparison is then empty.)
+                // The build this CPU runs (AVX-512 intrinsics, or the AVX2 build) gives the
+                // portable one's bits. (On a CPU without either both are the portable build:
+                // the comparison is then empty.)
                 let mut portable = QrRows::new(m);
                 let mut columns = vec![0.0; m * stride];
                 for chunk in rows.chunks(m * block) {
@@ -578,7 +762,7 @@ mod tests {
                     portable.add_block_with(&mut columns, stride, chunk.len() / m);
                 }
                 portable.nonnegative_diagonal();
-                assert_eq!(portable.r, b.r, "n {n} case {case}");
+                assert_eq!(portable.r, b.r, "m {m} n {n} case {case}");
                 for i in 0..m {
                     // Entries of row i are at most the column norms: compare on that scale.
                     for j in i..m {

@@ -1043,7 +1043,7 @@ pub(crate) fn least_squares_factor(
             .enumerate()
             .map(|(t, ys)| {
                 // Blocks of BLOCK rows, held column by column, reflected into R.
-                const BLOCK: usize = 64;
+                const BLOCK: usize = 256;
                 let mut qr = QrRows::new(m);
                 let mut row = vec![0.0; d];
                 let mut block = vec![0.0; m * BLOCK];
