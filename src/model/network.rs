@@ -634,7 +634,7 @@ fn dot_in_lanes(a: &[f64], b: &[f64]) -> f64 {
 
 /// sum_r a_r in a fixed order (see [`LANES`]).
 #[inline(always)]
-fn sum_in_lanes(a: &[f64]) -> f64 {
+pub(super) fn sum_in_lanes(a: &[f64]) -> f64 {
     let mut lanes = [0.0; LANES];
     let (whole, rest) = a.as_chunks::<LANES>();
     for chunk in whole {

@@ -15,7 +15,7 @@
 //! 50 of 4 lanes there) and no transposition.
 
 use super::conditioning::Conditioning;
-use super::network::Network;
+use super::network::{sum_in_lanes, Network};
 use super::newton::{head_slopes, Derivatives};
 use crate::error::Result;
 use rayon::prelude::*;
@@ -233,11 +233,11 @@ impl Sums {
                 add_to(&mut self.intercept_row[q * LANES..(q + 1) * LANES], c);
             }
         }
-        self.intercept_gradient += in_lanes(slope);
+        self.intercept_gradient += sum_in_lanes(slope);
         if !with_hessian {
             return;
         }
-        self.intercept_curvature += in_lanes(curvature);
+        self.intercept_curvature += sum_in_lanes(curvature);
         for (r, &c) in curvature.iter().enumerate() {
             let c = _mm512_set1_pd(c);
             for q in 0..vectors {
@@ -325,22 +325,6 @@ fn add_to(to: &mut [f64], v: __m512d) {
             _mm512_add_pd(_mm512_loadu_pd(to.as_ptr()), v),
         )
     }
-}
-
-/// sum of `v` in 8 running sums, added pairwise.
-fn in_lanes(v: &[f64]) -> f64 {
-    let mut lanes = [0.0; LANES];
-    let (whole, rest) = v.as_chunks::<LANES>();
-    for chunk in whole {
-        for l in 0..LANES {
-            lanes[l] += chunk[l];
-        }
-    }
-    for (l, x) in rest.iter().enumerate() {
-        lanes[l] += x;
-    }
-    ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
-        + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))
 }
 
 /// eta_i = x_i . weights + intercept for each row held (`eta.len()` rows of `stride` values).
