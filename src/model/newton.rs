@@ -250,6 +250,7 @@ pub(super) fn scalar_derivatives_in_columns(
             let mut columns = vec![1.0; p * BLOCK];
             let (mut slope, mut curvature) = ([0.0; BLOCK], [0.0; BLOCK]);
             let mut targets = [0.0; BLOCK];
+            let mut scratch = Vec::new();
             let end = n.min(first + 32 * BLOCK);
             for start in (first..end).step_by(BLOCK) {
                 let rows = BLOCK.min(end - start);
@@ -292,6 +293,7 @@ pub(super) fn scalar_derivatives_in_columns(
                         BLOCK,
                         &slope[..rows],
                         &curvature[..rows],
+                        &mut scratch,
                     );
                 } else {
                     for (j, gj) in g.iter_mut().enumerate() {
@@ -359,14 +361,15 @@ fn accumulate(
     stride: usize,
     slope: &[f64],
     curvature: &[f64],
+    scratch: &mut Vec<f64>,
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the processor has the features the function is compiled for.
-        unsafe { accumulate_avx2(g, h, columns, stride, slope, curvature) };
+        unsafe { accumulate_avx2(g, h, columns, stride, slope, curvature, scratch) };
         return;
     }
-    accumulate_with::<false>(g, h, columns, stride, slope, curvature);
+    accumulate_portable(g, h, columns, stride, slope, curvature, scratch);
 }
 
 /// [`accumulate`] with AVX2 and FMA: the upper triangle of H in tiles of two rows by four
@@ -382,12 +385,14 @@ fn accumulate_avx2(
     stride: usize,
     slope: &[f64],
     curvature: &[f64],
+    weighted: &mut Vec<f64>,
 ) {
     use std::arch::x86_64::*;
     let (p, rows) = (g.len(), slope.len());
     let column = |j: usize| &columns[j * stride..j * stride + rows];
     // weighted[j * rows + i] = curvature_i x~_ij.
-    let mut weighted = vec![0.0; p * rows];
+    weighted.clear();
+    weighted.resize(p * rows, 0.0);
     for j in 0..p {
         g[j] += dot::<true>(slope, column(j));
         for (wv, (c, v)) in weighted[j * rows..(j + 1) * rows]
@@ -458,28 +463,30 @@ fn accumulate_avx2(
 }
 
 #[inline(always)]
-fn accumulate_with<const FMA: bool>(
+fn accumulate_portable(
     g: &mut [f64],
     h: &mut [f64],
     columns: &[f64],
     stride: usize,
     slope: &[f64],
     curvature: &[f64],
+    weighted: &mut Vec<f64>,
 ) {
     let (p, rows) = (g.len(), slope.len());
     let column = |j: usize| &columns[j * stride..j * stride + rows];
-    let mut weighted = vec![0.0; rows];
+    weighted.clear();
+    weighted.resize(rows, 0.0);
     for j in 0..p {
         let cj = column(j);
-        g[j] += dot::<FMA>(slope, cj);
+        g[j] += dot::<false>(slope, cj);
         for (wv, (c, v)) in weighted.iter_mut().zip(curvature.iter().zip(cj)) {
             *wv = c * v;
         }
         // Four entries of row j at a time share each load of `weighted`.
         let mut k = j;
         while k + 4 <= p {
-            let sums = dot4::<FMA>(
-                &weighted,
+            let sums = dot4(
+                weighted,
                 [column(k), column(k + 1), column(k + 2), column(k + 3)],
             );
             for (l, v) in sums.iter().enumerate() {
@@ -488,14 +495,14 @@ fn accumulate_with<const FMA: bool>(
             k += 4;
         }
         for k in k..p {
-            h[j * p + k] += dot::<FMA>(&weighted, column(k));
+            h[j * p + k] += dot::<false>(weighted, column(k));
         }
     }
 }
 
 /// Four dot products of `a` with `b[0..4]`, each in four partial sums.
 #[inline(always)]
-fn dot4<const FMA: bool>(a: &[f64], b: [&[f64]; 4]) -> [f64; 4] {
+fn dot4(a: &[f64], b: [&[f64]; 4]) -> [f64; 4] {
     let mut acc = [[0.0; 4]; 4];
     let chunks = a.len() / 4;
     for c in 0..chunks {
@@ -503,11 +510,7 @@ fn dot4<const FMA: bool>(a: &[f64], b: [&[f64]; 4]) -> [f64; 4] {
         for (acc_q, bq) in acc.iter_mut().zip(&b) {
             let y = &bq[4 * c..4 * c + 4];
             for l in 0..4 {
-                acc_q[l] = if FMA {
-                    x[l].mul_add(y[l], acc_q[l])
-                } else {
-                    acc_q[l] + x[l] * y[l]
-                };
+                acc_q[l] += x[l] * y[l];
             }
         }
     }
@@ -780,14 +783,23 @@ mod tests {
                 let curvature: Vec<f64> = (0..rows).map(|_| rng.random_range(0.0..0.25)).collect();
                 let (mut g, mut h) = (vec![0.5; p], vec![0.25; p * p]);
                 let (mut g_want, mut h_want) = (g.clone(), h.clone());
-                accumulate(&mut g, &mut h, &columns, stride, &slope, &curvature);
-                accumulate_with::<false>(
+                accumulate(
+                    &mut g,
+                    &mut h,
+                    &columns,
+                    stride,
+                    &slope,
+                    &curvature,
+                    &mut Vec::new(),
+                );
+                accumulate_portable(
                     &mut g_want,
                     &mut h_want,
                     &columns,
                     stride,
                     &slope,
                     &curvature,
+                    &mut Vec::new(),
                 );
                 for j in 0..p {
                     assert!(
