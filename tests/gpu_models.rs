@@ -526,3 +526,48 @@ fn fused_training_steps_match_the_kernel_by_kernel_steps() {
     gpu.set_fused_steps(true);
     assert!(!gpu.fused_steps());
 }
+
+/// The f64 copy of a resident table follows the table: after another table is loaded, the f64
+/// sums are those of the new rows (uploaded anew, the old copy released), not the CPU's
+/// fallback for good, and not the old rows'.
+#[test]
+fn f64_sums_follow_a_reloaded_table() {
+    let ctx = gpu_or_skip!();
+    let net = Network::linear(3, FamilyName::Bernoulli, 2);
+    let (xa, ya) = table(500, 3, FamilyName::Bernoulli, 2, 71);
+    let (xb, yb) = table(400, 3, FamilyName::Bernoulli, 2, 72);
+    let gpu = GpuNetwork::new(ctx, &net, &xa, &ya, &net.head.row_constants(&ya), &[], 100).unwrap();
+    let theta = [0.3, -0.2, 0.1, 0.05];
+    let check = |x: &[f64], y: &[f64], what: &str| {
+        let Some(sums) = gpu.exact_sums(x, y, None) else {
+            eprintln!(
+                "SKIPPED ({what}): the adapter sums no f64 ({})",
+                ctx.adapter().name
+            );
+            return false;
+        };
+        let (nll, grad, _) = sums.sums(&theta, false).unwrap();
+        let (want_nll, want_grad, _) =
+            likely::model::newton::derivatives(&net, &theta, x, y).unwrap();
+        assert!(
+            (nll - want_nll).abs() <= 1e-10 * want_nll.abs(),
+            "{what}: {nll} vs {want_nll}"
+        );
+        for (g, w) in grad.iter().zip(&want_grad) {
+            assert!(
+                (g - w).abs() <= 1e-9 * (1.0 + w.abs()),
+                "{what}: {g} vs {w}"
+            );
+        }
+        true
+    };
+    if !check(&xa, &ya, "first table") {
+        return;
+    }
+    gpu.load(&xb, &yb, &net.head.row_constants(&yb)).unwrap();
+    assert!(
+        check(&xb, &yb, "reloaded table"),
+        "the f64 sums of the reloaded table"
+    );
+    assert!(gpu.has_exact_sums());
+}

@@ -115,11 +115,11 @@ pub struct GpuNetwork {
     timer: Option<PassTimer>,
     /// Whether training steps run fused (two dispatches a step).
     fused_steps: std::cell::Cell<bool>,
-    /// The table in f64 for the f64 finish of linear models (uploaded on first use), with
-    /// the load it was made from: after a later load it is stale and not used.
-    exact: std::cell::OnceCell<(usize, Option<super::linear64::LinearF64>)>,
-    /// Tables loaded so far.
-    loads: std::cell::Cell<usize>,
+    /// The table in f64 for the f64 finish of linear models (uploaded on first use after a
+    /// load, released by the next load), or `None` where it cannot be made for this load.
+    exact: std::cell::RefCell<Option<Option<std::rc::Rc<super::linear64::LinearF64>>>>,
+    /// Whether f64 sums have been taken from the GPU ([`GpuNetwork::exact_sums`]).
+    exact_used: std::cell::Cell<bool>,
     _keep: Vec<wgpu::Buffer>,
 }
 
@@ -1046,8 +1046,8 @@ impl GpuNetwork {
             hess_readback,
             timer: None,
             fused_steps: std::cell::Cell::new(true),
-            exact: std::cell::OnceCell::new(),
-            loads: std::cell::Cell::new(0),
+            exact: Default::default(),
+            exact_used: Default::default(),
             _keep: vec![desc],
         })
     }
@@ -1106,7 +1106,9 @@ impl GpuNetwork {
             constants,
         );
         self.n.set(n);
-        self.loads.set(self.loads.get() + 1);
+        // The f64 copy of the rows before (if any) is released: the next f64 sums upload
+        // these rows.
+        self.exact.borrow_mut().take();
         Ok(())
     }
 
@@ -1120,35 +1122,34 @@ impl GpuNetwork {
         x: &[f64],
         y: &[f64],
         cond: Option<&Conditioning>,
-    ) -> Option<&super::linear64::LinearF64> {
+    ) -> Option<std::rc::Rc<super::linear64::LinearF64>> {
         use super::linear64::LinearF64;
-        let (loaded, exact) = self.exact.get_or_init(|| {
-            let made = || {
-                let n = self.n.get();
-                if !LinearF64::applies(&self.ctx, &self.network) || y.len() != n || n == 0 {
-                    return None;
-                }
-                let chunk = LinearF64::chunk_rows(&self.ctx, &self.network, None);
-                let needed =
-                    Self::device_bytes(&self.ctx, &self.network, self.capacity, self.batch)
-                        + LinearF64::device_bytes(&self.network, n, chunk);
-                if needed > self.ctx.memory_budget() {
-                    return None;
-                }
-                LinearF64::new(&self.ctx, &self.network, x, y, cond, None).ok()
-            };
-            (self.loads.get(), made())
-        });
-        // Made from an earlier table: the CPU engine sums the current one.
-        (*loaded == self.loads.get())
-            .then_some(exact.as_ref())
-            .flatten()
+        let made = || {
+            let n = self.n.get();
+            if !LinearF64::applies(&self.ctx, &self.network) || y.len() != n || n == 0 {
+                return None;
+            }
+            let chunk = LinearF64::chunk_rows(&self.ctx, &self.network, None);
+            let needed = Self::device_bytes(&self.ctx, &self.network, self.capacity, self.batch)
+                + LinearF64::device_bytes(&self.network, n, chunk);
+            if needed > self.ctx.memory_budget() {
+                return None;
+            }
+            LinearF64::new(&self.ctx, &self.network, x, y, cond, None)
+                .ok()
+                .map(std::rc::Rc::new)
+        };
+        let exact = self.exact.borrow_mut().get_or_insert_with(made).clone();
+        if exact.is_some() {
+            self.exact_used.set(true);
+        }
+        exact
     }
 
-    /// Whether the f64 passes have run on the GPU ([`GpuNetwork::exact_sums`] uploaded the
-    /// table in f64).
+    /// Whether f64 passes have run on the GPU ([`GpuNetwork::exact_sums`] uploaded the
+    /// table in f64 and gave its sums).
     pub fn has_exact_sums(&self) -> bool {
-        matches!(self.exact.get(), Some((_, Some(_))))
+        self.exact_used.get()
     }
 
     /// Writes parameters (as f32) and resets the optimiser state.

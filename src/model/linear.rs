@@ -217,7 +217,7 @@ impl Placement<'_> {
             let y = table.y.as_deref().unwrap_or(&[]);
             if let Some(sums) = gpu.exact_sums(&table.x, y, Some(cond)) {
                 return f(&mut GpuExactProblem {
-                    sums,
+                    sums: &sums,
                     frozen,
                     n: table.n,
                 });
