@@ -75,6 +75,12 @@ fn log1p_with<const FMA: bool>(e: f64) -> f64 {
 /// AVX2 with fused multiply-adds where the processor has them (checked at run time).
 pub fn bernoulli_block(eta: &[f64], y: &[f64], slope: &mut [f64], curvature: &mut [f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the processor has the features the function is compiled for.
+        return unsafe { bernoulli_block_avx512(eta, y, slope, curvature) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the processor has the features the function is compiled for.
         return unsafe { bernoulli_block_avx2(eta, y, slope, curvature) };
@@ -85,6 +91,14 @@ pub fn bernoulli_block(eta: &[f64], y: &[f64], slope: &mut [f64], curvature: &mu
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn bernoulli_block_avx2(eta: &[f64], y: &[f64], slope: &mut [f64], curvature: &mut [f64]) -> f64 {
+    bernoulli_block_with::<true>(eta, y, slope, curvature)
+}
+
+/// The AVX2 build's arithmetic (fused multiply-adds, the same four lanes of the NLL), eight
+/// rows to a vector: the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn bernoulli_block_avx512(eta: &[f64], y: &[f64], slope: &mut [f64], curvature: &mut [f64]) -> f64 {
     bernoulli_block_with::<true>(eta, y, slope, curvature)
 }
 
@@ -168,5 +182,38 @@ mod tests {
         assert_eq!(log1p_unit(0.0), 0.0);
         assert!(ulps(log1p_unit(1.0), std::f64::consts::LN_2) <= 2.0);
         assert!(exp_nonpositive(-1e6) > 0.0 && exp_nonpositive(-1e6) < 1e-300);
+    }
+
+    /// The AVX-512 build gives the AVX2 build's bits (each row's arithmetic is the same, and
+    /// the NLL's four lanes), at lengths that end anywhere in a vector.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx512_build_gives_the_avx2_bits() {
+        if !(std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            eprintln!("SKIPPED: no AVX-512 and AVX2 with FMA here to compare");
+            return;
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        for n in (0..40).chain([1000]) {
+            let eta: Vec<f64> = (0..n)
+                .map(|i| rng.random_range(-1.0..1.0) * 10f64.powi(i as i32 % 4 - 1))
+                .collect();
+            let y: Vec<f64> = (0..n).map(|_| rng.random_range(0..2) as f64).collect();
+            let (mut s1, mut c1, mut s2, mut c2) =
+                (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            // SAFETY: both feature sets checked above.
+            let (f1, f2) = unsafe {
+                (
+                    bernoulli_block_avx512(&eta, &y, &mut s1, &mut c1),
+                    bernoulli_block_avx2(&eta, &y, &mut s2, &mut c2),
+                )
+            };
+            assert_eq!(f1.to_bits(), f2.to_bits(), "n {n}");
+            assert_eq!(s1, s2, "n {n}");
+            assert_eq!(c1, c2, "n {n}");
+        }
     }
 }
