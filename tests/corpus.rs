@@ -194,6 +194,7 @@ fn the_seeds_are_valid_files() {
             let read = match reader {
                 Reader::Model => likely::model::Model::load(path).map(drop),
                 _ => likely::data::load(path, Some("y"), FamilyName::Categorical)
+                    .or_else(|_| likely::data::load(path, Some("y"), FamilyName::Gaussian))
                     .or_else(|_| likely::data::load(path, None, FamilyName::Gaussian))
                     .or_else(|_| likely::data::load(path, Some("0"), FamilyName::Gaussian))
                     .map(drop),

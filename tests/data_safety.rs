@@ -644,10 +644,23 @@ fn streamed_and_in_memory_reads_report_bad_data_in_the_same_words() {
         &[],
         b"",
     );
+    // Bad values in blocks after the first (the survey checks blocks on all cores): the first
+    // in the file is reported.
+    let mut values = vec![1.5; 200_000];
+    values[190_000] = f64::NAN;
+    values[150_000] = -4.0;
+    let deep = npy_of(
+        "deep_negative.npy",
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (200000,), }",
+        &values,
+        b"",
+    );
     for (path, family, needle) in [
         (&nan, "gaussian", "element 2: value NaN is not finite"),
         (&negative, "exponential", "element 3: "),
         (&empty, "gaussian", "no data rows"),
+        (&deep, "exponential", "element 150000: "),
+        (&deep, "gaussian", "element 190000: value NaN is not finite"),
     ] {
         let stderr = |extra: &[&str]| {
             let mut args = vec![

@@ -294,15 +294,20 @@ pub fn load(path: &Path, column: Option<&str>, family: FamilyName) -> Result<Dat
             "no data rows: the file holds no observations",
         ));
     }
-    if let Some(i) = dataset.values.position(|v| !v.is_finite()) {
-        return Err(Error::data(
-            path,
-            dataset.location(i),
-            format!(
-                "value {} is not finite (NaN and infinities are not observations)",
-                dataset.values.get(i)
-            ),
-        ));
+    // The first value that is not finite or not in the family's support (with as many
+    // classes as a categorical target may have: fewer given by --classes are checked later),
+    // as a streamed read finds it.
+    let checked = family.build(MAX_CLASSES);
+    if let Some(i) = dataset
+        .values
+        .position(|v| !v.is_finite() || checked.support_error(v).is_some())
+    {
+        let v = dataset.values.get(i);
+        let why = match checked.support_error(v) {
+            Some(why) if v.is_finite() => format!("{why} of the {} family", checked.name()),
+            _ => format!("value {v} is not finite (NaN and infinities are not observations)"),
+        };
+        return Err(Error::data(path, dataset.location(i), why));
     }
     Ok(dataset)
 }
