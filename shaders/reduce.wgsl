@@ -11,8 +11,9 @@
 // k-th run of LANE_GROUP adjacent vec4s of its block, one vec4 per invocation.
 //
 // Generated before this text: N_TERMS, WORKGROUP_SIZE, SAMPLES_PER_THREAD, LANE_GROUP, RUN,
-// SEGMENT, KERNEL_PARAM_VEC4S, the family's `accumulate`, `workgroup_sums`, `Invocation` and
-// `add_terms` (acc += run, term by term).
+// SEGMENT, KERNEL_PARAM_VEC4S, the family's `accumulate`, `workgroup_sums`, `Invocation`,
+// `add_terms` (acc += run, term by term) and `add_run` (acc += a run's terms, decoded where
+// the family packs them: see shader::PACKED_CLASSES).
 
 struct ChunkInfo {
     len: u32,
@@ -85,7 +86,7 @@ fn reduce_terms(inv: Invocation) {
                 accumulate4(data[i + LANE_GROUP], &run);
                 accumulate4(data[i + 2u * LANE_GROUP], &run);
                 accumulate4(data[i + 3u * LANE_GROUP], &run);
-                add_terms(&segment, &run);
+                add_run(&segment, &run);
             }
             add_terms(&acc, &segment);
         }
@@ -97,7 +98,7 @@ fn reduce_terms(inv: Invocation) {
                 for (var k = r; k < r + RUN_LOADS; k = k + 1u) {
                     accumulate_tail(base + k * LANE_GROUP, len, &run);
                 }
-                add_terms(&segment, &run);
+                add_run(&segment, &run);
             }
             add_terms(&acc, &segment);
         }

@@ -79,10 +79,13 @@ pub fn edge_sizes(ctx: &GpuContext) -> Vec<usize> {
     ]
 }
 
-/// The families checked, with the categorical family at a small and at a large K.
+/// The families checked, with the categorical family at K = 7 and 300 (counted class by
+/// class, and by index) and at 2 and 5 (the GPU's packed counts, at their widest).
 pub fn check_families() -> Vec<Box<dyn Family>> {
     let mut v: Vec<Box<dyn Family>> = FamilyName::ALL.iter().map(|f| f.build(7)).collect();
     v.push(FamilyName::Categorical.build(300));
+    v.push(FamilyName::Categorical.build(2));
+    v.push(FamilyName::Categorical.build(crate::gpu::shader::PACKED_CLASSES));
     v
 }
 
