@@ -172,9 +172,9 @@ fn packed_counts(classes: usize) -> (String, String) {
         classes <= PACKED_CLASSES && RUN <= 31,
         "packed counts need 5-bit digits"
     );
-    // 2^(5k) from its exponent bits: exact, where exp2 need not be.
+    // 2^(5k) from its exponent bits, (127 + 5k) << 23: exact, where exp2 need not be.
     let count = "fn count_class(k: u32, acc: ptr<function, array<f32, N_TERMS>>) {\n    \
-                 (*acc)[0] = (*acc)[0] + bitcast<f32>((127u + 5u * k) << 23u);\n}\n"
+                 (*acc)[0] = (*acc)[0] + bitcast<f32>(1065353216u + k * 41943040u);\n}\n"
         .to_string();
     let digits: String = (0..classes)
         .map(|t| {
