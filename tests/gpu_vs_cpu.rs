@@ -221,3 +221,76 @@ fn the_rooflines_plain_sum_agrees_with_an_f64_sum_in_every_variant() {
         }
     }
 }
+
+/// The term sums themselves, where they are counts (exact integers on both engines): the
+/// Laplace's signs and its count of samples at mu (data with ties at mu, which the NLL and
+/// gradient do not see: the subgradient test does), and the categorical counts, at the sizes
+/// where runs, workgroups and chunks end.
+#[test]
+fn counted_terms_equal_the_cpu_counts() {
+    use likely::engine::{CpuEngine, Engine, GpuEngine};
+    let ctx = gpu_or_skip!();
+    let laplace = FamilyName::Laplace.build(1);
+    // (family, theta, the terms that are counts)
+    type Case = (Box<dyn Family>, Vec<f64>, Vec<usize>);
+    let cases: Vec<Case> = vec![
+        (laplace, vec![2.0, 0.0], vec![1, 2]),
+        (
+            FamilyName::Categorical.build(5),
+            vec![0.1, -0.3, 0.2, 0.0],
+            (0..5).collect(),
+        ),
+        (
+            FamilyName::Categorical.build(2),
+            vec![0.4],
+            (0..2).collect(),
+        ),
+    ];
+    for (family, theta, counted) in cases {
+        let classes = 5;
+        for n in [1, 17, 255, 257, 4097, 100_003] {
+            // Small integers with many ties, and stretches of one value (at mu = 2 for the
+            // Laplace; the last class, the widest count, for the categorical), so that some
+            // runs hold 16 of a kind.
+            let top = if family.name() == "categorical" {
+                family.n_terms() as f64 - 1.0
+            } else {
+                2.0
+            };
+            let data: Arc<[f64]> = (0..n)
+                .map(|i| {
+                    if i % 8192 < 5000 {
+                        top
+                    } else {
+                        (((i * 7 + i / 3) % classes) as f64).min(top.max(4.0))
+                    }
+                })
+                .map(|v| {
+                    if family.name() == "categorical" {
+                        v.min(top)
+                    } else {
+                        v
+                    }
+                })
+                .collect::<Vec<_>>()
+                .into();
+            let rebuild = || likely::family::rebuild(family.as_ref());
+            let mut gpu =
+                GpuEngine::with_options(ctx, rebuild(), &data, ReductionOptions::default())
+                    .unwrap();
+            let mut cpu = CpuEngine::as_given(rebuild(), data.clone());
+            let (g, c) = (
+                gpu.term_sums(&theta).unwrap(),
+                cpu.term_sums(&theta).unwrap(),
+            );
+            for &t in &counted {
+                assert_eq!(
+                    g[t],
+                    c[t],
+                    "{} n {n} term {t}: {g:?} vs {c:?}",
+                    family.name()
+                );
+            }
+        }
+    }
+}

@@ -135,8 +135,12 @@ pub fn compose(family: &dyn Family, subgroups: bool, shape: ReduceShape) -> Stri
     let sum = if subgroups { SUBGROUP } else { TREE };
     let add_terms = add_terms(family.n_terms());
     let packed = family.name() == "categorical" && family.n_terms() <= PACKED_CLASSES;
+    let mut family_source = family.wgsl().to_string();
     let (count_class, add_run) = if packed {
         packed_counts(family.n_terms())
+    } else if family.name() == "laplace" {
+        family_source = PACKED_LAPLACE.to_string();
+        (count_class(family.n_terms()), String::new())
     } else {
         (
             count_class(family.n_terms()),
@@ -149,7 +153,7 @@ pub fn compose(family: &dyn Family, subgroups: bool, shape: ReduceShape) -> Stri
         header.as_str(),
         COMMON,
         sum,
-        family.wgsl(),
+        &family_source,
         &add_terms,
         &count_class,
         &add_run,
@@ -157,6 +161,25 @@ pub fn compose(family: &dyn Family, subgroups: bool, shape: ReduceShape) -> Stri
     ]
     .join("\n")
 }
+
+/// The Laplace family's terms (|d|, sign d, [d = 0]; shaders/family/laplace.wgsl, which the
+/// f64 kernel sums) with a run's signs counted in one f32: a sample adds 1 above mu, 32 below
+/// and 1024 at it, so that the run's three counts (at most 16 each) are 5-bit digits of an
+/// exact integer, split once per run: two operations a sample fewer.
+const PACKED_LAPLACE: &str = "\
+// Laplace (packed signs): d = x - mu; terms (|d|, sign d, [d = 0]).
+fn accumulate(x: f32, acc: ptr<function, array<f32, N_TERMS>>) {
+    let d = centred(x, kernel_param(0u));
+    (*acc)[0] = (*acc)[0] + abs(d);
+    (*acc)[1] = (*acc)[1] + select(select(32.0, 1.0, d > 0.0), 1024.0, d == 0.0);
+}
+fn add_run(acc: ptr<function, array<f32, N_TERMS>>, run: ptr<function, array<f32, N_TERMS>>) {
+    (*acc)[0] = (*acc)[0] + (*run)[0];
+    let counts = u32((*run)[1]);
+    (*acc)[1] = (*acc)[1] + (f32(counts & 31u) - f32((counts >> 5u) & 31u));
+    (*acc)[2] = (*acc)[2] + f32(counts >> 10u);
+}
+";
 
 /// Categorical families of at most this many classes count a run's classes in one f32: class
 /// k adds 2^(5k), so that a run's count of each class (at most RUN = 16 < 32) is a 5-bit digit
