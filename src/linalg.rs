@@ -325,6 +325,17 @@ fn dot_in_lanes(a: &[f64], b: &[f64]) -> f64 {
         + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))
 }
 
+/// The reflection that maps (rkk, column) to (alpha, 0), from rkk and the column's sum of
+/// squares `below`: alpha = -sign(rkk) |(rkk, column)|, v = (rkk - alpha, column), and
+/// x -> x - beta v (v^T x) with beta = 2 / v^T v. Returns (alpha, v0 = rkk - alpha, beta).
+#[inline(always)]
+fn reflector(rkk: f64, below: f64) -> (f64, f64, f64) {
+    let norm = (rkk * rkk + below).sqrt();
+    let alpha = if rkk > 0.0 { -norm } else { norm };
+    let v0 = rkk - alpha;
+    (alpha, v0, 2.0 / (v0 * v0 + below))
+}
+
 /// sqrt(a^2 + b^2) for a Givens rotation: the plain formula where the larger magnitude lies
 /// within 2^+-500 (no square can overflow, and a square that underflows is below the other's
 /// rounding), within an ulp or so of the exact value; `hypot` (several times slower, and
@@ -443,13 +454,7 @@ impl QrRows {
             if below == 0.0 {
                 continue;
             }
-            let rkk = self.r[k * m + k];
-            // The reflection maps (rkk, column) to (alpha, 0): alpha = -sign(rkk) |(rkk,
-            // column)|, v = (rkk - alpha, column), and x -> x - (2 / v^T v) v (v^T x).
-            let norm = (rkk * rkk + below).sqrt();
-            let alpha = if rkk > 0.0 { -norm } else { norm };
-            let v0 = rkk - alpha;
-            let beta = 2.0 / (v0 * v0 + below);
+            let (alpha, v0, beta) = reflector(self.r[k * m + k], below);
             for j in k + 1..m {
                 let other = &mut rest[(j - k - 1) * stride..(j - k - 1) * stride + rows];
                 let f = beta * (v0 * self.r[k * m + j] + dot_in_lanes(column, other));
@@ -547,11 +552,7 @@ mod reflect512 {
             if below == 0.0 {
                 continue;
             }
-            let rkk = qr.r[k * m + k];
-            let norm = (rkk * rkk + below).sqrt();
-            let alpha = if rkk > 0.0 { -norm } else { norm };
-            let v0 = rkk - alpha;
-            let beta = 2.0 / (v0 * v0 + below);
+            let (alpha, v0, beta) = super::reflector(qr.r[k * m + k], below);
             let after = m - k - 1;
             for first in (0..after).step_by(8) {
                 let count = (after - first).min(8);
