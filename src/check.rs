@@ -85,7 +85,7 @@ pub fn check_families() -> Vec<Box<dyn Family>> {
     let mut v: Vec<Box<dyn Family>> = FamilyName::ALL.iter().map(|f| f.build(7)).collect();
     v.push(FamilyName::Categorical.build(300));
     v.push(FamilyName::Categorical.build(2));
-    v.push(FamilyName::Categorical.build(crate::gpu::shader::PACKED_CLASSES));
+    v.push(FamilyName::Categorical.build(crate::family::categorical::PACKED_CLASSES));
     v
 }
 

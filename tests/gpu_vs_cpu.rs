@@ -247,29 +247,21 @@ fn counted_terms_equal_the_cpu_counts() {
         ),
     ];
     for (family, theta, counted) in cases {
-        let classes = 5;
+        // Values 0..values (classes for the categorical, 0..4 for the Laplace), and a repeated
+        // value (mu = 2 for the Laplace; the last class, the widest digit, for the
+        // categorical) in stretches longer than a run's reach, so that runs hold 16 of a kind.
+        let (values, repeated) = if family.name() == "categorical" {
+            (family.n_terms(), family.n_terms() as f64 - 1.0)
+        } else {
+            (5, 2.0)
+        };
         for n in [1, 17, 255, 257, 4097, 100_003] {
-            // Small integers with many ties, and stretches of one value (at mu = 2 for the
-            // Laplace; the last class, the widest count, for the categorical), so that some
-            // runs hold 16 of a kind.
-            let top = if family.name() == "categorical" {
-                family.n_terms() as f64 - 1.0
-            } else {
-                2.0
-            };
             let data: Arc<[f64]> = (0..n)
                 .map(|i| {
                     if i % 8192 < 5000 {
-                        top
+                        repeated
                     } else {
-                        (((i * 7 + i / 3) % classes) as f64).min(top.max(4.0))
-                    }
-                })
-                .map(|v| {
-                    if family.name() == "categorical" {
-                        v.min(top)
-                    } else {
-                        v
+                        ((i * 7 + i / 3) % values) as f64
                     }
                 })
                 .collect::<Vec<_>>()

@@ -220,12 +220,8 @@ impl Dataset {
     /// Checks every value against the family's support; the error names file, row and column.
     pub fn check_support(&self, family: &dyn Family) -> Result<()> {
         if let Some(i) = self.values.position(|x| family.support_error(x).is_some()) {
-            let why = family.support_error(self.values.get(i)).unwrap_or_default();
-            return Err(Error::data(
-                &self.path,
-                self.location(i),
-                format!("{why} of the {} family", family.name()),
-            ));
+            let why = invalid_sample(family, self.values.get(i)).unwrap_or_default();
+            return Err(Error::data(&self.path, self.location(i), why));
         }
         Ok(())
     }
@@ -302,14 +298,23 @@ pub fn load(path: &Path, column: Option<&str>, family: FamilyName) -> Result<Dat
         .values
         .position(|v| !v.is_finite() || checked.support_error(v).is_some())
     {
-        let v = dataset.values.get(i);
-        let why = match checked.support_error(v) {
-            Some(why) if v.is_finite() => format!("{why} of the {} family", checked.name()),
-            _ => format!("value {v} is not finite (NaN and infinities are not observations)"),
-        };
+        let why = invalid_sample(checked.as_ref(), dataset.values.get(i)).unwrap_or_default();
         return Err(Error::data(path, dataset.location(i), why));
     }
     Ok(dataset)
+}
+
+/// What is wrong with sample `x` for `family` (not finite, or outside the support), in the
+/// words every reader uses, held or streamed; `None` for a valid sample.
+pub(crate) fn invalid_sample(family: &dyn Family, x: f64) -> Option<String> {
+    if !x.is_finite() {
+        return Some(format!(
+            "value {x} is not finite (NaN and infinities are not observations)"
+        ));
+    }
+    family
+        .support_error(x)
+        .map(|why| format!("{why} of the {} family", family.name()))
 }
 
 #[cfg(test)]

@@ -174,7 +174,7 @@ pub(crate) fn survey(
         for (b, (sum, lo, hi, bad)) in blocks.into_iter().enumerate() {
             if let Some(i) = bad {
                 let at = start + b * super::cpu::BLOCK + i;
-                return Err(invalid_sample(family, source, at, buffer[at - start]));
+                return Err(sample_error(family, source, at, buffer[at - start]));
             }
             constant += sum;
             min = min.min(lo);
@@ -186,13 +186,8 @@ pub(crate) fn survey(
 
 /// The error for sample `at` of `source`, `x`, which is not finite or not in the family's
 /// support, in the words of the in-memory checks (data::load, Dataset::check_support).
-fn invalid_sample(family: &dyn Family, source: &Source, at: usize, x: f64) -> Error {
-    let why = if !x.is_finite() {
-        format!("value {x} is not finite (NaN and infinities are not observations)")
-    } else {
-        let why = family.support_error(x).unwrap_or_default();
-        format!("{why} of the {} family", family.name())
-    };
+fn sample_error(family: &dyn Family, source: &Source, at: usize, x: f64) -> Error {
+    let why = crate::data::invalid_sample(family, x).unwrap_or_default();
     let element = format!("element {at}");
     match source {
         Source::Npy(r) => {

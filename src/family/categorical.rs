@@ -133,6 +133,9 @@ impl Family for Categorical {
     fn wgsl(&self) -> &'static str {
         include_str!("../../shaders/family/categorical.wgsl")
     }
+    fn packed_run_wgsl(&self) -> Option<String> {
+        (self.classes <= PACKED_CLASSES).then(|| packed_counts(self.classes))
+    }
     fn initial_theta(&self, _s: &Summary) -> Vec<f64> {
         vec![0.0; self.classes]
     }
@@ -179,4 +182,34 @@ impl Family for Categorical {
             .map(|_| rng.random_range(-2.0..2.0))
             .collect()
     }
+}
+
+/// Categorical families of at most this many classes count a run's classes in one f32 on the
+/// GPU: class k adds 2^(5k), so that a run's count of each class (at most RUN = 16 < 32) is a
+/// 5-bit digit of the sum, every partial sum an integer of at most 2^24 (16 samples of class
+/// 4), exact in f32; `add_run` splits the digits into the counts once per run. A sample costs
+/// one add where counting costs a compare and an add per class (README: eval-categorical).
+pub const PACKED_CLASSES: usize = 5;
+
+/// `accumulate` and `add_run` of the packed counts of `classes` classes (see
+/// [`PACKED_CLASSES`]).
+fn packed_counts(classes: usize) -> String {
+    assert!(classes <= PACKED_CLASSES, "packed counts need 5-bit digits");
+    let digits: String = (0..classes)
+        .map(|t| {
+            format!(
+                "    (*acc)[{t}] = (*acc)[{t}] + f32((packed >> {}u) & 31u);\n",
+                5 * t
+            )
+        })
+        .collect();
+    // 2^(5k) from its exponent bits, (127 + 5k) << 23: exact, where exp2 need not be.
+    format!(
+        "// Categorical, {classes} classes counted in one f32 per run.\n\
+         fn accumulate(x: f32, acc: ptr<function, array<f32, N_TERMS>>) {{\n    \
+         (*acc)[0] = (*acc)[0] + bitcast<f32>(1065353216u + u32(x) * 41943040u);\n}}\n\
+         fn add_run(acc: ptr<function, array<f32, N_TERMS>>, \
+         run: ptr<function, array<f32, N_TERMS>>) {{\n    \
+         let packed = u32((*run)[0]);\n{digits}}}\n"
+    )
 }

@@ -92,6 +92,9 @@ impl Family for Laplace {
     fn wgsl(&self) -> &'static str {
         include_str!("../../shaders/family/laplace.wgsl")
     }
+    fn packed_run_wgsl(&self) -> Option<String> {
+        Some(include_str!("../../shaders/family/laplace_packed.wgsl").to_string())
+    }
     fn initial_theta(&self, s: &Summary) -> Vec<f64> {
         vec![0.5 * (s.min + s.max), s.spread().ln()]
     }

@@ -20,7 +20,7 @@
 //!   differences of it.
 
 mod bernoulli;
-mod categorical;
+pub mod categorical;
 mod exponential;
 mod gaussian;
 mod laplace;
@@ -187,6 +187,13 @@ pub trait Family: Send + Sync + std::fmt::Debug {
     fn log_density(&self, x: f64, theta: &[f64]) -> f64;
     /// The WGSL definition of `accumulate(x, acc)` for this family.
     fn wgsl(&self) -> &'static str;
+    /// For the f32 reduction only: `accumulate` and `add_run(acc, run)` where the family packs
+    /// a run's terms into fewer f32s (counts of at most `gpu::shader::RUN` samples as 5-bit
+    /// digits of exact integers) and `add_run` splits them into its terms; `None`: the run
+    /// holds the terms of [`Family::wgsl`] as they are. The f64 kernel always sums `wgsl`.
+    fn packed_run_wgsl(&self) -> Option<String> {
+        None
+    }
     /// A starting point for the optimiser, deliberately not the closed-form answer.
     fn initial_theta(&self, summary: &Summary) -> Vec<f64>;
     /// Unconstrained theta mapped to the natural parameters users see.

@@ -134,21 +134,18 @@ pub fn compose(family: &dyn Family, subgroups: bool, shape: ReduceShape) -> Stri
     );
     let sum = if subgroups { SUBGROUP } else { TREE };
     let add_terms = add_terms(family.n_terms());
-    let packed = family.name() == "categorical" && family.n_terms() <= PACKED_CLASSES;
-    let mut family_source = family.wgsl().to_string();
-    let (count_class, add_run) = if packed {
-        packed_counts(family.n_terms())
-    } else if family.name() == "laplace" {
-        family_source = PACKED_LAPLACE.to_string();
-        (count_class(family.n_terms()), String::new())
-    } else {
-        (
-            count_class(family.n_terms()),
+    // A family that packs a run's terms supplies `accumulate` and `add_run`; the others add
+    // a run's terms as they are.
+    let (family_source, add_run) = match family.packed_run_wgsl() {
+        Some(packed) => (packed, String::new()),
+        None => (
+            family.wgsl().to_string(),
             "fn add_run(acc: ptr<function, array<f32, N_TERMS>>, \
              run: ptr<function, array<f32, N_TERMS>>) {\n    add_terms(acc, run);\n}\n"
                 .to_string(),
-        )
+        ),
     };
+    let count_class = count_class(family.n_terms());
     [
         header.as_str(),
         COMMON,
@@ -160,59 +157,6 @@ pub fn compose(family: &dyn Family, subgroups: bool, shape: ReduceShape) -> Stri
         REDUCE,
     ]
     .join("\n")
-}
-
-/// The Laplace family's terms (|d|, sign d, [d = 0]; shaders/family/laplace.wgsl, which the
-/// f64 kernel sums) with a run's signs counted in one f32: a sample adds 1 above mu, 32 below
-/// and 1024 at it, so that the run's three counts (at most 16 each) are 5-bit digits of an
-/// exact integer, split once per run: two operations a sample fewer.
-const PACKED_LAPLACE: &str = "\
-// Laplace (packed signs): d = x - mu; terms (|d|, sign d, [d = 0]).
-fn accumulate(x: f32, acc: ptr<function, array<f32, N_TERMS>>) {
-    let d = centred(x, kernel_param(0u));
-    (*acc)[0] = (*acc)[0] + abs(d);
-    (*acc)[1] = (*acc)[1] + select(select(32.0, 1.0, d > 0.0), 1024.0, d == 0.0);
-}
-fn add_run(acc: ptr<function, array<f32, N_TERMS>>, run: ptr<function, array<f32, N_TERMS>>) {
-    (*acc)[0] = (*acc)[0] + (*run)[0];
-    let counts = u32((*run)[1]);
-    (*acc)[1] = (*acc)[1] + (f32(counts & 31u) - f32((counts >> 5u) & 31u));
-    (*acc)[2] = (*acc)[2] + f32(counts >> 10u);
-}
-";
-
-/// Categorical families of at most this many classes count a run's classes in one f32: class
-/// k adds 2^(5k), so that a run's count of each class (at most RUN = 16 < 32) is a 5-bit digit
-/// of the sum, every partial sum an integer of at most 2^24 (16 samples of class 4), exact in
-/// f32; `add_run` splits the digits into the counts once per run. A sample costs one add
-/// where counting costs a compare and an add per class. Measured on lavapipe
-/// (eval-categorical, 5 classes, 2^26 samples): see the README.
-pub const PACKED_CLASSES: usize = 5;
-
-/// `count_class` and `add_run` of the packed counts (see [`PACKED_CLASSES`]).
-fn packed_counts(classes: usize) -> (String, String) {
-    assert!(
-        classes <= PACKED_CLASSES && RUN <= 31,
-        "packed counts need 5-bit digits"
-    );
-    // 2^(5k) from its exponent bits, (127 + 5k) << 23: exact, where exp2 need not be.
-    let count = "fn count_class(k: u32, acc: ptr<function, array<f32, N_TERMS>>) {\n    \
-                 (*acc)[0] = (*acc)[0] + bitcast<f32>(1065353216u + k * 41943040u);\n}\n"
-        .to_string();
-    let digits: String = (0..classes)
-        .map(|t| {
-            format!(
-                "    (*acc)[{t}] = (*acc)[{t}] + f32((packed >> {}u) & 31u);\n",
-                5 * t
-            )
-        })
-        .collect();
-    let add_run = format!(
-        "fn add_run(acc: ptr<function, array<f32, N_TERMS>>, \
-         run: ptr<function, array<f32, N_TERMS>>) {{\n    \
-         let packed = u32((*run)[0]);\n{digits}}}\n"
-    );
-    (count, add_run)
 }
 
 /// `add_terms(acc, run)`: acc[t] += run[t] for every term. With few terms it is written out
@@ -250,6 +194,9 @@ pub(crate) fn count_class(n_terms: usize) -> String {
     };
     format!("fn count_class(k: u32, acc: ptr<function, array<f32, N_TERMS>>) {{\n{body}}}\n")
 }
+
+// Packed runs (Family::packed_run_wgsl) hold counts of at most RUN samples as 5-bit digits.
+const _: () = assert!(RUN < 32, "packed runs hold counts in 5-bit digits");
 
 /// Parses and validates WGSL with naga (no GPU needed); the error text names line and column.
 pub fn validate(source: &str, subgroups: bool) -> Result<(), String> {
