@@ -132,6 +132,8 @@ pub(super) struct CsvRows {
     source: Source,
     /// A pass met a quote or a byte-order mark: every later pass reads in one pass.
     one_pass: bool,
+    /// Whether the source has been read since it was made (a rewind then makes it anew).
+    read_from: bool,
 }
 
 enum Source {
@@ -178,35 +180,47 @@ impl CsvRows {
                 record: csv::StringRecord::new(),
             },
             one_pass: false,
+            read_from: false,
         };
-        rows.source = rows.first_source()?;
+        // The reader past the header serves the first pass unless the body is cut.
+        if let Some(batches) = rows.batches()? {
+            rows.source = batches;
+        }
         Ok(rows)
     }
 
     /// A source at the first row: batches where the body is large enough to cut.
     fn first_source(&self) -> Result<Source> {
+        match self.batches()? {
+            Some(batches) => Ok(batches),
+            None => self.records_after(0),
+        }
+    }
+
+    /// Batches from the first row, where the body is large enough to cut (and no earlier
+    /// pass met a quote).
+    fn batches(&self) -> Result<Option<Source>> {
         let io = |source| Error::Io {
             path: self.path.clone(),
             source,
         };
+        let Some(split) = self.split.filter(|_| !self.one_pass) else {
+            return Ok(None);
+        };
         let file_len = std::fs::metadata(&self.path).map_err(io)?.len();
-        match self.split {
-            Some(split)
-                if !self.one_pass && file_len.saturating_sub(self.body) >= split.min_bytes =>
-            {
-                Ok(Source::Batches(Batches {
-                    file: std::fs::File::open(&self.path).map_err(io)?,
-                    next: self.body,
-                    file_len,
-                    split,
-                    buffer: Vec::new(),
-                    pending: Default::default(),
-                    taken: 0,
-                    fault: None,
-                }))
-            }
-            _ => self.records_after(0),
+        if file_len.saturating_sub(self.body) < split.min_bytes {
+            return Ok(None);
         }
+        Ok(Some(Source::Batches(Batches {
+            file: std::fs::File::open(&self.path).map_err(io)?,
+            next: self.body,
+            file_len,
+            split,
+            buffer: Vec::new(),
+            pending: Default::default(),
+            taken: 0,
+            fault: None,
+        })))
     }
 
     /// One reader over the whole file, past the header and `rows` data rows.
@@ -266,6 +280,7 @@ fn record_fault(e: &csv::Error) -> Fault {
 
 impl RowReader for CsvRows {
     fn read(&mut self, max_rows: usize, chunk: &mut RowChunk) -> Result<usize> {
+        self.read_from = true;
         let mut got = 0;
         while got < max_rows {
             let Source::Batches(batches) = &mut self.source else {
@@ -295,8 +310,11 @@ impl RowReader for CsvRows {
     }
 
     fn rewind(&mut self) -> Result<()> {
-        self.source = self.first_source()?;
-        self.row = 0;
+        if self.read_from {
+            self.source = self.first_source()?;
+            self.row = 0;
+            self.read_from = false;
+        }
         Ok(())
     }
 }
