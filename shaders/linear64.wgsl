@@ -1,7 +1,8 @@
 // f64 sums of a linear model's NLL, gradient and Hessian (the f64 finish of a GPU fit).
 // The generated header defines D (features), M (outputs), STRIDE (per-row words: the NLL,
-// M slopes, the M (M + 1) / 2 head curvatures), FAMILY, REFERENCE, WORKGROUP_SIZE and
-// GROUPS (workgroups of the moments pass).
+// M slopes, the M (M + 1) / 2 head curvatures), REFERENCE, WORKGROUP_SIZE and GROUPS
+// (workgroups of the moments pass); the family's head_row (`Conditional::head64_wgsl`,
+// shaders/family/head64/) is appended to this text.
 //
 // naga has no f64 exp or log (SPIR-V's GLSL.std.450 Exp and Log are 16/32-bit), so both are
 // written here from what f64 does have (floor, ldexp, frexp, fma): range reduction and
@@ -119,57 +120,7 @@ fn rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
         let observed = y[i];
         let at = i * STRIDE;
-        if (FAMILY == 0u) {
-            // Bernoulli: NLL = softplus(eta) - y eta.
-            let z = eta[0];
-            let e = exp64(-abs(z));
-            let q = select(e, 1.0lf, z >= 0.0lf) / (1.0lf + e);
-            per_row[at] = max(z, 0.0lf) + log1p64(e) - observed * z;
-            per_row[at + 1u] = q - observed;
-            per_row[at + 2u] = q * (1.0lf - q);
-        } else if (FAMILY == 1u) {
-            // Poisson (log link): NLL = exp(eta) - y eta + ln y!.
-            let rate = exp64(eta[0]);
-            per_row[at] = rate - observed * eta[0] + constants[i];
-            per_row[at + 1u] = rate - observed;
-            per_row[at + 2u] = rate;
-        } else if (FAMILY == 2u) {
-            // Exponential (eta = log rate): NLL = rate y - eta.
-            let rate_y = exp64(eta[0]) * observed;
-            per_row[at] = rate_y - eta[0] + constants[i];
-            per_row[at + 1u] = rate_y - 1.0lf;
-            per_row[at + 2u] = rate_y;
-        } else {
-            // Categorical: softmax over the logits (the reference class's fixed at 0).
-            var top = select(-1.0e308lf, 0.0lf, REFERENCE == 1u);
-            for (var o = 0u; o < M; o = o + 1u) {
-                top = max(top, eta[o]);
-            }
-            var total = select(0.0lf, exp64(-top), REFERENCE == 1u);
-            var prob: array<f64, M>;
-            for (var o = 0u; o < M; o = o + 1u) {
-                prob[o] = exp64(eta[o] - top);
-                total = total + prob[o];
-            }
-            let observed_class = u32(observed);
-            var z_y = 0.0lf;
-            for (var o = 0u; o < M; o = o + 1u) {
-                prob[o] = prob[o] / total;
-                let hit = observed_class == o + REFERENCE;
-                per_row[at + 1u + o] = prob[o] - select(0.0lf, 1.0lf, hit);
-                if (hit) {
-                    z_y = eta[o];
-                }
-            }
-            per_row[at] = top + log64(total) - z_y;
-            var w = at + 1u + M;
-            for (var a = 0u; a < M; a = a + 1u) {
-                for (var c = a; c < M; c = c + 1u) {
-                    per_row[w] = select(0.0lf, prob[a], a == c) - prob[a] * prob[c];
-                    w = w + 1u;
-                }
-            }
-        }
+        head_row(eta, observed, constants[i], at);
     }
 }
 

@@ -1,8 +1,8 @@
 // Dense network training on the GPU: tiled forward products, the family head, the backward
 // products with the batch reduction folded into the weight-gradient tiles, the loss
-// reduction, and the optimiser step. Generated before this text: TILE, HEAD, N_OUT,
-// REFERENCE, ACT, N_PARAMS, N_GLOBALS, GLOBALS_AT, D, N_ROWS, HALF_LN_2PI, HESS_SPLITS,
-// GRAD_SPLITS.
+// reduction, and the optimiser step. Generated before this text: TILE, N_OUT, REFERENCE,
+// ACT, N_PARAMS, N_GLOBALS, GLOBALS_AT, D, N_ROWS, HALF_LN_2PI, HESS_SPLITS, GRAD_SPLITS;
+// after it, the family's head (`Conditional::head_wgsl`: head_eval and head_hessian_at).
 //
 // Parameters of a layer with fan_in inputs: W (fan_in x fan_out, row-major) then b, which is
 // row fan_in of the augmented matrix [W; b] whose input is 1. Gradients use the same layout.
@@ -189,56 +189,8 @@ struct HeadRow {
     delta: array<f32, N_OUT>,
 }
 
-fn head_eval(eta: array<f32, N_OUT>, y: f32, s: f32) -> HeadRow {
-    var out: HeadRow;
-    out.dglobal = 0.0;
-    if (HEAD == 0u) {
-        out.delta[0] = 1.0 / (1.0 + exp(-eta[0])) - y;
-        out.loss = softplus(eta[0]) - y * eta[0];
-    } else if (HEAD == 1u) {
-        let inv_var = exp(-2.0 * s);
-        let res = y - eta[0];
-        out.delta[0] = -res * inv_var;
-        out.dglobal = 1.0 - res * res * inv_var;
-        out.loss = s + HALF_LN_2PI + 0.5 * res * res * inv_var;
-    } else if (HEAD == 2u) {
-        let inv_b = exp(-s);
-        let res = y - eta[0];
-        out.delta[0] = -sign(res) * inv_b;
-        out.dglobal = 1.0 - abs(res) * inv_b;
-        out.loss = 0.6931471806 + s + abs(res) * inv_b;
-    } else if (HEAD == 3u) {
-        let rate = exp(eta[0]);
-        out.delta[0] = rate - y;
-        out.loss = rate - y * eta[0];
-    } else if (HEAD == 4u) {
-        let rate = exp(eta[0]);
-        out.delta[0] = rate * y - 1.0;
-        out.loss = rate * y - eta[0];
-    } else {
-        // Categorical: logits are the outputs, with a fixed 0 first when REFERENCE.
-        let label = u32(y);
-        var m = select(-3.4e38, 0.0, REFERENCE == 1u);
-        for (var k = 0u; k < N_OUT; k = k + 1u) {
-            m = max(m, eta[k]);
-        }
-        var total = select(0.0, exp(-m), REFERENCE == 1u);
-        for (var k = 0u; k < N_OUT; k = k + 1u) {
-            total = total + exp(eta[k] - m);
-        }
-        let lse = m + log(total);
-        var picked = 0.0;
-        for (var k = 0u; k < N_OUT; k = k + 1u) {
-            let cls = k + REFERENCE;
-            out.delta[k] = exp(eta[k] - lse) - select(0.0, 1.0, cls == label);
-            if (cls == label) {
-                picked = eta[k];
-            }
-        }
-        out.loss = lse - picked;
-    }
-    return out;
-}
+// head_eval(eta, y, s) -> HeadRow and head_hessian_at(z, h, y) are the family's, appended
+// to this text (shaders/family/head/).
 
 // The head for batch row b (table row r), with `desc` the last layer's.
 fn head_row(b: u32, r: u32) {
@@ -463,42 +415,7 @@ fn head_hessian(@builtin(global_invocation_id) gid: vec3<u32>) {
     let y = targets[row_index(b)];
     let z = desc.out_off + b * N_OUT;
     let h = desc.hess_off + b * M * M;
-    if (HEAD == 0u) {
-        let p = 1.0 / (1.0 + exp(-work[z]));
-        work[h] = p * (1.0 - p);
-    } else if (HEAD == 1u) {
-        let w = exp(-2.0 * params[GLOBALS_AT]);
-        let r = y - work[z];
-        work[h] = w;
-        work[h + 1u] = 2.0 * r * w;
-        work[h + 2u] = 2.0 * r * w;
-        work[h + 3u] = 2.0 * r * r * w;
-    } else if (HEAD == 2u) {
-        work[h] = 0.0; // not twice differentiable: the host refuses Newton for it
-        work[h + 1u] = 0.0;
-        work[h + 2u] = 0.0;
-        work[h + 3u] = 0.0;
-    } else if (HEAD == 3u) {
-        work[h] = exp(work[z]);
-    } else if (HEAD == 4u) {
-        work[h] = exp(work[z]) * y;
-    } else {
-        var m = select(-3.4e38, 0.0, REFERENCE == 1u);
-        for (var k = 0u; k < N_OUT; k = k + 1u) {
-            m = max(m, work[z + k]);
-        }
-        var total = select(0.0, exp(-m), REFERENCE == 1u);
-        for (var k = 0u; k < N_OUT; k = k + 1u) {
-            total = total + exp(work[z + k] - m);
-        }
-        for (var a = 0u; a < N_OUT; a = a + 1u) {
-            let pa = exp(work[z + a] - m) / total;
-            for (var c = 0u; c < N_OUT; c = c + 1u) {
-                let pc = exp(work[z + c] - m) / total;
-                work[h + a * M + c] = pa * (select(0.0, 1.0, a == c) - pc);
-            }
-        }
-    }
+    head_hessian_at(z, h, y);
 }
 
 // Parameter u of a linear model as (head slot, input): W and b rows j = 0..D (j = D is the

@@ -93,3 +93,55 @@ impl Family for Bernoulli {
         vec![rng.random_range(-3.0..3.0)]
     }
 }
+
+/// The logistic head: eta = logit p.
+impl Conditional for Bernoulli {
+    fn is_classifier(&self) -> bool {
+        true
+    }
+    fn nll(
+        &self,
+        _: &Head,
+        eta: &[f64],
+        _: &[f64],
+        y: f64,
+        d_eta: &mut [f64],
+        _: &mut [f64],
+    ) -> f64 {
+        let (softplus, sigmoid) = softplus_and_sigmoid(eta[0]);
+        d_eta[0] = sigmoid - y;
+        softplus - y * eta[0]
+    }
+    fn hessian(
+        &self,
+        _: &Head,
+        eta: &[f64],
+        _: &[f64],
+        _: f64,
+        h: &mut [f64],
+    ) -> Result<(), String> {
+        let p = sigmoid(eta[0]);
+        h[0] = p * (1.0 - p);
+        Ok(())
+    }
+    fn predict(&self, _: &Head, eta: &[f64], _: &[f64]) -> Vec<f64> {
+        vec![sigmoid(eta[0])]
+    }
+    fn intercept_only_eta(&self, _: &Head, y: &[f64]) -> Vec<f64> {
+        let mean = head::mean(y);
+        if mean > 0.0 && mean < 1.0 {
+            vec![(mean / (1.0 - mean)).ln()]
+        } else {
+            vec![0.0]
+        }
+    }
+    fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
+        rng.random_range(0..2) as f64
+    }
+    fn head_wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/head/bernoulli.wgsl")
+    }
+    fn head64_wgsl(&self) -> Option<&'static str> {
+        Some(include_str!("../../shaders/family/head64/bernoulli.wgsl"))
+    }
+}

@@ -213,3 +213,101 @@ fn packed_counts(classes: usize) -> String {
          let packed = u32((*run)[0]);\n{digits}}}\n"
     )
 }
+
+/// The categorical family as a head: its classes and reference are the head's, not this
+/// value's.
+pub(super) static AS_HEAD: Categorical = Categorical { classes: 1 };
+
+/// The softmax head: the outputs are the logits (the reference class's fixed at 0 when the
+/// head has one).
+impl Conditional for Categorical {
+    fn outputs(&self, head: &Head) -> usize {
+        head.classes - head.reference as usize
+    }
+    fn is_classifier(&self) -> bool {
+        true
+    }
+    fn nll(
+        &self,
+        head: &Head,
+        eta: &[f64],
+        _: &[f64],
+        y: f64,
+        d_eta: &mut [f64],
+        _: &mut [f64],
+    ) -> f64 {
+        // Softmax over the logits z (the reference class's fixed at 0), shifted by the
+        // largest: p_k = e_k / sum e, e_k = exp(z_k - max z); NLL = log sum exp z - z_y,
+        // dNLL/dz_k = p_k - [k = y]. One exp per class and one log, in place.
+        let skip = head.reference as usize;
+        let reference = head.reference.then_some(0.0);
+        let max = eta
+            .iter()
+            .copied()
+            .chain(reference)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let mut sum = reference.map_or(0.0, |z| (z - max).exp());
+        for (d, &z) in d_eta.iter_mut().zip(eta) {
+            *d = (z - max).exp();
+            sum += *d;
+        }
+        d_eta.iter_mut().for_each(|d| *d /= sum);
+        let class = y as usize;
+        let z_y = if class < skip {
+            0.0
+        } else {
+            d_eta[class - skip] -= 1.0;
+            eta[class - skip]
+        };
+        max + sum.ln() - z_y
+    }
+    fn hessian(
+        &self,
+        head: &Head,
+        eta: &[f64],
+        _: &[f64],
+        _: f64,
+        h: &mut [f64],
+    ) -> Result<(), String> {
+        // The softmax's Jacobian p_a ([a = b] - p_b) over the outputs.
+        let skip = head.reference as usize;
+        let z = head.logits(eta);
+        let lse = log_sum_exp(&z);
+        let p: Vec<f64> = z.iter().map(|v| (v - lse).exp()).collect();
+        // No globals: the rows of h are the outputs'.
+        let o = eta.len();
+        for a in 0..o {
+            for b in 0..o {
+                h[a * o + b] = p[a + skip] * ((a == b) as u8 as f64 - p[b + skip]);
+            }
+        }
+        Ok(())
+    }
+    fn predict(&self, head: &Head, eta: &[f64], _: &[f64]) -> Vec<f64> {
+        let z = head.logits(eta);
+        let lse = log_sum_exp(&z);
+        z.iter().map(|v| (v - lse).exp()).collect()
+    }
+    /// log p_k up to the common shift (less the reference class's when it is pinned at 0);
+    /// half a row for an empty class keeps the start finite.
+    fn intercept_only_eta(&self, head: &Head, y: &[f64]) -> Vec<f64> {
+        let mut counts = vec![0.5f64; head.classes];
+        for &v in y {
+            if let Some(c) = counts.get_mut(v as usize) {
+                *c += 1.0;
+            }
+        }
+        let base = if head.reference { counts[0].ln() } else { 0.0 };
+        let skip = head.reference as usize;
+        counts[skip..].iter().map(|c| c.ln() - base).collect()
+    }
+    fn random_target(&self, head: &Head, rng: &mut StdRng) -> f64 {
+        rng.random_range(0..head.classes) as f64
+    }
+    fn head_wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/head/categorical.wgsl")
+    }
+    fn head64_wgsl(&self) -> Option<&'static str> {
+        Some(include_str!("../../shaders/family/head64/categorical.wgsl"))
+    }
+}

@@ -83,3 +83,46 @@ impl Family for Exponential {
         vec![rng.random_range(-2.0..2.0)]
     }
 }
+
+/// The head of an exponential regression: eta = log rate, NLL = rate y - eta.
+impl Conditional for Exponential {
+    fn nll(
+        &self,
+        _: &Head,
+        eta: &[f64],
+        _: &[f64],
+        y: f64,
+        d_eta: &mut [f64],
+        _: &mut [f64],
+    ) -> f64 {
+        let rate = eta[0].exp();
+        d_eta[0] = rate * y - 1.0;
+        rate * y - eta[0]
+    }
+    fn hessian(
+        &self,
+        _: &Head,
+        eta: &[f64],
+        _: &[f64],
+        y: f64,
+        h: &mut [f64],
+    ) -> Result<(), String> {
+        h[0] = eta[0].exp() * y;
+        Ok(())
+    }
+    fn predict(&self, _: &Head, eta: &[f64], _: &[f64]) -> Vec<f64> {
+        vec![(-eta[0]).exp()]
+    }
+    fn intercept_only_eta(&self, _: &Head, y: &[f64]) -> Vec<f64> {
+        vec![head::finite_or_zero(-head::mean(y).ln())]
+    }
+    fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
+        rng.random_range(0.1..3.0)
+    }
+    fn head_wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/head/exponential.wgsl")
+    }
+    fn head64_wgsl(&self) -> Option<&'static str> {
+        Some(include_str!("../../shaders/family/head64/exponential.wgsl"))
+    }
+}

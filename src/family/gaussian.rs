@@ -128,3 +128,61 @@ impl Family for Gaussian {
         vec![rng.random_range(-10.0..10.0), rng.random_range(-1.0..2.0)]
     }
 }
+
+/// The head of a least-squares model: eta = mu, the global log sigma.
+impl Conditional for Gaussian {
+    fn global_names(&self) -> &'static [&'static str] {
+        &["sigma"]
+    }
+    fn nll(
+        &self,
+        _: &Head,
+        eta: &[f64],
+        globals: &[f64],
+        y: f64,
+        d_eta: &mut [f64],
+        d_globals: &mut [f64],
+    ) -> f64 {
+        // NLL = log sigma + ln(2 pi)/2 + (y - mu)^2 / (2 sigma^2)
+        let inv_var = (-2.0 * globals[0]).exp();
+        let r = y - eta[0];
+        // sigma = 0 (an exact fit): a row on the fit adds log sigma only.
+        let (scaled, square) = if r == 0.0 {
+            (0.0, 0.0)
+        } else {
+            (r * inv_var, r * r * inv_var)
+        };
+        d_eta[0] = -scaled;
+        d_globals[0] += 1.0 - square;
+        globals[0] + HALF_LN_2PI + 0.5 * square
+    }
+    fn hessian(
+        &self,
+        _: &Head,
+        eta: &[f64],
+        globals: &[f64],
+        y: f64,
+        h: &mut [f64],
+    ) -> Result<(), String> {
+        // NLL = s + (y - mu)^2 e^{-2s} / 2 + const, with r = y - mu.
+        let w = (-2.0 * globals[0]).exp();
+        let r = y - eta[0];
+        h[0] = w;
+        h[1] = 2.0 * r * w;
+        h[2] = 2.0 * r * w;
+        h[3] = 2.0 * r * r * w;
+        Ok(())
+    }
+    fn predict(&self, _: &Head, eta: &[f64], _: &[f64]) -> Vec<f64> {
+        vec![eta[0]]
+    }
+    fn intercept_only_eta(&self, _: &Head, y: &[f64]) -> Vec<f64> {
+        vec![head::finite_or_zero(head::mean(y))]
+    }
+    fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
+        rng.random_range(-2.0..2.0)
+    }
+    fn head_wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/head/gaussian.wgsl")
+    }
+}

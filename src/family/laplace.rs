@@ -156,3 +156,47 @@ impl Family for Laplace {
         vec![rng.random_range(-10.0..10.0), rng.random_range(-1.0..2.0)]
     }
 }
+
+/// The head of a least-absolute-deviations model: eta = mu, the global log b.
+impl Conditional for Laplace {
+    fn global_names(&self) -> &'static [&'static str] {
+        &["b"]
+    }
+    fn nll(
+        &self,
+        _: &Head,
+        eta: &[f64],
+        globals: &[f64],
+        y: f64,
+        d_eta: &mut [f64],
+        d_globals: &mut [f64],
+    ) -> f64 {
+        // NLL = ln 2 + log b + |y - mu| / b
+        let inv_b = (-globals[0]).exp();
+        let r = y - eta[0];
+        d_eta[0] = -sign0(r) * inv_b;
+        d_globals[0] += 1.0 - r.abs() * inv_b;
+        std::f64::consts::LN_2 + globals[0] + r.abs() * inv_b
+    }
+    fn hessian(&self, _: &Head, _: &[f64], _: &[f64], _: f64, _: &mut [f64]) -> Result<(), String> {
+        Err("Newton's method needs a twice-differentiable NLL; the Laplace NLL (absolute error) is not: use --optimizer lbfgs".into())
+    }
+    fn predict(&self, _: &Head, eta: &[f64], _: &[f64]) -> Vec<f64> {
+        vec![eta[0]]
+    }
+    /// The median.
+    fn intercept_only_eta(&self, _: &Head, y: &[f64]) -> Vec<f64> {
+        let mut sorted: Vec<f64> = y.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        vec![sorted
+            .get(sorted.len() / 2)
+            .copied()
+            .map_or(0.0, head::finite_or_zero)]
+    }
+    fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
+        rng.random_range(-2.0..2.0)
+    }
+    fn head_wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/head/laplace.wgsl")
+    }
+}

@@ -23,6 +23,7 @@ mod bernoulli;
 pub mod categorical;
 mod exponential;
 mod gaussian;
+pub mod head;
 mod laplace;
 mod poisson;
 
@@ -30,6 +31,7 @@ pub use bernoulli::Bernoulli;
 pub use categorical::Categorical;
 pub use exponential::Exponential;
 pub use gaussian::Gaussian;
+pub use head::{Conditional, Head};
 pub use laplace::Laplace;
 pub use poisson::Poisson;
 

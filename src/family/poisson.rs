@@ -87,3 +87,50 @@ impl Family for Poisson {
         vec![rng.random_range(-1.0..3.0)]
     }
 }
+
+/// The log-linear head: eta = log rate.
+impl Conditional for Poisson {
+    fn nll(
+        &self,
+        _: &Head,
+        eta: &[f64],
+        _: &[f64],
+        y: f64,
+        d_eta: &mut [f64],
+        _: &mut [f64],
+    ) -> f64 {
+        let rate = eta[0].exp();
+        d_eta[0] = rate - y;
+        rate - y * eta[0] + libm::lgamma(y + 1.0)
+    }
+    fn hessian(
+        &self,
+        _: &Head,
+        eta: &[f64],
+        _: &[f64],
+        _: f64,
+        h: &mut [f64],
+    ) -> Result<(), String> {
+        h[0] = eta[0].exp();
+        Ok(())
+    }
+    /// e^eta, which the slope e^eta - y already holds.
+    fn curvature(&self, _: &Head, _: f64, y: f64, slope: f64) -> Result<f64, String> {
+        Ok(slope + y)
+    }
+    fn predict(&self, _: &Head, eta: &[f64], _: &[f64]) -> Vec<f64> {
+        vec![eta[0].exp()]
+    }
+    fn intercept_only_eta(&self, _: &Head, y: &[f64]) -> Vec<f64> {
+        vec![head::finite_or_zero(head::mean(y).ln())]
+    }
+    fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
+        rng.random_range(0..6) as f64
+    }
+    fn head_wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/head/poisson.wgsl")
+    }
+    fn head64_wgsl(&self) -> Option<&'static str> {
+        Some(include_str!("../../shaders/family/head64/poisson.wgsl"))
+    }
+}

@@ -27,21 +27,9 @@ const MAX_DISPATCH: u32 = 65_535;
 
 const SOURCE: &str = include_str!("../../shaders/linear64.wgsl");
 
-/// Whether the head's NLL has a Hessian these kernels sum (the Gaussian and Laplace heads are
-/// solved exactly on the CPU instead), and its code in the shader.
-fn family_code(family: FamilyName) -> Option<u32> {
-    match family {
-        FamilyName::Bernoulli => Some(0),
-        FamilyName::Poisson => Some(1),
-        FamilyName::Exponential => Some(2),
-        FamilyName::Categorical => Some(3),
-        FamilyName::Gaussian | FamilyName::Laplace => None,
-    }
-}
-
 /// The WGSL source for a model of `d` features and `m` outputs.
 pub fn compose(family: FamilyName, reference: bool, d: usize, m: usize) -> Option<String> {
-    let code = family_code(family)?;
+    let head = family.conditional().head64_wgsl()?;
     let p = (d + 1) * m;
     let entries = 1 + p + p * (p + 1) / 2;
     let header = format!(
@@ -49,7 +37,6 @@ pub fn compose(family: FamilyName, reference: bool, d: usize, m: usize) -> Optio
          const D: u32 = {d}u;\n\
          const M: u32 = {m}u;\n\
          const STRIDE: u32 = {}u;\n\
-         const FAMILY: u32 = {code}u;\n\
          const REFERENCE: u32 = {}u;\n\
          const WORKGROUP_SIZE: u32 = {WORKGROUP_SIZE}u;\n\
          const GROUPS: u32 = {GROUPS}u;\n\
@@ -58,7 +45,7 @@ pub fn compose(family: FamilyName, reference: bool, d: usize, m: usize) -> Optio
         stride(m),
         reference as u32,
     );
-    Some(header + SOURCE)
+    Some(header + SOURCE + head)
 }
 
 /// Words per row of the per-row pass: the NLL, M slopes, the M (M + 1) / 2 curvatures.
@@ -94,7 +81,7 @@ impl LinearF64 {
         ctx.features.contains(wgpu::Features::SHADER_F64)
             && net.hidden.is_empty()
             && net.head.globals() == 0
-            && family_code(net.head.family).is_some()
+            && net.head.wgsl64().is_some()
             && net.param_count() <= MAX_PARAMS
     }
 

@@ -6,7 +6,7 @@ use super::buffers::{entry, read_back, upload_with, write_f32, write_f32_mapped}
 use super::context::GpuContext;
 use super::timer::{KernelTime, PassTimer};
 use crate::error::{Error, Result};
-use crate::family::{FamilyName, HALF_LN_2PI};
+use crate::family::HALF_LN_2PI;
 use crate::model::{Activation, Conditioning, Network};
 use wgpu::util::DeviceExt;
 
@@ -123,17 +123,6 @@ pub struct GpuNetwork {
     _keep: Vec<wgpu::Buffer>,
 }
 
-fn head_code(family: FamilyName) -> u32 {
-    match family {
-        FamilyName::Bernoulli => 0,
-        FamilyName::Gaussian => 1,
-        FamilyName::Laplace => 2,
-        FamilyName::Poisson => 3,
-        FamilyName::Exponential => 4,
-        FamilyName::Categorical => 5,
-    }
-}
-
 /// The flags the optimiser step reads after the parameters: -1 frozen, else the parameter's
 /// prior factor (0: no prior and no decay).
 fn parameter_flags(factors: &[f64], frozen: &[bool]) -> Vec<f32> {
@@ -194,11 +183,10 @@ fn compose_with(
         Activation::Gelu => 2,
     };
     let header = format!(
-        "const TILE: u32 = {TILE}u;\nconst HEAD: u32 = {}u;\nconst N_OUT: u32 = {}u;\nconst REFERENCE: u32 = {}u;\n\
+        "const TILE: u32 = {TILE}u;\nconst N_OUT: u32 = {}u;\nconst REFERENCE: u32 = {}u;\n\
          const ACT: u32 = {act}u;\nconst N_PARAMS: u32 = {}u;\nconst N_GLOBALS: u32 = {}u;\nconst GLOBALS_AT: u32 = {}u;\n\
          const D: u32 = {}u;\nconst N_ROWS: u32 = {}u;\nconst HALF_LN_2PI: f32 = {HALF_LN_2PI};\n\
          const HESS_SPLITS: u32 = {}u;\nconst GRAD_SPLITS: u32 = {}u;\n",
-        head_code(network.head.family),
         network.head.outputs(),
         network.head.reference as u32,
         network.param_count(),
@@ -210,7 +198,7 @@ fn compose_with(
         gradient_splits(batch, network.param_count()),
     );
     let fused = fused.map_or(String::new(), |plan| fused_step_code(network, batch, plan));
-    header + include_str!("../../shaders/mlp.wgsl") + &fused
+    header + include_str!("../../shaders/mlp.wgsl") + network.head.wgsl() + &fused
 }
 
 /// Invocations per workgroup of the fused training step: one SIMD register of f32 lanes on a

@@ -747,15 +747,9 @@ mod tests {
     use rand::seq::SliceRandom;
     use rand::Rng;
 
-    /// A target of `head`'s support for row `r`.
+    /// A target of `head`'s support.
     fn target(head: &Head, rng: &mut StdRng) -> f64 {
-        match head.family {
-            FamilyName::Bernoulli => rng.random_range(0..2) as f64,
-            FamilyName::Categorical => rng.random_range(0..head.classes) as f64,
-            FamilyName::Poisson => rng.random_range(0..6) as f64,
-            FamilyName::Exponential => rng.random_range(0.1..3.0),
-            _ => rng.random_range(-2.0..2.0),
-        }
+        head.random_target(rng)
     }
 
     #[test]

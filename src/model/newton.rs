@@ -7,50 +7,13 @@ use super::conditioning::Conditioning;
 use super::network::Network;
 use super::train::{LossPoint, TrainOptions, TrainReport};
 use crate::error::{Error, Result};
-use crate::family::{log_sum_exp, sigmoid, FamilyName};
+use crate::family::FamilyName;
 use crate::fit::Prior;
 use rayon::prelude::*;
 
 /// d^2 NLL / d(eta, globals)^2 for one sample, row-major m x m with m = outputs + globals.
 fn head_hessian(net: &Network, eta: &[f64], globals: &[f64], y: f64) -> Result<Vec<f64>> {
-    let head = net.head;
-    let m = head.outputs() + head.globals();
-    let mut h = vec![0.0; m * m];
-    match head.family {
-        FamilyName::Bernoulli => {
-            let p = sigmoid(eta[0]);
-            h[0] = p * (1.0 - p);
-        }
-        FamilyName::Poisson => h[0] = eta[0].exp(),
-        FamilyName::Exponential => h[0] = eta[0].exp() * y,
-        FamilyName::Gaussian => {
-            // NLL = s + (y - mu)^2 e^{-2s} / 2 + const, with r = y - mu.
-            let w = (-2.0 * globals[0]).exp();
-            let r = y - eta[0];
-            h[0] = w;
-            h[1] = 2.0 * r * w;
-            h[2] = 2.0 * r * w;
-            h[3] = 2.0 * r * r * w;
-        }
-        FamilyName::Laplace => {
-            return Err(Error::Usage(
-                "Newton's method needs a twice-differentiable NLL; the Laplace NLL (absolute error) is not: use --optimizer lbfgs".into(),
-            ))
-        }
-        FamilyName::Categorical => {
-            let skip = head.reference as usize;
-            let z: Vec<f64> = if head.reference { std::iter::once(0.0).chain(eta.iter().copied()).collect() } else { eta.to_vec() };
-            let lse = log_sum_exp(&z);
-            let p: Vec<f64> = z.iter().map(|v| (v - lse).exp()).collect();
-            let o = head.outputs();
-            for a in 0..o {
-                for b in 0..o {
-                    h[a * m + b] = p[a + skip] * ((a == b) as u8 as f64 - p[b + skip]);
-                }
-            }
-        }
-    }
-    Ok(h)
+    net.head.hessian(eta, globals, y).map_err(Error::Usage)
 }
 
 /// (NLL, gradient, row-major Hessian).
@@ -343,10 +306,10 @@ pub(super) fn head_slopes(
         let yi = targets[i];
         f += net.head.nll(&[eta[i]], &[], yi, &mut d_eta, &mut []);
         slope[i] = d_eta[0];
-        curvature[i] = match net.head.family {
-            FamilyName::Poisson => d_eta[0] + yi, // e^eta
-            _ => head_hessian(net, &[eta[i]], &[], yi)?[0],
-        };
+        curvature[i] = net
+            .head
+            .curvature(eta[i], yi, d_eta[0])
+            .map_err(Error::Usage)?;
     }
     Ok(f)
 }

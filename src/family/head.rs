@@ -1,0 +1,366 @@
+//! A family as the head of a model: how a row's outputs eta (the linear predictor, or the
+//! logits) and the family's global parameters (log sigma, log b) parameterise it for one row,
+//! the row's NLL and its derivatives in (eta, globals), the mean `predict` reports, a linear
+//! model's intercept-only start, and the WGSL of the same row for the GPU network kernels.
+//!
+//! Each family implements [`Conditional`] in its own file, beside its [`super::Family`]
+//! (the intercept-only fit's sufficient statistics); [`FamilyName::conditional`] is the one
+//! exhaustive list, so a family without a head does not compile.
+
+use super::FamilyName;
+use rand::rngs::StdRng;
+
+/// A family as the output of a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub family: FamilyName,
+    /// K for the categorical family, 1 otherwise.
+    pub classes: usize,
+    /// Categorical only: the first class's logit is fixed at 0 (as in statsmodels' MNLogit),
+    /// so a linear model is identified; otherwise all K logits are outputs (softmax over K).
+    pub reference: bool,
+}
+
+/// The row likelihood of a family given its outputs: one definition serving the CPU network,
+/// Newton's method, `predict` and, through [`Conditional::head_wgsl`], the GPU kernels.
+pub trait Conditional: Sync {
+    /// Width of the network's output layer.
+    fn outputs(&self, head: &Head) -> usize {
+        let _ = head;
+        1
+    }
+
+    /// The natural names of the head's global parameters (those the network does not
+    /// produce), each optimised as its logarithm: `sigma` for the Gaussian, `b` for the
+    /// Laplace.
+    fn global_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Whether the model is a classifier (accuracy is reported).
+    fn is_classifier(&self) -> bool {
+        false
+    }
+
+    /// NLL of target `y` given outputs `eta` and `globals`; writes dNLL/deta into `d_eta` and
+    /// adds dNLL/dglobals into `d_globals`.
+    fn nll(
+        &self,
+        head: &Head,
+        eta: &[f64],
+        globals: &[f64],
+        y: f64,
+        d_eta: &mut [f64],
+        d_globals: &mut [f64],
+    ) -> f64;
+
+    /// The observed second derivatives d^2 NLL / d(eta, globals)^2 of one row into `h`
+    /// (row-major m x m, m = outputs + globals, zero on entry), or why the NLL has none.
+    fn hessian(
+        &self,
+        head: &Head,
+        eta: &[f64],
+        globals: &[f64],
+        y: f64,
+        h: &mut [f64],
+    ) -> Result<(), String>;
+
+    /// d^2 NLL / deta^2 of a one-output head without globals, given the row's dNLL/deta
+    /// (`slope`): what the Newton pass's blocks need per row, where a family has it cheaply.
+    fn curvature(&self, head: &Head, eta: f64, y: f64, slope: f64) -> Result<f64, String> {
+        let _ = slope;
+        let mut h = [0.0];
+        self.hessian(head, &[eta], &[], y, &mut h)?;
+        Ok(h[0])
+    }
+
+    /// What `predict` reports: class probabilities (K), P(y = 1), or the mean of y.
+    fn predict(&self, head: &Head, eta: &[f64], globals: &[f64]) -> Vec<f64>;
+
+    /// The outputs eta of the intercept-only MLE of targets `y` (where it exists; a class or
+    /// count with no rows gets the nearest finite value): a linear model's starting
+    /// intercepts. Starting at eta = 0 instead puts an exponential regression on y of 1e300
+    /// 690 nats from its optimum, where a Newton step overshoots to overflow.
+    fn intercept_only_eta(&self, head: &Head, y: &[f64]) -> Vec<f64>;
+
+    /// A target in the family's support, for tests of every head.
+    fn random_target(&self, head: &Head, rng: &mut StdRng) -> f64;
+
+    /// WGSL for the f32 network kernels (`shaders/mlp.wgsl`): `head_eval(eta, y, s) ->
+    /// HeadRow` (the row's NLL less its constant part, dNLL/deta and dNLL/ds for the global
+    /// s) and `head_hessian_at(z, h, y)`, which writes the row's m x m second derivatives
+    /// at `work[h]` from its outputs at `work[z]`.
+    fn head_wgsl(&self) -> &'static str;
+
+    /// WGSL for the f64 per-row pass of linear models (`shaders/linear64.wgsl`):
+    /// `head_row(eta, y, constant, at)` writes the NLL, the M slopes and the upper triangle
+    /// of the M x M curvatures at `per_row[at]`. `None`: the GPU does not sum this head's
+    /// derivatives in f64 (the Gaussian and Laplace linear models are solved exactly on the
+    /// CPU instead).
+    fn head64_wgsl(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+impl FamilyName {
+    /// The family's head: the one place that lists every family's [`Conditional`].
+    pub fn conditional(self) -> &'static dyn Conditional {
+        match self {
+            FamilyName::Bernoulli => &super::Bernoulli,
+            FamilyName::Gaussian => &super::Gaussian,
+            FamilyName::Categorical => &super::categorical::AS_HEAD,
+            FamilyName::Laplace => &super::Laplace,
+            FamilyName::Poisson => &super::Poisson,
+            FamilyName::Exponential => &super::Exponential,
+        }
+    }
+}
+
+impl Head {
+    fn definition(&self) -> &'static dyn Conditional {
+        self.family.conditional()
+    }
+
+    /// Each row's parameter-free NLL part for target `y` (e.g. ln y! for Poisson), which the
+    /// GPU kernels add to the row's loss.
+    pub fn row_constants(&self, y: &[f64]) -> Vec<f64> {
+        let family = self.family.build(self.classes);
+        y.iter().map(|&v| family.constant(v)).collect()
+    }
+
+    /// Width of the network's output layer.
+    pub fn outputs(&self) -> usize {
+        self.definition().outputs(self)
+    }
+
+    /// Parameters of the head not produced by the network (log sigma, log b).
+    pub fn globals(&self) -> usize {
+        self.definition().global_names().len()
+    }
+
+    /// The natural name of the (first) global parameter, where the head has one.
+    pub fn global_name(&self) -> Option<&'static str> {
+        self.definition().global_names().first().copied()
+    }
+
+    /// Whether the model is a classifier (accuracy is reported).
+    pub fn is_classifier(&self) -> bool {
+        self.definition().is_classifier()
+    }
+
+    /// NLL of target `y` given outputs `eta` and globals; writes dNLL/deta into `d_eta` and
+    /// adds dNLL/dglobals into `d_globals`.
+    pub fn nll(
+        &self,
+        eta: &[f64],
+        globals: &[f64],
+        y: f64,
+        d_eta: &mut [f64],
+        d_globals: &mut [f64],
+    ) -> f64 {
+        self.definition()
+            .nll(self, eta, globals, y, d_eta, d_globals)
+    }
+
+    /// d^2 NLL / d(eta, globals)^2 for one row, row-major m x m with m = outputs + globals.
+    pub fn hessian(&self, eta: &[f64], globals: &[f64], y: f64) -> Result<Vec<f64>, String> {
+        let m = self.outputs() + self.globals();
+        let mut h = vec![0.0; m * m];
+        self.definition().hessian(self, eta, globals, y, &mut h)?;
+        Ok(h)
+    }
+
+    /// d^2 NLL / deta^2 of a one-output head without globals, given dNLL/deta.
+    pub fn curvature(&self, eta: f64, y: f64, slope: f64) -> Result<f64, String> {
+        self.definition().curvature(self, eta, y, slope)
+    }
+
+    /// What `predict` reports: class probabilities (K), P(y = 1), or the mean of y.
+    pub fn predict(&self, eta: &[f64], globals: &[f64]) -> Vec<f64> {
+        self.definition().predict(self, eta, globals)
+    }
+
+    /// The K logits, with the reference class's 0 prepended when there is one.
+    pub fn logits(&self, eta: &[f64]) -> Vec<f64> {
+        if self.reference {
+            std::iter::once(0.0).chain(eta.iter().copied()).collect()
+        } else {
+            eta.to_vec()
+        }
+    }
+
+    /// The predicted class (classifiers only).
+    pub fn predicted_class(&self, eta: &[f64]) -> f64 {
+        if self.family == FamilyName::Bernoulli {
+            return (eta[0] > 0.0) as u8 as f64;
+        }
+        let z = self.logits(eta);
+        let mut best = 0;
+        for (k, v) in z.iter().enumerate() {
+            if *v > z[best] {
+                best = k;
+            }
+        }
+        best as f64
+    }
+
+    /// A linear model's starting intercepts: see [`Conditional::intercept_only_eta`].
+    pub fn intercept_only_eta(&self, y: &[f64]) -> Vec<f64> {
+        self.definition().intercept_only_eta(self, y)
+    }
+
+    /// Starting values of the globals from the targets: the log of their mean absolute
+    /// deviation (a scale of y, for the Gaussian's sigma and the Laplace's b).
+    pub fn initial_globals(&self, y: &[f64]) -> Vec<f64> {
+        if self.globals() == 0 {
+            return Vec::new();
+        }
+        let n = y.len() as f64;
+        let mean = y.iter().sum::<f64>() / n;
+        let spread = (y.iter().map(|v| (v - mean).abs()).sum::<f64>() / n).max(1e-8);
+        vec![spread.ln(); self.globals()]
+    }
+
+    /// A target in the head's support.
+    pub fn random_target(&self, rng: &mut StdRng) -> f64 {
+        self.definition().random_target(self, rng)
+    }
+
+    /// The head's WGSL for the f32 network kernels ([`Conditional::head_wgsl`]).
+    pub fn wgsl(&self) -> &'static str {
+        self.definition().head_wgsl()
+    }
+
+    /// The head's WGSL for the f64 linear-model pass ([`Conditional::head64_wgsl`]).
+    pub fn wgsl64(&self) -> Option<&'static str> {
+        self.definition().head64_wgsl()
+    }
+}
+
+/// The finite value of `v`, or 0.
+pub(super) fn finite_or_zero(v: f64) -> f64 {
+    if v.is_finite() {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// The mean of `y` (of at least one row).
+pub(super) fn mean(y: &[f64]) -> f64 {
+    y.iter().sum::<f64>() / y.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Every head's derivatives against central differences of its own NLL, its Hessian
+    /// against differences of its gradient, and the Newton blocks' curvature shortcut
+    /// against its Hessian, at random outputs, globals and targets.
+    #[test]
+    fn every_head_is_differentiated_as_its_nll() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for family in FamilyName::ALL {
+            for reference in [false, true] {
+                let head = Head {
+                    family,
+                    classes: if family == FamilyName::Categorical {
+                        4
+                    } else {
+                        1
+                    },
+                    reference: reference && family == FamilyName::Categorical,
+                };
+                let (o, g) = (head.outputs(), head.globals());
+                for _ in 0..20 {
+                    let eta: Vec<f64> = (0..o).map(|_| rng.random_range(-2.0..2.0)).collect();
+                    let globals: Vec<f64> = (0..g).map(|_| rng.random_range(-1.0..1.0)).collect();
+                    let y = head.random_target(&mut rng);
+                    // The gradient of (eta, globals) as one vector.
+                    let gradient = |v: &[f64]| {
+                        let (mut d_eta, mut d_globals) = (vec![0.0; o], vec![0.0; g]);
+                        let f = head.nll(&v[..o], &v[o..], y, &mut d_eta, &mut d_globals);
+                        (f, [d_eta, d_globals].concat())
+                    };
+                    let at = [eta.clone(), globals.clone()].concat();
+                    let (_, grad) = gradient(&at);
+                    let h = 1e-5;
+                    let hessian = head.hessian(&eta, &globals, y);
+                    for j in 0..o + g {
+                        let (mut up, mut down) = (at.clone(), at.clone());
+                        up[j] += h;
+                        down[j] -= h;
+                        let ((f_up, g_up), (f_down, g_down)) = (gradient(&up), gradient(&down));
+                        let fd = (f_up - f_down) / (2.0 * h);
+                        // Laplace's |y - mu| has a kink: a target within h of mu is skipped.
+                        if family == FamilyName::Laplace && (y - eta[0]).abs() < 2.0 * h {
+                            continue;
+                        }
+                        assert!(
+                            (fd - grad[j]).abs() < 1e-7,
+                            "{head:?} d{j}: {} vs {fd}",
+                            grad[j]
+                        );
+                        let Ok(hess) = &hessian else { continue };
+                        for k in 0..o + g {
+                            let fd2 = (g_up[k] - g_down[k]) / (2.0 * h);
+                            let exact = hess[k * (o + g) + j];
+                            assert!(
+                                (fd2 - exact).abs() < 1e-6,
+                                "{head:?} h{k}{j}: {exact} vs {fd2}"
+                            );
+                        }
+                    }
+                    assert_eq!(hessian.is_err(), family == FamilyName::Laplace, "{head:?}");
+                    if o == 1 && g == 0 {
+                        let shortcut = head.curvature(eta[0], y, grad[0]).unwrap();
+                        let exact = hessian.as_ref().unwrap()[0];
+                        assert!((shortcut - exact).abs() <= 1e-14 * exact.abs(), "{head:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A head without a reference class is the family's own parameterisation: theta =
+    /// (eta, globals), so one row's NLL is minus the family's textbook log-density there
+    /// (written separately, in the family's `log_density`).
+    #[test]
+    fn every_head_is_its_family_at_theta_eta_and_globals() {
+        let mut rng = StdRng::seed_from_u64(12);
+        for family in FamilyName::ALL {
+            let classes = if family == FamilyName::Categorical {
+                3
+            } else {
+                1
+            };
+            let head = Head {
+                family,
+                classes,
+                reference: false,
+            };
+            let definition = family.build(classes);
+            for _ in 0..50 {
+                let theta: Vec<f64> = (0..head.outputs() + head.globals())
+                    .map(|_| rng.random_range(-2.0..2.0))
+                    .collect();
+                let y = head.random_target(&mut rng);
+                let (o, g) = (head.outputs(), head.globals());
+                let nll = head.nll(
+                    &theta[..o],
+                    &theta[o..],
+                    y,
+                    &mut vec![0.0; o],
+                    &mut vec![0.0; g],
+                );
+                let want = -definition.log_density(y, &theta);
+                assert!(
+                    (nll - want).abs() <= 1e-12 * want.abs().max(1.0),
+                    "{head:?} y {y}: {nll} vs {want}"
+                );
+            }
+        }
+    }
+}
