@@ -1069,3 +1069,58 @@ pub fn profile_conditioned_linear_model(
     }
     Ok(())
 }
+
+/// A fitted model against its null model (the intercept-only model of the same targets, at
+/// its MLE): the likelihood-ratio statistic and McFadden's pseudo R^2, as statsmodels' Logit,
+/// MNLogit and GLM report them (`llnull`, `llr`, `llr_pvalue`, `prsquared`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct NullComparison {
+    pub llnull: f64,
+    /// The null model's deviance, where the family has one.
+    pub null_deviance: Option<f64>,
+    /// 2 (llf - llnull).
+    pub llr: f64,
+    /// Degrees of freedom of the comparison: the fitted parameters less the null model's
+    /// (the intercepts, where the model has them, and the globals).
+    pub df_model: usize,
+    /// P(chi^2(df_model) >= llr); `None` for networks with hidden layers, whose parameters
+    /// are not identified (the chi^2 limit does not hold).
+    pub llr_pvalue: Option<f64>,
+    /// McFadden's 1 - llf / llnull.
+    pub pseudo_r2: f64,
+}
+
+impl NullComparison {
+    /// The comparison of a model of log-likelihood `llf` with `fitted` free parameters (those
+    /// not frozen) and its null model; `intercept`: whether the model has intercepts (the null
+    /// model always has).
+    pub fn new(
+        llf: f64,
+        null: crate::family::NullModel,
+        head: &crate::family::Head,
+        fitted: usize,
+        intercept: bool,
+        identified: bool,
+    ) -> NullComparison {
+        let null_params = intercept as usize * head.outputs() + head.globals();
+        let df_model = fitted.saturating_sub(null_params);
+        let llr = 2.0 * (llf - null.loglik);
+        NullComparison {
+            llnull: null.loglik,
+            null_deviance: null.deviance,
+            llr,
+            df_model,
+            llr_pvalue: identified.then(|| chi2_survival(llr.max(0.0), df_model as f64)),
+            pseudo_r2: 1.0 - llf / null.loglik,
+        }
+    }
+}
+
+/// P(chi^2(df) >= x), the regularised upper incomplete gamma function Q(df / 2, x / 2); 1
+/// at df = 0 (no parameters compared).
+pub fn chi2_survival(x: f64, df: f64) -> f64 {
+    if df == 0.0 {
+        return 1.0;
+    }
+    crate::special::gamma_q(0.5 * df, 0.5 * x)
+}

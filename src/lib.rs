@@ -26,6 +26,7 @@ pub mod gpu;
 pub mod inference;
 pub mod linalg;
 pub mod model;
+pub mod special;
 pub mod study;
 pub mod tolerance;
 pub mod util;

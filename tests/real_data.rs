@@ -150,6 +150,23 @@ fn check_reference(name: &str) {
                 );
             }
         }
+        // Deviance, Pearson's chi^2 and the null model, against statsmodels' (see
+        // make_references.py): p-values relative, or below the smallest double where
+        // statsmodels' underflowed to 0.
+        if let Some(glm) = r.get("glm").and_then(Value::as_object) {
+            for (key, want) in glm {
+                let (have, want) = (number(&got[key], key), number(want, key));
+                let allowed = if key == "llr_pvalue" {
+                    1e-9 * want + 1e-300
+                } else {
+                    1e-9 * want.abs().max(1.0)
+                };
+                assert!(
+                    (have - want).abs() <= allowed,
+                    "{what}: {key} = {have}, reference {want}"
+                );
+            }
+        }
         for global in ["sigma", "b"] {
             if let Some(want) = r.get(global) {
                 let (have, want) = (number(&got[global], global), number(want, global));

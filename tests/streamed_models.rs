@@ -215,6 +215,22 @@ fn streamed_linear_models_equal_in_memory_fits() {
             );
             assert_close(&streamed["std_errors"], &memory["std_errors"], tol, &what);
             assert!(rel(nll_s, nll_m) <= 1e-12, "{what}: {nll_s} vs {nll_m}");
+            // The goodness of fit and the null model, summed chunk by chunk.
+            for key in [
+                "deviance",
+                "pearson_chi2",
+                "llnull",
+                "null_deviance",
+                "llr",
+                "pseudo_r2",
+            ] {
+                match (streamed[key].as_f64(), memory[key].as_f64()) {
+                    (Some(s), Some(m)) => assert!(rel(s, m) <= 1e-9, "{what} {key}: {s} vs {m}"),
+                    (s, m) => assert_eq!(s.is_some(), m.is_some(), "{what} {key}"),
+                }
+            }
+            assert!(memory["llnull"].is_f64(), "{what}: no llnull");
+            assert_eq!(streamed["df_model"], memory["df_model"], "{what}");
             for key in ["accuracy", "sigma", "b", "labels", "separation"] {
                 assert_eq!(
                     streamed.get(key).is_some(),
@@ -528,6 +544,10 @@ fn eval_and_predict_read_chunk_by_chunk() {
     assert_eq!(eval["n"], 70_000);
     assert!(rel(eval["nll"].as_f64().unwrap(), fit["nll"].as_f64().unwrap()) <= 1e-12);
     assert_eq!(eval["accuracy"], fit["accuracy"]);
+    // A categorical model's deviance is twice its NLL (the saturated model's is 0).
+    let deviance = eval["deviance"].as_f64().unwrap();
+    assert!(rel(deviance, fit["deviance"].as_f64().unwrap()) <= 1e-12);
+    assert!(rel(deviance, 2.0 * eval["nll"].as_f64().unwrap()) <= 1e-12);
     let out = dir.join("p.csv");
     let run = likely(&[
         "predict",

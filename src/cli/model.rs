@@ -1203,7 +1203,41 @@ struct FitOutcome<'a> {
     streamed: bool,
 }
 
+/// `deviance`, `pearson_chi2` and the comparison with the null model (`llnull`,
+/// `null_deviance`, `llr`, `df_model`, `llr_pvalue`, `pseudo_r2`); null where the family has
+/// no such statistic.
+fn add_goodness_of_fit(
+    out: &mut Value,
+    eval: &likely::model::Evaluation,
+    null: Option<likely::inference::NullComparison>,
+) {
+    let number = |v: Option<f64>| v.map_or(Value::Null, json_f64);
+    out["deviance"] = number(eval.deviance);
+    out["pearson_chi2"] = number(eval.pearson_chi2);
+    out["llnull"] = number(null.map(|c| c.llnull));
+    out["null_deviance"] = number(null.and_then(|c| c.null_deviance));
+    out["llr"] = number(null.map(|c| c.llr));
+    out["df_model"] = null.map_or(Value::Null, |c| json!(c.df_model));
+    out["llr_pvalue"] = number(null.and_then(|c| c.llr_pvalue));
+    out["pseudo_r2"] = number(null.map(|c| c.pseudo_r2));
+}
+
 impl FitOutcome<'_> {
+    /// The fit against the intercept-only model of its targets, where the family's null
+    /// model follows from its rows.
+    fn null_comparison(&self) -> Option<likely::inference::NullComparison> {
+        let model = self.model;
+        let fitted = self.frozen.iter().filter(|f| !**f).count();
+        Some(likely::inference::NullComparison::new(
+            -self.eval.nll,
+            self.eval.null?,
+            &model.network.head,
+            fitted,
+            has_intercept(&self.fit.model, model.kind),
+            model.kind == ModelKind::Linear,
+        ))
+    }
+
     /// Why there are no standard errors, where there are none.
     fn no_inference(&self) -> &'static str {
         match self.model.kind {
@@ -1270,6 +1304,7 @@ impl FitOutcome<'_> {
         if let Some(a) = eval.accuracy {
             out["accuracy"] = json_f64(a);
         }
+        add_goodness_of_fit(&mut out, eval, self.null_comparison());
         if let Some((name, v)) = model.global() {
             out[name] = json_f64(v);
         }
@@ -1334,6 +1369,21 @@ impl FitOutcome<'_> {
         );
         if let Some(a) = eval.accuracy {
             outln!("  accuracy = {a:.6}");
+        }
+        if let Some(c) = self.null_comparison() {
+            let p = c
+                .llr_pvalue
+                .map_or(String::new(), |p| format!(", p = {p:.4e}"));
+            outln!(
+                "  null model: llnull = {}   LR chi2({}) = {}{p}   pseudo R2 (McFadden) = {:.6}",
+                super::report::fixed_or_sci(c.llnull, 10),
+                c.df_model,
+                super::report::fixed_or_sci(c.llr, 6),
+                c.pseudo_r2
+            );
+        }
+        if let Some(d) = eval.deviance {
+            outln!("  deviance = {}", super::report::fixed_or_sci(d, 10));
         }
         outln!(
             "{} ({}) after {} steps, {:.3} s",
@@ -1490,6 +1540,9 @@ pub fn eval(args: EvalArgs) -> likely::Result<i32> {
         if let Some(a) = e.accuracy {
             out["accuracy"] = json_f64(a);
         }
+        let number = |v: Option<f64>| v.map_or(Value::Null, json_f64);
+        out["deviance"] = number(e.deviance);
+        out["pearson_chi2"] = number(e.pearson_chi2);
         outln!("{out}");
     } else {
         outln!(

@@ -135,6 +135,26 @@ impl Conditional for Bernoulli {
             vec![0.0]
         }
     }
+    /// -2 (y ln mu + (1 - y) ln(1 - mu)): the saturated model's log-likelihood is 0.
+    fn unit_deviance(&self, _: &Head, mean: &[f64], y: f64) -> Option<f64> {
+        Some(2.0 * (head::x_log_x_over(y, mean[0]) + head::x_log_x_over(1.0 - y, 1.0 - mean[0])))
+    }
+    fn variance(&self, mean: f64) -> Option<f64> {
+        Some(mean * (1.0 - mean))
+    }
+    /// [rows, ones].
+    fn null_part(&self, _: &Head, y: &[f64]) -> Option<Vec<f64>> {
+        Some(vec![y.len() as f64, y.iter().sum()])
+    }
+    /// p = ones / n: ones ln p + zeros ln(1 - p); the deviance is -2 times it.
+    fn null_model(&self, _: &Head, part: &[f64]) -> NullModel {
+        let (n, ones) = (part[0], part[1]);
+        let loglik = head::x_log_x_over(ones, n) + head::x_log_x_over(n - ones, n);
+        NullModel {
+            loglik,
+            deviance: Some(-2.0 * loglik),
+        }
+    }
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(0..2) as f64
     }

@@ -301,6 +301,30 @@ impl Conditional for Categorical {
         let skip = head.reference as usize;
         counts[skip..].iter().map(|c| c.ln() - base).collect()
     }
+    /// -2 ln p_y: the saturated model's log-likelihood is 0.
+    fn unit_deviance(&self, _: &Head, mean: &[f64], y: f64) -> Option<f64> {
+        Some(-2.0 * mean.get(y as usize)?.ln())
+    }
+    /// [rows, count of each class].
+    fn null_part(&self, head: &Head, y: &[f64]) -> Option<Vec<f64>> {
+        let mut part = vec![0.0f64; head.classes + 1];
+        part[0] = y.len() as f64;
+        for &v in y {
+            if let Some(c) = part[1..].get_mut(v as usize) {
+                *c += 1.0;
+            }
+        }
+        Some(part)
+    }
+    /// p_k = c_k / n: sum_k c_k ln p_k; the deviance is -2 times it.
+    fn null_model(&self, _: &Head, part: &[f64]) -> NullModel {
+        let n = part[0];
+        let loglik = part[1..].iter().map(|&c| head::x_log_x_over(c, n)).sum();
+        NullModel {
+            loglik,
+            deviance: Some(-2.0 * loglik),
+        }
+    }
     fn random_target(&self, head: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(0..head.classes) as f64
     }

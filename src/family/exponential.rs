@@ -116,6 +116,33 @@ impl Conditional for Exponential {
     fn intercept_only_eta(&self, _: &Head, y: &[f64]) -> Vec<f64> {
         vec![head::finite_or_zero(-head::mean(y).ln())]
     }
+    /// The gamma family's, 2 ((y - mu) / mu - ln(y / mu)), as an exponential model is a gamma
+    /// GLM of shape 1.
+    fn unit_deviance(&self, _: &Head, mean: &[f64], y: f64) -> Option<f64> {
+        let mu = mean[0];
+        Some(2.0 * ((y - mu) / mu - (y / mu).ln()))
+    }
+    fn variance(&self, mean: f64) -> Option<f64> {
+        Some(mean * mean)
+    }
+    /// [rows, sum y, sum ln y].
+    fn null_part(&self, _: &Head, y: &[f64]) -> Option<Vec<f64>> {
+        Some(vec![
+            y.len() as f64,
+            y.iter().sum(),
+            y.iter().map(|v| v.ln()).sum(),
+        ])
+    }
+    /// rate = 1 / mean: -n (ln mean + 1); the deviance 2 sum ((y - mean) / mean - ln(y / mean))
+    /// = 2 (n ln mean - sum ln y).
+    fn null_model(&self, _: &Head, part: &[f64]) -> NullModel {
+        let (n, total, sum_log) = (part[0], part[1], part[2]);
+        let log_mean = (total / n).ln();
+        NullModel {
+            loglik: -n * (log_mean + 1.0),
+            deviance: Some(2.0 * (n * log_mean - sum_log)),
+        }
+    }
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(0.1..3.0)
     }

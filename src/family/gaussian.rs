@@ -179,6 +179,56 @@ impl Conditional for Gaussian {
     fn intercept_only_eta(&self, _: &Head, y: &[f64]) -> Vec<f64> {
         vec![head::finite_or_zero(head::mean(y))]
     }
+    /// (y - mu)^2, as statsmodels' GLM: the deviance is the residual sum of squares.
+    fn unit_deviance(&self, _: &Head, mean: &[f64], y: f64) -> Option<f64> {
+        Some((y - mean[0]).powi(2))
+    }
+    fn variance(&self, _: f64) -> Option<f64> {
+        Some(1.0)
+    }
+    /// [rows, mean as hi + lo, sum of squared deviations from it]: each slice's from its own
+    /// mean (two passes, no cancellation however large the mean), the mean carried in two
+    /// doubles so that the difference of two slices' means, which the merge squares, keeps
+    /// its digits where the means are far larger than the spread.
+    fn null_part(&self, _: &Head, y: &[f64]) -> Option<Vec<f64>> {
+        let hi = head::mean(y);
+        let lo = head::mean(&y.iter().map(|v| v - hi).collect::<Vec<_>>());
+        let squares = y.iter().map(|v| ((v - hi) - lo).powi(2)).sum();
+        Some(vec![y.len() as f64, hi, lo, squares])
+    }
+    /// Chan, Golub and LeVeque's update: the squares about the merged mean.
+    fn merge_null_parts(&self, into: &mut [f64], later: &[f64]) {
+        let (n_a, n_b) = (into[0], later[0]);
+        let n = n_a + n_b;
+        if n_b == 0.0 {
+            return;
+        }
+        if n_a == 0.0 {
+            // As they are: hi + lo rounded to one double would lose lo.
+            into.copy_from_slice(later);
+            return;
+        }
+        // The means' difference: hi - hi is exact for close means (Sterbenz).
+        let delta = (later[1] - into[1]) + (later[2] - into[2]);
+        let step = delta * (n_b / n);
+        // hi + step as a sum of two doubles (Knuth's two-sum), its error added to lo.
+        let hi = into[1] + step;
+        let back = hi - into[1];
+        let error = (into[1] - (hi - back)) + (step - back);
+        into[1] = hi;
+        into[2] += error;
+        into[3] += later[3] + delta * delta * (n_a * n_b / n);
+        into[0] = n;
+    }
+    /// mu = the mean, sigma^2 = the mean squared deviation: -n (ln(2 pi sigma^2) + 1) / 2;
+    /// the deviance (as statsmodels' GLM) the sum of squares.
+    fn null_model(&self, _: &Head, part: &[f64]) -> NullModel {
+        let (n, squares) = (part[0], part[3]);
+        NullModel {
+            loglik: -n * (HALF_LN_2PI + 0.5 * (squares / n).ln() + 0.5),
+            deviance: Some(squares),
+        }
+    }
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(-2.0..2.0)
     }

@@ -86,6 +86,37 @@ pub trait Conditional: Sync {
     /// A target in the family's support, for tests of every head.
     fn random_target(&self, head: &Head, rng: &mut StdRng) -> f64;
 
+    /// The unit deviance d(y, mu) = 2 (log p(y | mu = y) - log p(y | mu)) at the mean `mean`
+    /// (what `predict` reports), as statsmodels' GLM sums it into `deviance`; the Gaussian's
+    /// is (y - mu)^2, free of sigma. `None`: the family has no deviance (Laplace).
+    fn unit_deviance(&self, head: &Head, mean: &[f64], y: f64) -> Option<f64> {
+        let _ = (head, mean, y);
+        None
+    }
+
+    /// The variance function V(mu) of Pearson's chi^2, sum (y - mu)^2 / V(mu); `None` where
+    /// the family has none (categorical, Laplace).
+    fn variance(&self, mean: f64) -> Option<f64> {
+        let _ = mean;
+        None
+    }
+
+    /// Statistics of a slice of targets from which the null model (the intercept-only model
+    /// at its MLE, the reference of `llr` and `pseudo_r2`) follows: one slice's, merged in
+    /// row order by [`Conditional::merge_null_parts`]. `None`: slices cannot give it (the
+    /// Laplace's median needs every target at once).
+    fn null_part(&self, head: &Head, y: &[f64]) -> Option<Vec<f64>>;
+
+    /// Adds the statistics of later rows to `into`: their sum, unless the family's are not
+    /// sums.
+    fn merge_null_parts(&self, into: &mut [f64], later: &[f64]) {
+        into.iter_mut().zip(later).for_each(|(a, b)| *a += b);
+    }
+
+    /// The null model from the statistics of every row. Classes or counts that never occur
+    /// sit on their boundary (p = 0, lambda = 0), where the log-likelihood is the limit.
+    fn null_model(&self, head: &Head, part: &[f64]) -> NullModel;
+
     /// WGSL for the f32 network kernels (`shaders/mlp.wgsl`): `head_eval(eta, y, s) ->
     /// HeadRow` (the row's NLL less its constant part, dNLL/deta and dNLL/ds for the global
     /// s) and `head_hessian_at(z, h, y)`, which writes the row's m x m second derivatives
@@ -221,6 +252,36 @@ impl Head {
         vec![spread.ln(); self.globals()]
     }
 
+    /// See [`Conditional::unit_deviance`].
+    pub fn unit_deviance(&self, mean: &[f64], y: f64) -> Option<f64> {
+        self.definition().unit_deviance(self, mean, y)
+    }
+
+    /// See [`Conditional::variance`].
+    pub fn variance(&self, mean: f64) -> Option<f64> {
+        self.definition().variance(mean)
+    }
+
+    /// The null model's statistics of the targets `y` ([`Conditional::null_part`]).
+    pub fn null_part(&self, y: &[f64]) -> Option<Vec<f64>> {
+        self.definition().null_part(self, y)
+    }
+
+    /// The statistics of no rows, to merge parts into (`None` where there are none).
+    pub fn null_part_of_no_rows(&self) -> Option<Vec<f64>> {
+        self.null_part(&[])
+    }
+
+    /// Adds the statistics of later rows to `into` ([`Conditional::merge_null_parts`]).
+    pub fn merge_null_part(&self, into: &mut [f64], later: &[f64]) {
+        self.definition().merge_null_parts(into, later)
+    }
+
+    /// The null model from merged statistics ([`Conditional::null_model`]).
+    pub fn null_model_of(&self, part: &[f64]) -> NullModel {
+        self.definition().null_model(self, part)
+    }
+
     /// A target in the head's support.
     pub fn random_target(&self, rng: &mut StdRng) -> f64 {
         self.definition().random_target(self, rng)
@@ -243,6 +304,24 @@ pub(super) fn finite_or_zero(v: f64) -> f64 {
         v
     } else {
         0.0
+    }
+}
+
+/// The intercept-only model at its MLE.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct NullModel {
+    /// Its log-likelihood, `llnull`.
+    pub loglik: f64,
+    /// Its deviance, `null_deviance`, where the family has one.
+    pub deviance: Option<f64>,
+}
+
+/// x ln(x / m), 0 at x = 0 (its limit): the saturated model's part of a deviance.
+pub(super) fn x_log_x_over(x: f64, m: f64) -> f64 {
+    if x == 0.0 {
+        0.0
+    } else {
+        x * (x / m).ln()
     }
 }
 
@@ -360,6 +439,87 @@ mod tests {
                     (nll - want).abs() <= 1e-12 * want.abs().max(1.0),
                     "{head:?} y {y}: {nll} vs {want}"
                 );
+            }
+        }
+    }
+
+    /// The null model from merged slices equals the whole's (Gaussian targets far from 0
+    /// included, where the squares about a wrong mean would cancel), its log-likelihood is
+    /// the rows' at the intercept-only MLE, and no other intercept-only point beats it.
+    #[test]
+    fn every_null_model_is_the_intercept_only_mle_of_its_rows() {
+        let mut rng = StdRng::seed_from_u64(13);
+        for family in FamilyName::ALL {
+            for offset in [0.0, 1e9] {
+                let classes = if family == FamilyName::Categorical {
+                    4
+                } else {
+                    1
+                };
+                let head = Head {
+                    family,
+                    classes,
+                    reference: false,
+                };
+                let shift = if family == FamilyName::Gaussian {
+                    offset
+                } else {
+                    0.0
+                };
+                let y: Vec<f64> = (0..3000)
+                    .map(|_| head.random_target(&mut rng) + shift)
+                    .collect();
+                let Some(whole) = head.null_part(&y) else {
+                    assert_eq!(family, FamilyName::Laplace);
+                    continue;
+                };
+                let mut merged = head.null_part_of_no_rows().unwrap();
+                let mut at = 0;
+                while at < y.len() {
+                    let end = (at + rng.random_range(1..700)).min(y.len());
+                    head.merge_null_part(&mut merged, &head.null_part(&y[at..end]).unwrap());
+                    at = end;
+                }
+                let (a, b) = (head.null_model_of(&whole), head.null_model_of(&merged));
+                let close = |u: f64, v: f64| (u - v).abs() <= 1e-12 * u.abs().max(1.0);
+                assert!(close(a.loglik, b.loglik), "{head:?}: {a:?} vs {b:?}");
+                assert!(close(a.deviance.unwrap(), b.deviance.unwrap()), "{head:?}");
+                // The MLE: intercept_only_eta (exact here: a positive mean occurs), the log
+                // class counts for the categorical (intercept_only_eta adds half a row to
+                // each), and for the Gaussian sigma^2 = the mean squared deviation.
+                let eta = match family {
+                    FamilyName::Categorical => (0..classes)
+                        .map(|k| (y.iter().filter(|&&v| v == k as f64).count() as f64).ln())
+                        .collect(),
+                    _ => head.intercept_only_eta(&y),
+                };
+                let mean = mean(&y);
+                let msd = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / y.len() as f64;
+                let globals = vec![0.5 * msd.ln(); head.globals()];
+                let loglik = |eta: &[f64], globals: &[f64]| -> f64 {
+                    let (mut d_eta, mut d_globals) =
+                        (vec![0.0; eta.len()], vec![0.0; globals.len()]);
+                    -y.iter()
+                        .map(|&v| head.nll(eta, globals, v, &mut d_eta, &mut d_globals))
+                        .sum::<f64>()
+                };
+                let at_mle = loglik(&eta, &globals);
+                assert!(
+                    (at_mle - a.loglik).abs() <= 1e-10 * at_mle.abs(),
+                    "{head:?}: {at_mle} vs {}",
+                    a.loglik
+                );
+                for _ in 0..20 {
+                    let e: Vec<f64> = eta
+                        .iter()
+                        .map(|v| v + rng.random_range(-0.1..0.1))
+                        .collect();
+                    let g: Vec<f64> = globals
+                        .iter()
+                        .map(|v| v + rng.random_range(-0.1..0.1))
+                        .collect();
+                    assert!(loglik(&e, &g) <= a.loglik, "{head:?}");
+                }
             }
         }
     }

@@ -193,6 +193,17 @@ impl Conditional for Laplace {
             .copied()
             .map_or(0.0, head::finite_or_zero)]
     }
+    /// The median needs every target at once.
+    fn null_part(&self, _: &Head, _: &[f64]) -> Option<Vec<f64>> {
+        None
+    }
+    /// Not reached: there is no null part to make it from.
+    fn null_model(&self, _: &Head, _: &[f64]) -> NullModel {
+        NullModel {
+            loglik: f64::NAN,
+            deviance: None,
+        }
+    }
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(-2.0..2.0)
     }

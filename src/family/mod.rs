@@ -31,7 +31,7 @@ pub use bernoulli::Bernoulli;
 pub use categorical::Categorical;
 pub use exponential::Exponential;
 pub use gaussian::Gaussian;
-pub use head::{Conditional, Head};
+pub use head::{Conditional, Head, NullModel};
 pub use laplace::Laplace;
 pub use poisson::Poisson;
 

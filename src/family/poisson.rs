@@ -124,6 +124,33 @@ impl Conditional for Poisson {
     fn intercept_only_eta(&self, _: &Head, y: &[f64]) -> Vec<f64> {
         vec![head::finite_or_zero(head::mean(y).ln())]
     }
+    /// 2 (y ln(y / mu) - (y - mu)).
+    fn unit_deviance(&self, _: &Head, mean: &[f64], y: f64) -> Option<f64> {
+        Some(2.0 * (head::x_log_x_over(y, mean[0]) - (y - mean[0])))
+    }
+    fn variance(&self, mean: f64) -> Option<f64> {
+        Some(mean)
+    }
+    /// [rows, sum y, sum ln y!, sum y ln y].
+    fn null_part(&self, _: &Head, y: &[f64]) -> Option<Vec<f64>> {
+        let mut part = vec![y.len() as f64, 0.0, 0.0, 0.0];
+        for &v in y {
+            part[1] += v;
+            part[2] += libm::lgamma(v + 1.0);
+            part[3] += head::x_log_x_over(v, 1.0);
+        }
+        Some(part)
+    }
+    /// lambda = the mean: sum y ln lambda - n lambda - sum ln y! (sum y ln lambda is 0 where
+    /// every count is); the deviance 2 sum (y ln(y / lambda) - (y - lambda)).
+    fn null_model(&self, _: &Head, part: &[f64]) -> NullModel {
+        let (n, total, log_factorials, y_log_y) = (part[0], part[1], part[2], part[3]);
+        let total_log_lambda = head::x_log_x_over(total, n);
+        NullModel {
+            loglik: total_log_lambda - total - log_factorials,
+            deviance: Some(2.0 * (y_log_y - total_log_lambda)),
+        }
+    }
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(0..6) as f64
     }

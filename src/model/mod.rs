@@ -68,6 +68,14 @@ pub struct Evaluation {
     pub nll: f64,
     pub mean_nll: f64,
     pub accuracy: Option<f64>,
+    /// The sum of the rows' unit deviances (see [`Head::unit_deviance`]), where the family
+    /// has one.
+    pub deviance: Option<f64>,
+    /// Pearson's chi^2, sum (y - mu)^2 / V(mu), where the family has a variance function.
+    pub pearson_chi2: Option<f64>,
+    /// The intercept-only model of the same targets, where the family's follows from slices
+    /// of them (see [`crate::family::Conditional::null_part`]).
+    pub null: Option<crate::family::NullModel>,
 }
 
 impl Model {
@@ -414,6 +422,10 @@ impl Model {
             },
             classes,
             classifier: self.network.head.is_classifier(),
+            deviance: 0.0,
+            pearson: 0.0,
+            null: self.network.head.null_part_of_no_rows(),
+            head: self.network.head,
         }
     }
 
@@ -444,6 +456,7 @@ impl Model {
                 let (mut hits, mut perfect) = (0, true);
                 let mut zero_rows = ZeroRows::default();
                 let mut sums = Vec::with_capacity(BLOCKS_PER_TASK);
+                let (mut deviance, mut pearson) = (0.0, 0.0);
                 for (b, block) in ys.chunks(BLOCK).enumerate() {
                     let mut sum = 0.0;
                     for (i, &yr) in block.iter().enumerate() {
@@ -453,8 +466,14 @@ impl Model {
                         sum +=
                             net.head
                                 .nll(&eta, &self.params[g..], yr, &mut d_eta, &mut d_globals);
+                        let mean = net.head.predict(&eta, &self.params[g..]);
+                        deviance += net.head.unit_deviance(&mean, yr).unwrap_or(f64::NAN);
+                        pearson += net
+                            .head
+                            .variance(mean[0])
+                            .map_or(f64::NAN, |v| (yr - mean[0]).powi(2) / v);
                         if counts {
-                            zero_rows.add(net.head.predict(&eta, &self.params[g..])[0], yr);
+                            zero_rows.add(mean[0], yr);
                         }
                         if !classifier {
                             continue;
@@ -480,10 +499,28 @@ impl Model {
                     }
                     sums.push(sum);
                 }
-                (sums, hits, perfect, ranges, zero_rows)
+                let null = net.head.null_part(ys);
+                (
+                    sums,
+                    hits,
+                    perfect,
+                    ranges,
+                    zero_rows,
+                    [deviance, pearson],
+                    null,
+                )
             })
             .collect();
-        for (sums, hits, perfect, ranges, zero_rows) in tasks {
+        for (sums, hits, perfect, ranges, zero_rows, [deviance, pearson], null) in tasks {
+            into.deviance += deviance;
+            into.pearson += pearson;
+            into.null = match (into.null.take(), null) {
+                (Some(mut total), Some(part)) => {
+                    net.head.merge_null_part(&mut total, &part);
+                    Some(total)
+                }
+                _ => None,
+            };
             if let Some(z) = into.zero_rows.as_mut() {
                 z.merge(&zero_rows);
             }
@@ -502,8 +539,17 @@ impl Model {
 }
 
 /// One parallel task's share of an [`Assessment`]: its blocks' NLL sums, hits, whether
-/// every row was predicted surely, the feature ranges and the zero rows.
-type TaskSums = (Vec<f64>, usize, bool, Vec<Range>, ZeroRows);
+/// every row was predicted surely, the feature ranges, the zero rows, the sums of the unit
+/// deviances and Pearson's terms, and the null model's statistics.
+type TaskSums = (
+    Vec<f64>,
+    usize,
+    bool,
+    Vec<Range>,
+    ZeroRows,
+    [f64; 2],
+    Option<Vec<f64>>,
+);
 
 /// Rows with y = 0 under a Poisson or exponential head: the smallest fitted mean among them,
 /// and the rows and sum of y that give the mean of y to compare it with.
@@ -616,6 +662,13 @@ pub struct Assessment {
     /// 2 for the Bernoulli family, K for the categorical.
     classes: usize,
     classifier: bool,
+    /// The sums of the unit deviances and of Pearson's terms (NaN where the family has none).
+    deviance: f64,
+    pearson: f64,
+    /// The null model's statistics of the rows so far, merged in row order (`None` where the
+    /// family's null model does not follow from slices); the head that merges them.
+    null: Option<Vec<f64>>,
+    head: Head,
 }
 
 impl Assessment {
@@ -625,6 +678,13 @@ impl Assessment {
             nll: self.nll,
             mean_nll: self.nll / self.n as f64,
             accuracy: self.classifier.then_some(self.hits as f64 / self.n as f64),
+            deviance: (!self.deviance.is_nan()).then_some(self.deviance),
+            pearson_chi2: (!self.pearson.is_nan()).then_some(self.pearson),
+            null: self
+                .null
+                .as_ref()
+                .filter(|_| self.n > 0)
+                .map(|part| self.head.null_model_of(part)),
         }
     }
 
