@@ -19,7 +19,6 @@
 // `!(x > 0.0)` is meant below: it is true for NaN too, for which these functions give NaN.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
-
 /// ln(2 pi) / 2, the constant of Stirling's formula.
 const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
 
