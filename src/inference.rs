@@ -1073,7 +1073,7 @@ pub fn profile_conditioned_linear_model(
 /// A fitted model against its null model (the intercept-only model of the same targets, at
 /// its MLE): the likelihood-ratio statistic and McFadden's pseudo R^2, as statsmodels' Logit,
 /// MNLogit and GLM report them (`llnull`, `llr`, `llr_pvalue`, `prsquared`).
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NullComparison {
     pub llnull: f64,
     /// The null model's deviance, where the family has one.

@@ -192,7 +192,7 @@ impl Conditional for Gaussian {
     /// its digits where the means are far larger than the spread.
     fn null_part(&self, _: &Head, y: &[f64]) -> Option<Vec<f64>> {
         let hi = head::mean(y);
-        let lo = head::mean(&y.iter().map(|v| v - hi).collect::<Vec<_>>());
+        let lo = y.iter().map(|v| v - hi).sum::<f64>() / y.len().max(1) as f64;
         let squares = y.iter().map(|v| ((v - hi) - lo).powi(2)).sum();
         Some(vec![y.len() as f64, hi, lo, squares])
     }

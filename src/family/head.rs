@@ -267,11 +267,6 @@ impl Head {
         self.definition().null_part(self, y)
     }
 
-    /// The statistics of no rows, to merge parts into (`None` where there are none).
-    pub fn null_part_of_no_rows(&self) -> Option<Vec<f64>> {
-        self.null_part(&[])
-    }
-
     /// Adds the statistics of later rows to `into` ([`Conditional::merge_null_parts`]).
     pub fn merge_null_part(&self, into: &mut [f64], later: &[f64]) {
         self.definition().merge_null_parts(into, later)
@@ -473,7 +468,7 @@ mod tests {
                     assert_eq!(family, FamilyName::Laplace);
                     continue;
                 };
-                let mut merged = head.null_part_of_no_rows().unwrap();
+                let mut merged = head.null_part(&[]).unwrap();
                 let mut at = 0;
                 while at < y.len() {
                     let end = (at + rng.random_range(1..700)).min(y.len());

@@ -50,8 +50,8 @@ fn log1p_with<const FMA: bool>(e: f64) -> f64 {
     let s2 = s * s;
     // 2 (s + s^3/3 + ... + s^37/37): the next term is below 1e-19.
     let mut p = 1.0 / 37.0;
-    for k in (0..18).rev() {
-        p = mul_add::<FMA>(p, s2, 1.0 / (2 * k + 1) as f64);
+    for c in ATANH_SERIES {
+        p = mul_add::<FMA>(p, s2, c);
     }
     2.0 * s * p
 }
@@ -140,8 +140,8 @@ fn bernoulli_block_avx512(eta: &[f64], y: &[f64], slope: &mut [f64], curvature: 
         let s = _mm512_div_pd(e, _mm512_add_pd(splat(2.0), e));
         let s2 = _mm512_mul_pd(s, s);
         let mut a = splat(1.0 / 37.0);
-        for k in (0..18).rev() {
-            a = _mm512_fmadd_pd(a, s2, splat(1.0 / (2 * k + 1) as f64));
+        for c in ATANH_SERIES {
+            a = _mm512_fmadd_pd(a, s2, splat(c));
         }
         let log1p = _mm512_mul_pd(_mm512_mul_pd(splat(2.0), s), a);
         let nll = _mm512_sub_pd(
@@ -167,6 +167,18 @@ fn bernoulli_block_avx512(eta: &[f64], y: &[f64], slope: &mut [f64], curvature: 
     unsafe { _mm256_storeu_pd(l.as_mut_ptr(), lanes) };
     (l[0] + l[2]) + (l[1] + l[3])
 }
+
+/// 1 / (2k + 1) for k = 17 down to 0: the coefficients of atanh(s) / s in s^2 after the
+/// leading 1/37, in Horner's order.
+const ATANH_SERIES: [f64; 18] = {
+    let mut c = [0.0; 18];
+    let mut i = 0;
+    while i < 18 {
+        c[i] = 1.0 / (2 * (17 - i) + 1) as f64;
+        i += 1;
+    }
+    c
+};
 
 /// The Taylor coefficients of e^r after the leading 1/13!, in Horner's order.
 const EXP_TAYLOR: [f64; 13] = [

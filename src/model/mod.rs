@@ -422,9 +422,10 @@ impl Model {
             },
             classes,
             classifier: self.network.head.is_classifier(),
-            deviance: 0.0,
-            pearson: 0.0,
-            null: self.network.head.null_part_of_no_rows(),
+            deviance: Some(0.0),
+            pearson: Some(0.0),
+            // The statistics of no rows, to merge the parts into.
+            null: self.network.head.null_part(&[]),
             head: self.network.head,
         }
     }
@@ -456,7 +457,7 @@ impl Model {
                 let (mut hits, mut perfect) = (0, true);
                 let mut zero_rows = ZeroRows::default();
                 let mut sums = Vec::with_capacity(BLOCKS_PER_TASK);
-                let (mut deviance, mut pearson) = (0.0, 0.0);
+                let (mut deviance, mut pearson) = (Some(0.0), Some(0.0));
                 for (b, block) in ys.chunks(BLOCK).enumerate() {
                     let mut sum = 0.0;
                     for (i, &yr) in block.iter().enumerate() {
@@ -467,11 +468,12 @@ impl Model {
                             net.head
                                 .nll(&eta, &self.params[g..], yr, &mut d_eta, &mut d_globals);
                         let mean = net.head.predict(&eta, &self.params[g..]);
-                        deviance += net.head.unit_deviance(&mean, yr).unwrap_or(f64::NAN);
-                        pearson += net
-                            .head
-                            .variance(mean[0])
-                            .map_or(f64::NAN, |v| (yr - mean[0]).powi(2) / v);
+                        deviance = deviance
+                            .zip(net.head.unit_deviance(&mean, yr))
+                            .map(|(a, b)| a + b);
+                        pearson = pearson
+                            .zip(net.head.variance(mean[0]))
+                            .map(|(a, v)| a + (yr - mean[0]).powi(2) / v);
                         if counts {
                             zero_rows.add(mean[0], yr);
                         }
@@ -512,8 +514,8 @@ impl Model {
             })
             .collect();
         for (sums, hits, perfect, ranges, zero_rows, [deviance, pearson], null) in tasks {
-            into.deviance += deviance;
-            into.pearson += pearson;
+            into.deviance = into.deviance.zip(deviance).map(|(a, b)| a + b);
+            into.pearson = into.pearson.zip(pearson).map(|(a, b)| a + b);
             into.null = match (into.null.take(), null) {
                 (Some(mut total), Some(part)) => {
                     net.head.merge_null_part(&mut total, &part);
@@ -547,7 +549,7 @@ type TaskSums = (
     bool,
     Vec<Range>,
     ZeroRows,
-    [f64; 2],
+    [Option<f64>; 2],
     Option<Vec<f64>>,
 );
 
@@ -662,9 +664,10 @@ pub struct Assessment {
     /// 2 for the Bernoulli family, K for the categorical.
     classes: usize,
     classifier: bool,
-    /// The sums of the unit deviances and of Pearson's terms (NaN where the family has none).
-    deviance: f64,
-    pearson: f64,
+    /// The sums of the unit deviances and of Pearson's terms (`None` where the family has
+    /// none).
+    deviance: Option<f64>,
+    pearson: Option<f64>,
     /// The null model's statistics of the rows so far, merged in row order (`None` where the
     /// family's null model does not follow from slices); the head that merges them.
     null: Option<Vec<f64>>,
@@ -678,8 +681,8 @@ impl Assessment {
             nll: self.nll,
             mean_nll: self.nll / self.n as f64,
             accuracy: self.classifier.then_some(self.hits as f64 / self.n as f64),
-            deviance: (!self.deviance.is_nan()).then_some(self.deviance),
-            pearson_chi2: (!self.pearson.is_nan()).then_some(self.pearson),
+            deviance: self.deviance,
+            pearson_chi2: self.pearson,
             null: self
                 .null
                 .as_ref()
