@@ -398,6 +398,19 @@ mod tests {
         }
     }
 
+    /// The family's head without a reference class; `classes` for the categorical.
+    fn plain_head(family: FamilyName, classes: usize) -> Head {
+        Head {
+            family,
+            classes: if family == FamilyName::Categorical {
+                classes
+            } else {
+                1
+            },
+            reference: false,
+        }
+    }
+
     /// A head without a reference class is the family's own parameterisation: theta =
     /// (eta, globals), so one row's NLL is minus the family's textbook log-density there
     /// (written separately, in the family's `log_density`).
@@ -405,16 +418,8 @@ mod tests {
     fn every_head_is_its_family_at_theta_eta_and_globals() {
         let mut rng = StdRng::seed_from_u64(12);
         for family in FamilyName::ALL {
-            let classes = if family == FamilyName::Categorical {
-                3
-            } else {
-                1
-            };
-            let head = Head {
-                family,
-                classes,
-                reference: false,
-            };
+            let head = plain_head(family, 3);
+            let classes = head.classes;
             let definition = family.build(classes);
             for _ in 0..50 {
                 let theta: Vec<f64> = (0..head.outputs() + head.globals())
@@ -446,16 +451,8 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(13);
         for family in FamilyName::ALL {
             for offset in [0.0, 1e9] {
-                let classes = if family == FamilyName::Categorical {
-                    4
-                } else {
-                    1
-                };
-                let head = Head {
-                    family,
-                    classes,
-                    reference: false,
-                };
+                let head = plain_head(family, 4);
+                let classes = head.classes;
                 let shift = if family == FamilyName::Gaussian {
                     offset
                 } else {
