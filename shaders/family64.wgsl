@@ -27,6 +27,11 @@ fn centred(v: f64, p: f64) -> f64 {
     return v - p;
 }
 
+// ln of a sample (exp64 and log64 are shaders/math64.wgsl's, appended to this text).
+fn log_sample(v: f64) -> f64 {
+    return log64(v);
+}
+
 fn accumulate4(v: vec4<f64>, acc: ptr<function, array<f64, N_TERMS>>) {
     accumulate(v.x, acc);
     accumulate(v.y, acc);

@@ -4,9 +4,7 @@
 // (workgroups of the moments pass); the family's head_row (`Conditional::head64_wgsl`,
 // shaders/family/head64/) is appended to this text.
 //
-// naga has no f64 exp or log (SPIR-V's GLSL.std.450 Exp and Log are 16/32-bit), so both are
-// written here from what f64 does have (floor, ldexp, frexp, fma): range reduction and
-// polynomials good to about 1 ulp, the CPU engine's own accuracy.
+// exp64, log64 and log1p64 are shaders/math64.wgsl's, prepended to this text.
 
 struct Shape {
     rows: u32,
@@ -24,85 +22,6 @@ struct Shape {
 @group(0) @binding(5) var<storage, read_write> partials: array<f64>;
 @group(0) @binding(6) var<storage, read> pairs: array<u32>;
 @group(0) @binding(7) var<uniform> shape: Shape;
-
-const LN2_HI: f64 = 6.93147180369123816490e-01lf;
-const LN2_LO: f64 = 1.90821492927058770002e-10lf;
-const INV_LN2: f64 = 1.44269504088896338700e+00lf;
-
-// exp(t) = 2^k exp(r), t = k ln 2 + r with |r| <= ln 2 / 2 (ln 2 in two parts, so r is
-// exact); exp(r) by its Taylor series to r^14 / 14! (below 2^-60 there). Below -745 the
-// result is 0; above 709.78 it is clamped to the largest power that does not overflow.
-fn exp64(t: f64) -> f64 {
-    if (t < -745.0lf) {
-        return 0.0lf;
-    }
-    let u = min(t, 709.78lf);
-    let k = floor(u * INV_LN2 + 0.5lf);
-    let r = (u - k * LN2_HI) - k * LN2_LO;
-    var p = 1.0lf / 87178291200.0lf;
-    p = fma(p, r, 1.0lf / 6227020800.0lf);
-    p = fma(p, r, 1.0lf / 479001600.0lf);
-    p = fma(p, r, 1.0lf / 39916800.0lf);
-    p = fma(p, r, 1.0lf / 3628800.0lf);
-    p = fma(p, r, 1.0lf / 362880.0lf);
-    p = fma(p, r, 1.0lf / 40320.0lf);
-    p = fma(p, r, 1.0lf / 5040.0lf);
-    p = fma(p, r, 1.0lf / 720.0lf);
-    p = fma(p, r, 1.0lf / 120.0lf);
-    p = fma(p, r, 1.0lf / 24.0lf);
-    p = fma(p, r, 1.0lf / 6.0lf);
-    p = fma(p, r, 0.5lf);
-    p = fma(p, r, 1.0lf);
-    p = fma(p, r, 1.0lf);
-    // 2^k in two factors, so that k down to -1074 reaches the subnormals without ldexp's
-    // exponent leaving its range.
-    let ki = i32(k);
-    let half = ki / 2;
-    return ldexp(ldexp(p, half), ki - half);
-}
-
-// ln(v) for v in f32's normal range (the kernels take it of sums of probabilities, in
-// [1, classes], and of 1 + e, e in [0, 1]): v = m 2^e with m in [sqrt(1/2), sqrt(2)),
-// ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, by its series to s^25. (naga's f64
-// frexp needs 64-bit integers; the exponent is found from f32's log2 and corrected.)
-fn log64(v: f64) -> f64 {
-    var e = floor(log2(f32(v)) + 0.5);
-    var m = ldexp(v, -i32(e));
-    if (m < 0.70710678118654752lf) {
-        m = m * 2.0lf;
-        e = e - 1.0;
-    }
-    if (m >= 1.41421356237309505lf) {
-        m = m * 0.5lf;
-        e = e + 1.0;
-    }
-    let ef = f64(e);
-    let s = (m - 1.0lf) / (m + 1.0lf);
-    let s2 = s * s;
-    var q = 1.0lf / 25.0lf;
-    q = fma(q, s2, 1.0lf / 23.0lf);
-    q = fma(q, s2, 1.0lf / 21.0lf);
-    q = fma(q, s2, 1.0lf / 19.0lf);
-    q = fma(q, s2, 1.0lf / 17.0lf);
-    q = fma(q, s2, 1.0lf / 15.0lf);
-    q = fma(q, s2, 1.0lf / 13.0lf);
-    q = fma(q, s2, 1.0lf / 11.0lf);
-    q = fma(q, s2, 1.0lf / 9.0lf);
-    q = fma(q, s2, 1.0lf / 7.0lf);
-    q = fma(q, s2, 1.0lf / 5.0lf);
-    q = fma(q, s2, 1.0lf / 3.0lf);
-    let ln_m = 2.0lf * s * fma(q, s2, 1.0lf);
-    return ef * LN2_HI + (ln_m + ef * LN2_LO);
-}
-
-// ln(1 + e) for e >= 0, accurate where e is tiny: ln(u) e / (u - 1) with u = 1 + e.
-fn log1p64(e: f64) -> f64 {
-    let u = 1.0lf + e;
-    if (u == 1.0lf) {
-        return e;
-    }
-    return log64(u) * (e / (u - 1.0lf));
-}
 
 // The per-row pass: eta = b + x W, then the head's NLL, slopes dNLL/deta and curvatures
 // d2NLL/deta2 (the upper triangle, row-major), into per_row.

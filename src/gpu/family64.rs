@@ -68,6 +68,7 @@ pub fn compose(family: &dyn Family, stored: Stored, walk: Walk) -> String {
     [
         header.as_str(),
         SOURCE,
+        super::linear64::MATH64,
         &family.wgsl().replace("f32", "f64"),
         &super::shader::count_class(family.n_terms()).replace("f32", "f64"),
     ]

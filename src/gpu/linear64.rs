@@ -26,6 +26,8 @@ pub const MAX_PARAMS: usize = 256;
 const MAX_DISPATCH: u32 = 65_535;
 
 const SOURCE: &str = include_str!("../../shaders/linear64.wgsl");
+/// f64 exp and log, which naga lacks (shared with the family kernels).
+pub(crate) const MATH64: &str = include_str!("../../shaders/math64.wgsl");
 
 /// The WGSL source for a model of `d` features and `m` outputs.
 pub fn compose(family: FamilyName, reference: bool, d: usize, m: usize) -> Option<String> {
@@ -45,7 +47,7 @@ pub fn compose(family: FamilyName, reference: bool, d: usize, m: usize) -> Optio
         stride(m),
         reference as u32,
     );
-    Some(header + SOURCE + head)
+    Some(header + MATH64 + SOURCE + head)
 }
 
 /// Words per row of the per-row pass: the NLL, M slopes, the M (M + 1) / 2 curvatures.
