@@ -15,3 +15,4 @@ fn kernel_param(i: u32) -> vec2<f32> {
 fn centred(x: f32, p: vec2<f32>) -> f32 {
     return (x - p.x) - p.y;
 }
+

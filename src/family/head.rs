@@ -83,6 +83,29 @@ pub trait Conditional: Sync {
     /// 690 nats from its optimum, where a Newton step overshoots to overflow.
     fn intercept_only_eta(&self, head: &Head, y: &[f64]) -> Vec<f64>;
 
+    /// Starting values of the globals (as optimised: their logarithms) from the targets: by
+    /// default the log of their mean absolute deviation, a scale of y (the Gaussian's sigma,
+    /// the Laplace's b).
+    fn initial_globals(&self, head: &Head, y: &[f64]) -> Vec<f64> {
+        let globals = self.global_names().len();
+        let _ = head;
+        if globals == 0 {
+            return Vec::new();
+        }
+        let n = y.len() as f64;
+        let mean = y.iter().sum::<f64>() / n;
+        let spread = (y.iter().map(|v| (v - mean).abs()).sum::<f64>() / n).max(1e-8);
+        vec![spread.ln(); globals]
+    }
+
+    /// The family's own parameters theta (those of [`super::Family::log_density`]) at the
+    /// head's outputs and globals: by default (eta, globals) as they are; the gamma head's
+    /// (log mean, log shape) is the family's (log shape, log shape - log mean).
+    fn family_theta(&self, head: &Head, eta: &[f64], globals: &[f64]) -> Vec<f64> {
+        let _ = head;
+        eta.iter().chain(globals).copied().collect()
+    }
+
     /// A target in the family's support, for tests of every head.
     fn random_target(&self, head: &Head, rng: &mut StdRng) -> f64;
 
@@ -143,6 +166,7 @@ impl FamilyName {
             FamilyName::Laplace => &super::Laplace,
             FamilyName::Poisson => &super::Poisson,
             FamilyName::Exponential => &super::Exponential,
+            FamilyName::Gamma => &super::Gamma,
         }
     }
 }
@@ -240,16 +264,9 @@ impl Head {
         self.definition().intercept_only_eta(self, y)
     }
 
-    /// Starting values of the globals from the targets: the log of their mean absolute
-    /// deviation (a scale of y, for the Gaussian's sigma and the Laplace's b).
+    /// Starting values of the globals from the targets ([`Conditional::initial_globals`]).
     pub fn initial_globals(&self, y: &[f64]) -> Vec<f64> {
-        if self.globals() == 0 {
-            return Vec::new();
-        }
-        let n = y.len() as f64;
-        let mean = y.iter().sum::<f64>() / n;
-        let spread = (y.iter().map(|v| (v - mean).abs()).sum::<f64>() / n).max(1e-8);
-        vec![spread.ln(); self.globals()]
+        self.definition().initial_globals(self, y)
     }
 
     /// See [`Conditional::unit_deviance`].
@@ -275,6 +292,11 @@ impl Head {
     /// The null model from merged statistics ([`Conditional::null_model`]).
     pub fn null_model_of(&self, part: &[f64]) -> NullModel {
         self.definition().null_model(self, part)
+    }
+
+    /// The family's theta at these outputs and globals ([`Conditional::family_theta`]).
+    pub fn family_theta(&self, eta: &[f64], globals: &[f64]) -> Vec<f64> {
+        self.definition().family_theta(self, eta, globals)
     }
 
     /// A target in the head's support.
@@ -411,9 +433,9 @@ mod tests {
         }
     }
 
-    /// A head without a reference class is the family's own parameterisation: theta =
-    /// (eta, globals), so one row's NLL is minus the family's textbook log-density there
-    /// (written separately, in the family's `log_density`).
+    /// A head without a reference class is its family at the family's theta for (eta,
+    /// globals) (mostly (eta, globals) themselves), so one row's NLL is minus the family's
+    /// textbook log-density there (written separately, in the family's `log_density`).
     #[test]
     fn every_head_is_its_family_at_theta_eta_and_globals() {
         let mut rng = StdRng::seed_from_u64(12);
@@ -434,7 +456,7 @@ mod tests {
                     &mut vec![0.0; o],
                     &mut vec![0.0; g],
                 );
-                let want = -definition.log_density(y, &theta);
+                let want = -definition.log_density(y, &head.family_theta(&theta[..o], &theta[o..]));
                 assert!(
                     (nll - want).abs() <= 1e-12 * want.abs().max(1.0),
                     "{head:?} y {y}: {nll} vs {want}"
@@ -487,7 +509,12 @@ mod tests {
                 };
                 let mean = mean(&y);
                 let msd = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / y.len() as f64;
-                let globals = vec![0.5 * msd.ln(); head.globals()];
+                // The globals' MLE: sigma^2 = the mean squared deviation for the Gaussian,
+                // the shape's own equation for the gamma (solved by initial_globals).
+                let globals = match family {
+                    FamilyName::Gamma => head.initial_globals(&y),
+                    _ => vec![0.5 * msd.ln(); head.globals()],
+                };
                 let loglik = |eta: &[f64], globals: &[f64]| -> f64 {
                     let (mut d_eta, mut d_globals) =
                         (vec![0.0; eta.len()], vec![0.0; globals.len()]);

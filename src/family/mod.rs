@@ -22,6 +22,7 @@
 mod bernoulli;
 pub mod categorical;
 mod exponential;
+mod gamma;
 mod gaussian;
 pub mod head;
 mod laplace;
@@ -30,6 +31,7 @@ mod poisson;
 pub use bernoulli::Bernoulli;
 pub use categorical::Categorical;
 pub use exponential::Exponential;
+pub use gamma::Gamma;
 pub use gaussian::Gaussian;
 pub use head::{Conditional, Head, NullModel};
 pub use laplace::Laplace;
@@ -279,8 +281,9 @@ pub trait Family: Send + Sync + std::fmt::Debug {
 pub enum Rescaling {
     /// Samples are used as they are (0/1, class indices, counts: exact in f32).
     None,
-    /// theta = (log rate): x' = x * inv_scale (no shift: the support starts at 0) has
-    /// rate' = rate / inv_scale.
+    /// theta = (..., log rate), the log rate last (the exponential's only parameter, the
+    /// gamma's after its log shape, which does not change): x' = x * inv_scale (no shift: the
+    /// support starts at 0) has rate' = rate / inv_scale.
     Rate,
     /// theta = (location, log scale): x' = (x - shift) * inv_scale has
     /// location' = (location - shift) * inv_scale and scale' = scale * inv_scale.
@@ -418,7 +421,11 @@ impl SampleMap {
         let mut t = theta.to_vec();
         match self.rescaling {
             Rescaling::None => {}
-            Rescaling::Rate => t[0] -= self.inv_scale.ln(),
+            Rescaling::Rate => {
+                if let Some(log_rate) = t.last_mut() {
+                    *log_rate -= self.inv_scale.ln();
+                }
+            }
             Rescaling::Location => {
                 t[0] = (t[0] - self.shift) * self.inv_scale;
                 t[1] += self.inv_scale.ln();
@@ -432,7 +439,11 @@ impl SampleMap {
         let mut t = mapped.to_vec();
         match self.rescaling {
             Rescaling::None => {}
-            Rescaling::Rate => t[0] += self.inv_scale.ln(),
+            Rescaling::Rate => {
+                if let Some(log_rate) = t.last_mut() {
+                    *log_rate += self.inv_scale.ln();
+                }
+            }
             Rescaling::Location => {
                 t[0] = t[0] / self.inv_scale + self.shift;
                 t[1] -= self.inv_scale.ln();
@@ -446,7 +457,8 @@ impl SampleMap {
         let (mut a, mut b) = (vec![1.0; p], vec![0.0; p]);
         match self.rescaling {
             Rescaling::None => {}
-            Rescaling::Rate => b[0] = -self.inv_scale.ln(),
+            Rescaling::Rate if p > 0 => b[p - 1] = -self.inv_scale.ln(),
+            Rescaling::Rate => {}
             Rescaling::Location => {
                 a[0] = self.inv_scale;
                 b[0] = -self.shift * self.inv_scale;
@@ -489,16 +501,18 @@ pub enum FamilyName {
     Laplace,
     Poisson,
     Exponential,
+    Gamma,
 }
 
 impl FamilyName {
-    pub const ALL: [FamilyName; 6] = [
+    pub const ALL: [FamilyName; 7] = [
         FamilyName::Bernoulli,
         FamilyName::Gaussian,
         FamilyName::Categorical,
         FamilyName::Laplace,
         FamilyName::Poisson,
         FamilyName::Exponential,
+        FamilyName::Gamma,
     ];
 
     /// Builds the family; `classes` is K for the categorical family and ignored otherwise.
@@ -510,6 +524,7 @@ impl FamilyName {
             FamilyName::Laplace => Box::new(Laplace),
             FamilyName::Poisson => Box::new(Poisson),
             FamilyName::Exponential => Box::new(Exponential),
+            FamilyName::Gamma => Box::new(Gamma),
         }
     }
 
@@ -521,6 +536,7 @@ impl FamilyName {
             FamilyName::Laplace => "laplace",
             FamilyName::Poisson => "poisson",
             FamilyName::Exponential => "exponential",
+            FamilyName::Gamma => "gamma",
         }
     }
 }
@@ -566,12 +582,17 @@ macro_rules! for_each_family {
                 let $name = $crate::family::FamilyName::Exponential;
                 $body
             }
+            #[test]
+            fn gamma() {
+                let $name = $crate::family::FamilyName::Gamma;
+                $body
+            }
         }
     };
 }
 
 /// Number of families the test macro covers; tests compare it with [`FamilyName::ALL`].
-pub const FAMILIES_IN_TEST_MACRO: usize = 6;
+pub const FAMILIES_IN_TEST_MACRO: usize = 7;
 
 /// A boxed copy of `family`.
 pub fn rebuild(family: &dyn Family) -> Box<dyn Family> {

@@ -198,7 +198,11 @@ fn compose_with(
         gradient_splits(batch, network.param_count()),
     );
     let fused = fused.map_or(String::new(), |plan| fused_step_code(network, batch, plan));
-    header + include_str!("../../shaders/mlp.wgsl") + network.head.wgsl() + &fused
+    header
+        + include_str!("../../shaders/mlp.wgsl")
+        + super::shader::SPECIAL
+        + network.head.wgsl()
+        + &fused
 }
 
 /// Invocations per workgroup of the fused training step: one SIMD register of f32 lanes on a

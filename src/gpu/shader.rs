@@ -105,6 +105,8 @@ pub const MAX_KERNEL_PARAMS: usize = 8;
 pub const MAX_TERMS: usize = 1024;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
+/// f32 special functions (an accurate log, log gamma's parts) for families and heads.
+pub(crate) const SPECIAL: &str = include_str!("../../shaders/special.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const TREE: &str = include_str!("../../shaders/reduce_tree.wgsl");
 const SUBGROUP: &str = include_str!("../../shaders/reduce_subgroup.wgsl");
@@ -149,6 +151,7 @@ pub fn compose(family: &dyn Family, subgroups: bool, shape: ReduceShape) -> Stri
     [
         header.as_str(),
         COMMON,
+        SPECIAL,
         sum,
         &family_source,
         &add_terms,

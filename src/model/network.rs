@@ -760,14 +760,14 @@ mod tests {
         // widths that are not multiples of the lanes, every activation and head, shuffled
         // rows, with and without conditioning.
         let mut rng = StdRng::seed_from_u64(7);
-        let heads = [
-            (FamilyName::Bernoulli, 1),
-            (FamilyName::Gaussian, 1),
-            (FamilyName::Categorical, 4),
-            (FamilyName::Laplace, 1),
-            (FamilyName::Poisson, 1),
-            (FamilyName::Exponential, 1),
-        ];
+        let heads = FamilyName::ALL.map(|family| {
+            let classes = if family == FamilyName::Categorical {
+                4
+            } else {
+                1
+            };
+            (family, classes)
+        });
         for (family, classes) in heads {
             for hidden in [vec![], vec![3], vec![33, 7]] {
                 for activation in [Activation::Relu, Activation::Tanh, Activation::Gelu] {

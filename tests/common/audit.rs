@@ -141,6 +141,7 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
     let global = match name {
         FamilyName::Gaussian => Some("sigma"),
         FamilyName::Laplace => Some("b"),
+        FamilyName::Gamma => Some("shape"),
         _ => None,
     };
     let layout = Layout {
@@ -199,6 +200,13 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
                     let ls = t[t.len() - 1];
                     let r = (yi - eta(0, row)) / ls.exp();
                     -ls - 0.5 * (2.0 * std::f64::consts::PI).ln() - 0.5 * r * r
+                }
+                FamilyName::Gamma => {
+                    // Mean mu = e^eta, shape k: k ln(k / mu) + (k - 1) ln y - k y / mu
+                    // - ln Gamma(k).
+                    let k = t[t.len() - 1].exp();
+                    let mu = eta(0, row).exp();
+                    k * (k / mu).ln() + (k - 1.0) * yi.ln() - k * yi / mu - libm::lgamma(k)
                 }
                 FamilyName::Laplace => {
                     let lb = t[t.len() - 1];
