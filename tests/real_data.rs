@@ -167,12 +167,20 @@ fn check_reference(name: &str) {
                 );
             }
         }
-        for global in ["sigma", "b"] {
+        for global in ["sigma", "b", "shape"] {
             if let Some(want) = r.get(global) {
                 let (have, want) = (number(&got[global], global), number(want, global));
                 assert!(
                     (have - want).abs() <= 1e-9 * want,
                     "{what}: {global} = {have}, reference {want}"
+                );
+            }
+            if let Some(want) = r.get("std_errors").and_then(|s| s.get(global)) {
+                let have = number(&got["std_errors"][global], global);
+                let want = number(want, global);
+                assert!(
+                    (have - want).abs() <= 1e-6 * want,
+                    "{what}: se({global}) = {have}, reference {want}"
                 );
             }
         }
@@ -217,6 +225,61 @@ fn lad_on_engel_reaches_the_linear_programming_optimum() {
 #[test]
 fn exponential_regression_on_scotland_matches_statsmodels() {
     check_reference("scotland_exponential");
+}
+
+#[test]
+fn gamma_regression_on_scotland_matches_statsmodels_with_the_shape_by_maximum_likelihood() {
+    check_reference("scotland_gamma");
+}
+
+/// `fit --family F --column C` against scipy.stats' maximum-likelihood fits, on every engine:
+/// parameters within 1e-9 relative, standard errors 1e-6, the NLL 1e-11.
+#[test]
+fn family_fits_on_real_columns_match_scipy() {
+    let text = std::fs::read_to_string(fixtures().join("real/references.json")).unwrap();
+    let all: Value = serde_json::from_str(&text).unwrap();
+    let fits = all["family_fits"].as_object().expect("family_fits");
+    assert!(!fits.is_empty());
+    for (name, r) in fits {
+        let data = fixtures().join("real").join(r["data"].as_str().unwrap());
+        for backend in common::backends() {
+            let args = [
+                "fit",
+                "--family",
+                r["family"].as_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+                "--column",
+                r["column"].as_str().unwrap(),
+                "--backend",
+                backend,
+                "--json",
+            ];
+            let (got, code) = fit(&args);
+            let what = format!("{name} on {backend}");
+            assert_eq!(code, 0, "{what}: {got}");
+            assert_eq!(got["converged"], true, "{what}: {got}");
+            let (nll, want) = (number(&got["nll"], "nll"), number(&r["nll"], "nll"));
+            assert!(
+                (nll - want).abs() <= 1e-11 * want.abs().max(1.0),
+                "{what}: NLL {nll} vs {want}"
+            );
+            for (key, want) in r["params"].as_object().unwrap() {
+                let (have, want) = (number(&got["params"][key], key), number(want, key));
+                assert!(
+                    (have - want).abs() <= 1e-9 * want.abs(),
+                    "{what}: {key} = {have}, reference {want}"
+                );
+            }
+            for (key, want) in r["std_errors"].as_object().unwrap() {
+                let (have, want) = (number(&got["std_errors"][key], key), number(want, key));
+                assert!(
+                    (have - want).abs() <= 1e-6 * want.abs(),
+                    "{what}: se({key}) = {have}, reference {want}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
