@@ -26,6 +26,7 @@ mod gamma;
 mod gaussian;
 pub mod head;
 mod laplace;
+mod lognormal;
 mod poisson;
 
 pub use bernoulli::Bernoulli;
@@ -35,6 +36,7 @@ pub use gamma::Gamma;
 pub use gaussian::Gaussian;
 pub use head::{Conditional, Head, NullModel};
 pub use laplace::Laplace;
+pub use lognormal::Lognormal;
 pub use poisson::Poisson;
 
 use rand::rngs::StdRng;
@@ -288,6 +290,9 @@ pub enum Rescaling {
     /// theta = (location, log scale): x' = (x - shift) * inv_scale has
     /// location' = (location - shift) * inv_scale and scale' = scale * inv_scale.
     Location,
+    /// theta = (mu, log sigma) of ln x (the lognormal): x' = x * inv_scale (no shift: the
+    /// support starts at 0) has mu' = mu + ln inv_scale.
+    LogLocation,
 }
 
 /// The re-expression x' = (x - shift) * inv_scale of a family's samples under which an engine
@@ -329,10 +334,10 @@ impl SampleMap {
     pub fn for_f32(family: &dyn Family, min: f64, max: f64) -> Self {
         match family.rescaling() {
             Rescaling::None => Self::identity(),
-            Rescaling::Rate => SampleMap {
+            rescaling @ (Rescaling::Rate | Rescaling::LogLocation) => SampleMap {
                 shift: 0.0,
                 inv_scale: inverse_power_of_two(min.abs().max(max.abs())),
-                rescaling: Rescaling::Rate,
+                rescaling,
             },
             Rescaling::Location => {
                 let shift = 0.5 * min + 0.5 * max;
@@ -395,7 +400,7 @@ impl SampleMap {
     pub fn f32_samples_as_they_are(family: &dyn Family, min: f64, max: f64) -> bool {
         match family.rescaling() {
             Rescaling::None => true,
-            Rescaling::Rate => {
+            Rescaling::Rate | Rescaling::LogLocation => {
                 let largest = min.abs().max(max.abs());
                 (2f64.powi(-60)..=2f64.powi(60)).contains(&largest)
             }
@@ -430,6 +435,7 @@ impl SampleMap {
                 t[0] = (t[0] - self.shift) * self.inv_scale;
                 t[1] += self.inv_scale.ln();
             }
+            Rescaling::LogLocation => t[0] += self.inv_scale.ln(),
         }
         t
     }
@@ -448,6 +454,7 @@ impl SampleMap {
                 t[0] = t[0] / self.inv_scale + self.shift;
                 t[1] -= self.inv_scale.ln();
             }
+            Rescaling::LogLocation => t[0] -= self.inv_scale.ln(),
         }
         t
     }
@@ -464,6 +471,7 @@ impl SampleMap {
                 b[0] = -self.shift * self.inv_scale;
                 b[1] = self.inv_scale.ln();
             }
+            Rescaling::LogLocation => b[0] = self.inv_scale.ln(),
         }
         (a, b)
     }
@@ -502,10 +510,11 @@ pub enum FamilyName {
     Poisson,
     Exponential,
     Gamma,
+    Lognormal,
 }
 
 impl FamilyName {
-    pub const ALL: [FamilyName; 7] = [
+    pub const ALL: [FamilyName; 8] = [
         FamilyName::Bernoulli,
         FamilyName::Gaussian,
         FamilyName::Categorical,
@@ -513,6 +522,7 @@ impl FamilyName {
         FamilyName::Poisson,
         FamilyName::Exponential,
         FamilyName::Gamma,
+        FamilyName::Lognormal,
     ];
 
     /// Builds the family; `classes` is K for the categorical family and ignored otherwise.
@@ -525,6 +535,7 @@ impl FamilyName {
             FamilyName::Poisson => Box::new(Poisson),
             FamilyName::Exponential => Box::new(Exponential),
             FamilyName::Gamma => Box::new(Gamma),
+            FamilyName::Lognormal => Box::new(Lognormal),
         }
     }
 
@@ -537,6 +548,7 @@ impl FamilyName {
             FamilyName::Poisson => "poisson",
             FamilyName::Exponential => "exponential",
             FamilyName::Gamma => "gamma",
+            FamilyName::Lognormal => "lognormal",
         }
     }
 }
@@ -587,12 +599,17 @@ macro_rules! for_each_family {
                 let $name = $crate::family::FamilyName::Gamma;
                 $body
             }
+            #[test]
+            fn lognormal() {
+                let $name = $crate::family::FamilyName::Lognormal;
+                $body
+            }
         }
     };
 }
 
 /// Number of families the test macro covers; tests compare it with [`FamilyName::ALL`].
-pub const FAMILIES_IN_TEST_MACRO: usize = 7;
+pub const FAMILIES_IN_TEST_MACRO: usize = 8;
 
 /// A boxed copy of `family`.
 pub fn rebuild(family: &dyn Family) -> Box<dyn Family> {

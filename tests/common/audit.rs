@@ -142,6 +142,7 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
         FamilyName::Gaussian => Some("sigma"),
         FamilyName::Laplace => Some("b"),
         FamilyName::Gamma => Some("shape"),
+        FamilyName::Lognormal => Some("sigma"),
         _ => None,
     };
     let layout = Layout {
@@ -207,6 +208,12 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
                     let k = t[t.len() - 1].exp();
                     let mu = eta(0, row).exp();
                     k * (k / mu).ln() + (k - 1.0) * yi.ln() - k * yi / mu - libm::lgamma(k)
+                }
+                FamilyName::Lognormal => {
+                    // ln y ~ N(eta, sigma^2), with the Jacobian -ln y.
+                    let ls = t[t.len() - 1];
+                    let r = (yi.ln() - eta(0, row)) / ls.exp();
+                    -yi.ln() - ls - 0.5 * (2.0 * std::f64::consts::PI).ln() - 0.5 * r * r
                 }
                 FamilyName::Laplace => {
                     let lb = t[t.len() - 1];
