@@ -136,6 +136,23 @@ fn anchors() -> Vec<(FamilyName, usize, f64, Vec<f64>, f64)> {
         ),
         (FamilyName::Poisson, 1, 0.0, vec![lambda.ln()], -lambda),
         (FamilyName::Exponential, 1, 0.0, vec![rate.ln()], rate.ln()),
+        // k ln beta + (k - 1) ln x - beta x - ln Gamma(k) at k = 3, beta = 2, x = 1.5:
+        // 3 ln 2 + 2 ln 1.5 - 3 - ln 2 = 2 ln 3 - 3.
+        (
+            FamilyName::Gamma,
+            1,
+            1.5,
+            vec![3f64.ln(), 2f64.ln()],
+            2.0 * 3f64.ln() - 3.0,
+        ),
+        // At x = e^mu: -mu - ln sigma - ln(2 pi)/2.
+        (
+            FamilyName::Lognormal,
+            1,
+            2f64.exp(),
+            vec![2.0, sigma.ln()],
+            -2.0 - sigma.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln(),
+        ),
     ]
 }
 
