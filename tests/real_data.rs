@@ -232,6 +232,11 @@ fn gamma_regression_on_scotland_matches_statsmodels_with_the_shape_by_maximum_li
     check_reference("scotland_gamma");
 }
 
+#[test]
+fn lognormal_regression_on_engel_matches_least_squares_on_the_logs() {
+    check_reference("engel_lognormal");
+}
+
 /// `fit --family F --column C` against scipy.stats' maximum-likelihood fits, on every engine:
 /// parameters within 1e-9 relative, standard errors 1e-6, the NLL 1e-11.
 #[test]
