@@ -16,3 +16,14 @@ fn centred(x: f32, p: vec2<f32>) -> f32 {
     return (x - p.x) - p.y;
 }
 
+// A kernel parameter as one value (a scale or a power, not a location).
+fn kernel_value(i: u32) -> f32 {
+    let p = kernel_param(i);
+    return p.x + p.y;
+}
+
+// e^t of a term (math64.wgsl's exp64 in the f64 kernel).
+fn exp_term(t: f32) -> f32 {
+    return exp(t);
+}
+

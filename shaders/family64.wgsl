@@ -27,6 +27,14 @@ fn centred(v: f64, p: f64) -> f64 {
     return v - p;
 }
 
+fn kernel_value(i: u32) -> f64 {
+    return kernel[i];
+}
+
+fn exp_term(t: f64) -> f64 {
+    return exp64(t);
+}
+
 // ln of a sample (exp64 and log64 are shaders/math64.wgsl's, appended to this text).
 fn log_sample(v: f64) -> f64 {
     return log64(v);

@@ -287,9 +287,10 @@ pub fn random_table(
             FamilyName::Bernoulli => rng.random_range(0..2) as f64,
             FamilyName::Categorical => rng.random_range(0..classes) as f64,
             FamilyName::Poisson => rng.random_range(0..5) as f64,
-            FamilyName::Exponential | FamilyName::Gamma | FamilyName::Lognormal => {
-                rng.random_range(0.1f32..3.0) as f64
-            }
+            FamilyName::Exponential
+            | FamilyName::Gamma
+            | FamilyName::Lognormal
+            | FamilyName::Weibull => rng.random_range(0.1f32..3.0) as f64,
             FamilyName::Gaussian | FamilyName::Laplace => rng.random_range(-2.0f32..2.0) as f64,
         })
         .collect();

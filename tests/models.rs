@@ -26,9 +26,10 @@ fn targets(family: FamilyName, classes: usize, n: usize, seed: u64) -> Vec<f64> 
             FamilyName::Bernoulli => rng.random_range(0..2) as f64,
             FamilyName::Categorical => rng.random_range(0..classes) as f64,
             FamilyName::Poisson => rng.random_range(0..6) as f64,
-            FamilyName::Exponential | FamilyName::Gamma | FamilyName::Lognormal => {
-                rng.random_range(0.1..3.0)
-            }
+            FamilyName::Exponential
+            | FamilyName::Gamma
+            | FamilyName::Lognormal
+            | FamilyName::Weibull => rng.random_range(0.1..3.0),
             FamilyName::Gaussian | FamilyName::Laplace => rng.random_range(-2.0..2.0),
         })
         .collect()

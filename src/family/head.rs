@@ -168,6 +168,7 @@ impl FamilyName {
             FamilyName::Exponential => &super::Exponential,
             FamilyName::Gamma => &super::Gamma,
             FamilyName::Lognormal => &super::Lognormal,
+            FamilyName::Weibull => &super::Weibull,
         }
     }
 }
@@ -395,8 +396,11 @@ mod tests {
                         if family == FamilyName::Laplace && (y - eta[0]).abs() < 2.0 * h {
                             continue;
                         }
+                        // Central differences err by h^2 f''' / 6, which grows with the NLL's
+                        // size (a Weibull row far from its scale adds e^(k t) in the
+                        // thousands): the bounds are relative to the derivative beyond 1.
                         assert!(
-                            (fd - grad[j]).abs() < 1e-7,
+                            (fd - grad[j]).abs() < 1e-7 * grad[j].abs().max(1.0),
                             "{head:?} d{j}: {} vs {fd}",
                             grad[j]
                         );
@@ -405,7 +409,7 @@ mod tests {
                             let fd2 = (g_up[k] - g_down[k]) / (2.0 * h);
                             let exact = hess[k * (o + g) + j];
                             assert!(
-                                (fd2 - exact).abs() < 1e-6,
+                                (fd2 - exact).abs() < 1e-6 * exact.abs().max(1.0),
                                 "{head:?} h{k}{j}: {exact} vs {fd2}"
                             );
                         }
@@ -485,7 +489,7 @@ mod tests {
                     .map(|_| head.random_target(&mut rng) + shift)
                     .collect();
                 let Some(whole) = head.null_part(&y) else {
-                    assert_eq!(family, FamilyName::Laplace);
+                    assert!(matches!(family, FamilyName::Laplace | FamilyName::Weibull));
                     continue;
                 };
                 let mut merged = head.null_part(&[]).unwrap();

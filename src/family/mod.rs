@@ -28,6 +28,7 @@ pub mod head;
 mod laplace;
 mod lognormal;
 mod poisson;
+mod weibull;
 
 pub use bernoulli::Bernoulli;
 pub use categorical::Categorical;
@@ -38,6 +39,7 @@ pub use head::{Conditional, Head, NullModel};
 pub use laplace::Laplace;
 pub use lognormal::Lognormal;
 pub use poisson::Poisson;
+pub use weibull::Weibull;
 
 use rand::rngs::StdRng;
 use serde_json::Value;
@@ -511,10 +513,11 @@ pub enum FamilyName {
     Exponential,
     Gamma,
     Lognormal,
+    Weibull,
 }
 
 impl FamilyName {
-    pub const ALL: [FamilyName; 8] = [
+    pub const ALL: [FamilyName; 9] = [
         FamilyName::Bernoulli,
         FamilyName::Gaussian,
         FamilyName::Categorical,
@@ -523,6 +526,7 @@ impl FamilyName {
         FamilyName::Exponential,
         FamilyName::Gamma,
         FamilyName::Lognormal,
+        FamilyName::Weibull,
     ];
 
     /// Builds the family; `classes` is K for the categorical family and ignored otherwise.
@@ -536,6 +540,7 @@ impl FamilyName {
             FamilyName::Exponential => Box::new(Exponential),
             FamilyName::Gamma => Box::new(Gamma),
             FamilyName::Lognormal => Box::new(Lognormal),
+            FamilyName::Weibull => Box::new(Weibull),
         }
     }
 
@@ -549,6 +554,7 @@ impl FamilyName {
             FamilyName::Exponential => "exponential",
             FamilyName::Gamma => "gamma",
             FamilyName::Lognormal => "lognormal",
+            FamilyName::Weibull => "weibull",
         }
     }
 }
@@ -604,12 +610,17 @@ macro_rules! for_each_family {
                 let $name = $crate::family::FamilyName::Lognormal;
                 $body
             }
+            #[test]
+            fn weibull() {
+                let $name = $crate::family::FamilyName::Weibull;
+                $body
+            }
         }
     };
 }
 
 /// Number of families the test macro covers; tests compare it with [`FamilyName::ALL`].
-pub const FAMILIES_IN_TEST_MACRO: usize = 8;
+pub const FAMILIES_IN_TEST_MACRO: usize = 9;
 
 /// A boxed copy of `family`.
 pub fn rebuild(family: &dyn Family) -> Box<dyn Family> {

@@ -143,6 +143,7 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
         FamilyName::Laplace => Some("b"),
         FamilyName::Gamma => Some("shape"),
         FamilyName::Lognormal => Some("sigma"),
+        FamilyName::Weibull => Some("shape"),
         _ => None,
     };
     let layout = Layout {
@@ -214,6 +215,13 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
                     let ls = t[t.len() - 1];
                     let r = (yi.ln() - eta(0, row)) / ls.exp();
                     -yi.ln() - ls - 0.5 * (2.0 * std::f64::consts::PI).ln() - 0.5 * r * r
+                }
+                FamilyName::Weibull => {
+                    // Scale lambda = e^eta, shape k: ln k - k ln lambda + (k - 1) ln y
+                    // - (y / lambda)^k.
+                    let k = t[t.len() - 1].exp();
+                    let e = eta(0, row);
+                    k.ln() - k * e + (k - 1.0) * yi.ln() - (k * (yi.ln() - e)).exp()
                 }
                 FamilyName::Laplace => {
                     let lb = t[t.len() - 1];

@@ -1,0 +1,297 @@
+//! Weibull(shape k, scale lambda), optimised as (log k, log beta) with the rate beta = 1/lambda
+//! (so that the engines' re-expression x' = x s acts on the last coordinate, as the
+//! exponential's and the gamma's rate: see [`Rescaling::Rate`]).
+//!
+//! log p(x) = ln k + k ln beta + (k - 1) ln x - (beta x)^k. The Weibull has no sufficient
+//! statistics: its terms depend on (k, beta), the kernel parameters. With u = ln(beta x) and
+//! z = e^(k u) = (beta x)^k per sample, and the sums U, Z, ZU, ZUU of u, z, z u, z u^2, and
+//! a = log k, b = log beta:
+//! NLL = -n (a + b) - (k - 1) U + Z,
+//! dNLL/da = -n - k U + k ZU,   dNLL/db = k (Z - n),
+//! d2/da2 = -k U + k ZU + k^2 ZUU,   d2/da db = k (Z - n) + k^2 ZU,   d2/db2 = k^2 Z.
+//!
+//! As a model head (the scale through a log link, as an accelerated-failure-time model):
+//! eta = ln lambda, the shape a global, t = ln y - eta and z = e^(k t):
+//! NLL = -ln k - k t + ln y + z; `predict` reports the mean lambda Gamma(1 + 1/k).
+
+use super::*;
+use crate::special;
+use rand::Rng;
+use rand_distr::{Distribution, Weibull as WeibullDistribution};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Weibull;
+
+/// The maximum-likelihood shape and rate of positive samples: k solves the profile equation
+/// g(k) = sum z ln x / sum z - 1/k - mean(ln x) = 0 (z = x^k; g increases from -inf to
+/// max ln x - mean(ln x) > 0, so the root is unique for data not all equal), by Newton in
+/// ln k safeguarded by bisection; then beta = (n / sum x^k)^(1/k). The samples are divided
+/// by their largest first, so that x^k cannot overflow.
+fn shape_and_rate_mle(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let top = xs.iter().cloned().fold(0.0, f64::max);
+    let logs: Vec<f64> = xs.iter().map(|x| (x / top).ln()).collect();
+    let mean_log = logs.iter().sum::<f64>() / n;
+    // g(k) and k g'(k) (the derivative in ln k).
+    let equation = |k: f64| -> (f64, f64) {
+        let (mut z, mut zl, mut zll) = (0.0, 0.0, 0.0);
+        for &l in &logs {
+            let w = (k * l).exp();
+            z += w;
+            zl += w * l;
+            zll += w * l * l;
+        }
+        let ratio = zl / z;
+        let g = ratio - 1.0 / k - mean_log;
+        (g, k * (1.0 / (k * k) + zll / z - ratio * ratio))
+    };
+    let (mut low, mut high) = (f64::NEG_INFINITY, f64::INFINITY);
+    let mut log_k = 0.0f64;
+    for _ in 0..200 {
+        let k = log_k.exp();
+        let (g, slope) = equation(k);
+        if g == 0.0 {
+            break;
+        }
+        if g < 0.0 {
+            low = log_k;
+        } else {
+            high = log_k;
+        }
+        let mut next = log_k - g / slope;
+        if !(next > low && next < high && next.is_finite()) {
+            next = match (low.is_finite(), high.is_finite()) {
+                (true, true) => 0.5 * (low + high),
+                (true, false) => low + 1.0,
+                _ => high - 1.0,
+            };
+        }
+        if (next - log_k).abs() <= 1e-15 * log_k.abs().max(1.0) {
+            log_k = next;
+            break;
+        }
+        log_k = next;
+    }
+    let k = log_k.exp();
+    let z: f64 = logs.iter().map(|l| (k * l).exp()).sum();
+    // beta x_max = (n / z)^(1/k).
+    let log_rate = (n.ln() - z.ln()) / k - top.ln();
+    (k, log_rate)
+}
+
+impl Family for Weibull {
+    fn name(&self) -> &'static str {
+        "weibull"
+    }
+    fn n_params(&self) -> usize {
+        2
+    }
+    fn theta_names(&self) -> Vec<String> {
+        vec!["log_shape".into(), "log_rate".into()]
+    }
+    fn n_terms(&self) -> usize {
+        4
+    }
+    /// (k, -log beta): u = ln x - (-log beta) is then the snippets' `centred`.
+    fn kernel_params(&self, theta: &[f64]) -> Vec<f64> {
+        vec![theta[0].exp(), -theta[1]]
+    }
+    fn support_error(&self, x: f64) -> Option<String> {
+        (!(x > 0.0 && x.is_finite())).then(|| format!("value {x} is outside the support (x > 0)"))
+    }
+    fn terms(&self, x: f64, kp: &[f64], out: &mut [f64]) {
+        let u = x.ln() - kp[1];
+        let z = (kp[0] * u).exp();
+        out[0] = u;
+        out[1] = z;
+        out[2] = z * u;
+        out[3] = z * u * u;
+    }
+    fn accumulate(&self, xs: &[f64], kp: &[f64], acc: &mut [f64]) {
+        let (k, shift) = (kp[0], kp[1]);
+        sum_terms(xs, acc, |x| {
+            let u = x.ln() - shift;
+            let z = (k * u).exp();
+            [u, z, z * u, z * u * u]
+        });
+    }
+    fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>) {
+        let k = theta[0].exp();
+        let (u, z, zu) = (sums[0], sums[1], sums[2]);
+        let nll = -n * (theta[0] + theta[1]) - (k - 1.0) * u + z;
+        (nll, vec![-n - k * u + k * zu, k * (z - n)])
+    }
+    fn hessian(&self, n: f64, sums: &[f64], theta: &[f64]) -> Vec<f64> {
+        let k = theta[0].exp();
+        let (u, z, zu, zuu) = (sums[0], sums[1], sums[2], sums[3]);
+        let cross = k * (z - n) + k * k * zu;
+        vec![-k * u + k * zu + k * k * zuu, cross, cross, k * k * z]
+    }
+    fn rescaling(&self) -> Rescaling {
+        Rescaling::Rate
+    }
+    fn links(&self) -> Vec<Link> {
+        vec![Link::Log, Link::Log]
+    }
+    /// The per-sample information in (a, b) = (log k, log beta): with v = ln z (z = (beta x)^k
+    /// is Exp(1)), E[z v] = psi(2) and E[z v^2] = psi'(2) + psi(2)^2, so
+    /// I = [[1 + psi'(2) + psi(2)^2, k psi(2)], [k psi(2), k^2]]; its inverse gives the bounds
+    /// of log k and log beta (log lambda = -log beta has the same).
+    fn crlb_sd(&self, theta: &[f64]) -> Vec<f64> {
+        let k = theta[0].exp();
+        let psi2 = 1.0 - 0.577_215_664_901_532_9;
+        let trigamma2 = std::f64::consts::PI.powi(2) / 6.0 - 1.0;
+        let (aa, ab, bb) = (1.0 + trigamma2 + psi2 * psi2, k * psi2, k * k);
+        let det = aa * bb - ab * ab;
+        let lambda = (-theta[1]).exp();
+        vec![k * (bb / det).sqrt(), lambda * (aa / det).sqrt()]
+    }
+    fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
+        let k = theta[0].exp();
+        let u = x.ln() + theta[1];
+        theta[0] + theta[1] + (k - 1.0) * u - (k * u).exp()
+    }
+    fn wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/weibull.wgsl")
+    }
+    /// Shape 1 (the exponential) and the rate of the midrange: the data's units, not the
+    /// answer.
+    fn initial_theta(&self, s: &Summary) -> Vec<f64> {
+        let mid = 0.5 * s.min + 0.5 * s.max;
+        vec![
+            0.0,
+            if mid > 0.0 && mid.is_finite() {
+                -mid.ln()
+            } else {
+                0.0
+            },
+        ]
+    }
+    fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
+        vec![
+            NamedParam {
+                name: "shape",
+                value: ParamValue::Scalar(theta[0].exp()),
+            },
+            NamedParam {
+                name: "scale",
+                value: ParamValue::Scalar((-theta[1]).exp()),
+            },
+        ]
+    }
+    fn closed_form_mle(&self, xs: &[f64]) -> Vec<f64> {
+        let (k, log_rate) = shape_and_rate_mle(xs);
+        vec![k.ln(), log_rate]
+    }
+    fn sample(&self, theta: &[f64], n: usize, rng: &mut StdRng) -> Vec<f64> {
+        let dist = WeibullDistribution::new((-theta[1]).exp(), theta[0].exp())
+            .expect("positive scale and shape");
+        (0..n).map(|_| dist.sample(rng)).collect()
+    }
+    /// Far from the samples' own parameters but where (beta x)^k stays inside f32 for the
+    /// samples [`Family::random_theta`] draws: the f32 kernel's z = e^(k u) overflows past
+    /// e^88 (the CPU's f64 past e^709).
+    fn extreme_thetas(&self) -> Vec<Vec<f64>> {
+        vec![
+            vec![(0.02f64).ln(), 30.0],
+            vec![(20.0f64).ln(), -8.0],
+            vec![(0.01f64).ln(), -30.0],
+        ]
+    }
+    fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
+        (s.min == s.max).then(|| {
+            Degenerate::Unbounded(
+                "every value is the same: the likelihood grows without bound as the shape grows"
+                    .into(),
+            )
+        })
+    }
+    fn clone_box(&self) -> Box<dyn Family> {
+        Box::new(*self)
+    }
+    fn random_theta(&self, rng: &mut StdRng) -> Vec<f64> {
+        vec![rng.random_range(-0.5..1.5), rng.random_range(-2.0..2.0)]
+    }
+}
+
+/// The head of a Weibull regression: eta = ln lambda (the log scale), global s = ln k.
+impl Conditional for Weibull {
+    fn global_names(&self) -> &'static [&'static str] {
+        &["shape"]
+    }
+    fn nll(
+        &self,
+        _: &Head,
+        eta: &[f64],
+        globals: &[f64],
+        y: f64,
+        d_eta: &mut [f64],
+        d_globals: &mut [f64],
+    ) -> f64 {
+        let k = globals[0].exp();
+        let ln_y = y.ln();
+        let t = ln_y - eta[0];
+        let z = (k * t).exp();
+        d_eta[0] = k * (1.0 - z);
+        d_globals[0] += -1.0 + k * t * (z - 1.0);
+        -globals[0] - k * t + ln_y + z
+    }
+    fn hessian(
+        &self,
+        _: &Head,
+        eta: &[f64],
+        globals: &[f64],
+        y: f64,
+        h: &mut [f64],
+    ) -> Result<(), String> {
+        let k = globals[0].exp();
+        let t = y.ln() - eta[0];
+        let z = (k * t).exp();
+        h[0] = k * k * z;
+        h[1] = k * (1.0 - z) - k * k * t * z;
+        h[2] = h[1];
+        h[3] = k * t * (z - 1.0) + k * k * t * t * z;
+        Ok(())
+    }
+    /// The mean lambda Gamma(1 + 1/k).
+    fn predict(&self, _: &Head, eta: &[f64], globals: &[f64]) -> Vec<f64> {
+        let k = globals[0].exp();
+        vec![(eta[0] + special::ln_gamma(1.0 + 1.0 / k)).exp()]
+    }
+    /// The log mean: the scale at shape 1.
+    fn intercept_only_eta(&self, _: &Head, y: &[f64]) -> Vec<f64> {
+        vec![head::finite_or_zero(head::mean(y).ln())]
+    }
+    /// Shape 1 (the exponential).
+    fn initial_globals(&self, _: &Head, _: &[f64]) -> Vec<f64> {
+        vec![0.0]
+    }
+    /// None: the Weibull is not an exponential-dispersion family.
+    fn unit_deviance(&self, _: &Head, _: &[f64], _: f64) -> Option<f64> {
+        None
+    }
+    fn variance(&self, _: f64) -> Option<f64> {
+        None
+    }
+    /// None: the null model's shape solves an equation in sum y^k, which no fixed statistics
+    /// of slices give.
+    fn null_part(&self, _: &Head, _: &[f64]) -> Option<Vec<f64>> {
+        None
+    }
+    fn null_model(&self, _: &Head, _: &[f64]) -> NullModel {
+        NullModel {
+            loglik: f64::NAN,
+            deviance: None,
+        }
+    }
+    /// (log k, log beta) with beta = 1 / lambda.
+    fn family_theta(&self, _: &Head, eta: &[f64], globals: &[f64]) -> Vec<f64> {
+        vec![globals[0], -eta[0]]
+    }
+    fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
+        rng.random_range(0.1..3.0)
+    }
+    fn head_wgsl(&self) -> &'static str {
+        include_str!("../../shaders/family/head/weibull.wgsl")
+    }
+}
