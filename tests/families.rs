@@ -145,6 +145,14 @@ fn anchors() -> Vec<(FamilyName, usize, f64, Vec<f64>, f64)> {
             vec![3f64.ln(), 2f64.ln()],
             2.0 * 3f64.ln() - 3.0,
         ),
+        // At x = lambda: ln k - ln lambda - 1, at k = 2, lambda = 3.
+        (
+            FamilyName::Weibull,
+            1,
+            3.0,
+            vec![2f64.ln(), -(3f64.ln())],
+            2f64.ln() - 3f64.ln() - 1.0,
+        ),
         // At x = e^mu: -mu - ln sigma - ln(2 pi)/2.
         (
             FamilyName::Lognormal,

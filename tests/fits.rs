@@ -191,6 +191,21 @@ fn lognormal_mean_and_biased_variance_of_the_logs() {
     );
 }
 
+#[test]
+fn weibull_shape_from_its_profile_equation() {
+    check_closed_form(
+        FamilyName::Weibull,
+        1,
+        &draw(
+            FamilyName::Weibull,
+            1,
+            &[1.7f64.ln(), 0.02f64.ln()],
+            2000,
+            10,
+        ),
+    );
+}
+
 // The intercept-only linear model (no features) and the family fit are the same model: the
 // same NLL at the optimum (1e-9 relative), and the head's (eta, globals) mapped onto the
 // family's parameters are the family fit's (closed-form tolerance), on every engine.

@@ -237,6 +237,11 @@ fn lognormal_regression_on_engel_matches_least_squares_on_the_logs() {
     check_reference("engel_lognormal");
 }
 
+#[test]
+fn weibull_regression_on_engel_matches_scipy_s_likelihood_optimum() {
+    check_reference("engel_weibull");
+}
+
 /// `fit --family F --column C` against scipy.stats' maximum-likelihood fits, on every engine:
 /// parameters within 1e-9 relative, standard errors 1e-6, the NLL 1e-11.
 #[test]
