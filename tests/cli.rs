@@ -402,8 +402,8 @@ fn bad_options() {
         "--lr must be positive",
     );
     fails_with(
-        &["fit", "--family", "weibull", "--data", data],
-        "invalid value 'weibull'",
+        &["fit", "--family", "zipf", "--data", data],
+        "invalid value 'zipf'",
     );
     fails_with(
         &[

@@ -84,7 +84,7 @@ fn every_job_reports_its_keys() {
         }
     }
     let out = Command::new(env!("CARGO_BIN_EXE_likely"))
-        .args(["bench", "--job", "eval-weibull"])
+        .args(["bench", "--job", "eval-zipf"])
         .output()
         .unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unknown job"));

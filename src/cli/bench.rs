@@ -77,9 +77,16 @@ pub fn run(args: BenchArgs) -> likely::Result<i32> {
         )),
         job if job.starts_with("eval-") => {
             let name = &job[5..];
-            let family = FamilyName::ALL.into_iter().find(|f| f.as_str() == name).ok_or_else(|| {
-                Error::Usage(format!("unknown job '{job}': eval-<family> takes one of bernoulli, gaussian, categorical, laplace, poisson, exponential"))
-            })?;
+            let family = FamilyName::ALL
+                .into_iter()
+                .find(|f| f.as_str() == name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = FamilyName::ALL.iter().map(|f| f.as_str()).collect();
+                    Error::Usage(format!(
+                        "unknown job '{job}': eval-<family> takes one of {}",
+                        names.join(", ")
+                    ))
+                })?;
             let f = family.build(5);
             let mut rng = StdRng::seed_from_u64(5);
             let truth = f.random_theta(&mut rng);
