@@ -72,8 +72,9 @@ fn trigamma(k: f32) -> f32 {
         shift = shift + 1.0 / (z * z);
         z = z + 1.0;
     }
+    // 1/z + 1/(2 z^2) + 1/(6 z^3) - 1/(30 z^5) + 1/(42 z^7).
     let w = 1.0 / (z * z);
-    return (1.0 + 0.5 / z + (1.0 / 6.0 - w * (1.0 / 30.0 - w / 42.0)) / z) / z + shift;
+    return (1.0 + 0.5 / z + w * (1.0 / 6.0 - w * (1.0 / 30.0 - w / 42.0))) / z + shift;
 }
 
 // e^t - 1 - t without cancellation at small t (its Taylor series below |t| = 0.3).

@@ -13,6 +13,7 @@
 //!   gradients and Hessians.
 //! * [`linear64`], [`family64`]: the f64 passes (optimality tests, f64 finishes) on adapters
 //!   with SHADER_F64: a linear model's derivatives and a family's term sums from f64 copies.
+//! * [`special`]: special.wgsl's f32 functions at given arguments (their twin test).
 
 mod buffers;
 pub mod context;
@@ -22,6 +23,7 @@ pub mod mlp;
 pub mod reduce;
 pub mod roofline;
 pub mod shader;
+pub mod special;
 pub mod timer;
 
 pub use context::{list_adapters, AdapterReport, AdapterSelector, GpuContext};
