@@ -49,10 +49,7 @@ impl Family for Bernoulli {
         vec![0.0]
     }
     fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
-        vec![NamedParam {
-            name: "p",
-            value: ParamValue::Scalar(sigmoid(theta[0])),
-        }]
+        vec![NamedParam::scalar("p", sigmoid(theta[0]))]
     }
     fn closed_form_mle(&self, xs: &[f64]) -> Vec<f64> {
         let p = xs.iter().sum::<f64>() / xs.len() as f64;

@@ -54,10 +54,7 @@ impl Family for Exponential {
         }]
     }
     fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
-        vec![NamedParam {
-            name: "rate",
-            value: ParamValue::Scalar(theta[0].exp()),
-        }]
+        vec![NamedParam::scalar("rate", theta[0].exp())]
     }
     fn closed_form_mle(&self, xs: &[f64]) -> Vec<f64> {
         vec![(xs.len() as f64 / xs.iter().sum::<f64>()).ln()]

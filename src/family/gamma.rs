@@ -55,7 +55,7 @@ impl Family for Gamma {
         2
     }
     fn support_error(&self, x: f64) -> Option<String> {
-        (!(x > 0.0 && x.is_finite())).then(|| format!("value {x} is outside the support (x > 0)"))
+        positive_support_error(x)
     }
     fn terms(&self, x: f64, _kp: &[f64], out: &mut [f64]) {
         out[0] = x.ln();
@@ -102,26 +102,12 @@ impl Family for Gamma {
     }
     /// Shape 1 and the rate of the midrange: the data's units, not the answer.
     fn initial_theta(&self, s: &Summary) -> Vec<f64> {
-        let mid = 0.5 * s.min + 0.5 * s.max;
-        vec![
-            0.0,
-            if mid > 0.0 && mid.is_finite() {
-                -mid.ln()
-            } else {
-                0.0
-            },
-        ]
+        vec![0.0, log_rate_of_midrange(s)]
     }
     fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
         vec![
-            NamedParam {
-                name: "shape",
-                value: ParamValue::Scalar(theta[0].exp()),
-            },
-            NamedParam {
-                name: "rate",
-                value: ParamValue::Scalar(theta[1].exp()),
-            },
+            NamedParam::scalar("shape", theta[0].exp()),
+            NamedParam::scalar("rate", theta[1].exp()),
         ]
     }
     /// The shape from its one-dimensional equation (to rounding), the rate k / mean.
@@ -146,12 +132,7 @@ impl Family for Gamma {
         ]
     }
     fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
-        (s.min == s.max).then(|| {
-            Degenerate::Unbounded(
-                "every value is the same: the likelihood grows without bound as the shape grows"
-                    .into(),
-            )
-        })
+        unbounded_if_constant(s, "the shape grows")
     }
     fn clone_box(&self) -> Box<dyn Family> {
         Box::new(*self)

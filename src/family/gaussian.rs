@@ -86,14 +86,8 @@ impl Family for Gaussian {
     }
     fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
         vec![
-            NamedParam {
-                name: "mu",
-                value: ParamValue::Scalar(theta[0]),
-            },
-            NamedParam {
-                name: "sigma",
-                value: ParamValue::Scalar(theta[1].exp()),
-            },
+            NamedParam::scalar("mu", theta[0]),
+            NamedParam::scalar("sigma", theta[1].exp()),
         ]
     }
     fn closed_form_mle(&self, xs: &[f64]) -> Vec<f64> {
@@ -114,12 +108,7 @@ impl Family for Gaussian {
         ]
     }
     fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
-        (s.min == s.max).then(|| {
-            Degenerate::Unbounded(format!(
-                "all {} values equal {}: the likelihood grows without bound as sigma -> 0",
-                s.n, s.min
-            ))
-        })
+        unbounded_if_constant(s, "sigma -> 0")
     }
     fn clone_box(&self) -> Box<dyn Family> {
         Box::new(*self)

@@ -100,14 +100,8 @@ impl Family for Laplace {
     }
     fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
         vec![
-            NamedParam {
-                name: "mu",
-                value: ParamValue::Scalar(theta[0]),
-            },
-            NamedParam {
-                name: "b",
-                value: ParamValue::Scalar(theta[1].exp()),
-            },
+            NamedParam::scalar("mu", theta[0]),
+            NamedParam::scalar("b", theta[1].exp()),
         ]
     }
     /// mu = the median (for even n, the midpoint of the two middle values; every point between
@@ -142,12 +136,7 @@ impl Family for Laplace {
         ]
     }
     fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
-        (s.min == s.max).then(|| {
-            Degenerate::Unbounded(format!(
-                "all {} values equal {}: the likelihood grows without bound as b -> 0",
-                s.n, s.min
-            ))
-        })
+        unbounded_if_constant(s, "b -> 0")
     }
     fn clone_box(&self) -> Box<dyn Family> {
         Box::new(*self)

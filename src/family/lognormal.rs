@@ -41,7 +41,7 @@ impl Family for Lognormal {
         vec![theta[0]]
     }
     fn support_error(&self, x: f64) -> Option<String> {
-        (!(x > 0.0 && x.is_finite())).then(|| format!("value {x} is outside the support (x > 0)"))
+        positive_support_error(x)
     }
     fn terms(&self, x: f64, kp: &[f64], out: &mut [f64]) {
         let l = x.ln();
@@ -106,14 +106,8 @@ impl Family for Lognormal {
     }
     fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
         vec![
-            NamedParam {
-                name: "mu",
-                value: ParamValue::Scalar(theta[0]),
-            },
-            NamedParam {
-                name: "sigma",
-                value: ParamValue::Scalar(theta[1].exp()),
-            },
+            NamedParam::scalar("mu", theta[0]),
+            NamedParam::scalar("sigma", theta[1].exp()),
         ]
     }
     fn closed_form_mle(&self, xs: &[f64]) -> Vec<f64> {
@@ -132,12 +126,7 @@ impl Family for Lognormal {
         ]
     }
     fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
-        (s.min == s.max).then(|| {
-            Degenerate::Unbounded(format!(
-                "all {} values equal {}: the likelihood grows without bound as sigma -> 0",
-                s.n, s.min
-            ))
-        })
+        unbounded_if_constant(s, "sigma -> 0")
     }
     fn clone_box(&self) -> Box<dyn Family> {
         Box::new(*self)

@@ -77,6 +77,43 @@ pub struct NamedParam {
     pub value: ParamValue,
 }
 
+impl NamedParam {
+    /// A scalar parameter.
+    pub fn scalar(name: &'static str, value: f64) -> Self {
+        NamedParam {
+            name,
+            value: ParamValue::Scalar(value),
+        }
+    }
+}
+
+/// The message of a family whose likelihood is unbounded on constant data (`parameter` -> 0
+/// or grows without bound, as `limit` says), or None where the data vary.
+pub(crate) fn unbounded_if_constant(s: &Summary, limit: &str) -> Option<Degenerate> {
+    (s.min == s.max).then(|| {
+        Degenerate::Unbounded(format!(
+            "all {} values equal {}: the likelihood grows without bound as {limit}",
+            s.n, s.min
+        ))
+    })
+}
+
+/// The support check of the families on x > 0 (gamma, lognormal, Weibull).
+pub(crate) fn positive_support_error(x: f64) -> Option<String> {
+    (!(x > 0.0 && x.is_finite())).then(|| format!("value {x} is outside the support (x > 0)"))
+}
+
+/// A rate family's start: the log rate of the samples' midrange (their units, not the
+/// answer), 0 where that is not positive and finite.
+pub(crate) fn log_rate_of_midrange(s: &Summary) -> f64 {
+    let mid = 0.5 * s.min + 0.5 * s.max;
+    if mid > 0.0 && mid.is_finite() {
+        -mid.ln()
+    } else {
+        0.0
+    }
+}
+
 /// The scale on which a natural parameter's interval is symmetric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Link {

@@ -54,10 +54,7 @@ impl Family for Poisson {
         vec![(0.5 * s.min + 0.5 * s.max).max(0.5).ln()]
     }
     fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
-        vec![NamedParam {
-            name: "lambda",
-            value: ParamValue::Scalar(theta[0].exp()),
-        }]
+        vec![NamedParam::scalar("lambda", theta[0].exp())]
     }
     fn closed_form_mle(&self, xs: &[f64]) -> Vec<f64> {
         vec![(xs.iter().sum::<f64>() / xs.len() as f64).ln()]
