@@ -58,20 +58,13 @@ impl Family for Lognormal {
             [l, d, d * d]
         });
     }
+    /// The Gaussian's of (d, d^2), plus the Jacobian's L.
     fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>) {
-        let log_sigma = theta[1];
-        let inv_var = (-2.0 * log_sigma).exp();
-        let nll = sums[0] + n * (log_sigma + HALF_LN_2PI) + 0.5 * sums[2] * inv_var;
-        (nll, vec![-sums[1] * inv_var, n - sums[2] * inv_var])
+        let (nll, grad) = Gaussian.finish(n, &sums[1..], theta);
+        (nll + sums[0], grad)
     }
     fn hessian(&self, n: f64, sums: &[f64], theta: &[f64]) -> Vec<f64> {
-        let w = (-2.0 * theta[1]).exp();
-        vec![
-            n * w,
-            2.0 * sums[1] * w,
-            2.0 * sums[1] * w,
-            2.0 * sums[2] * w,
-        ]
+        Family::hessian(&Gaussian, n, &sums[1..], theta)
     }
     fn rescaling(&self) -> Rescaling {
         Rescaling::LogLocation
@@ -80,8 +73,7 @@ impl Family for Lognormal {
         vec![Link::Identity, Link::Log]
     }
     fn crlb_sd(&self, theta: &[f64]) -> Vec<f64> {
-        let sigma = theta[1].exp();
-        vec![sigma, sigma / 2f64.sqrt()]
+        Gaussian.crlb_sd(theta)
     }
     fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
         let l = x.ln();
