@@ -524,3 +524,40 @@ fn csv_errors_name_the_true_line_past_blank_lines() {
         std::fs::remove_file(data).unwrap();
     }
 }
+
+/// The positive families (gamma, lognormal, Weibull) refuse a target of 0, a negative one and
+/// a NaN (not finite, before any family sees it), as family fits and as model targets, naming the row and the column.
+#[test]
+fn positive_families_refuse_targets_outside_their_support() {
+    for (value, shown) in [
+        ("0", "value 0"),
+        ("-1.5", "value -1.5"),
+        ("nan", "value NaN"),
+    ] {
+        let path = temp_file(
+            &format!("positive-{value}.csv"),
+            &format!("x,y\n1,2\n2,{value}\n3,1.5\n"),
+        );
+        let data = path.to_str().unwrap();
+        for family in ["gamma", "lognormal", "weibull"] {
+            let want = format!("row 2 (line 3), column 'y': {shown}");
+            fails_with(&family_fit(family, data, &["--column", "y"]), &want);
+            fails_with(
+                &[
+                    "fit",
+                    "--model",
+                    "linear",
+                    "--family",
+                    family,
+                    "--data",
+                    data,
+                    "--target",
+                    "y",
+                    "--features",
+                    "x",
+                ],
+                &want,
+            );
+        }
+    }
+}
