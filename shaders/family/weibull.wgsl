@@ -1,6 +1,6 @@
-// Weibull: u = ln(beta x) = ln x - (-log beta), z = e^(k u) = (beta x)^k; terms (u, z, z u,
-// z u^2), at the kernel parameters (k, -log beta). log_sample is special.wgsl's accurate f32
-// log (math64.wgsl's log64 in f64).
+// Weibull: u = ln(x / lambda) = ln x - log lambda, z = e^(k u) = (x / lambda)^k; terms (u, z,
+// z u, z u^2), at the kernel parameters (k, log lambda). log_sample is special.wgsl's accurate
+// f32 log (math64.wgsl's log64 in f64).
 fn accumulate(x: f32, acc: ptr<function, array<f32, N_TERMS>>) {
     let u = centred(log_sample(x), kernel_param(1u));
     let z = exp_term(kernel_value(0u) * u);

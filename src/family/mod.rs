@@ -329,6 +329,9 @@ pub enum Rescaling {
     /// theta = (location, log scale): x' = (x - shift) * inv_scale has
     /// location' = (location - shift) * inv_scale and scale' = scale * inv_scale.
     Location,
+    /// theta = (..., log scale), the log scale last (the Weibull's, after its log shape):
+    /// x' = x * inv_scale has scale' = scale * inv_scale.
+    Scale,
     /// theta = (mu, log sigma) of ln x (the lognormal): x' = x * inv_scale (no shift: the
     /// support starts at 0) has mu' = mu + ln inv_scale.
     LogLocation,
@@ -373,11 +376,13 @@ impl SampleMap {
     pub fn for_f32(family: &dyn Family, min: f64, max: f64) -> Self {
         match family.rescaling() {
             Rescaling::None => Self::identity(),
-            rescaling @ (Rescaling::Rate | Rescaling::LogLocation) => SampleMap {
-                shift: 0.0,
-                inv_scale: inverse_power_of_two(min.abs().max(max.abs())),
-                rescaling,
-            },
+            rescaling @ (Rescaling::Rate | Rescaling::Scale | Rescaling::LogLocation) => {
+                SampleMap {
+                    shift: 0.0,
+                    inv_scale: inverse_power_of_two(min.abs().max(max.abs())),
+                    rescaling,
+                }
+            }
             Rescaling::Location => {
                 let shift = 0.5 * min + 0.5 * max;
                 let half = 0.5 * max - 0.5 * min;
@@ -439,7 +444,7 @@ impl SampleMap {
     pub fn f32_samples_as_they_are(family: &dyn Family, min: f64, max: f64) -> bool {
         match family.rescaling() {
             Rescaling::None => true,
-            Rescaling::Rate | Rescaling::LogLocation => {
+            Rescaling::Rate | Rescaling::Scale | Rescaling::LogLocation => {
                 let largest = min.abs().max(max.abs());
                 (2f64.powi(-60)..=2f64.powi(60)).contains(&largest)
             }
@@ -475,6 +480,11 @@ impl SampleMap {
                 t[1] += self.inv_scale.ln();
             }
             Rescaling::LogLocation => t[0] += self.inv_scale.ln(),
+            Rescaling::Scale => {
+                if let Some(log_scale) = t.last_mut() {
+                    *log_scale += self.inv_scale.ln();
+                }
+            }
         }
         t
     }
@@ -494,6 +504,11 @@ impl SampleMap {
                 t[1] -= self.inv_scale.ln();
             }
             Rescaling::LogLocation => t[0] -= self.inv_scale.ln(),
+            Rescaling::Scale => {
+                if let Some(log_scale) = t.last_mut() {
+                    *log_scale -= self.inv_scale.ln();
+                }
+            }
         }
         t
     }
@@ -511,6 +526,8 @@ impl SampleMap {
                 b[1] = self.inv_scale.ln();
             }
             Rescaling::LogLocation => b[0] = self.inv_scale.ln(),
+            Rescaling::Scale if p > 0 => b[p - 1] = self.inv_scale.ln(),
+            Rescaling::Scale => {}
         }
         (a, b)
     }

@@ -1,14 +1,13 @@
-//! Weibull(shape k, scale lambda), optimised as (log k, log beta) with the rate beta = 1/lambda
-//! (so that the engines' re-expression x' = x s acts on the last coordinate, as the
-//! exponential's and the gamma's rate: see [`Rescaling::Rate`]).
+//! Weibull(shape k, scale lambda), optimised as (a, c) = (log k, log lambda) (the engines'
+//! re-expression x' = x s then shifts c by ln s: see [`Rescaling::Scale`]).
 //!
-//! log p(x) = ln k + k ln beta + (k - 1) ln x - (beta x)^k. The Weibull has no sufficient
-//! statistics: its terms depend on (k, beta), the kernel parameters. With u = ln(beta x) and
-//! z = e^(k u) = (beta x)^k per sample, and the sums U, Z, ZU, ZUU of u, z, z u, z u^2, and
-//! a = log k, b = log beta:
-//! NLL = -n (a + b) - (k - 1) U + Z,
-//! dNLL/da = -n - k U + k ZU,   dNLL/db = k (Z - n),
-//! d2/da2 = -k U + k ZU + k^2 ZUU,   d2/da db = k (Z - n) + k^2 ZU,   d2/db2 = k^2 Z.
+//! log p(x) = ln k - k ln lambda + (k - 1) ln x - (x / lambda)^k. The Weibull has no
+//! sufficient statistics: its terms depend on (k, lambda), the kernel parameters. With
+//! u = ln(x / lambda) and z = e^(k u) = (x / lambda)^k per sample, and the sums U, Z, ZU, ZUU
+//! of u, z, z u, z u^2:
+//! NLL = -n (a - c) - (k - 1) U + Z,
+//! dNLL/da = -n - k U + k ZU,   dNLL/dc = k (n - Z),
+//! d2/da2 = -k U + k ZU + k^2 ZUU,   d2/da dc = k (n - Z) - k^2 ZU,   d2/dc2 = k^2 Z.
 //!
 //! As a model head (the scale through a log link, as an accelerated-failure-time model):
 //! eta = ln lambda, the shape a global, t = ln y - eta and z = e^(k t):
@@ -87,14 +86,14 @@ impl Family for Weibull {
         2
     }
     fn theta_names(&self) -> Vec<String> {
-        vec!["log_shape".into(), "log_rate".into()]
+        vec!["log_shape".into(), "log_scale".into()]
     }
     fn n_terms(&self) -> usize {
         4
     }
-    /// (k, -log beta): u = ln x - (-log beta) is then the snippets' `centred`.
+    /// (k, log lambda): u = ln x - log lambda is then the snippets' `centred`.
     fn kernel_params(&self, theta: &[f64]) -> Vec<f64> {
-        vec![theta[0].exp(), -theta[1]]
+        vec![theta[0].exp(), theta[1]]
     }
     fn support_error(&self, x: f64) -> Option<String> {
         positive_support_error(x)
@@ -118,70 +117,70 @@ impl Family for Weibull {
     fn finish(&self, n: f64, sums: &[f64], theta: &[f64]) -> (f64, Vec<f64>) {
         let k = theta[0].exp();
         let (u, z, zu) = (sums[0], sums[1], sums[2]);
-        let nll = -n * (theta[0] + theta[1]) - (k - 1.0) * u + z;
-        (nll, vec![-n - k * u + k * zu, k * (z - n)])
+        let nll = -n * (theta[0] - theta[1]) - (k - 1.0) * u + z;
+        (nll, vec![-n - k * u + k * zu, k * (n - z)])
     }
     fn hessian(&self, n: f64, sums: &[f64], theta: &[f64]) -> Vec<f64> {
         let k = theta[0].exp();
         let (u, z, zu, zuu) = (sums[0], sums[1], sums[2], sums[3]);
-        let cross = k * (z - n) + k * k * zu;
+        let cross = k * (n - z) - k * k * zu;
         vec![-k * u + k * zu + k * k * zuu, cross, cross, k * k * z]
     }
     fn rescaling(&self) -> Rescaling {
-        Rescaling::Rate
+        Rescaling::Scale
     }
     fn links(&self) -> Vec<Link> {
         vec![Link::Log, Link::Log]
     }
-    /// The per-sample information in (a, b) = (log k, log beta): with v = ln z (z = (beta x)^k
-    /// is Exp(1)), E[z v] = psi(2) and E[z v^2] = psi'(2) + psi(2)^2, so
-    /// I = [[1 + psi'(2) + psi(2)^2, k psi(2)], [k psi(2), k^2]]; its inverse gives the bounds
-    /// of log k and log beta (log lambda = -log beta has the same).
+    /// The per-sample information in (a, c) = (log k, log lambda): with v = ln z (z =
+    /// (x / lambda)^k is Exp(1)), E[z v] = psi(2) and E[z v^2] = psi'(2) + psi(2)^2, so
+    /// I = [[1 + psi'(2) + psi(2)^2, -k psi(2)], [-k psi(2), k^2]]; its inverse gives the
+    /// bounds of log k and log lambda.
     fn crlb_sd(&self, theta: &[f64]) -> Vec<f64> {
         let k = theta[0].exp();
         let psi2 = 1.0 - 0.577_215_664_901_532_9;
         let trigamma2 = std::f64::consts::PI.powi(2) / 6.0 - 1.0;
-        let (aa, ab, bb) = (1.0 + trigamma2 + psi2 * psi2, k * psi2, k * k);
-        let det = aa * bb - ab * ab;
-        let lambda = (-theta[1]).exp();
-        vec![k * (bb / det).sqrt(), lambda * (aa / det).sqrt()]
+        let (aa, ac, cc) = (1.0 + trigamma2 + psi2 * psi2, -k * psi2, k * k);
+        let det = aa * cc - ac * ac;
+        let lambda = theta[1].exp();
+        vec![k * (cc / det).sqrt(), lambda * (aa / det).sqrt()]
     }
     fn log_density(&self, x: f64, theta: &[f64]) -> f64 {
         let k = theta[0].exp();
-        let u = x.ln() + theta[1];
-        theta[0] + theta[1] + (k - 1.0) * u - (k * u).exp()
+        let u = x.ln() - theta[1];
+        theta[0] - theta[1] + (k - 1.0) * u - (k * u).exp()
     }
     fn wgsl(&self) -> &'static str {
         include_str!("../../shaders/family/weibull.wgsl")
     }
-    /// Shape 1 (the exponential) and the rate of the midrange: the data's units, not the
+    /// Shape 1 (the exponential) and the scale of the midrange: the data's units, not the
     /// answer.
     fn initial_theta(&self, s: &Summary) -> Vec<f64> {
-        vec![0.0, log_rate_of_midrange(s)]
+        vec![0.0, -log_rate_of_midrange(s)]
     }
     fn natural(&self, theta: &[f64]) -> Vec<NamedParam> {
         vec![
             NamedParam::scalar("shape", theta[0].exp()),
-            NamedParam::scalar("scale", (-theta[1]).exp()),
+            NamedParam::scalar("scale", theta[1].exp()),
         ]
     }
     fn closed_form_mle(&self, xs: &[f64]) -> Vec<f64> {
         let (k, log_rate) = shape_and_rate_mle(xs);
-        vec![k.ln(), log_rate]
+        vec![k.ln(), -log_rate]
     }
     fn sample(&self, theta: &[f64], n: usize, rng: &mut StdRng) -> Vec<f64> {
-        let dist = WeibullDistribution::new((-theta[1]).exp(), theta[0].exp())
+        let dist = WeibullDistribution::new(theta[1].exp(), theta[0].exp())
             .expect("positive scale and shape");
         (0..n).map(|_| dist.sample(rng)).collect()
     }
-    /// Far from the samples' own parameters but where (beta x)^k stays inside f32 for the
+    /// Far from the samples' own parameters but where (x / lambda)^k stays inside f32 for the
     /// samples [`Family::random_theta`] draws: the f32 kernel's z = e^(k u) overflows past
     /// e^88 (the CPU's f64 past e^709).
     fn extreme_thetas(&self) -> Vec<Vec<f64>> {
         vec![
-            vec![(0.02f64).ln(), 30.0],
-            vec![(20.0f64).ln(), -8.0],
-            vec![(0.01f64).ln(), -30.0],
+            vec![(0.02f64).ln(), -30.0],
+            vec![(20.0f64).ln(), 8.0],
+            vec![(0.01f64).ln(), 30.0],
         ]
     }
     fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
@@ -265,9 +264,9 @@ impl Conditional for Weibull {
             deviance: None,
         }
     }
-    /// (log k, log beta) with beta = 1 / lambda.
+    /// (log k, log lambda).
     fn family_theta(&self, _: &Head, eta: &[f64], globals: &[f64]) -> Vec<f64> {
-        vec![globals[0], -eta[0]]
+        vec![globals[0], eta[0]]
     }
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(0.1..3.0)
