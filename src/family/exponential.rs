@@ -3,6 +3,7 @@
 //! NLL_i = rate x_i - eta, so with S = sum x_i:
 //! NLL = e^eta S - n eta,  dNLL/deta = e^eta S - n.
 
+use super::gamma::Gamma;
 use super::*;
 use rand::Rng;
 use rand_distr::{Distribution, Exp};
@@ -115,20 +116,15 @@ impl Conditional for Exponential {
     }
     /// The gamma family's, 2 ((y - mu) / mu - ln(y / mu)), as an exponential model is a gamma
     /// GLM of shape 1.
-    fn unit_deviance(&self, _: &Head, mean: &[f64], y: f64) -> Option<f64> {
-        let mu = mean[0];
-        Some(2.0 * ((y - mu) / mu - (y / mu).ln()))
+    fn unit_deviance(&self, head: &Head, mean: &[f64], y: f64) -> Option<f64> {
+        Gamma.unit_deviance(head, mean, y)
     }
     fn variance(&self, mean: f64) -> Option<f64> {
-        Some(mean * mean)
+        Gamma.variance(mean)
     }
-    /// [rows, sum y, sum ln y].
-    fn null_part(&self, _: &Head, y: &[f64]) -> Option<Vec<f64>> {
-        Some(vec![
-            y.len() as f64,
-            y.iter().sum(),
-            y.iter().map(|v| v.ln()).sum(),
-        ])
+    /// The gamma's: [rows, sum y, sum ln y].
+    fn null_part(&self, head: &Head, y: &[f64]) -> Option<Vec<f64>> {
+        Conditional::null_part(&Gamma, head, y)
     }
     /// rate = 1 / mean: -n (ln mean + 1); the deviance 2 sum ((y - mean) / mean - ln(y / mean))
     /// = 2 (n ln mean - sum ln y).
