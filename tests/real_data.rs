@@ -79,6 +79,15 @@ fn check_reference(name: &str) {
         if let Some(cov) = r["cov"].as_str() {
             args.extend_from_slice(&["--cov", cov]);
         }
+        let saved = std::env::temp_dir().join(format!(
+            "likely-real-{}-{name}-{backend}.json",
+            std::process::id()
+        ));
+        let saved = saved.to_str().unwrap().to_string();
+        let means = r.get("means_of_first_rows").and_then(Value::as_array);
+        if means.is_some() {
+            args.extend_from_slice(&["--save", &saved]);
+        }
         let (got, code) = fit(&args);
         let what = format!("{name} on {backend}");
         assert_eq!(code, 0, "{what}: {got}");
@@ -166,6 +175,35 @@ fn check_reference(name: &str) {
                     "{what}: {key} = {have}, reference {want}"
                 );
             }
+        }
+        // predict on the saved model: the family's mean at each row (e^eta for the gamma,
+        // e^(eta + sigma^2/2) for the lognormal, lambda Gamma(1 + 1/k) for the Weibull)
+        // against scipy's distribution means at the reference fit.
+        if let Some(means) = means {
+            let output = format!("{saved}.csv");
+            let out = likely(&[
+                "predict", "--model", &saved, "--data", data, "--output", &output,
+            ]);
+            assert!(out.status.success(), "{what}: predict: {out:?}");
+            let text = std::fs::read_to_string(&output).unwrap();
+            let mut lines = text.lines();
+            assert_eq!(lines.next(), Some("mean"), "{what}");
+            let rows: Vec<&str> = lines.take(means.len()).collect();
+            assert_eq!(
+                rows.len(),
+                means.len(),
+                "{what}: predict wrote too few rows"
+            );
+            for (i, (line, want)) in rows.into_iter().zip(means).enumerate() {
+                let have: f64 = line.parse().unwrap();
+                let want = number(want, "mean");
+                assert!(
+                    (have - want).abs() <= 1e-8 * want.abs(),
+                    "{what}: predicted mean of row {i} {have}, scipy's {want}"
+                );
+            }
+            let _ = std::fs::remove_file(&saved);
+            let _ = std::fs::remove_file(&output);
         }
         for global in ["sigma", "b", "shape"] {
             if let Some(want) = r.get(global) {
