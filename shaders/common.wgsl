@@ -22,8 +22,3 @@ fn kernel_value(i: u32) -> f32 {
     return p.x + p.y;
 }
 
-// e^t of a term (math64.wgsl's exp64 in the f64 kernel).
-fn exp_term(t: f32) -> f32 {
-    return exp(t);
-}
-

@@ -91,3 +91,8 @@ fn expm1_minus(t: f32) -> f32 {
     p = fma(p, t, 0.5);
     return p * t * t;
 }
+
+// e^t of a term (math64.wgsl's exp64 in the f64 kernel).
+fn exp_term(t: f32) -> f32 {
+    return exp(t);
+}

@@ -42,6 +42,8 @@ pub struct CaseResult {
 #[derive(Clone, Debug)]
 pub struct CheckPlan {
     pub sizes: Vec<usize>,
+    /// Each family at its own kernel's edge sizes ([`edge_sizes_for`]) instead of `sizes`.
+    pub family_edges: bool,
     /// Also run a case larger than one storage binding.
     pub large: bool,
     /// Also run every size with the shared-memory tree where subgroups are the default.
@@ -54,6 +56,7 @@ impl CheckPlan {
     pub fn for_adapter(ctx: &GpuContext) -> Self {
         CheckPlan {
             sizes: edge_sizes(ctx),
+            family_edges: true,
             large: true,
             both_reductions: true,
             seed: 7,
@@ -65,8 +68,18 @@ impl CheckPlan {
 /// minus one, exactly, plus one; a workgroup's span of samples minus one, exactly, plus one;
 /// and 1_000_003 (many workgroups, a partial last one).
 pub fn edge_sizes(ctx: &GpuContext) -> Vec<usize> {
+    edge_sizes_of(ReduceShape::for_adapter(ctx))
+}
+
+/// [`edge_sizes`] of `family`'s kernel, whose span is smaller where the adapter limits loops
+/// ([`ReduceShape::for_family`]).
+pub fn edge_sizes_for(ctx: &GpuContext, family: &dyn Family) -> Vec<usize> {
+    edge_sizes_of(ReduceShape::for_family(ctx, family))
+}
+
+fn edge_sizes_of(shape: ReduceShape) -> Vec<usize> {
     let invocations = WORKGROUP_SIZE as usize;
-    let span = ReduceShape::for_adapter(ctx).samples_per_workgroup();
+    let span = shape.samples_per_workgroup();
     vec![
         1,
         invocations - 1,
@@ -224,7 +237,11 @@ pub fn run(
         let seed = plan.seed.wrapping_add(1000 * index as u64);
         let mut rng = StdRng::seed_from_u64(seed);
         let theta = family.random_theta(&mut rng);
-        let mut sizes = plan.sizes.clone();
+        let mut sizes = if plan.family_edges {
+            edge_sizes_for(ctx, family)
+        } else {
+            plan.sizes.clone()
+        };
         if plan.large {
             sizes.push(large_n);
         }
@@ -286,7 +303,7 @@ pub fn random_table(
         .map(|_| match family {
             FamilyName::Bernoulli => rng.random_range(0..2) as f64,
             FamilyName::Categorical => rng.random_range(0..classes) as f64,
-            FamilyName::Poisson => rng.random_range(0..5) as f64,
+            FamilyName::Poisson | FamilyName::NegativeBinomial => rng.random_range(0..5) as f64,
             FamilyName::Exponential
             | FamilyName::Gamma
             | FamilyName::Lognormal

@@ -48,6 +48,9 @@ pub struct FitSummary<'a> {
     pub jacobian: Option<Vec<Vec<f64>>>,
     pub natural_names: Vec<String>,
     pub links: Vec<Link>,
+    /// Coordinates of theta held on the boundary of the parameter space, their MLE infinite
+    /// ([`crate::family::Family::on_boundary`]); empty where none are.
+    pub on_boundary: Vec<bool>,
     pub nll: f64,
     pub n: usize,
 }
@@ -211,6 +214,30 @@ pub fn infer(fit: &FitSummary<'_>, cov_type: CovType, alpha: f64) -> Inference {
             names.join(", ")
         ));
         on_boundary.iter().for_each(|&i| undetermined[i] = true);
+    }
+    // A positive parameter whose log is held on the boundary (the negative binomial's alpha
+    // of counts that are not overdispersed) has its MLE at 0: no standard error either.
+    let at_zero: Vec<usize> = (0..values.len())
+        .filter(|&i| {
+            !undetermined[i]
+                && fit.links[i] == Link::Log
+                && fit
+                    .on_boundary
+                    .iter()
+                    .enumerate()
+                    .any(|(j, &held)| held && jac[i][j] != 0.0)
+        })
+        .collect();
+    if !at_zero.is_empty() {
+        let names: Vec<&str> = at_zero
+            .iter()
+            .map(|&i| fit.natural_names[i].as_str())
+            .collect();
+        warnings.push(format!(
+            "{} at the boundary of (0, inf) (the MLE is 0): their standard errors are NaN",
+            names.join(", ")
+        ));
+        at_zero.iter().for_each(|&i| undetermined[i] = true);
     }
     let z_crit = normal_quantile_two_sided(alpha);
     let estimates = values
@@ -385,6 +412,7 @@ pub fn for_family(
             jacobian: Some(jacobian),
             natural_names: names,
             links,
+            on_boundary: family.on_boundary(n as f64, &sums, &at),
             nll,
             n,
         },
@@ -804,6 +832,7 @@ pub fn for_linear_model_sums(
             jacobian,
             natural_names: names,
             links,
+            on_boundary: Vec::new(),
             nll,
             n: sums.n,
         },

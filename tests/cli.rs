@@ -581,3 +581,54 @@ fn csv_whitespace_around_names_and_cells_is_ignored() {
     };
     assert_eq!(model(plain)["coefficients"], model(padded)["coefficients"]);
 }
+
+/// Counts that are not overdispersed: the negative binomial's alpha has its MLE at 0 (the
+/// Poisson). The fit says so, holds alpha at a negligible value, reports no standard error
+/// for it (NaN) and the Poisson's mean and log-likelihood on both engines.
+#[test]
+fn negative_binomial_without_overdispersion_reports_alpha_at_its_boundary() {
+    let counts = "y\n2\n3\n2\n3\n2\n3\n4\n3\n2\n3\n";
+    let data = temp("underdispersed.csv", counts.as_bytes());
+    let data = data.to_str().unwrap();
+    let poisson = fit_json(&["--family", "poisson", "--data", data]);
+    for backend in common::backends() {
+        let out = likely(&[
+            "fit",
+            "--family",
+            "negative-binomial",
+            "--data",
+            data,
+            "--backend",
+            backend,
+            "--json",
+        ]);
+        let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(out.status.success(), "{backend}: {j}");
+        assert_eq!(j["converged"], true, "{backend}: {j}");
+        let alpha = j["params"]["alpha"].as_f64().unwrap();
+        assert!(alpha < 1e-15, "{backend}: alpha {alpha}");
+        assert_eq!(j["std_errors"]["alpha"], "NaN", "{backend}: {j}");
+        let mu = j["params"]["mu"].as_f64().unwrap();
+        assert!((mu - 2.7).abs() <= 1e-12, "{backend}: mu {mu}");
+        assert!(
+            j["std_errors"]["mu"].as_f64().unwrap() > 0.0,
+            "{backend}: {j}"
+        );
+        let nll = j["nll"].as_f64().unwrap();
+        let want = poisson["nll"].as_f64().unwrap();
+        assert!(
+            (nll - want).abs() <= 1e-12 * want,
+            "{backend}: {nll} vs {want}"
+        );
+        let warnings = j["warnings"].to_string();
+        assert!(
+            warnings.contains("not overdispersed"),
+            "{backend}: {warnings}"
+        );
+        let warnings = j["inference_warnings"].to_string();
+        assert!(
+            warnings.contains("alpha at the boundary"),
+            "{backend}: {warnings}"
+        );
+    }
+}

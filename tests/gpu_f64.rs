@@ -251,7 +251,7 @@ fn samples(family: FamilyName, n: usize, seed: u64) -> Vec<f64> {
                 }
             }
             FamilyName::Bernoulli => (rng.random::<f64>() < 0.3) as u8 as f64,
-            FamilyName::Poisson => rng.random_range(0..50) as f64,
+            FamilyName::Poisson | FamilyName::NegativeBinomial => rng.random_range(0..50) as f64,
             FamilyName::Exponential => rng.random_range(0.0..10.0),
             FamilyName::Gamma | FamilyName::Lognormal | FamilyName::Weibull => {
                 rng.random_range(0.01..10.0)

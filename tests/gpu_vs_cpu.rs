@@ -7,7 +7,9 @@
 
 mod common;
 
-use likely::check::{check_families, compare, edge_sizes, sample_f32, BINDING_CAP_SAMPLES};
+use likely::check::{
+    check_families, compare, edge_sizes, edge_sizes_for, sample_f32, BINDING_CAP_SAMPLES,
+};
 use likely::family::{Family, FamilyName};
 use likely::for_each_family;
 use likely::gpu::reduce::{ReductionOptions, TermReduction};
@@ -47,8 +49,8 @@ fn families_named(name: FamilyName) -> Vec<Box<dyn Family>> {
 
 for_each_family!(edge_sizes, |name| {
     let ctx = gpu_or_skip!();
-    let sizes = edge_sizes(ctx);
     for family in families_named(name) {
+        let sizes = edge_sizes_for(ctx, family.as_ref());
         for (i, &n) in sizes.iter().enumerate() {
             let extremes = n == 1 || n == 1_000_003;
             assert_cases(
@@ -105,6 +107,25 @@ fn edge_sizes_straddle_the_kernels_workgroup_span() {
         ReduceShape::HARDWARE
     };
     assert_eq!(span, expected.samples_per_workgroup());
+    // Every family's kernel, at its own span where the adapter limits its loops.
+    for name in FamilyName::ALL {
+        let family = name.build(3);
+        let reduction = TermReduction::new(ctx, family.as_ref(), &[1.0; 10]).unwrap();
+        let span = reduction.samples_per_workgroup();
+        let sizes = edge_sizes_for(ctx, family.as_ref());
+        for n in [span - 1, span, span + 1] {
+            assert!(sizes.contains(&n), "{name:?}: {n} missing from {sizes:?}");
+        }
+        let per_invocation = span as u64 / likely::gpu::shader::WORKGROUP_SIZE as u64;
+        if ctx.adapter().software {
+            // Within the adapter's loop limit, with the kernel's own loops besides.
+            let loops = per_invocation * (family.kernel_loop_iterations() as u64 + 1);
+            assert!(
+                loops < likely::gpu::shader::SOFTWARE_LOOP_LIMIT as u64,
+                "{name:?}: {loops} loop iterations an invocation"
+            );
+        }
+    }
 }
 
 #[test]

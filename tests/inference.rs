@@ -641,6 +641,7 @@ fn a_rare_event_is_not_taken_for_a_boundary_estimate() {
             jacobian: None,
             natural_names: vec!["p".into()],
             links: vec![Link::Logit],
+            on_boundary: Vec::new(),
             nll: 1.0,
             n,
         },

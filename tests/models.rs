@@ -25,7 +25,7 @@ fn targets(family: FamilyName, classes: usize, n: usize, seed: u64) -> Vec<f64> 
         .map(|_| match family {
             FamilyName::Bernoulli => rng.random_range(0..2) as f64,
             FamilyName::Categorical => rng.random_range(0..classes) as f64,
-            FamilyName::Poisson => rng.random_range(0..6) as f64,
+            FamilyName::Poisson | FamilyName::NegativeBinomial => rng.random_range(0..6) as f64,
             FamilyName::Exponential
             | FamilyName::Gamma
             | FamilyName::Lognormal

@@ -177,7 +177,8 @@ fn check_reference(name: &str) {
             }
         }
         // predict on the saved model: the family's mean at each row (e^eta for the gamma,
-        // e^(eta + sigma^2/2) for the lognormal, lambda Gamma(1 + 1/k) for the Weibull)
+        // e^(eta + sigma^2/2) for the lognormal, lambda Gamma(1 + 1/k) for the Weibull, e^eta
+        // for the negative binomial)
         // against scipy's distribution means at the reference fit.
         if let Some(means) = means {
             let output = format!("{saved}.csv");
@@ -205,7 +206,7 @@ fn check_reference(name: &str) {
             let _ = std::fs::remove_file(&saved);
             let _ = std::fs::remove_file(&output);
         }
-        for global in ["sigma", "b", "shape"] {
+        for global in ["sigma", "b", "shape", "alpha"] {
             if let Some(want) = r.get(global) {
                 let (have, want) = (number(&got[global], global), number(want, global));
                 assert!(
@@ -268,6 +269,11 @@ fn exponential_regression_on_scotland_matches_statsmodels() {
 #[test]
 fn gamma_regression_on_scotland_matches_statsmodels_with_the_shape_by_maximum_likelihood() {
     check_reference("scotland_gamma");
+}
+
+#[test]
+fn negative_binomial_regression_on_randhie_matches_statsmodels_with_alpha_by_maximum_likelihood() {
+    check_reference("randhie_negbin");
 }
 
 #[test]

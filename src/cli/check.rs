@@ -46,6 +46,7 @@ pub fn run(args: CheckArgs) -> likely::Result<i32> {
     };
     if let Some(sizes) = args.sizes {
         plan.sizes = sizes;
+        plan.family_edges = false;
     }
     if !args.json {
         outln!(

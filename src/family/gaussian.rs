@@ -186,7 +186,7 @@ impl Conditional for Gaussian {
         Some(vec![y.len() as f64, hi, lo, squares])
     }
     /// Chan, Golub and LeVeque's update: the squares about the merged mean.
-    fn merge_null_parts(&self, into: &mut [f64], later: &[f64]) {
+    fn merge_null_parts(&self, into: &mut Vec<f64>, later: &[f64]) {
         let (n_a, n_b) = (into[0], later[0]);
         let n = n_a + n_b;
         if n_b == 0.0 {

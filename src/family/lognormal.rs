@@ -190,10 +190,12 @@ impl Conditional for Lognormal {
         part.push(l.iter().sum());
         Some(part)
     }
-    fn merge_null_parts(&self, into: &mut [f64], later: &[f64]) {
+    fn merge_null_parts(&self, into: &mut Vec<f64>, later: &[f64]) {
         let last = into.len() - 1;
-        into[last] += later[last];
-        Gaussian.merge_null_parts(&mut into[..last], &later[..last]);
+        let log_total = into[last] + later[last];
+        into.truncate(last);
+        Gaussian.merge_null_parts(into, &later[..last]);
+        into.push(log_total);
     }
     /// The Gaussian null model of ln y, less sum ln y (the Jacobian); no deviance.
     fn null_model(&self, head: &Head, part: &[f64]) -> NullModel {

@@ -27,6 +27,7 @@ mod gaussian;
 pub mod head;
 mod laplace;
 mod lognormal;
+mod negative_binomial;
 mod poisson;
 mod weibull;
 
@@ -38,6 +39,7 @@ pub use gaussian::Gaussian;
 pub use head::{Conditional, Head, NullModel};
 pub use laplace::Laplace;
 pub use lognormal::Lognormal;
+pub use negative_binomial::NegativeBinomial;
 pub use poisson::Poisson;
 pub use weibull::Weibull;
 
@@ -232,6 +234,13 @@ pub trait Family: Send + Sync + std::fmt::Debug {
     fn log_density(&self, x: f64, theta: &[f64]) -> f64;
     /// The WGSL definition of `accumulate(x, acc)` for this family.
     fn wgsl(&self) -> &'static str;
+    /// An upper bound on the loop iterations [`Family::wgsl`]'s `accumulate` runs for one
+    /// sample (0: it has no loops). A software adapter ends an invocation's loops after a
+    /// fixed number of iterations in all ([`crate::gpu::shader::SOFTWARE_LOOP_LIMIT`]), so
+    /// its kernels give each invocation few enough samples of a family with loops.
+    fn kernel_loop_iterations(&self) -> u32 {
+        0
+    }
     /// For the f32 reduction only: `accumulate` and `add_run(acc, run)` where the family packs
     /// a run's terms into fewer f32s (counts of at most `gpu::shader::RUN` samples as 5-bit
     /// digits of exact integers) and `add_run` splits them into its terms; `None`: the run
@@ -296,6 +305,12 @@ pub trait Family: Send + Sync + std::fmt::Debug {
     /// decrement of the rest a ratio of rounding errors.)
     fn on_boundary(&self, _n: f64, _sums: &[f64], theta: &[f64]) -> Vec<bool> {
         vec![false; theta.len()]
+    }
+    /// What a user should know where [`Family::boundary_point`] moved the estimate for a
+    /// reason the data's range does not show ([`Family::degenerate`] reports the others): the
+    /// negative binomial's counts that are not overdispersed.
+    fn boundary_warning(&self, _n: f64, _sums: &[f64]) -> Option<String> {
+        None
     }
     /// A direction along which the NLL is exactly constant (the categorical logits' common
     /// shift), or `None`. Newton's method and the optimality test add curvature along it, so
@@ -568,10 +583,11 @@ pub enum FamilyName {
     Gamma,
     Lognormal,
     Weibull,
+    NegativeBinomial,
 }
 
 impl FamilyName {
-    pub const ALL: [FamilyName; 9] = [
+    pub const ALL: [FamilyName; 10] = [
         FamilyName::Bernoulli,
         FamilyName::Gaussian,
         FamilyName::Categorical,
@@ -581,6 +597,7 @@ impl FamilyName {
         FamilyName::Gamma,
         FamilyName::Lognormal,
         FamilyName::Weibull,
+        FamilyName::NegativeBinomial,
     ];
 
     /// Builds the family; `classes` is K for the categorical family and ignored otherwise.
@@ -595,6 +612,7 @@ impl FamilyName {
             FamilyName::Gamma => Box::new(Gamma),
             FamilyName::Lognormal => Box::new(Lognormal),
             FamilyName::Weibull => Box::new(Weibull),
+            FamilyName::NegativeBinomial => Box::new(NegativeBinomial),
         }
     }
 
@@ -609,6 +627,7 @@ impl FamilyName {
             FamilyName::Gamma => "gamma",
             FamilyName::Lognormal => "lognormal",
             FamilyName::Weibull => "weibull",
+            FamilyName::NegativeBinomial => "negative-binomial",
         }
     }
 }
@@ -669,12 +688,17 @@ macro_rules! for_each_family {
                 let $name = $crate::family::FamilyName::Weibull;
                 $body
             }
+            #[test]
+            fn negative_binomial() {
+                let $name = $crate::family::FamilyName::NegativeBinomial;
+                $body
+            }
         }
     };
 }
 
 /// Number of families the test macro covers; tests compare it with [`FamilyName::ALL`].
-pub const FAMILIES_IN_TEST_MACRO: usize = 9;
+pub const FAMILIES_IN_TEST_MACRO: usize = 10;
 
 /// A boxed copy of `family`.
 pub fn rebuild(family: &dyn Family) -> Box<dyn Family> {

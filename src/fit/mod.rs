@@ -483,7 +483,9 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
     let exact_available = problem.engine.exact_term_sums(&problem.at(&phi))?.is_some();
     problem.exact = exact_available;
     if prior.is_none() {
-        evaluations += settle_boundary(&mut problem, &mut phi)?;
+        let (used, warning) = settle_boundary(&mut problem, &mut phi)?;
+        evaluations += used;
+        warnings.extend(warning);
     }
     let mut precision = if coarse {
         Precision::F32
@@ -832,15 +834,20 @@ fn kinked_finish(
 }
 
 /// Moves coordinates whose MLE is infinite (see [`crate::family::Family::boundary_point`])
-/// far enough out, where that does not raise the NLL; returns the evaluations made.
-fn settle_boundary(problem: &mut EngineProblem<'_>, phi: &mut Vec<f64>) -> Result<usize> {
+/// far enough out, where that does not raise the NLL; returns the evaluations made and the
+/// family's [`crate::family::Family::boundary_warning`].
+fn settle_boundary(
+    problem: &mut EngineProblem<'_>,
+    phi: &mut Vec<f64>,
+) -> Result<(usize, Option<String>)> {
     let sums = problem.sums(phi)?;
     let theta = problem.at(phi);
     let family = crate::family::rebuild(problem.engine.family());
     let n = problem.engine.n() as f64;
     let Some(moved) = family.boundary_point(n, &sums, &theta) else {
-        return Ok(1);
+        return Ok((1, None));
     };
+    let warning = family.boundary_warning(n, &sums);
     let candidate: Vec<f64> = moved
         .iter()
         .zip(&problem.offset)
@@ -851,7 +858,7 @@ fn settle_boundary(problem: &mut EngineProblem<'_>, phi: &mut Vec<f64>) -> Resul
     if after <= before + 64.0 * f64::EPSILON * before.abs().max(1.0) {
         *phi = candidate;
     }
-    Ok(2)
+    Ok((2, warning))
 }
 
 fn stop_reason(stop: newton::NewtonStop) -> StopReason {

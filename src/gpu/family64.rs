@@ -11,8 +11,23 @@ use crate::error::{Error, Result};
 use crate::family::Family;
 
 use super::shader::WORKGROUP_SIZE;
-/// Workgroups, each summing a contiguous share of a chunk.
+/// Workgroups, each summing a contiguous share of a chunk (more where the adapter limits an
+/// invocation's loops: [`groups_for`]).
 const GROUPS: u32 = 64;
+
+/// Workgroups per chunk for `family` on `ctx`'s adapter: [`GROUPS`], or enough that no
+/// invocation takes more samples of a chunk (at most one storage binding of f32 samples)
+/// than the adapter's loop limit allows ([`super::shader::samples_per_invocation_cap`]).
+fn groups_for(ctx: &GpuContext, family: &dyn Family) -> u32 {
+    match super::shader::samples_per_invocation_cap(ctx, family) {
+        Some(cap) => {
+            let most = (ctx.limits.max_storage_buffer_binding_size / 4).div_ceil(4) * 4;
+            let per_group = u64::from(WORKGROUP_SIZE) * u64::from(cap.max(4) / 4 * 4);
+            GROUPS.max(most.div_ceil(per_group).min(u64::from(u16::MAX)) as u32)
+        }
+        None => GROUPS,
+    }
+}
 /// The most terms a sample has here (each invocation keeps them in an f64 array): a
 /// categorical family of more classes sums its counts on the CPU.
 pub const MAX_TERMS: usize = 64;
@@ -49,7 +64,7 @@ impl Walk {
 }
 
 /// The WGSL source for `family`'s terms in f64, over samples stored as `stored`.
-pub fn compose(family: &dyn Family, stored: Stored, walk: Walk) -> String {
+pub fn compose(family: &dyn Family, stored: Stored, walk: Walk, groups: u32) -> String {
     let blocked = walk == Walk::Blocked;
     let element = match stored {
         Stored::F64 => "f64",
@@ -59,7 +74,7 @@ pub fn compose(family: &dyn Family, stored: Stored, walk: Walk) -> String {
         "// Generated for the {} family.\n\
          const N_TERMS: u32 = {}u;\n\
          const WORKGROUP_SIZE: u32 = {WORKGROUP_SIZE}u;\n\
-         const GROUPS: u32 = {GROUPS}u;\n\
+         const GROUPS: u32 = {groups}u;\n\
          const BLOCKED: bool = {blocked};\n\
          @group(0) @binding(0) var<storage, read> x: array<vec4<{element}>>;\n",
         family.name(),
@@ -78,6 +93,8 @@ pub fn compose(family: &dyn Family, stored: Stored, walk: Walk) -> String {
 /// A family's samples in f64 on the GPU, and the pipelines that sum their terms.
 pub struct FamilyF64 {
     ctx: GpuContext,
+    /// Workgroups a chunk is dispatched as ([`groups_for`]).
+    groups: u32,
     terms: usize,
     kernel_params: usize,
     layout: wgpu::BindGroupLayout,
@@ -217,10 +234,11 @@ impl FamilyF64 {
         label: &str,
     ) -> Result<FamilyF64> {
         let read = wgpu::BufferBindingType::Storage { read_only: true };
+        let groups = groups_for(ctx, family);
         let (layout, pipelines) = compute_pipelines(
             ctx,
             label,
-            compose(family, stored, walk),
+            compose(family, stored, walk, groups),
             &[
                 read,
                 read,
@@ -249,7 +267,7 @@ impl FamilyF64 {
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         )?;
         let partials = buffer(
-            (GROUPS as usize + 1) * terms * 8,
+            (groups as usize + 1) * terms * 8,
             "partial sums",
             wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
@@ -262,6 +280,7 @@ impl FamilyF64 {
         )?;
         Ok(FamilyF64 {
             ctx: ctx.clone(),
+            groups,
             terms,
             kernel_params,
             layout,
@@ -325,12 +344,12 @@ impl FamilyF64 {
             pass.set_pipeline(&self.terms_pipeline);
             for (_, bind) in &self.chunks {
                 pass.set_bind_group(0, bind, &[]);
-                pass.dispatch_workgroups(GROUPS, 1, 1);
+                pass.dispatch_workgroups(self.groups, 1, 1);
             }
             pass.set_pipeline(&self.totals_pipeline);
             pass.dispatch_workgroups((self.terms as u32).div_ceil(WORKGROUP_SIZE), 1, 1);
         }
-        let at = (GROUPS as usize * self.terms * 8) as u64;
+        let at = (self.groups as usize * self.terms * 8) as u64;
         encoder.copy_buffer_to_buffer(
             &self.partials,
             at,
@@ -365,7 +384,7 @@ mod tests {
                 .into_iter()
                 .zip([Walk::Strided, Walk::Blocked])
             {
-                let source = compose(family.as_ref(), stored, walk);
+                let source = compose(family.as_ref(), stored, walk, GROUPS);
                 let module = wgpu::naga::front::wgsl::parse_str(&source)
                     .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
                 Validator::new(ValidationFlags::all(), Capabilities::FLOAT64)

@@ -100,7 +100,7 @@ impl TermReduction {
         let subgroups = ctx.has_subgroups() && !options.force_tree;
         let shape = options
             .shape
-            .unwrap_or_else(|| ReduceShape::for_adapter(ctx));
+            .unwrap_or_else(|| ReduceShape::for_family(ctx, family));
         if !shape.is_valid() {
             return Err(Error::Usage(format!("the kernel cannot walk {shape:?}")));
         }
@@ -430,7 +430,7 @@ impl StreamReduction {
         let per_slot = (budget / 2)
             .min(ctx.limits.max_storage_buffer_binding_size)
             .min(ctx.limits.max_buffer_size);
-        let shape = ReduceShape::for_adapter(ctx);
+        let shape = ReduceShape::for_family(ctx, family);
         let span = shape.samples_per_workgroup();
         let chunk = ((per_slot / 4) as usize).min(max_chunk) / span * span;
         let chunk = chunk.max(span).min(n.div_ceil(span) * span);

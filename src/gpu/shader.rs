@@ -17,6 +17,27 @@ pub const TREE_TERMS: u32 = 4;
 /// one (see [`compose`]).
 pub const UNROLLED_TERMS: usize = 16;
 
+/// A software adapter (lavapipe: Mesa's llvmpipe) ends an invocation's loops once they have
+/// run this many iterations in all, counted over every loop of the shader (gallivm's
+/// LP_MAX_TGSI_LOOP_ITERATIONS, a guard against endless shaders): the loops then exit at once
+/// and the sums come back short, with no error. A negative-binomial kernel of 2048 samples
+/// an invocation lost up to half its terms so. Hardware drivers have no such limit.
+pub const SOFTWARE_LOOP_LIMIT: u32 = 65_535;
+
+/// Loop iterations a kernel may spend besides its samples' (its own walk over loads, the
+/// workgroup sums, the partials): a bound with room to spare.
+const KERNEL_OWN_LOOPS: u32 = 4096;
+
+/// The most samples one invocation may take on `ctx`'s adapter for `family` (whose terms
+/// run up to [`Family::kernel_loop_iterations`] a sample, and the kernel one more for its
+/// load): `None` where loops are not limited (a hardware adapter, or a family without
+/// loops).
+pub fn samples_per_invocation_cap(ctx: &super::GpuContext, family: &dyn Family) -> Option<u32> {
+    let per_sample = family.kernel_loop_iterations();
+    (ctx.adapter().software && per_sample > 0)
+        .then(|| (SOFTWARE_LOOP_LIMIT - KERNEL_OWN_LOOPS) / (per_sample + 1))
+}
+
 /// How the reduction kernel walks the data, fixed per adapter.
 ///
 /// Each invocation accumulates `samples_per_thread` samples (a power of two, at least
@@ -61,6 +82,27 @@ impl ReduceShape {
             Self::SOFTWARE
         } else {
             Self::HARDWARE
+        }
+    }
+
+    /// The adapter's shape for `family`: on a software adapter, no more samples an
+    /// invocation than its loop limit allows ([`samples_per_invocation_cap`]; a power of two,
+    /// at least [`RUN`]).
+    pub fn for_family(ctx: &super::GpuContext, family: &dyn Family) -> Self {
+        let shape = Self::for_adapter(ctx);
+        match samples_per_invocation_cap(ctx, family) {
+            Some(cap) if cap < shape.samples_per_thread => {
+                let largest = if cap >= RUN {
+                    1u32 << (31 - cap.leading_zeros())
+                } else {
+                    RUN
+                };
+                ReduceShape {
+                    samples_per_thread: largest,
+                    ..shape
+                }
+            }
+            _ => shape,
         }
     }
 

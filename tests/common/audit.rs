@@ -144,6 +144,7 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
         FamilyName::Gamma => Some("shape"),
         FamilyName::Lognormal => Some("sigma"),
         FamilyName::Weibull => Some("shape"),
+        FamilyName::NegativeBinomial => Some("alpha"),
         _ => None,
     };
     let layout = Layout {
@@ -209,6 +210,14 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
                     let k = t[t.len() - 1].exp();
                     let mu = eta(0, row).exp();
                     k * (k / mu).ln() + (k - 1.0) * yi.ln() - k * yi / mu - libm::lgamma(k)
+                }
+                FamilyName::NegativeBinomial => {
+                    // NB2 at mu = e^eta, alpha = 1/r: the textbook pmf.
+                    let r = (-t[t.len() - 1]).exp();
+                    let mu = eta(0, row).exp();
+                    libm::lgamma(yi + r) - libm::lgamma(r) - libm::lgamma(yi + 1.0)
+                        + r * (r / (r + mu)).ln()
+                        + yi * (mu / (r + mu)).ln()
                 }
                 FamilyName::Lognormal => {
                     // ln y ~ N(eta, sigma^2), with the Jacobian -ln y.
