@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The README's accuracy-on-real-data table: likely's fits (default flags) on the fixtures of
-tests/fixtures/real against the references there, and NIST StRD's certified values, on each
-engine. Needs only the standard library and a built binary:
+"""The README's accuracy-on-real-data tables: likely's fits (default flags, and the reference's
+--prior or --cov where it has one) on the fixtures of tests/fixtures/real against the
+references there (linear models, then family fits), and NIST StRD's certified values, on
+each engine. Needs only the standard library and a built binary:
 
     python3 bench/accuracy_table.py target/release/likely [cpu gpu]
 """
@@ -35,6 +36,8 @@ def real_data(binary, backend):
                 "--features", ",".join(r["features"]), "--backend", backend, "--json"]
         if "prior" in r:
             args += ["--prior", r["prior"]]
+        if "cov" in r:
+            args += ["--cov", r["cov"]]
         got, code = run(binary, args)
         want = flat(r["coefficients"], r["family"])
         have = flat(got["coefficients"], r["family"])
@@ -51,6 +54,23 @@ def real_data(binary, backend):
             precision += f" (f64 on the {got.get('f64_engine', 'cpu')})"
         rows.append((name, backend, got["method"], precision, got["converged"], code,
                      worst_rel, worst_se, se_rel, nll_rel))
+    return rows
+
+
+def family_fits(binary, backend):
+    """fit --family F --column C against the references' family_fits: the largest relative
+    errors of the parameters, their standard errors and the NLL."""
+    refs = json.load(open(os.path.join(FIXTURES, "real", "references.json")))["family_fits"]
+    rows = []
+    for name, r in sorted(refs.items()):
+        got, code = run(binary, ["fit", "--family", r["family"],
+                                 "--data", os.path.join(FIXTURES, "real", r["data"]),
+                                 "--column", r["column"], "--backend", backend, "--json"])
+        rel = lambda have, want: abs(float(have) - want) / abs(want)
+        params = max(rel(got["params"][k], v) for k, v in r["params"].items())
+        ses = max(rel(got["std_errors"][k], v) for k, v in r["std_errors"].items())
+        rows.append((name, backend, got["precision"], got["converged"], params, ses,
+                     rel(got["nll"], r["nll"])))
     return rows
 
 
@@ -98,6 +118,12 @@ def main():
     for b in backends:
         for r in real_data(binary, b):
             print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} ({r[5]}) | {r[6]:.1e} | {r[7]:.1e} | {r[8]:.1e} | {r[9]:.1e} |")
+    print()
+    print("| fit | engine | precision | converged | params | standard errors | NLL |")
+    print("|---|---|---|---|---|---|---|")
+    for b in backends:
+        for r in family_fits(binary, b):
+            print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]:.1e} | {r[5]:.1e} | {r[6]:.1e} |")
     print()
     print("| NIST StRD | engine | correct digits (LRE) | converged (exit) |")
     print("|---|---|---|---|")

@@ -309,6 +309,7 @@ pub fn random_table(
             | FamilyName::Lognormal
             | FamilyName::Weibull => rng.random_range(0.1f32..3.0) as f64,
             FamilyName::Gaussian | FamilyName::Laplace => rng.random_range(-2.0f32..2.0) as f64,
+            FamilyName::Beta => rng.random_range(0.05f32..0.95) as f64,
         })
         .collect();
     (x, y)

@@ -298,6 +298,24 @@ fn bad_csv_inputs() {
         "outside the support (x >= 0)",
     );
     fit(
+        &p("beta_one.csv", "x\n0.5\n0.25\n1\n"),
+        "beta",
+        &[],
+        "row 3 (line 4), column 'x': value 1 is outside the support (0 < x < 1)",
+    );
+    fit(
+        &p("beta_zero.csv", "x\n0\n0.5\n"),
+        "beta",
+        &[],
+        "row 1 (line 2), column 'x': value 0 is outside the support (0 < x < 1)",
+    );
+    fit(
+        &p("nb_frac.csv", "x\n3\n2.5\n"),
+        "negative-binomial",
+        &[],
+        "row 2 (line 3), column 'x': value 2.5 is outside the support (counts",
+    );
+    fit(
         &p("class.csv", "x\n0\n1\n5\n"),
         "categorical",
         &["--classes", "3"],

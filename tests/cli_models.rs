@@ -246,6 +246,12 @@ fn bad_model_inputs() {
         "row 2 (line 3), column 'y': value 2 is outside the support",
     );
 
+    let shares = temp("shares.csv", "a,y\n1,0.5\n2,1.5\n");
+    fails_with(
+        &model_fit("linear", "beta", &shares, "y", &[]),
+        "row 2 (line 3), column 'y': value 1.5 is outside the support (0 < x < 1)",
+    );
+
     let labels = temp("labels.csv", "a,y\n1,cat\n2,dog\n3,cat\n0,dog\n");
     let model = dir().join("labels.json");
     let model = model.to_str().unwrap();

@@ -257,6 +257,7 @@ fn samples(family: FamilyName, n: usize, seed: u64) -> Vec<f64> {
                 rng.random_range(0.01..10.0)
             }
             FamilyName::Categorical => rng.random_range(0..5) as f64,
+            FamilyName::Beta => rng.random_range(0.01..0.99),
         })
         .collect()
 }

@@ -178,7 +178,7 @@ fn check_reference(name: &str) {
         }
         // predict on the saved model: the family's mean at each row (e^eta for the gamma,
         // e^(eta + sigma^2/2) for the lognormal, lambda Gamma(1 + 1/k) for the Weibull, e^eta
-        // for the negative binomial)
+        // for the negative binomial, 1 / (1 + e^-eta) for the beta)
         // against scipy's distribution means at the reference fit.
         if let Some(means) = means {
             let output = format!("{saved}.csv");
@@ -206,7 +206,7 @@ fn check_reference(name: &str) {
             let _ = std::fs::remove_file(&saved);
             let _ = std::fs::remove_file(&output);
         }
-        for global in ["sigma", "b", "shape", "alpha"] {
+        for global in ["sigma", "b", "shape", "alpha", "phi"] {
             if let Some(want) = r.get(global) {
                 let (have, want) = (number(&got[global], global), number(want, global));
                 assert!(
@@ -274,6 +274,11 @@ fn gamma_regression_on_scotland_matches_statsmodels_with_the_shape_by_maximum_li
 #[test]
 fn negative_binomial_regression_on_randhie_matches_statsmodels_with_alpha_by_maximum_likelihood() {
     check_reference("randhie_negbin");
+}
+
+#[test]
+fn beta_regression_on_food_expenditure_matches_statsmodels_and_betareg() {
+    check_reference("foodexpenditure_beta");
 }
 
 #[test]

@@ -170,6 +170,7 @@ impl FamilyName {
             FamilyName::Lognormal => &super::Lognormal,
             FamilyName::Weibull => &super::Weibull,
             FamilyName::NegativeBinomial => &super::NegativeBinomial,
+            FamilyName::Beta => &super::Beta,
         }
     }
 }
@@ -508,7 +509,7 @@ mod tests {
                     (Some(u), Some(v)) => assert!(close(u, v), "{head:?}"),
                     (None, None) => assert!(matches!(
                         family,
-                        FamilyName::Lognormal | FamilyName::NegativeBinomial
+                        FamilyName::Lognormal | FamilyName::NegativeBinomial | FamilyName::Beta
                     )),
                     other => panic!("{head:?}: {other:?}"),
                 }
@@ -527,9 +528,10 @@ mod tests {
                 // the shape's own equation for the gamma and alpha's for the negative
                 // binomial (solved by initial_globals; the random counts are overdispersed).
                 let globals = match family {
-                    FamilyName::Gamma | FamilyName::Lognormal | FamilyName::NegativeBinomial => {
-                        head.initial_globals(&y)
-                    }
+                    FamilyName::Gamma
+                    | FamilyName::Lognormal
+                    | FamilyName::NegativeBinomial
+                    | FamilyName::Beta => head.initial_globals(&y),
                     _ => vec![0.5 * msd.ln(); head.globals()],
                 };
                 let loglik = |eta: &[f64], globals: &[f64]| -> f64 {

@@ -20,6 +20,7 @@
 //!   differences of it.
 
 mod bernoulli;
+mod beta;
 pub mod categorical;
 mod exponential;
 mod gamma;
@@ -32,6 +33,7 @@ mod poisson;
 mod weibull;
 
 pub use bernoulli::Bernoulli;
+pub use beta::Beta;
 pub use categorical::Categorical;
 pub use exponential::Exponential;
 pub use gamma::Gamma;
@@ -584,10 +586,11 @@ pub enum FamilyName {
     Lognormal,
     Weibull,
     NegativeBinomial,
+    Beta,
 }
 
 impl FamilyName {
-    pub const ALL: [FamilyName; 10] = [
+    pub const ALL: [FamilyName; 11] = [
         FamilyName::Bernoulli,
         FamilyName::Gaussian,
         FamilyName::Categorical,
@@ -598,6 +601,7 @@ impl FamilyName {
         FamilyName::Lognormal,
         FamilyName::Weibull,
         FamilyName::NegativeBinomial,
+        FamilyName::Beta,
     ];
 
     /// Builds the family; `classes` is K for the categorical family and ignored otherwise.
@@ -613,6 +617,7 @@ impl FamilyName {
             FamilyName::Lognormal => Box::new(Lognormal),
             FamilyName::Weibull => Box::new(Weibull),
             FamilyName::NegativeBinomial => Box::new(NegativeBinomial),
+            FamilyName::Beta => Box::new(Beta),
         }
     }
 
@@ -628,6 +633,7 @@ impl FamilyName {
             FamilyName::Lognormal => "lognormal",
             FamilyName::Weibull => "weibull",
             FamilyName::NegativeBinomial => "negative-binomial",
+            FamilyName::Beta => "beta",
         }
     }
 }
@@ -693,12 +699,17 @@ macro_rules! for_each_family {
                 let $name = $crate::family::FamilyName::NegativeBinomial;
                 $body
             }
+            #[test]
+            fn beta() {
+                let $name = $crate::family::FamilyName::Beta;
+                $body
+            }
         }
     };
 }
 
 /// Number of families the test macro covers; tests compare it with [`FamilyName::ALL`].
-pub const FAMILIES_IN_TEST_MACRO: usize = 10;
+pub const FAMILIES_IN_TEST_MACRO: usize = 11;
 
 /// A boxed copy of `family`.
 pub fn rebuild(family: &dyn Family) -> Box<dyn Family> {

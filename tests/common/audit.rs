@@ -145,6 +145,7 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
         FamilyName::Lognormal => Some("sigma"),
         FamilyName::Weibull => Some("shape"),
         FamilyName::NegativeBinomial => Some("alpha"),
+        FamilyName::Beta => Some("phi"),
         _ => None,
     };
     let layout = Layout {
@@ -218,6 +219,16 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
                     libm::lgamma(yi + r) - libm::lgamma(r) - libm::lgamma(yi + 1.0)
                         + r * (r / (r + mu)).ln()
                         + yi * (mu / (r + mu)).ln()
+                }
+                FamilyName::Beta => {
+                    // Mean mu = 1 / (1 + e^-eta), precision phi: the textbook density at
+                    // a = mu phi, b = (1 - mu) phi.
+                    let phi = t[t.len() - 1].exp();
+                    let mu = 1.0 / (1.0 + (-eta(0, row)).exp());
+                    let (a, b) = (mu * phi, (1.0 - mu) * phi);
+                    libm::lgamma(phi) - libm::lgamma(a) - libm::lgamma(b)
+                        + (a - 1.0) * yi.ln()
+                        + (b - 1.0) * (1.0 - yi).ln()
                 }
                 FamilyName::Lognormal => {
                     // ln y ~ N(eta, sigma^2), with the Jacobian -ln y.
