@@ -154,9 +154,11 @@ fn an_interrupted_write_leaves_no_temporary_file() {
     for signal in [libc::SIGTERM, libc::SIGINT] {
         let out = work.join(format!("pred-{signal}.csv"));
         let mut seen = false;
-        // Interrupt while the temporary file is being written (retry if the child was faster:
-        // on a loaded machine it can be, several times over).
-        for _ in 0..20 {
+        // Interrupt while the temporary file is being written. The child is stopped (SIGSTOP)
+        // while the directory is looked at and continued between looks, so that a write
+        // shorter than the scheduler's delays on a loaded machine is still caught (five
+        // unstopped tries all missed it there); retried if the child still finished first.
+        for _ in 0..5 {
             let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_likely"))
                 .args([
                     "predict",
@@ -169,16 +171,27 @@ fn an_interrupted_write_leaves_no_temporary_file() {
                 ])
                 .spawn()
                 .unwrap();
+            let pid = child.id() as i32;
             let started = std::time::Instant::now();
-            while temporaries(&work).is_empty()
-                && started.elapsed() < std::time::Duration::from_secs(20)
+            let mut writing = false;
+            while started.elapsed() < std::time::Duration::from_secs(60)
                 && child.try_wait().unwrap().is_none()
             {
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                // SAFETY: signalling our own child by its pid.
+                unsafe { libc::kill(pid, libc::SIGSTOP) };
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                writing = !temporaries(&work).is_empty();
+                if writing {
+                    break;
+                }
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            let writing = !temporaries(&work).is_empty();
-            // SAFETY: signalling our own child by its pid.
-            unsafe { libc::kill(child.id() as i32, signal) };
+            // The signal stays pending while the child is stopped and acts once it runs.
+            unsafe {
+                libc::kill(pid, signal);
+                libc::kill(pid, libc::SIGCONT);
+            }
             let status = child.wait().unwrap();
             if writing && !status.success() {
                 seen = true;
