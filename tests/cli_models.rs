@@ -246,6 +246,23 @@ fn bad_model_inputs() {
         "row 2 (line 3), column 'y': value 2 is outside the support",
     );
 
+    // --report ols is statsmodels' OLS summary of an unpenalised Gaussian linear model.
+    let numbers = temp("numbers.csv", "a,y\n1,0.5\n2,1.5\n3,1.0\n4,2.5\n");
+    for (family, extra, why) in [
+        (
+            "poisson",
+            vec![],
+            "--report ols applies to --model linear --family gaussian",
+        ),
+        ("gaussian", vec!["--prior", "l2:1"], "drop --prior"),
+        ("gaussian", vec!["--cov", "robust"], "drop --cov"),
+        ("gaussian", vec!["--no-intercept"], "drop --no-intercept"),
+    ] {
+        let mut args = vec!["--report", "ols"];
+        args.extend(extra);
+        fails_with(&model_fit("linear", family, &numbers, "y", &args), why);
+    }
+
     let shares = temp("shares.csv", "a,y\n1,0.5\n2,1.5\n");
     fails_with(
         &model_fit("linear", "beta", &shares, "y", &[]),

@@ -251,6 +251,79 @@ fn least_squares_on_diabetes_matches_statsmodels() {
     check_reference("diabetes_ols");
 }
 
+/// `--report ols` on longley (ill-conditioned) and diabetes: everything statsmodels' OLS
+/// reports, from the same maximum-likelihood fit, on both engines.
+#[test]
+fn the_ols_report_matches_statsmodels_ols() {
+    let text = std::fs::read_to_string(fixtures().join("real/references.json")).unwrap();
+    let all: Value = serde_json::from_str(&text).unwrap();
+    for name in ["longley_ols", "diabetes_ols"] {
+        let r = &all["fits"][name];
+        let ols = &r["ols"];
+        let data = fixtures().join("real").join(r["data"].as_str().unwrap());
+        let features: Vec<&str> = r["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        let features = features.join(",");
+        for backend in common::backends() {
+            let (got, code) = fit(&[
+                "fit",
+                "--model",
+                "linear",
+                "--family",
+                "gaussian",
+                "--data",
+                data.to_str().unwrap(),
+                "--target",
+                r["target"].as_str().unwrap(),
+                "--features",
+                &features,
+                "--report",
+                "ols",
+                "--backend",
+                backend,
+                "--json",
+            ]);
+            let what = format!("{name} on {backend}");
+            assert_eq!(code, 0, "{what}: {got}");
+            assert_eq!(got["report"], "ols", "{what}");
+            assert!(got.get("z").is_none(), "{what}: z beside t");
+            let close = |have: f64, want: f64, tol: f64, key: &str| {
+                assert!(
+                    (have - want).abs() <= tol * want.abs() + 1e-300,
+                    "{what}: {key} = {have}, statsmodels {want}"
+                );
+            };
+            for key in ["scale", "rsquared", "rsquared_adj", "fvalue"] {
+                close(number(&got[key], key), number(&ols[key], key), 1e-9, key);
+            }
+            close(
+                number(&got["f_pvalue"], "f_pvalue"),
+                number(&ols["f_pvalue"], "f_pvalue"),
+                1e-7,
+                "f_pvalue",
+            );
+            assert_eq!(got["df_resid"], ols["df_resid"], "{what}");
+            assert_eq!(got["df_model"], ols["df_model"], "{what}");
+            for (key, tol) in [
+                ("std_errors", 1e-8),
+                ("t", 1e-7),
+                ("p_values", 1e-6),
+                ("ci_low", 1e-8),
+                ("ci_high", 1e-8),
+            ] {
+                for (k, want) in ols[key].as_object().unwrap() {
+                    let have = number(&got[key][k], k);
+                    close(have, number(want, k), tol, &format!("{key}[{k}]"));
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn lad_on_stackloss_reaches_the_linear_programming_optimum() {
     check_reference("stackloss_lad");

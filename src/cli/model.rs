@@ -67,6 +67,20 @@ pub struct ModelArgs {
     /// Write the fitted model to this JSON file (atomically).
     #[arg(long)]
     pub save: Option<PathBuf>,
+    /// What a Gaussian linear model reports: mle (default: standard errors at the MLE sigma,
+    /// z statistics) or ols (statsmodels' OLS: the unbiased scale, t statistics with n - p
+    /// degrees of freedom, R^2, adjusted R^2 and the F test).
+    #[arg(long, value_enum)]
+    pub report: Option<Report>,
+}
+
+/// `--report`: the maximum-likelihood summary, or statsmodels' OLS summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Report {
+    #[default]
+    Mle,
+    Ols,
 }
 
 impl ModelArgs {
@@ -96,6 +110,7 @@ impl ModelArgs {
             (self.patience.is_some(), "--patience"),
             (self.log_every.is_some(), "--log-every"),
             (self.save.is_some(), "--save"),
+            (self.report.is_some(), "--report"),
         ];
         match given.iter().find(|(g, _)| *g) {
             Some((_, flag)) => Err(Error::Usage(format!(
@@ -372,6 +387,32 @@ pub fn fit_model(
             inf,
         )?;
     }
+    // statsmodels' OLS report, from the MLE inference (checked by check_model_flags).
+    let ols = match (args.report, inference.as_mut()) {
+        (Some(Report::Ols), Some(inf)) => {
+            // The Gaussian null model's deviance: the targets' squares about their mean.
+            let tss = eval.null.and_then(|null| null.deviance).ok_or_else(|| {
+                Error::Usage("--report ols needs the targets' sum of squares".into())
+            })?;
+            let intercept = has_intercept(args, kind);
+            let sigma = model.global().map_or(f64::NAN, |(_, v)| v);
+            let coefficients = inf.estimates.len().saturating_sub(1);
+            Some(likely::inference::ols_report(
+                inf,
+                coefficients,
+                intercept,
+                sigma,
+                tss,
+                prepared.n,
+            )?)
+        }
+        (Some(Report::Ols), None) => {
+            return Err(Error::Usage(
+                "--report ols: the fit has no standard errors (an exact fit)".into(),
+            ))
+        }
+        _ => None,
+    };
     let fit_seconds = fitting.elapsed().as_secs_f64();
     if let Some(path) = &args.save {
         model.save(path)?;
@@ -402,6 +443,7 @@ pub fn fit_model(
         trained: &trained,
         eval: &eval,
         inference: inference.as_ref(),
+        ols: ols.as_ref(),
         separation: &separation,
         frozen: &options.frozen,
         seconds,
@@ -500,6 +542,24 @@ fn check_model_flags(fit: &super::fit::FitArgs, kind: ModelKind) -> likely::Resu
     }
     if args.hidden.as_ref().is_some_and(|h| h.contains(&0)) {
         return Err(Error::Usage("--hidden widths must be at least 1".into()));
+    }
+    if args.report == Some(Report::Ols) {
+        let why = if kind != ModelKind::Linear || fit.family != FamilyName::Gaussian {
+            Some("--report ols applies to --model linear --family gaussian")
+        } else if args.no_intercept {
+            Some("--report ols compares with the intercept-only model: drop --no-intercept")
+        } else if fit.prior.is_some() {
+            Some("--report ols is of the unpenalised least-squares fit: drop --prior")
+        } else if inference_args.cov != CovType::Hessian {
+            Some("--report ols has its own covariance (the unbiased scale): drop --cov")
+        } else if inference_args.ci != super::report::CiMethod::Wald {
+            Some("--report ols gives Student-t intervals: drop --ci profile")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(Error::Usage(why.into()));
+        }
     }
     Ok(target)
 }
@@ -1189,6 +1249,8 @@ struct FitOutcome<'a> {
     trained: &'a Trained,
     eval: &'a likely::model::Evaluation,
     inference: Option<&'a likely::inference::Inference>,
+    /// statsmodels' OLS report (`--report ols`), whose standard errors `inference` then holds.
+    ols: Option<&'a likely::inference::OlsReport>,
     separation: &'a [String],
     /// Which engine summed the f64 passes (the optimality test, the f64 finish): `gpu` where
     /// the rows were resident on an adapter with SHADER_F64, `cpu` otherwise.
@@ -1300,6 +1362,23 @@ impl FitOutcome<'_> {
                 out["llf"] = json_f64(-eval.nll);
             }
         }
+        out["report"] = json!(if self.ols.is_some() {
+            Report::Ols
+        } else {
+            Report::Mle
+        });
+        if let Some(ols) = self.ols {
+            // t statistics with the residual degrees of freedom, under their own name.
+            if let Some(z) = out.as_object_mut().and_then(|o| o.remove("z")) {
+                out["t"] = z;
+            }
+            out["scale"] = json_f64(ols.scale);
+            out["df_resid"] = json!(ols.df_resid);
+            out["rsquared"] = json_f64(ols.rsquared);
+            out["rsquared_adj"] = json_f64(ols.rsquared_adj);
+            out["fvalue"] = json_f64(ols.fvalue);
+            out["f_pvalue"] = json_f64(ols.f_pvalue);
+        }
         out["separation"] = json!(self.separation);
         if let Some(a) = eval.accuracy {
             out["accuracy"] = json_f64(a);
@@ -1351,10 +1430,26 @@ impl FitOutcome<'_> {
             self.trained.precision.as_str()
         );
         match self.inference {
-            Some(inf) => super::report::print_table(
-                inf,
-                &format!("{:?}", self.fit.inference.ci).to_lowercase(),
-            ),
+            Some(inf) => {
+                let ci = format!("{:?}", self.fit.inference.ci).to_lowercase();
+                match self.ols {
+                    Some(ols) => {
+                        super::report::print_table_with(inf, &ci, "t");
+                        outln!(
+                            "  OLS (statsmodels' report): scale = {}   df_resid = {}   R2 = {:.6}   adj. R2 = {:.6}   F({}, {}) = {}, p = {:.4e}",
+                            super::report::fixed_or_sci(ols.scale, 10),
+                            ols.df_resid,
+                            ols.rsquared,
+                            ols.rsquared_adj,
+                            ols.df_model,
+                            ols.df_resid,
+                            super::report::fixed_or_sci(ols.fvalue, 6),
+                            ols.f_pvalue
+                        );
+                    }
+                    None => super::report::print_table(inf, &ci),
+                }
+            }
             None => {
                 outln!("{}", self.no_inference());
                 if let Some((name, v)) = model.global() {

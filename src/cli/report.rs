@@ -96,6 +96,11 @@ pub fn fixed_or_sci(v: f64, decimals: usize) -> String {
 
 /// The summary table users know from statsmodels.
 pub fn print_table(inf: &Inference, ci_label: &str) {
+    print_table_with(inf, ci_label, "z")
+}
+
+/// [`print_table`] with the test statistic named `statistic` (`t` for the OLS report).
+pub fn print_table_with(inf: &Inference, ci_label: &str, statistic: &str) {
     let lo = format!("[{:.3}", inf.alpha / 2.0);
     let hi = format!("{:.3}]", 1.0 - inf.alpha / 2.0);
     outln!("{}", "=".repeat(90));
@@ -114,8 +119,8 @@ pub fn print_table(inf: &Inference, ci_label: &str) {
         "",
         "estimate",
         "std err",
-        "z",
-        "P>|z|",
+        statistic,
+        format!("P>|{statistic}|"),
         lo,
         hi
     );
