@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The README's accuracy-on-real-data tables: likely's fits (default flags, and the reference's
---prior or --cov where it has one) on the fixtures of tests/fixtures/real against the
+--prior, --cov or --fix where it has one) on the fixtures of tests/fixtures/real against the
 references there (linear models, then family fits), and NIST StRD's certified values, on
 each engine. Needs only the standard library and a built binary:
 
@@ -38,6 +38,8 @@ def real_data(binary, backend):
             args += ["--prior", r["prior"]]
         if "cov" in r:
             args += ["--cov", r["cov"]]
+        if "fix" in r:
+            args += ["--fix", r["fix"]]
         got, code = run(binary, args)
         want = flat(r["coefficients"], r["family"])
         have = flat(got["coefficients"], r["family"])

@@ -1122,7 +1122,7 @@ pub struct NullComparison {
 impl NullComparison {
     /// The comparison of a model of log-likelihood `llf` with `fitted` free parameters (those
     /// not frozen) and its null model; `intercept`: whether the model has intercepts (the null
-    /// model always has).
+    /// model always has); `held_globals`: globals held at a value in both (`--fix`).
     pub fn new(
         llf: f64,
         null: crate::family::NullModel,
@@ -1130,8 +1130,10 @@ impl NullComparison {
         fitted: usize,
         intercept: bool,
         identified: bool,
+        held_globals: usize,
     ) -> NullComparison {
-        let null_params = intercept as usize * head.outputs() + head.globals();
+        let null_params =
+            intercept as usize * head.outputs() + head.globals().saturating_sub(held_globals);
         let df_model = fitted.saturating_sub(null_params);
         let llr = 2.0 * (llf - null.loglik);
         NullComparison {

@@ -263,6 +263,48 @@ fn bad_model_inputs() {
         fails_with(&model_fit("linear", family, &numbers, "y", &args), why);
     }
 
+    // --fix holds a head's global: the right name, a positive value, a head that has one.
+    let counts = temp("counts.csv", "a,y\n1,0\n2,3\n3,1\n4,7\n");
+    for (family, fix, why) in [
+        ("poisson", "alpha=1", "a poisson model has none it can hold"),
+        (
+            "gaussian",
+            "sigma=1",
+            "a gaussian model has none it can hold",
+        ),
+        (
+            "negative-binomial",
+            "shape=1",
+            "a negative-binomial head's global parameter is alpha",
+        ),
+        (
+            "negative-binomial",
+            "alpha=-1",
+            "the value must be a positive number",
+        ),
+        (
+            "negative-binomial",
+            "alpha=nan",
+            "the value must be a positive number",
+        ),
+        (
+            "negative-binomial",
+            "alpha",
+            "--fix takes NAME=VALUE (e.g. alpha=0.5)",
+        ),
+    ] {
+        fails_with(
+            &model_fit("linear", family, &counts, "y", &["--fix", fix]),
+            why,
+        );
+    }
+    fails_with(
+        &[
+            "fit", "--family", "poisson", "--data", &counts, "--column", "y", "--fix", "alpha=1",
+        ],
+        "--fix applies to models",
+    );
+
     let shares = temp("shares.csv", "a,y\n1,0.5\n2,1.5\n");
     fails_with(
         &model_fit("linear", "beta", &shares, "y", &[]),

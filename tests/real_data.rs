@@ -79,6 +79,9 @@ fn check_reference(name: &str) {
         if let Some(cov) = r["cov"].as_str() {
             args.extend_from_slice(&["--cov", cov]);
         }
+        if let Some(fix) = r["fix"].as_str() {
+            args.extend_from_slice(&["--fix", fix]);
+        }
         let saved = std::env::temp_dir().join(format!(
             "likely-real-{}-{name}-{backend}.json",
             std::process::id()
@@ -347,6 +350,11 @@ fn gamma_regression_on_scotland_matches_statsmodels_with_the_shape_by_maximum_li
 #[test]
 fn negative_binomial_regression_on_randhie_matches_statsmodels_with_alpha_by_maximum_likelihood() {
     check_reference("randhie_negbin");
+}
+
+#[test]
+fn negative_binomial_regression_with_alpha_held_matches_statsmodels_glm() {
+    check_reference("randhie_negbin_fixed");
 }
 
 #[test]

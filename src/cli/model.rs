@@ -72,6 +72,62 @@ pub struct ModelArgs {
     /// degrees of freedom, R^2, adjusted R^2 and the F test).
     #[arg(long, value_enum)]
     pub report: Option<Report>,
+    /// Hold the head's global parameter at a value instead of estimating it, as
+    /// NAME=VALUE: alpha for a negative-binomial head (statsmodels' GLM NegativeBinomial(alpha),
+    /// glm.nb's init.theta without its update), phi for a beta head, shape for a gamma or
+    /// Weibull head. Reported under `fixed`, without a standard error, and not counted in k.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub fix: Option<String>,
+}
+
+/// The heads whose global `--fix` can hold: those fitted by Newton on every parameter
+/// (the Gaussian, Laplace and lognormal heads' scale comes out of an exact solve), with a
+/// global free of the data's units.
+const FIXABLE: [FamilyName; 4] = [
+    FamilyName::NegativeBinomial,
+    FamilyName::Beta,
+    FamilyName::Gamma,
+    FamilyName::Weibull,
+];
+
+/// `--fix NAME=VALUE`: the head's global (its name checked) and its positive value.
+fn fixed_global(fit: &super::fit::FitArgs) -> likely::Result<Option<(&'static str, f64)>> {
+    let Some(text) = fit.model.fix.as_deref() else {
+        return Ok(None);
+    };
+    let head_global = FIXABLE
+        .contains(&fit.family)
+        .then(|| fit.family.conditional().global_names().first().copied())
+        .flatten();
+    let Some(global) = head_global else {
+        return Err(Error::Usage(format!(
+            "--fix holds a negative-binomial head's alpha, a beta head's phi or a gamma or              Weibull head's shape; a {} model has none it can hold",
+            fit.family.as_str()
+        )));
+    };
+    let (name, value) = text.split_once('=').ok_or_else(|| {
+        Error::Usage(format!(
+            "--fix takes NAME=VALUE (e.g. {global}=0.5), got '{text}'"
+        ))
+    })?;
+    if name.trim() != global {
+        return Err(Error::Usage(format!(
+            "--fix {name}: a {} head's global parameter is {global}",
+            fit.family.as_str()
+        )));
+    }
+    let value: f64 = value
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| *v > 0.0 && v.is_finite())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--fix {global}={}: the value must be a positive number",
+                value.trim()
+            ))
+        })?;
+    Ok(Some((global, value)))
 }
 
 /// `--report`: the maximum-likelihood summary, or statsmodels' OLS summary.
@@ -111,6 +167,7 @@ impl ModelArgs {
             (self.log_every.is_some(), "--log-every"),
             (self.save.is_some(), "--save"),
             (self.report.is_some(), "--report"),
+            (self.fix.is_some(), "--fix"),
         ];
         match given.iter().find(|(g, _)| *g) {
             Some((_, flag)) => Err(Error::Usage(format!(
@@ -260,6 +317,13 @@ pub fn fit_model(
         (_, Some(survey)) => start(survey.sample_y.iter().map(|&v| cond.target(v)).collect()),
         _ => unreachable!("a streamed table has its survey"),
     };
+    // --fix: the global (optimised as its logarithm) held where the user put it.
+    let fixed = fixed_global(fit)?;
+    if let Some((_, value)) = fixed {
+        let at = network.globals_offset();
+        params[at] = value.ln();
+        options.frozen[at] = true;
+    }
 
     let mut rows = match &gpu_context {
         Some(ctx) => place_on_gpu(rows, ctx, &network, &options, &mut prepared, family, &cond)?,
@@ -543,6 +607,7 @@ fn check_model_flags(fit: &super::fit::FitArgs, kind: ModelKind) -> likely::Resu
     if args.hidden.as_ref().is_some_and(|h| h.contains(&0)) {
         return Err(Error::Usage("--hidden widths must be at least 1".into()));
     }
+    fixed_global(fit)?;
     if args.report == Some(Report::Ols) {
         let why = if kind != ModelKind::Linear || fit.family != FamilyName::Gaussian {
             Some("--report ols applies to --model linear --family gaussian")
@@ -1290,13 +1355,23 @@ impl FitOutcome<'_> {
     fn null_comparison(&self) -> Option<likely::inference::NullComparison> {
         let model = self.model;
         let fitted = self.frozen.iter().filter(|f| !**f).count();
+        let head = &model.network.head;
+        // With --fix the null model holds the global where the fit held it.
+        let (null, held) = match fixed_global(self.fit).ok().flatten() {
+            Some((_, value)) => (
+                head.null_model_at(self.eval.null_part.as_deref()?, &[value.ln()])?,
+                1,
+            ),
+            None => (self.eval.null?, 0),
+        };
         Some(likely::inference::NullComparison::new(
             -self.eval.nll,
-            self.eval.null?,
-            &model.network.head,
+            null,
+            head,
             fitted,
             has_intercept(&self.fit.model, model.kind),
             model.kind == ModelKind::Linear,
+            held,
         ))
     }
 
@@ -1361,6 +1436,9 @@ impl FitOutcome<'_> {
                 out["inference"] = json!(self.no_inference());
                 out["llf"] = json_f64(-eval.nll);
             }
+        }
+        if let Ok(Some((name, value))) = fixed_global(self.fit) {
+            out["fixed"] = json!({ name: json_f64(value) });
         }
         out["report"] = json!(if self.ols.is_some() {
             Report::Ols
@@ -1456,6 +1534,9 @@ impl FitOutcome<'_> {
                     outln!("  {name} = {v:.10}");
                 }
             }
+        }
+        if let Ok(Some((name, value))) = fixed_global(self.fit) {
+            outln!("  {name} = {value} (fixed, not estimated)");
         }
         outln!(
             "  NLL = {}   mean NLL = {}",

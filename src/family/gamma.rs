@@ -235,6 +235,17 @@ impl Conditional for Gamma {
             deviance: Some(2.0 * (n * log_mean - sum_log)),
         }
     }
+    /// mu = the mean m (its MLE at any shape) at the held shape k: the log-likelihood as in
+    /// [`Conditional::null_model`], the deviance the same.
+    fn null_model_at(&self, _: &Head, part: &[f64], globals: &[f64]) -> Option<NullModel> {
+        let (n, total, sum_log) = (part[0], part[1], part[2]);
+        let log_mean = (total / n).ln();
+        let k = globals[0].exp();
+        Some(NullModel {
+            loglik: -(n * special::gamma_normaliser(k) + k * (n * log_mean - sum_log) + sum_log),
+            deviance: Some(2.0 * (n * log_mean - sum_log)),
+        })
+    }
     /// (log k, log beta) with beta = k / mu.
     fn family_theta(&self, _: &Head, eta: &[f64], globals: &[f64]) -> Vec<f64> {
         vec![globals[0], globals[0] - eta[0]]

@@ -140,6 +140,14 @@ pub trait Conditional: Sync {
     /// sit on their boundary (p = 0, lambda = 0), where the log-likelihood is the limit.
     fn null_model(&self, head: &Head, part: &[f64]) -> NullModel;
 
+    /// The null model with the globals held at `globals` (as optimised: their logarithms),
+    /// the reference of a fit whose globals `--fix` holds: only the intercept is estimated.
+    /// `None` where the family has no such form.
+    fn null_model_at(&self, head: &Head, part: &[f64], globals: &[f64]) -> Option<NullModel> {
+        let _ = (head, part, globals);
+        None
+    }
+
     /// WGSL for the f32 network kernels (`shaders/mlp.wgsl`): `head_eval(eta, y, s) ->
     /// HeadRow` (the row's NLL less its constant part, dNLL/deta and dNLL/ds for the global
     /// s) and `head_hessian_at(z, h, y)`, which writes the row's m x m second derivatives
@@ -296,6 +304,11 @@ impl Head {
     /// The null model from merged statistics ([`Conditional::null_model`]).
     pub fn null_model_of(&self, part: &[f64]) -> NullModel {
         self.definition().null_model(self, part)
+    }
+
+    /// The null model at held globals ([`Conditional::null_model_at`]).
+    pub fn null_model_at(&self, part: &[f64], globals: &[f64]) -> Option<NullModel> {
+        self.definition().null_model_at(self, part, globals)
     }
 
     /// The family's theta at these outputs and globals ([`Conditional::family_theta`]).

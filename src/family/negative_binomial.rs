@@ -426,6 +426,20 @@ impl Conditional for NegativeBinomial {
             deviance: None,
         }
     }
+    /// mu = the mean (its MLE at any alpha) at the held alpha; no deviance.
+    fn null_model_at(&self, _: &Head, part: &[f64], globals: &[f64]) -> Option<NullModel> {
+        let counts = pairs(part);
+        let (n, total, _) = moments(&counts);
+        let log_factorials: f64 = counts
+            .iter()
+            .map(|(&c, &f)| f * libm::lgamma(c as f64 + 1.0))
+            .sum();
+        let loglik = -(profile_in_log_alpha(&counts, n, total, globals[0])[0] + log_factorials);
+        Some(NullModel {
+            loglik,
+            deviance: None,
+        })
+    }
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         // Counts past the direct sums' end (64) as well.
         if rng.random_bool(0.2) {

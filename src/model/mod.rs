@@ -76,6 +76,9 @@ pub struct Evaluation {
     /// The intercept-only model of the same targets, where the family's follows from slices
     /// of them (see [`crate::family::Conditional::null_part`]).
     pub null: Option<crate::family::NullModel>,
+    /// The null model's statistics themselves (merged over the rows), from which a null
+    /// model at held globals follows ([`crate::family::Head::null_model_at`]).
+    pub null_part: Option<Vec<f64>>,
 }
 
 impl Model {
@@ -688,6 +691,7 @@ impl Assessment {
                 .as_ref()
                 .filter(|_| self.n > 0)
                 .map(|part| self.head.null_model_of(part)),
+            null_part: self.null.clone().filter(|_| self.n > 0),
         }
     }
 

@@ -263,7 +263,13 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
             .collect();
         nll + penalty(prior, &weights)
     };
-    assert_local_minimum(&objective, &theta, &format!("{args:?}"));
+    // A global held by --fix is not estimated: the audit moves the other coordinates only.
+    let held = json["fixed"].is_object().then(|| theta.pop().unwrap());
+    let audited = |t: &[f64]| match held {
+        Some(g) => objective(&[t, &[g]].concat()),
+        None => objective(t),
+    };
+    assert_local_minimum(&audited, &theta, &format!("{args:?}"));
 }
 
 /// Moving any one coordinate by a small step either way must not lower `f` (beyond its
