@@ -154,12 +154,14 @@ fn an_interrupted_write_leaves_no_temporary_file() {
     for signal in [libc::SIGTERM, libc::SIGINT] {
         let out = work.join(format!("pred-{signal}.csv"));
         let mut seen = false;
+        let mut tries = Vec::new();
         // Interrupt while the temporary file is being written. The child is stopped (SIGSTOP)
         // while the directory is looked at and continued between looks, so that a write
-        // shorter than the scheduler's delays on a loaded machine is still caught (five
-        // unstopped tries all missed it there); retried if the child still finished first.
+        // shorter than the scheduler's delays on a loaded machine is still caught; retried if
+        // the child still finished first (each try is described if none catches it).
         for _ in 0..5 {
-            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_likely"))
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_likely"));
+            command
                 .args([
                     "predict",
                     "--model",
@@ -169,8 +171,20 @@ fn an_interrupted_write_leaves_no_temporary_file() {
                     "--output",
                     s(&out),
                 ])
-                .spawn()
-                .unwrap();
+                .stderr(std::process::Stdio::piped());
+            // The child's dispositions of the signals as a terminal's would be: a test run
+            // started in the background of a non-interactive shell inherits SIGINT ignored,
+            // which likely rightly keeps (it then finished every write, and the test failed).
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                command.pre_exec(|| {
+                    libc::signal(libc::SIGINT, libc::SIG_DFL);
+                    libc::signal(libc::SIGTERM, libc::SIG_DFL);
+                    Ok(())
+                });
+            }
+            let mut child = command.spawn().unwrap();
             let pid = child.id() as i32;
             let started = std::time::Instant::now();
             let mut writing = false;
@@ -192,7 +206,13 @@ fn an_interrupted_write_leaves_no_temporary_file() {
                 libc::kill(pid, signal);
                 libc::kill(pid, libc::SIGCONT);
             }
-            let status = child.wait().unwrap();
+            let output = child.wait_with_output().unwrap();
+            let status = output.status;
+            tries.push(format!(
+                "writing {writing}, {status:?}, after {:?}: {}",
+                started.elapsed(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
             if writing && !status.success() {
                 seen = true;
                 use std::os::unix::process::ExitStatusExt;
@@ -201,7 +221,7 @@ fn an_interrupted_write_leaves_no_temporary_file() {
             }
             let _ = std::fs::remove_file(&out);
         }
-        assert!(seen, "the write was never caught in progress");
+        assert!(seen, "the write was never caught in progress: {tries:#?}");
         assert_eq!(temporaries(&work), Vec::<String>::new(), "signal {signal}");
         assert!(!out.exists(), "a half-written output appeared");
     }
