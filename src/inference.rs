@@ -51,6 +51,9 @@ pub struct FitSummary<'a> {
     /// Coordinates of theta held on the boundary of the parameter space, their MLE infinite
     /// ([`crate::family::Family::on_boundary`]); empty where none are.
     pub on_boundary: Vec<bool>,
+    /// Coordinates of theta held at a value (`--fix`): not estimated, so without standard
+    /// errors, not counted in k, and out of the others' covariance. Empty where none are.
+    pub fixed: Vec<bool>,
     pub nll: f64,
     pub n: usize,
 }
@@ -153,11 +156,25 @@ fn jacobian(f: &dyn Fn(&[f64]) -> Vec<f64>, x: &[f64]) -> Vec<Vec<f64>> {
 pub fn infer(fit: &FitSummary<'_>, cov_type: CovType, alpha: f64) -> Inference {
     let p = fit.theta.len();
     let mut warnings = Vec::new();
-    let (h_inv, null) = pseudo_inverse(&fit.hessian, p, 1e-10);
+    // Held coordinates decoupled from the others (their rows and columns a unit's): the free
+    // coordinates' covariance is then the inverse of their own block.
+    let is_fixed = |j: usize| fit.fixed.get(j).copied().unwrap_or(false);
+    let decouple = |m: &[f64]| -> Vec<f64> {
+        let mut m = m.to_vec();
+        for a in 0..p {
+            for b in 0..p {
+                if is_fixed(a) || is_fixed(b) {
+                    m[a * p + b] = if a == b { 1.0 } else { 0.0 };
+                }
+            }
+        }
+        m
+    };
+    let (h_inv, null) = pseudo_inverse(&decouple(&fit.hessian), p, 1e-10);
     let cov = match (cov_type, &fit.outer) {
         (CovType::Hessian, _) | (_, None) => h_inv.clone(),
-        (CovType::Opg, Some(g)) => pseudo_inverse(g, p, 1e-10).0,
-        (CovType::Robust, Some(g)) => matmul(&matmul(&h_inv, g, p), &h_inv, p),
+        (CovType::Opg, Some(g)) => pseudo_inverse(&decouple(g), p, 1e-10).0,
+        (CovType::Robust, Some(g)) => matmul(&matmul(&h_inv, &decouple(g), p), &h_inv, p),
     };
     let values = (fit.natural)(fit.theta);
     let jac = fit
@@ -239,6 +256,19 @@ pub fn infer(fit: &FitSummary<'_>, cov_type: CovType, alpha: f64) -> Inference {
         ));
         at_zero.iter().for_each(|&i| undetermined[i] = true);
     }
+    // Natural parameters of held coordinates alone: fixed, not estimated.
+    let fixed_count = (0..p).filter(|&j| is_fixed(j)).count();
+    if fixed_count > 0 {
+        for (i, row) in jac.iter().enumerate() {
+            if row
+                .iter()
+                .enumerate()
+                .all(|(j, &d)| d == 0.0 || is_fixed(j))
+            {
+                undetermined[i] = true;
+            }
+        }
+    }
     let z_crit = normal_quantile_two_sided(alpha);
     let estimates = values
         .iter()
@@ -275,7 +305,9 @@ pub fn infer(fit: &FitSummary<'_>, cov_type: CovType, alpha: f64) -> Inference {
             }
         })
         .collect();
-    let k = (p - null.len()).saturating_sub(newly_undetermined);
+    let k = (p - null.len())
+        .saturating_sub(newly_undetermined)
+        .saturating_sub(fixed_count);
     let llf = -fit.nll;
     let n = fit.n as f64;
     Inference {
@@ -327,6 +359,7 @@ fn natural_names(family: &dyn crate::family::Family, theta: &[f64]) -> (Vec<Stri
 /// f64 sums where it has them) in the coordinates the fit ran in (phi = a theta, see
 /// [`crate::fit::fit`]), the outer product of per-sample gradients in f64 on the host, and the
 /// prior's curvature for an L2 MAP fit. `theta` and `nll` are the samples' own.
+#[allow(clippy::too_many_arguments)]
 pub fn for_family(
     engine: &mut dyn crate::engine::Engine,
     theta: &[f64],
@@ -335,6 +368,7 @@ pub fn for_family(
     prior: Option<crate::fit::Prior>,
     cov_type: CovType,
     alpha: f64,
+    fixed: &[bool],
 ) -> crate::Result<Inference> {
     let (p, n) = (theta.len(), engine.n());
     if p > MAX_INFERENCE_PARAMS {
@@ -413,6 +447,7 @@ pub fn for_family(
             natural_names: names,
             links,
             on_boundary: family.on_boundary(n as f64, &sums, &at),
+            fixed: fixed.to_vec(),
             nll,
             n,
         },
@@ -589,6 +624,7 @@ pub fn profile_family(
         offset: coordinates.offset.clone(),
         exact: true,
         pin_invariant: false,
+        held: Vec::new(),
     };
     use crate::fit::Differentiable;
     let nll_phi = problem.nll_and_grad(&phi)?.0;
@@ -833,6 +869,7 @@ pub fn for_linear_model_sums(
             natural_names: names,
             links,
             on_boundary: Vec::new(),
+            fixed: Vec::new(),
             nll,
             n: sums.n,
         },

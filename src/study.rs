@@ -181,6 +181,7 @@ pub fn run(
                 None,
                 CovType::Hessian,
                 alpha,
+                &[],
             )?;
             for (i, e) in inference.estimates.iter().enumerate() {
                 estimates[i].push(e.estimate);

@@ -297,6 +297,58 @@ fn bad_csv_inputs() {
         &[],
         "outside the support (x >= 0)",
     );
+    // --fix for a family fit: a parameter it has, in its range, where Newton runs.
+    let positive = p("positive.csv", "x\n1.5\n2.5\n4.0\n0.5\n");
+    for (family, extra, needle) in [
+        (
+            "gamma",
+            vec!["--fix", "scale=2"],
+            "the gamma family's parameters are shape, rate",
+        ),
+        (
+            "gamma",
+            vec!["--fix", "shape=-2"],
+            "--fix shape=-2: outside the parameter's range (a positive number)",
+        ),
+        (
+            "gamma",
+            vec!["--fix", "shape=inf"],
+            "outside the parameter's range",
+        ),
+        (
+            "gamma",
+            vec!["--fix", "shape"],
+            "--fix takes NAME=VALUE (e.g. shape=1)",
+        ),
+        (
+            "gaussian",
+            vec!["--fix", "mu=nan"],
+            "outside the parameter's range (a finite number)",
+        ),
+        (
+            "gamma",
+            vec!["--fix", "shape=2", "--optimizer", "lbfgs"],
+            "--fix holds parameters in Newton's method",
+        ),
+        (
+            "gamma",
+            vec!["--fix", "shape=2", "--ci", "profile"],
+            "with --fix use the Wald intervals",
+        ),
+        (
+            "laplace",
+            vec!["--fix", "b=1"],
+            "--fix holds parameters in Newton's method",
+        ),
+    ] {
+        fit(&positive, family, &extra, needle);
+    }
+    fit(
+        &p("labels.csv", "x\n0\n1\n2\n1\n"),
+        "categorical",
+        &["--fix", "probs=0.5"],
+        "--fix holds a scalar parameter",
+    );
     fit(
         &p("beta_one.csv", "x\n0.5\n0.25\n1\n"),
         "beta",

@@ -45,7 +45,17 @@ fn gaussian_standard_errors_are_sigma_over_root_n_and_root_2n() {
         let r = fit(engine.as_mut(), &FitOptions::default()).unwrap();
         let sigma = r.theta[1].exp();
         for cov in [CovType::Hessian, CovType::Opg, CovType::Robust] {
-            let inf = for_family(engine.as_mut(), &r.theta, r.nll, &data, None, cov, 0.05).unwrap();
+            let inf = for_family(
+                engine.as_mut(),
+                &r.theta,
+                r.nll,
+                &data,
+                None,
+                cov,
+                0.05,
+                &[],
+            )
+            .unwrap();
             if cov != CovType::Hessian {
                 // In closed form from the per-sample scores in (mu, log sigma), s_mu =
                 // (x - mu) / sigma^2 and s_log_sigma = (x - mu)^2 / sigma^2 - 1, whose outer
@@ -127,6 +137,7 @@ fn categorical_probabilities_have_multinomial_standard_errors() {
             None,
             CovType::Hessian,
             0.05,
+            &[],
         )
         .unwrap();
         assert!(
@@ -378,6 +389,7 @@ fn profile_interval_of_a_proportion_is_the_likelihood_ratio_interval() {
             None,
             CovType::Hessian,
             0.05,
+            &[],
         )
         .unwrap();
         let wald = (inf.estimates[0].ci_low, inf.estimates[0].ci_high);
@@ -642,6 +654,7 @@ fn a_rare_event_is_not_taken_for_a_boundary_estimate() {
             natural_names: vec!["p".into()],
             links: vec![Link::Logit],
             on_boundary: Vec::new(),
+            fixed: Vec::new(),
             nll: 1.0,
             n,
         },

@@ -383,7 +383,7 @@ fn family_fits_on_real_columns_match_scipy() {
     for (name, r) in fits {
         let data = fixtures().join("real").join(r["data"].as_str().unwrap());
         for backend in common::backends() {
-            let args = [
+            let mut args = vec![
                 "fit",
                 "--family",
                 r["family"].as_str().unwrap(),
@@ -395,6 +395,10 @@ fn family_fits_on_real_columns_match_scipy() {
                 backend,
                 "--json",
             ];
+            // A parameter held (scipy's f0, floc): reported under `fixed`, exactly as given.
+            if let Some(fix) = r["fix"].as_str() {
+                args.extend_from_slice(&["--fix", fix]);
+            }
             let (got, code) = fit(&args);
             let what = format!("{name} on {backend}");
             assert_eq!(code, 0, "{what}: {got}");
@@ -410,6 +414,14 @@ fn family_fits_on_real_columns_match_scipy() {
                     (have - want).abs() <= 1e-9 * want.abs(),
                     "{what}: {key} = {have}, reference {want}"
                 );
+            }
+            if let Some(fix) = r["fix"].as_str() {
+                let (name, value) = fix.split_once('=').unwrap();
+                let value: f64 = value.parse().unwrap();
+                assert_eq!(got["fixed"][name], value, "{what}");
+                assert_eq!(got["params"][name], value, "{what}");
+                assert_eq!(got["std_errors"][name], "NaN", "{what}");
+                assert_eq!(got["k"], 1, "{what}");
             }
             for (key, want) in r["std_errors"].as_object().unwrap() {
                 let (have, want) = (number(&got["std_errors"][key], key), number(want, key));

@@ -343,7 +343,14 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         ));
     }
 
+    let fixed = family_fixed(engine.family(), args.model.fix.as_deref())?;
+    if fixed.is_some() && args.inference.ci == super::report::CiMethod::Profile {
+        return Err(likely::Error::Usage(
+            "--ci profile re-fits every parameter; with --fix use the Wald intervals".into(),
+        ));
+    }
     let options = FitOptions {
+        fixed: fixed.as_ref().map_or(Vec::new(), |f| f.theta.clone()),
         optimizer,
         prior: args.prior,
         max_iter: args.max_iter.unwrap_or(match optimizer {
@@ -366,6 +373,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         args.prior,
         args.inference.cov,
         args.inference.alpha,
+        &options.held(result.theta.len()),
     )?;
     if args.inference.ci == super::report::CiMethod::Profile {
         likely::inference::profile_family(
@@ -393,6 +401,16 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             fit::DECREMENT_TOLERANCE,
             result.grad_norm
         );
+    }
+    // The held parameter as the user gave it (not its link's image mapped back).
+    let mut natural = natural;
+    if let Some(f) = &fixed {
+        for p in natural.iter_mut().filter(|p| p.name == f.name) {
+            p.value = likely::family::ParamValue::Scalar(f.value);
+        }
+        for e in inference.estimates.iter_mut().filter(|e| e.name == f.name) {
+            e.estimate = f.value;
+        }
     }
     let family = engine.family();
     let shape: super::report::Shape = natural
@@ -440,6 +458,9 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "peak_rss_bytes": likely::engine::stream::peak_rss_bytes(),
         });
         out["warnings"] = json!(result.warnings);
+        if let Some(f) = &fixed {
+            out["fixed"] = json!({ f.name: likely::util::json_f64(f.value) });
+        }
         super::report::add_json(&mut out, &inference, &shape, None);
         if let Some(labels) = &dataset.labels {
             out["labels"] = json!(labels);
@@ -482,6 +503,9 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         }
         for p in &natural {
             match &p.value {
+                ParamValue::Scalar(v) if fixed.as_ref().is_some_and(|f| f.name == p.name) => {
+                    outln!("  {:<8} = {v} (fixed, not estimated)", p.name)
+                }
                 ParamValue::Scalar(v) => outln!("  {:<8} = {v:.10}", p.name),
                 ParamValue::Vector(vs) => {
                     for (k, v) in vs.iter().enumerate() {
@@ -527,4 +551,69 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     } else {
         super::EXIT_NOT_CONVERGED
     })
+}
+
+/// `--fix NAME=VALUE` for a family fit: the natural parameter NAME held at VALUE, as its
+/// coordinate of theta (the link's image of VALUE).
+struct FamilyFixed {
+    name: &'static str,
+    value: f64,
+    /// theta's coordinates, the held one given.
+    theta: Vec<Option<f64>>,
+}
+
+fn family_fixed(
+    family: &dyn likely::family::Family,
+    text: Option<&str>,
+) -> likely::Result<Option<FamilyFixed>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let p = family.n_params();
+    let natural = family.natural(&vec![0.0; p]);
+    let names: Vec<&'static str> = natural.iter().map(|n| n.name).collect();
+    let scalar = natural.len() == p
+        && natural
+            .iter()
+            .all(|n| matches!(n.value, likely::family::ParamValue::Scalar(_)));
+    if !scalar {
+        return Err(likely::Error::Usage(format!(
+            "--fix holds a scalar parameter; the {} family's are not",
+            family.name()
+        )));
+    }
+    let (name, value) = text.split_once('=').ok_or_else(|| {
+        likely::Error::Usage(format!(
+            "--fix takes NAME=VALUE (e.g. {}=1), got '{text}'",
+            names[0]
+        ))
+    })?;
+    let Some(j) = names.iter().position(|n| *n == name.trim()) else {
+        return Err(likely::Error::Usage(format!(
+            "--fix {name}: the {} family's parameters are {}",
+            family.name(),
+            names.join(", ")
+        )));
+    };
+    let link = family.links()[j];
+    let parsed: Option<f64> = value.trim().parse().ok();
+    let Some(v) = parsed.filter(|v| v.is_finite() && link.forward(*v).is_finite()) else {
+        return Err(likely::Error::Usage(format!(
+            "--fix {}={}: outside the parameter's range ({})",
+            names[j],
+            value.trim(),
+            match link {
+                likely::family::Link::Log => "a positive number",
+                likely::family::Link::Logit => "a probability in (0, 1)",
+                likely::family::Link::Identity => "a finite number",
+            }
+        )));
+    };
+    let mut theta = vec![None; p];
+    theta[j] = Some(link.forward(v));
+    Ok(Some(FamilyFixed {
+        name: names[j],
+        value: v,
+        theta,
+    }))
 }

@@ -72,10 +72,11 @@ pub struct ModelArgs {
     /// degrees of freedom, R^2, adjusted R^2 and the F test).
     #[arg(long, value_enum)]
     pub report: Option<Report>,
-    /// Hold the head's global parameter at a value instead of estimating it, as
-    /// NAME=VALUE: alpha for a negative-binomial head (statsmodels' GLM NegativeBinomial(alpha),
-    /// glm.nb's init.theta without its update), phi for a beta head, shape for a gamma or
-    /// Weibull head. Reported under `fixed`, without a standard error, and not counted in k.
+    /// Hold a parameter at a value instead of estimating it, as NAME=VALUE: for a family fit
+    /// any of its scalar parameters (scipy's f0 and floc: shape=2, mu=0); for a model the
+    /// head's global, alpha for a negative-binomial head (statsmodels' GLM
+    /// NegativeBinomial(alpha)), phi for a beta head, shape for a gamma or Weibull head.
+    /// Reported under `fixed`, without a standard error, and not counted in k.
     #[arg(long, value_name = "NAME=VALUE")]
     pub fix: Option<String>,
 }
@@ -167,7 +168,6 @@ impl ModelArgs {
             (self.log_every.is_some(), "--log-every"),
             (self.save.is_some(), "--save"),
             (self.report.is_some(), "--report"),
-            (self.fix.is_some(), "--fix"),
         ];
         match given.iter().find(|(g, _)| *g) {
             Some((_, flag)) => Err(Error::Usage(format!(

@@ -50,6 +50,19 @@ pub struct FitOptions {
     /// test does not depend on the data's units (family fits set 1 / sqrt of each coordinate's
     /// curvature per sample at the start); 1 when `None`.
     pub gradient_scale: Option<Vec<f64>>,
+    /// Coordinates of theta held at a value instead of estimated (`--fix`; scipy's `f0` and
+    /// `floc`): Newton runs on the others, the optimality test holds these where they are,
+    /// and inference leaves them out. Empty: none.
+    pub fixed: Vec<Option<f64>>,
+}
+
+impl FitOptions {
+    /// Which coordinates [`FitOptions::fixed`] holds, for `p` of them.
+    pub fn held(&self, p: usize) -> Vec<bool> {
+        (0..p)
+            .map(|j| self.fixed.get(j).is_some_and(|v| v.is_some()))
+            .collect()
+    }
 }
 
 impl Default for FitOptions {
@@ -64,6 +77,7 @@ impl Default for FitOptions {
             learning_rate: 0.05,
             initial: None,
             gradient_scale: None,
+            fixed: Vec::new(),
         }
     }
 }
@@ -183,6 +197,8 @@ pub(crate) struct EngineProblem<'a> {
     /// Curvature added along the family's invariant direction (no prior breaks the
     /// invariance): see [`crate::family::Family::invariant_direction`].
     pub pin_invariant: bool,
+    /// Coordinates held at their value ([`FitOptions::fixed`]); empty where none are.
+    pub held: Vec<bool>,
 }
 
 /// Adds n v v^T / |v|^2 to a row-major Hessian: curvature along a direction in which the NLL
@@ -413,6 +429,17 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
             .map(|(t, o)| t - o)
             .collect(),
     };
+    let held = options.held(p);
+    let mut phi0 = phi0;
+    if held.iter().any(|&h| h) {
+        let mut theta0 = coordinates.to_theta(&phi0);
+        for (j, v) in options.fixed.iter().enumerate() {
+            if let Some(v) = v {
+                theta0[j] = *v;
+            }
+        }
+        phi0 = coordinates.to_psi(&theta0);
+    }
     let offset = coordinates.offset.clone();
     let mut warnings = Vec::new();
     let raw_summary = map.unmap_summary(engine.summary());
@@ -434,6 +461,17 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
     // Newton for a family with kinks (the Laplace) is Newton on its smooth coordinates with
     // the kinked ones bisected (see kinked_finish); L-BFGS where neither applies.
     let kinked = (0..p).any(|j| family.kinked(j));
+    if held.iter().any(|&h| h) && !(newton_applies && options.optimizer == Optimizer::Newton) {
+        return Err(Error::Usage(format!(
+            "--fix holds parameters in Newton's method, which a {} fit{} does not use",
+            family.name(),
+            if options.optimizer == Optimizer::Newton {
+                ""
+            } else {
+                " with this --optimizer"
+            }
+        )));
+    }
     let optimizer = match options.optimizer {
         Optimizer::Newton if !(newton_applies || kinked && l1.is_none()) => Optimizer::Lbfgs,
         other => other,
@@ -442,7 +480,7 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
     let settings = NewtonSettings {
         max_iter: options.max_iter,
         prior: prior.clone(),
-        frozen: Vec::new(),
+        frozen: held.clone(),
     };
     let mut iterations = 0;
     let mut evaluations = 0;
@@ -451,6 +489,7 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
         offset: offset.clone(),
         exact: false,
         pin_invariant: prior.is_none(),
+        held: held.clone(),
     };
     // The optimiser on the engine's own sums.
     let (mut phi, mut stop) = match optimizer {
@@ -482,7 +521,7 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
     // The f64 finish: Newton where it applies, else L-BFGS, on the f64 sums.
     let exact_available = problem.engine.exact_term_sums(&problem.at(&phi))?.is_some();
     problem.exact = exact_available;
-    if prior.is_none() {
+    if prior.is_none() && !held.iter().any(|&h| h) {
         let (used, warning) = settle_boundary(&mut problem, &mut phi)?;
         evaluations += used;
         warnings.extend(warning);
@@ -587,7 +626,13 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
     } else {
         (false, stop)
     };
-    let theta = coordinates.to_theta(&phi);
+    let mut theta = coordinates.to_theta(&phi);
+    // Held coordinates exactly as given (the round trip through psi may round them).
+    for (t, v) in theta.iter_mut().zip(&options.fixed) {
+        if let Some(v) = v {
+            *t = *v;
+        }
+    }
     let nll = map.nll_from_mapped(check.nll, problem.engine.n());
     Ok(FitResult {
         log_prior: options
@@ -1006,11 +1051,15 @@ fn optimality(
     let mut free: Vec<usize> = Vec::new();
     // Coordinates on the boundary (a class never observed, placed far out): only without a
     // prior, which otherwise gives them a finite optimum.
-    let held = if prior.is_none() {
+    let mut held = if prior.is_none() {
         family.on_boundary(n, &sums, &theta)
     } else {
         vec![false; p]
     };
+    // Those --fix holds.
+    for (h, &fixed) in held.iter_mut().zip(&problem.held) {
+        *h |= fixed;
+    }
     let mut kink_violation = 0.0f64;
     let intervals = family.derivative_intervals(n, &sums, &theta);
     for j in 0..p {

@@ -98,7 +98,23 @@ fn audit_family(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
     let objective = |t: &[f64]| -> f64 {
         -values.iter().map(|x| f.log_density(x, t)).sum::<f64>() + penalty(prior, t)
     };
-    assert_local_minimum(&objective, &theta, &format!("{args:?}"));
+    // Parameters --fix holds are not estimated: the audit moves the others only.
+    let natural: Vec<&str> = f.natural(&theta).iter().map(|p| p.name).collect();
+    let held: Vec<bool> = natural
+        .iter()
+        .map(|n| json["fixed"].get(*n).is_some())
+        .collect();
+    // (One natural parameter per coordinate; a categorical family's probs are one vector.)
+    let free: Vec<usize> = (0..theta.len())
+        .filter(|&j| natural.len() != theta.len() || !held[j])
+        .collect();
+    let audited = |t: &[f64]| {
+        let mut full = theta.clone();
+        free.iter().zip(t).for_each(|(&j, &v)| full[j] = v);
+        objective(&full)
+    };
+    let start: Vec<f64> = free.iter().map(|&j| theta[j]).collect();
+    assert_local_minimum(&audited, &start, &format!("{args:?}"));
 }
 
 /// A linear model's parameters as the audit perturbs them: per output (one, or K - 1 classes)
