@@ -317,6 +317,11 @@ fn bad_csv_inputs() {
         ),
         (
             "gamma",
+            vec!["--fix", "shape=5e-324"],
+            "outside the parameter's range",
+        ),
+        (
+            "gamma",
             vec!["--fix", "shape"],
             "--fix takes NAME=VALUE (e.g. shape=1)",
         ),

@@ -289,6 +289,16 @@ fn bad_model_inputs() {
         ),
         (
             "negative-binomial",
+            "alpha=5e-324",
+            "the value must be a positive number",
+        ),
+        (
+            "negative-binomial",
+            "=",
+            "--fix '': a negative-binomial head's global parameter is alpha",
+        ),
+        (
+            "negative-binomial",
             "alpha",
             "--fix takes NAME=VALUE (e.g. alpha=0.5)",
         ),
@@ -298,11 +308,12 @@ fn bad_model_inputs() {
             why,
         );
     }
+    // A family fit holds its own parameters: a Poisson's is lambda.
     fails_with(
         &[
             "fit", "--family", "poisson", "--data", &counts, "--column", "y", "--fix", "alpha=1",
         ],
-        "--fix applies to models",
+        "--fix 'alpha': the poisson family's parameters are lambda",
     );
 
     let shares = temp("shares.csv", "a,y\n1,0.5\n2,1.5\n");

@@ -590,14 +590,22 @@ fn family_fixed(
     })?;
     let Some(j) = names.iter().position(|n| *n == name.trim()) else {
         return Err(likely::Error::Usage(format!(
-            "--fix {name}: the {} family's parameters are {}",
+            "--fix '{}': the {} family's parameters are {}",
+            name.trim(),
             family.name(),
             names.join(", ")
         )));
     };
     let link = family.links()[j];
     let parsed: Option<f64> = value.trim().parse().ok();
-    let Some(v) = parsed.filter(|v| v.is_finite() && link.forward(*v).is_finite()) else {
+    // Positive parameters as normal doubles (a subnormal's logarithm is that of a rounded
+    // value).
+    let in_range = |v: f64| {
+        v.is_finite()
+            && link.forward(v).is_finite()
+            && (link != likely::family::Link::Log || v >= f64::MIN_POSITIVE)
+    };
+    let Some(v) = parsed.filter(|&v| in_range(v)) else {
         return Err(likely::Error::Usage(format!(
             "--fix {}={}: outside the parameter's range ({})",
             names[j],

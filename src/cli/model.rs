@@ -102,7 +102,8 @@ fn fixed_global(fit: &super::fit::FitArgs) -> likely::Result<Option<(&'static st
         .flatten();
     let Some(global) = head_global else {
         return Err(Error::Usage(format!(
-            "--fix holds a negative-binomial head's alpha, a beta head's phi or a gamma or              Weibull head's shape; a {} model has none it can hold",
+            "--fix holds a negative-binomial head's alpha, a beta head's phi or a gamma or \
+             Weibull head's shape; a {} model has none it can hold",
             fit.family.as_str()
         )));
     };
@@ -113,15 +114,18 @@ fn fixed_global(fit: &super::fit::FitArgs) -> likely::Result<Option<(&'static st
     })?;
     if name.trim() != global {
         return Err(Error::Usage(format!(
-            "--fix {name}: a {} head's global parameter is {global}",
+            "--fix '{}': a {} head's global parameter is {global} (--fix {global}=VALUE)",
+            name.trim(),
             fit.family.as_str()
         )));
     }
+    // A normal positive double: below f64's normal range the logarithm the fit holds is
+    // that of a rounded value.
     let value: f64 = value
         .trim()
         .parse()
         .ok()
-        .filter(|v: &f64| *v > 0.0 && v.is_finite())
+        .filter(|v: &f64| *v >= f64::MIN_POSITIVE && v.is_finite())
         .ok_or_else(|| {
             Error::Usage(format!(
                 "--fix {global}={}: the value must be a positive number",
