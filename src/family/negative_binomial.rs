@@ -46,6 +46,27 @@ fn overdispersed(n: f64, total: f64, total_squares: f64) -> bool {
     n * total_squares - total * total > n * total
 }
 
+/// The log-likelihood of counts at mu = their mean and log alpha `a`; `None`: alpha = 0, the
+/// Poisson's at the mean (the limit).
+fn null_loglik(counts: &BTreeMap<u64, f64>, a: Option<f64>) -> f64 {
+    let (n, total, _) = moments(counts);
+    let log_factorials: f64 = counts
+        .iter()
+        .map(|(&c, &f)| f * libm::lgamma(c as f64 + 1.0))
+        .sum();
+    match a {
+        Some(a) => -(profile_in_log_alpha(counts, n, total, a)[0] + log_factorials),
+        None => {
+            let log_mean_part = if total > 0.0 {
+                total * (total / n).ln()
+            } else {
+                0.0
+            };
+            log_mean_part - total - log_factorials
+        }
+    }
+}
+
 /// The (count, frequency) pairs of a null part back as a histogram.
 fn pairs(part: &[f64]) -> BTreeMap<u64, f64> {
     part.chunks_exact(2).map(|p| (p[0] as u64, p[1])).collect()
@@ -408,35 +429,15 @@ impl Conditional for NegativeBinomial {
     /// statsmodels' NegativeBinomial, the reference, reports none either.
     fn null_model(&self, _: &Head, part: &[f64]) -> NullModel {
         let counts = pairs(part);
-        let (n, total, _) = moments(&counts);
-        let log_factorials: f64 = counts
-            .iter()
-            .map(|(&c, &f)| f * libm::lgamma(c as f64 + 1.0))
-            .sum();
-        let loglik = match log_alpha_mle_of(&counts) {
-            Some(a) => -(profile_in_log_alpha(&counts, n, total, a)[0] + log_factorials),
-            None => {
-                let mean = total / n;
-                let log_mean_part = if total > 0.0 { total * mean.ln() } else { 0.0 };
-                log_mean_part - total - log_factorials
-            }
-        };
         NullModel {
-            loglik,
+            loglik: null_loglik(&counts, log_alpha_mle_of(&counts)),
             deviance: None,
         }
     }
     /// mu = the mean (its MLE at any alpha) at the held alpha; no deviance.
     fn null_model_at(&self, _: &Head, part: &[f64], globals: &[f64]) -> Option<NullModel> {
-        let counts = pairs(part);
-        let (n, total, _) = moments(&counts);
-        let log_factorials: f64 = counts
-            .iter()
-            .map(|(&c, &f)| f * libm::lgamma(c as f64 + 1.0))
-            .sum();
-        let loglik = -(profile_in_log_alpha(&counts, n, total, globals[0])[0] + log_factorials);
         Some(NullModel {
-            loglik,
+            loglik: null_loglik(&pairs(part), Some(globals[0])),
             deviance: None,
         })
     }
