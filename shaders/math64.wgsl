@@ -44,17 +44,23 @@ fn exp64(t: f64) -> f64 {
 // [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, by its series to s^25. (naga's f64
 // frexp needs 64-bit integers; the exponent is found from f32's log2 and corrected.)
 fn log64(v_in: f64) -> f64 {
-    // Outside f32's normal range, f32(v) would be 0 or inf: scale by powers 2^-+240 first
-    // (five steps reach the subnormals, two the largest doubles).
+    // Outside f32's normal range, f32(v) would be 0 or inf: scale by powers 2^+-100 first,
+    // in one direction only, until v lies in [1e-30, 1e30] (from below 1e-30 a step lands
+    // under 2^100 1e-30 = 1.27; eleven steps reach the smallest subnormal, ten the largest
+    // double). Steps of 2^240, undone when they overshot 1e30, left values between 6e-43
+    // and 1.2e-38 as f32 subnormals, flushed to 0 on the device: ln(1e-41) came out 1.3 off.
     var v = v_in;
     var bias = 0.0;
-    for (var i = 0; i < 5 && v < 1e-30lf; i = i + 1) {
-        v = ldexp(v, 240);
-        bias = bias - 240.0;
-    }
-    for (var i = 0; i < 2 && v > 1e30lf; i = i + 1) {
-        v = ldexp(v, -240);
-        bias = bias + 240.0;
+    if (v < 1e-30lf) {
+        for (var i = 0; i < 11 && v < 1e-30lf; i = i + 1) {
+            v = ldexp(v, 100);
+            bias = bias - 100.0;
+        }
+    } else {
+        for (var i = 0; i < 10 && v > 1e30lf; i = i + 1) {
+            v = ldexp(v, -100);
+            bias = bias + 100.0;
+        }
     }
     var e = floor(log2(f32(v)) + 0.5);
     var m = ldexp(v, -i32(e));

@@ -268,6 +268,30 @@ fn samples(family: FamilyName, n: usize, seed: u64) -> Vec<f64> {
 /// with the samples rounded to f32 first so that those are the samples exactly.
 /// Both storage widths, each with both walks (a GPU's strided one and a CPU adapter's
 /// blocked one).
+/// The f64 kernel's logarithm (math64.wgsl) across f64's whole positive range, through the
+/// gamma family's ln x term, one sample at a time: values whose f32 is subnormal (1e-41) or
+/// that the kernel rescales past 1e30 (2e-43 up to 1e-31) included; not f64 subnormals, which
+/// a device may flush.
+#[test]
+fn family_f64_logarithms_hold_across_the_range_of_f64() {
+    let Some(ctx) = f64_adapter() else {
+        return;
+    };
+    let f = FamilyName::Gamma.build(1);
+    for x in [
+        1e-300, 1e-200, 2e-43, 6e-43, 3.7e-42, 1e-41, 1e-40, 1e-39, 1.1e-38, 1e-35, 1e-31, 1e-30,
+        0.5, 1.0, 3.0, 1e30, 1e31, 1e100, 1e300, 1.7e308,
+    ] {
+        let gpu = FamilyF64::new_walking(ctx, f.as_ref(), &[x], None, Walk::Blocked).unwrap();
+        let got = gpu.term_sums(&[]).unwrap()[0];
+        let want = x.ln();
+        assert!(
+            (got - want).abs() <= 4.0 * f64::EPSILON * want.abs().max(1.0),
+            "ln({x:e}) = {got} on the GPU, {want} in f64"
+        );
+    }
+}
+
 fn compare_terms(family: FamilyName, n: usize, chunk_cap: Option<usize>, seed: u64) {
     for stored in [Stored::F64, Stored::F32] {
         for walk in [Walk::Strided, Walk::Blocked] {
