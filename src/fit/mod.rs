@@ -82,6 +82,10 @@ impl Default for FitOptions {
     }
 }
 
+/// Newton iterations an f32 phase may take before the f64 finish (see [`fit`]): Newton
+/// converges in far fewer wherever f32 resolves the NLL.
+const F32_PHASE_ITERATIONS: usize = 50;
+
 /// Why a fit stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -491,10 +495,27 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
         pin_invariant: prior.is_none(),
         held: held.clone(),
     };
-    // The optimiser on the engine's own sums.
+    // The optimiser on the engine's own sums. Where those are f32 and f64 sums exist to
+    // finish on, the f32 phase gets a bounded share of the iterations: where f32 cannot
+    // resolve the NLL (a negative binomial of counts near 1e6, rows' terms of 1e7 cancelling
+    // to 10) its steps wander in the noise, and they had spent all 500 iterations (232 s on
+    // lavapipe) before the f64 finish could start.
+    let f32_phase = if coarse
+        && problem
+            .engine
+            .exact_term_sums(&problem.at(&phi0))?
+            .is_some()
+    {
+        NewtonSettings {
+            max_iter: options.max_iter.min(F32_PHASE_ITERATIONS),
+            ..settings.clone()
+        }
+    } else {
+        settings.clone()
+    };
     let (mut phi, mut stop) = match optimizer {
         Optimizer::Newton if newton_applies => {
-            let run = newton::minimize(&mut problem, phi0, &settings)?;
+            let run = newton::minimize(&mut problem, phi0, &f32_phase)?;
             iterations += run.iterations;
             evaluations += run.evaluations;
             (run.theta, stop_reason(run.stop))
