@@ -81,6 +81,9 @@ impl Engine for ProgressEngine {
     fn exact_term_sums(&mut self, theta: &[f64]) -> likely::Result<Option<Vec<f64>>> {
         self.inner.exact_term_sums(theta)
     }
+    fn has_exact_sums(&self) -> bool {
+        self.inner.has_exact_sums()
+    }
     fn f64_engine(&self) -> &'static str {
         self.inner.f64_engine()
     }

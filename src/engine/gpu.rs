@@ -313,6 +313,9 @@ impl Engine for GpuEngine {
             "cpu"
         }
     }
+    fn has_exact_sums(&self) -> bool {
+        self.exact.is_some() || self.host.is_some()
+    }
     fn exact_term_sums(&mut self, theta: &[f64]) -> Result<Option<Vec<f64>>> {
         if let Some(exact) = &self.exact {
             return exact.term_sums(&self.family.kernel_params(theta)).map(Some);

@@ -61,6 +61,11 @@ pub trait Engine {
             Ok(None)
         }
     }
+    /// Whether [`Engine::exact_term_sums`] gives sums (without computing them: on a streamed
+    /// table that is a pass over the file).
+    fn has_exact_sums(&self) -> bool {
+        self.unit_roundoff() < 1e-12
+    }
     /// Which engine computes [`Engine::exact_term_sums`]: `cpu` (the CPU engine, and the GPU
     /// engine's host copy), or `gpu` (an adapter with SHADER_F64 holding the samples in f64).
     fn f64_engine(&self) -> &'static str {

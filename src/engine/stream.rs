@@ -267,6 +267,9 @@ impl Engine for StreamingEngine {
             ),
         }
     }
+    fn has_exact_sums(&self) -> bool {
+        true
+    }
     fn exact_term_sums(&mut self, theta: &[f64]) -> Result<Option<Vec<f64>>> {
         let kp = self.family.kernel_params(theta);
         let (n, map, source) = (self.n, self.map, &mut self.source);

@@ -500,12 +500,7 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
     // resolve the NLL (a negative binomial of counts near 1e6, rows' terms of 1e7 cancelling
     // to 10) its steps wander in the noise, and they had spent all 500 iterations (232 s on
     // lavapipe) before the f64 finish could start.
-    let f32_phase = if coarse
-        && problem
-            .engine
-            .exact_term_sums(&problem.at(&phi0))?
-            .is_some()
-    {
+    let f32_phase = if coarse && problem.engine.has_exact_sums() {
         NewtonSettings {
             max_iter: options.max_iter.min(F32_PHASE_ITERATIONS),
             ..settings.clone()
