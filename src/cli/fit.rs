@@ -553,6 +553,17 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     })
 }
 
+/// `--fix`'s NAME and VALUE, trimmed; `example` shows the form where there is no `=`.
+pub(super) fn split_fix<'a>(text: &'a str, example: &str) -> likely::Result<(&'a str, &'a str)> {
+    text.split_once('=')
+        .map(|(name, value)| (name.trim(), value.trim()))
+        .ok_or_else(|| {
+            likely::Error::Usage(format!(
+                "--fix takes NAME=VALUE (e.g. {example}), got '{text}'"
+            ))
+        })
+}
+
 /// `--fix NAME=VALUE` for a family fit: the natural parameter NAME held at VALUE, as its
 /// coordinate of theta (the link's image of VALUE).
 struct FamilyFixed {
@@ -582,22 +593,16 @@ fn family_fixed(
             family.name()
         )));
     }
-    let (name, value) = text.split_once('=').ok_or_else(|| {
-        likely::Error::Usage(format!(
-            "--fix takes NAME=VALUE (e.g. {}=1), got '{text}'",
-            names[0]
-        ))
-    })?;
-    let Some(j) = names.iter().position(|n| *n == name.trim()) else {
+    let (name, value) = split_fix(text, &format!("{}=1", names[0]))?;
+    let Some(j) = names.iter().position(|n| *n == name) else {
         return Err(likely::Error::Usage(format!(
-            "--fix '{}': the {} family's parameters are {}",
-            name.trim(),
+            "--fix '{name}': the {} family's parameters are {}",
             family.name(),
             names.join(", ")
         )));
     };
     let link = family.links()[j];
-    let parsed: Option<f64> = value.trim().parse().ok();
+    let parsed: Option<f64> = value.parse().ok();
     // Positive parameters as normal doubles (a subnormal's logarithm is that of a rounded
     // value).
     let in_range = |v: f64| {
@@ -607,9 +612,8 @@ fn family_fixed(
     };
     let Some(v) = parsed.filter(|&v| in_range(v)) else {
         return Err(likely::Error::Usage(format!(
-            "--fix {}={}: outside the parameter's range ({})",
+            "--fix {}={value}: outside the parameter's range ({})",
             names[j],
-            value.trim(),
             match link {
                 likely::family::Link::Log => "a positive number",
                 likely::family::Link::Logit => "a probability in (0, 1)",

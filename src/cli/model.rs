@@ -107,29 +107,22 @@ fn fixed_global(fit: &super::fit::FitArgs) -> likely::Result<Option<(&'static st
             fit.family.as_str()
         )));
     };
-    let (name, value) = text.split_once('=').ok_or_else(|| {
-        Error::Usage(format!(
-            "--fix takes NAME=VALUE (e.g. {global}=0.5), got '{text}'"
-        ))
-    })?;
-    if name.trim() != global {
+    let (name, value) = super::fit::split_fix(text, &format!("{global}=0.5"))?;
+    if name != global {
         return Err(Error::Usage(format!(
-            "--fix '{}': a {} head's global parameter is {global} (--fix {global}=VALUE)",
-            name.trim(),
+            "--fix '{name}': a {} head's global parameter is {global} (--fix {global}=VALUE)",
             fit.family.as_str()
         )));
     }
     // A normal positive double: below f64's normal range the logarithm the fit holds is
     // that of a rounded value.
     let value: f64 = value
-        .trim()
         .parse()
         .ok()
         .filter(|v: &f64| *v >= f64::MIN_POSITIVE && v.is_finite())
         .ok_or_else(|| {
             Error::Usage(format!(
-                "--fix {global}={}: the value must be a positive number",
-                value.trim()
+                "--fix {global}={value}: the value must be a positive number"
             ))
         })?;
     Ok(Some((global, value)))
@@ -512,6 +505,7 @@ pub fn fit_model(
         eval: &eval,
         inference: inference.as_ref(),
         ols: ols.as_ref(),
+        fixed,
         separation: &separation,
         frozen: &options.frozen,
         seconds,
@@ -1320,6 +1314,8 @@ struct FitOutcome<'a> {
     inference: Option<&'a likely::inference::Inference>,
     /// statsmodels' OLS report (`--report ols`), whose standard errors `inference` then holds.
     ols: Option<&'a likely::inference::OlsReport>,
+    /// The global `--fix` held, and its value.
+    fixed: Option<(&'static str, f64)>,
     separation: &'a [String],
     /// Which engine summed the f64 passes (the optimality test, the f64 finish): `gpu` where
     /// the rows were resident on an adapter with SHADER_F64, `cpu` otherwise.
@@ -1361,7 +1357,7 @@ impl FitOutcome<'_> {
         let fitted = self.frozen.iter().filter(|f| !**f).count();
         let head = &model.network.head;
         // With --fix the null model holds the global where the fit held it.
-        let (null, held) = match fixed_global(self.fit).ok().flatten() {
+        let (null, held) = match self.fixed {
             Some((_, value)) => (
                 head.null_model_at(self.eval.null_part.as_deref()?, &[value.ln()])?,
                 1,
@@ -1441,7 +1437,7 @@ impl FitOutcome<'_> {
                 out["llf"] = json_f64(-eval.nll);
             }
         }
-        if let Ok(Some((name, value))) = fixed_global(self.fit) {
+        if let Some((name, value)) = self.fixed {
             out["fixed"] = json!({ name: json_f64(value) });
         }
         out["report"] = json!(if self.ols.is_some() {
@@ -1539,7 +1535,7 @@ impl FitOutcome<'_> {
                 }
             }
         }
-        if let Ok(Some((name, value))) = fixed_global(self.fit) {
+        if let Some((name, value)) = self.fixed {
             outln!("  {name} = {value} (fixed, not estimated)");
         }
         outln!(
