@@ -40,6 +40,10 @@ def real_data(binary, backend):
             args += ["--cov", r["cov"]]
         if "fix" in r:
             args += ["--fix", r["fix"]]
+        if "link" in r:
+            if backend != "cpu":
+                continue  # links other than the default run on the CPU engine only
+            args += ["--link", r["link"]]
         got, code = run(binary, args)
         want = flat(r["coefficients"], r["family"])
         have = flat(got["coefficients"], r["family"])

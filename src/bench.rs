@@ -308,11 +308,7 @@ pub fn mlp_network() -> Network {
         inputs: 10,
         hidden: vec![32],
         activation: Activation::Relu,
-        head: Head {
-            family: FamilyName::Categorical,
-            classes: 5,
-            reference: false,
-        },
+        head: Head::new(FamilyName::Categorical, 5, false),
     }
 }
 

@@ -475,11 +475,7 @@ pub fn run_models(
                 inputs: *d,
                 hidden: hidden.to_vec(),
                 activation,
-                head: Head {
-                    family,
-                    classes: 5,
-                    reference: hidden.is_empty(),
-                },
+                head: Head::new(family, 5, hidden.is_empty()),
             };
             let mut comparison = ModelComparison::new(ctx, &net, *n, *batch, seed + i as u64)?;
             for case in [comparison.full_batch()?, comparison.training_step()?] {

@@ -316,6 +316,54 @@ fn bad_model_inputs() {
         "--fix 'alpha': the poisson family's parameters are lambda",
     );
 
+    // --link: one the family takes, on a model, at the CPU engine where it is not native.
+    for (family, link, why) in [
+        (
+            "poisson",
+            "probit",
+            "--link probit: the poisson family takes the links log, identity (default log), not probit",
+        ),
+        (
+            "negative-binomial",
+            "identity",
+            "the negative-binomial family takes the link log (default log), not identity",
+        ),
+        (
+            "categorical",
+            "probit",
+            "the categorical family takes the link logit",
+        ),
+    ] {
+        fails_with(
+            &model_fit("linear", family, &counts, "y", &["--link", link]),
+            why,
+        );
+    }
+    fails_with(
+        &[
+            "fit", "--family", "poisson", "--data", &counts, "--column", "y", "--link", "log",
+        ],
+        "--link applies to models: add --model linear or --model mlp",
+    );
+    fails_with(
+        &model_fit("linear", "gaussian", &numbers, "y", &["--report", "ols", "--link", "log"]),
+        "--report ols is of the least-squares fit, a gaussian model at its identity link: drop --link",
+    );
+    fails_with(
+        &model_fit(
+            "linear",
+            "poisson",
+            &counts,
+            "y",
+            &["--link", "identity", "--backend", "gpu"],
+        ),
+        "--link identity runs on the CPU engine (--backend cpu)",
+    );
+    fails_with(
+        &model_fit("linear", "poisson", &counts, "y", &["--link", "sqrt"]),
+        "invalid value 'sqrt' for '--link <LINK>'",
+    );
+
     let shares = temp("shares.csv", "a,y\n1,0.5\n2,1.5\n");
     fails_with(
         &model_fit("linear", "beta", &shares, "y", &[]),
@@ -527,4 +575,72 @@ fn misplaced_and_memory_flags_on_model_fits() {
         "--json",
     ]));
     assert!(sgd["nll"].as_f64().unwrap() > 0.0);
+}
+
+/// A model fitted with `--link` is saved with it and applied with it: `predict` reports the
+/// identity link's mean eta itself (not e^eta); a file whose link the family does not take is
+/// refused, and a file written before links existed (no "link") is read at the native link.
+#[test]
+fn a_model_saved_with_a_link_is_applied_with_it() {
+    let counts = temp(
+        "link-counts.csv",
+        "a,y\n1,2\n2,3\n3,5\n4,4\n5,7\n6,9\n7,8\n8,12\n",
+    );
+    let saved = dir().join("identity.json");
+    let saved = saved.to_str().unwrap();
+    let fit = ok_json(&model_fit(
+        "linear",
+        "poisson",
+        &counts,
+        "y",
+        &["--link", "identity", "--save", saved, "--json"],
+    ));
+    assert_eq!(fit["link"], "identity");
+    assert_eq!(fit["converged"], true, "{fit}");
+    let (slope, intercept) = (
+        fit["coefficients"]["a"].as_f64().unwrap(),
+        fit["coefficients"]["intercept"].as_f64().unwrap(),
+    );
+    let predict = |model: &str, output: &str| -> Vec<f64> {
+        let out = likely(&[
+            "predict", "--model", model, "--data", &counts, "--output", output,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let text = std::fs::read_to_string(output).unwrap();
+        text.lines().skip(1).map(|l| l.parse().unwrap()).collect()
+    };
+    let output = dir().join("identity-means.csv");
+    let means = predict(saved, output.to_str().unwrap());
+    for (i, m) in means.iter().enumerate() {
+        let want = intercept + slope * (i + 1) as f64;
+        assert!((m - want).abs() <= 1e-12 * want, "row {i}: {m} vs {want}");
+    }
+    let text = std::fs::read_to_string(saved).unwrap();
+    assert!(text.contains("\"link\": \"identity\""), "{text}");
+    let tampered = dir().join("probit.json");
+    std::fs::write(
+        &tampered,
+        text.replace("\"link\": \"identity\"", "\"link\": \"probit\""),
+    )
+    .unwrap();
+    fails_with(
+        &[
+            "predict",
+            "--model",
+            tampered.to_str().unwrap(),
+            "--data",
+            &counts,
+        ],
+        "not a valid likely model file: the poisson family takes the links log, identity",
+    );
+    let old = dir().join("old.json");
+    std::fs::write(&old, text.replace("\"link\": \"identity\",", "")).unwrap();
+    let output = dir().join("old-means.csv");
+    let means = predict(old.to_str().unwrap(), output.to_str().unwrap());
+    let want = (intercept + slope).exp();
+    assert!(
+        (means[0] - want).abs() <= 1e-12 * want,
+        "{} vs {want}",
+        means[0]
+    );
 }

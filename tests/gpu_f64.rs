@@ -21,11 +21,7 @@ fn network(family: FamilyName, reference: bool, d: usize) -> Network {
         inputs: d,
         hidden: vec![],
         activation: Activation::Relu,
-        head: Head {
-            family,
-            classes: 4,
-            reference,
-        },
+        head: Head::new(family, 4, reference),
     }
 }
 

@@ -31,11 +31,7 @@ fn full_batch_nll_and_gradient_match_the_cpu() {
                     inputs: *d,
                     hidden: hidden.to_vec(),
                     activation,
-                    head: Head {
-                        family,
-                        classes: 5,
-                        reference: hidden.is_empty(),
-                    },
+                    head: Head::new(family, 5, hidden.is_empty()),
                 };
                 let case = ModelComparison::new(ctx, &net, *n, *batch, 50 + i as u64)
                     .and_then(|c| c.full_batch())
@@ -57,11 +53,7 @@ fn one_training_step_applies_the_cpu_gradient() {
                 inputs: 10,
                 hidden,
                 activation: Activation::Relu,
-                head: Head {
-                    family,
-                    classes: 5,
-                    reference: false,
-                },
+                head: Head::new(family, 5, false),
             };
             let mut comparison = ModelComparison::new(ctx, &net, n, batch, 60).unwrap();
             let case = comparison.training_step().unwrap();
@@ -101,11 +93,7 @@ fn training_follows_the_cpu_trajectory() {
         inputs: 10,
         hidden: vec![32],
         activation: Activation::Relu,
-        head: Head {
-            family: FamilyName::Categorical,
-            classes: 5,
-            reference: false,
-        },
+        head: Head::new(FamilyName::Categorical, 5, false),
     };
     let (x, y) = table(500, 10, FamilyName::Categorical, 5, 9);
     // The same run from the same start on both engines: (CPU report and parameters, GPU's).
@@ -226,11 +214,7 @@ fn tables_spanning_several_bindings() {
         inputs: 10,
         hidden: vec![7],
         activation: Activation::Tanh,
-        head: Head {
-            family: FamilyName::Categorical,
-            classes: 3,
-            reference: false,
-        },
+        head: Head::new(FamilyName::Categorical, 3, false),
     };
     // Small chunks: batches draw rows from several bindings at once.
     assert_eq!(compare_chunked(ctx, &net, 1000, 64, Some(300)), 4);
@@ -348,11 +332,7 @@ fn fused_training_steps_match_the_kernel_by_kernel_steps() {
         inputs,
         hidden: hidden.to_vec(),
         activation,
-        head: Head {
-            family,
-            classes,
-            reference: hidden.is_empty(),
-        },
+        head: Head::new(family, classes, hidden.is_empty()),
     };
     // Every head, each activation, 0 to 2 hidden layers, every optimiser, both priors, a
     // frozen intercept; batches below and above the fused step's 32 rows per workgroup round,

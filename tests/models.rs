@@ -54,11 +54,7 @@ fn gradients_match_finite_differences_for_every_head_and_activation() {
                 inputs: 3,
                 hidden,
                 activation,
-                head: Head {
-                    family,
-                    classes: 4,
-                    reference,
-                },
+                head: Head::new(family, 4, reference),
             };
             let (n, d) = (40, 3);
             let x = features(n, d, 1);
@@ -286,11 +282,7 @@ fn divergence_keeps_the_last_finite_parameters() {
         inputs: 2,
         hidden: vec![8],
         activation: Activation::Relu,
-        head: Head {
-            family: FamilyName::Poisson,
-            classes: 1,
-            reference: false,
-        },
+        head: Head::new(FamilyName::Poisson, 1, false),
     };
     let x = features(64, 2, 11)
         .iter()

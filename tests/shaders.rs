@@ -54,11 +54,7 @@ fn every_model_kernel_validates() {
                     inputs: 10,
                     hidden,
                     activation,
-                    head: Head {
-                        family,
-                        classes: 5,
-                        reference,
-                    },
+                    head: Head::new(family, 5, reference),
                 };
                 let source = likely::gpu::mlp::compose(&net, 1000, 256);
                 if let Err(e) = validate(&source, false) {

@@ -79,6 +79,11 @@ pub struct ModelArgs {
     /// Reported under `fixed`, without a standard error, and not counted in k.
     #[arg(long, value_name = "NAME=VALUE")]
     pub fix: Option<String>,
+    /// The link g of the model's mean, eta = g(mu): bernoulli logit (default), probit,
+    /// cloglog; poisson log (default), identity; gamma log (default), inverse, identity;
+    /// gaussian identity (default), log. Links other than the default run on the CPU engine.
+    #[arg(long, value_enum)]
+    pub link: Option<likely::family::MeanLink>,
 }
 
 /// The heads whose global `--fix` can hold: those fitted by Newton on every parameter
@@ -165,6 +170,7 @@ impl ModelArgs {
             (self.log_every.is_some(), "--log-every"),
             (self.save.is_some(), "--save"),
             (self.report.is_some(), "--report"),
+            (self.link.is_some(), "--link"),
         ];
         match given.iter().find(|(g, _)| *g) {
             Some((_, flag)) => Err(Error::Usage(format!(
@@ -176,12 +182,16 @@ impl ModelArgs {
 }
 
 /// The GPU context a model fit should use, or `None` for the CPU engine.
-fn gpu_for_models(engine: &EngineArgs) -> likely::Result<Option<GpuContext>> {
+fn gpu_for_models(
+    engine: &EngineArgs,
+    non_native_link: bool,
+) -> likely::Result<Option<GpuContext>> {
     let selector = engine.selector();
     let use_gpu = match engine.backend {
         Backend::Cpu => false,
         Backend::Gpu => true,
-        Backend::Auto => best_is_hardware(&selector),
+        // The GPU kernels' heads are at each family's native link (see check_model_flags).
+        Backend::Auto => best_is_hardware(&selector) && !non_native_link,
     };
     use_gpu.then(|| GpuContext::new(&selector)).transpose()
 }
@@ -245,7 +255,8 @@ pub fn fit_model(
         likely::util::refuse_overwriting_input("--save", save, &[("--data", &fit.data)])?;
     }
     let requested = model_optimizer(fit, kind)?;
-    let gpu_context = gpu_for_models(engine)?;
+    let non_native_link = !head_for(fit, kind, 1)?.has_native_link();
+    let gpu_context = gpu_for_models(engine, non_native_link)?;
     // Newton's passes run on the CPU engine (f64) unless the GPU is asked for: on a GPU they
     // are f32 and the fit finishes on f64 sums on the CPU anyway.
     let newton_default =
@@ -407,11 +418,19 @@ pub fn fit_model(
     let eval = summary.assessment.evaluation();
     let separation = summary.assessment.separation(&model);
     // Where the MLE does not exist, no point is its optimum, however small the gradient.
+    // (Under an identity link the diagnosis is of a maximum on the boundary of the means'
+    // domain instead: it exists, but no gradient test holds there.)
     let no_mle = !separation.is_empty();
+    let on_boundary = !model.network.head.has_native_link();
     if no_mle && (full_batch || trained.report.converged) {
         trained.report.converged = false;
         trained.report.reason = format!(
-            "the MLE does not exist (see the warning); the fit stopped: {}",
+            "{} (see the warning); the fit stopped: {}",
+            if on_boundary {
+                "the maximum lies on the boundary of the link's domain"
+            } else {
+                "the MLE does not exist"
+            },
             trained.report.reason
         );
     }
@@ -483,7 +502,11 @@ pub fn fit_model(
         errln!("warning: {w}");
     }
     for w in &separation {
-        errln!("warning: {w}: the MLE does not exist; coefficients drift and their standard errors are meaningless (a prior, e.g. --prior l2:10, gives a MAP estimate)");
+        if on_boundary {
+            errln!("warning: {w}");
+        } else {
+            errln!("warning: {w}: the MLE does not exist; coefficients drift and their standard errors are meaningless (a prior, e.g. --prior l2:10, gives a MAP estimate)");
+        }
     }
     let claims_optimum = full_batch;
     if !trained.report.converged && claims_optimum && !no_mle {
@@ -536,10 +559,13 @@ fn conditioning(
     network: &Network,
     intercept: bool,
 ) -> likely::Result<likely::model::Conditioning> {
-    let location_scale = matches!(
-        network.head.family,
-        FamilyName::Gaussian | FamilyName::Laplace
-    );
+    // Centring and scaling the target maps a location-scale head's mean onto itself; a
+    // log mean it would not.
+    let location_scale = network.head.has_native_link()
+        && matches!(
+            network.head.family,
+            FamilyName::Gaussian | FamilyName::Laplace
+        );
     let stats = match (rows, &prepared.survey) {
         (Rows::Memory(table) | Rows::Resident(table, _), _) => {
             let mut stats = likely::model::ColumnStats::new(network.inputs + 1);
@@ -606,6 +632,25 @@ fn check_model_flags(fit: &super::fit::FitArgs, kind: ModelKind) -> likely::Resu
         return Err(Error::Usage("--hidden widths must be at least 1".into()));
     }
     fixed_global(fit)?;
+    let head = head_for(fit, kind, 1)?;
+    if args.report == Some(Report::Ols) && !head.has_native_link() {
+        return Err(Error::Usage(
+            "--report ols is of the least-squares fit, a gaussian model at its identity link: \
+             drop --link"
+                .into(),
+        ));
+    }
+    if fit.engine.backend == Backend::Gpu {
+        let network = Network {
+            inputs: 1,
+            hidden: Vec::new(),
+            activation: Activation::Relu,
+            head,
+        };
+        if let Some(why) = GpuNetwork::refusal(&network) {
+            return Err(Error::Usage(why));
+        }
+    }
     if args.report == Some(Report::Ols) {
         let why = if kind != ModelKind::Linear || fit.family != FamilyName::Gaussian {
             Some("--report ols applies to --model linear --family gaussian")
@@ -810,11 +855,7 @@ fn network_for(
             ModelKind::Mlp => args.hidden.clone().unwrap_or_else(|| vec![32]),
         },
         activation: args.activation.unwrap_or(Activation::Relu),
-        head: Head {
-            family,
-            classes,
-            reference: kind == ModelKind::Linear,
-        },
+        head: head_for(fit, kind, classes)?,
     };
     match network.checked_param_count() {
         Some(p) if p as u128 * HOST_BYTES_PER_PARAM <= host_budget as u128 => Ok(network),
@@ -827,6 +868,18 @@ fn network_for(
             network.head.outputs(),
             HOST_BYTES_PER_PARAM
         ))),
+    }
+}
+
+/// The model's head: the family at the `--link` asked for (a usage error where the family
+/// does not take it), with a reference class for linear categorical models.
+fn head_for(fit: &super::fit::FitArgs, kind: ModelKind, classes: usize) -> likely::Result<Head> {
+    let head = Head::new(fit.family, classes, kind == ModelKind::Linear);
+    match fit.model.link {
+        Some(link) => head
+            .with_link(link)
+            .map_err(|why| Error::Usage(format!("--link {}: {why}", link.as_str()))),
+        None => Ok(head),
     }
 }
 
@@ -1388,6 +1441,7 @@ impl FitOutcome<'_> {
         let mut out = json!({
             "model": model.kind,
             "family": self.fit.family.as_str(),
+            "link": model.network.head.link.as_str(),
             "n": self.prepared.n,
             "target": model.target,
             "features": self.prepared.features,
@@ -1482,9 +1536,10 @@ impl FitOutcome<'_> {
     fn print(&self) {
         let (model, eval, report) = (self.model, self.eval, &self.trained.report);
         outln!(
-            "{:?} {} model of '{}' on {} features, n = {}{}",
+            "{:?} {} model ({} link) of '{}' on {} features, n = {}{}",
             model.kind,
             self.fit.family.as_str(),
+            model.network.head.link.as_str(),
             model.target,
             self.prepared.features.len(),
             self.prepared.n,

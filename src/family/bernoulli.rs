@@ -3,6 +3,7 @@
 //! NLL_i = softplus(eta) - x_i eta, so the only sample-dependent term is x_i:
 //! NLL = n softplus(eta) - eta S,  dNLL/deta = n sigmoid(eta) - S,  S = sum x_i.
 
+use super::link::MeanLink;
 use super::*;
 use rand::Rng;
 
@@ -93,6 +94,11 @@ impl Family for Bernoulli {
 
 /// The logistic head: eta = logit p.
 impl Conditional for Bernoulli {
+    /// Eta is the logit of P(y = 1); probit and cloglog as binomial GLMs take them.
+    fn mean_links(&self) -> &'static [MeanLink] {
+        &[MeanLink::Logit, MeanLink::Probit, MeanLink::Cloglog]
+    }
+
     fn is_classifier(&self) -> bool {
         true
     }

@@ -18,6 +18,7 @@
 //!                 - (1 - mu) ln((1 - y) / (1 - mu))),
 //! written so that no term of size phi ln phi appears (they cancel algebraically).
 
+use super::link::MeanLink;
 use super::*;
 use crate::special;
 use rand::Rng;
@@ -252,6 +253,11 @@ impl BetaRow {
 
 /// The head of a beta regression: eta = logit mu, global s = ln phi.
 impl Conditional for Beta {
+    /// Eta is the logit of the mean, as in betareg.
+    fn mean_links(&self) -> &'static [MeanLink] {
+        &[MeanLink::Logit]
+    }
+
     fn global_names(&self) -> &'static [&'static str] {
         &["phi"]
     }

@@ -5,6 +5,7 @@
 //! (This is the cross-entropy loss summed over samples.) The logits are identified only up to
 //! a common shift; the probabilities are unique.
 
+use super::link::MeanLink;
 use super::*;
 use rand::Rng;
 
@@ -221,6 +222,11 @@ pub(super) static AS_HEAD: Categorical = Categorical { classes: 1 };
 /// The softmax head: the outputs are the logits (the reference class's fixed at 0 when the
 /// head has one).
 impl Conditional for Categorical {
+    /// The multinomial logit: eta are the log odds against the reference class.
+    fn mean_links(&self) -> &'static [MeanLink] {
+        &[MeanLink::Logit]
+    }
+
     fn outputs(&self, head: &Head) -> usize {
         head.classes - head.reference as usize
     }

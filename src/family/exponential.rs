@@ -4,6 +4,7 @@
 //! NLL = e^eta S - n eta,  dNLL/deta = e^eta S - n.
 
 use super::gamma::Gamma;
+use super::link::MeanLink;
 use super::*;
 use rand::Rng;
 use rand_distr::{Distribution, Exp};
@@ -84,6 +85,11 @@ impl Family for Exponential {
 
 /// The head of an exponential regression: eta = log rate, NLL = rate y - eta.
 impl Conditional for Exponential {
+    /// Eta is the log rate (minus the log mean).
+    fn mean_links(&self) -> &'static [MeanLink] {
+        &[MeanLink::Log]
+    }
+
     fn nll(
         &self,
         _: &Head,

@@ -16,6 +16,7 @@
 //! and e^t - 1 - t from expm1 and `log1pmx`), so that a row's NLL and its derivative in the
 //! shape keep their digits at shapes of 1e6 (a residual of a part in 1e3).
 
+use super::link::MeanLink;
 use super::*;
 use crate::special;
 use rand::Rng;
@@ -147,6 +148,11 @@ impl Family for Gamma {
 
 /// The head of a gamma regression with a log link: eta = ln mu, global s = ln k.
 impl Conditional for Gamma {
+    /// Eta is the log mean; the inverse is the canonical link of GLMs.
+    fn mean_links(&self) -> &'static [MeanLink] {
+        &[MeanLink::Log, MeanLink::Inverse, MeanLink::Identity]
+    }
+
     fn global_names(&self) -> &'static [&'static str] {
         &["shape"]
     }

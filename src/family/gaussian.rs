@@ -5,6 +5,7 @@
 //! dNLL/dmu = -S1 / sigma^2,   dNLL/dlog sigma = n - S2 / sigma^2.
 //! The kernel reduces (d, d^2), never d / sigma, so sigma = 1e-20 cannot overflow f32.
 
+use super::link::MeanLink;
 use super::*;
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
@@ -120,6 +121,11 @@ impl Family for Gaussian {
 
 /// The head of a least-squares model: eta = mu, the global log sigma.
 impl Conditional for Gaussian {
+    /// Eta is the mean.
+    fn mean_links(&self) -> &'static [MeanLink] {
+        &[MeanLink::Identity, MeanLink::Log]
+    }
+
     fn global_names(&self) -> &'static [&'static str] {
         &["sigma"]
     }

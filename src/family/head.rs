@@ -7,6 +7,7 @@
 //! (the intercept-only fit's sufficient statistics); [`FamilyName::conditional`] is the one
 //! exhaustive list, so a family without a head does not compile.
 
+use super::link::MeanLink;
 use super::FamilyName;
 use rand::rngs::StdRng;
 
@@ -19,6 +20,9 @@ pub struct Head {
     /// Categorical only: the first class's logit is fixed at 0 (as in statsmodels' MNLogit),
     /// so a linear model is identified; otherwise all K logits are outputs (softmax over K).
     pub reference: bool,
+    /// How the output eta maps to the family's mean: one of the family's
+    /// [`Conditional::mean_links`], the first of which (its native parameter) is the default.
+    pub link: MeanLink,
 }
 
 /// The row likelihood of a family given its outputs: one definition serving the CPU network,
@@ -41,6 +45,11 @@ pub trait Conditional: Sync {
     fn is_classifier(&self) -> bool {
         false
     }
+
+    /// The links the head takes, its native one first: the link under which `eta` is the
+    /// parameter every other method is written in (the logit for the Bernoulli, the log mean
+    /// for the Poisson). Any other is composed with it by [`MeanLink::to_native`].
+    fn mean_links(&self) -> &'static [MeanLink];
 
     /// NLL of target `y` given outputs `eta` and `globals`; writes dNLL/deta into `d_eta` and
     /// adds dNLL/dglobals into `d_globals`.
@@ -165,6 +174,16 @@ pub trait Conditional: Sync {
 }
 
 impl FamilyName {
+    /// The link a head of this family takes by default: its native parameter's.
+    pub fn native_link(self) -> MeanLink {
+        self.conditional().mean_links()[0]
+    }
+
+    /// The links a head of this family takes, the default first.
+    pub fn mean_links(self) -> &'static [MeanLink] {
+        self.conditional().mean_links()
+    }
+
     /// The family's head: the one place that lists every family's [`Conditional`].
     pub fn conditional(self) -> &'static dyn Conditional {
         match self {
@@ -184,8 +203,51 @@ impl FamilyName {
 }
 
 impl Head {
+    /// The family's head at its native link.
+    pub fn new(family: FamilyName, classes: usize, reference: bool) -> Head {
+        Head {
+            family,
+            classes,
+            reference,
+            link: family.native_link(),
+        }
+    }
+
+    /// The same head under `link`, or why the family does not take it.
+    pub fn with_link(self, link: MeanLink) -> Result<Head, String> {
+        let links = self.family.mean_links();
+        if links.contains(&link) {
+            Ok(Head { link, ..self })
+        } else {
+            Err(format!(
+                "the {} family takes the link{} {} (default {}), not {}",
+                self.family.as_str(),
+                if links.len() > 1 { "s" } else { "" },
+                links
+                    .iter()
+                    .map(|l| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                links[0].as_str(),
+                link.as_str()
+            ))
+        }
+    }
+
+    /// Whether the head is at its family's native link (every method is then the family's
+    /// own, and the GPU kernels apply).
+    pub fn has_native_link(&self) -> bool {
+        self.link == self.family.native_link()
+    }
+
     fn definition(&self) -> &'static dyn Conditional {
         self.family.conditional()
+    }
+
+    /// (t, t', t'') of the native parameter at output `eta` ([`MeanLink::to_native`]); `None`
+    /// outside the link's domain.
+    fn native(&self, eta: f64) -> Option<[f64; 3]> {
+        self.link.to_native(self.family.native_link(), eta).ok()
     }
 
     /// Each row's parameter-free NLL part for target `y` (e.g. ln y! for Poisson), which the
@@ -225,26 +287,66 @@ impl Head {
         d_eta: &mut [f64],
         d_globals: &mut [f64],
     ) -> f64 {
-        self.definition()
-            .nll(self, eta, globals, y, d_eta, d_globals)
+        if self.has_native_link() {
+            return self
+                .definition()
+                .nll(self, eta, globals, y, d_eta, d_globals);
+        }
+        // Under another link: the native NLL at t(eta), its slope times t'. Outside the
+        // link's domain the row has no likelihood: +inf, and no direction to follow.
+        let Some([t, t1, _]) = self.native(eta[0]) else {
+            d_eta.fill(0.0);
+            return f64::INFINITY;
+        };
+        let f = self
+            .definition()
+            .nll(self, &[t], globals, y, d_eta, d_globals);
+        d_eta[0] *= t1;
+        f
     }
 
     /// d^2 NLL / d(eta, globals)^2 for one row, row-major m x m with m = outputs + globals.
     pub fn hessian(&self, eta: &[f64], globals: &[f64], y: f64) -> Result<Vec<f64>, String> {
         let m = self.outputs() + self.globals();
         let mut h = vec![0.0; m * m];
-        self.definition().hessian(self, eta, globals, y, &mut h)?;
+        if self.has_native_link() {
+            self.definition().hessian(self, eta, globals, y, &mut h)?;
+            return Ok(h);
+        }
+        let Some([t, t1, t2]) = self.native(eta[0]) else {
+            return Ok(h);
+        };
+        self.definition().hessian(self, &[t], globals, y, &mut h)?;
+        let (mut slope, mut scratch) = ([0.0], vec![0.0; self.globals()]);
+        self.definition()
+            .nll(self, &[t], globals, y, &mut slope, &mut scratch);
+        // d^2/deta^2 = f''(t) t'^2 + f'(t) t''; the cross terms with the globals gain t'.
+        h[0] = h[0] * t1 * t1 + slope[0] * t2;
+        for j in 1..m {
+            h[j] *= t1;
+            h[j * m] *= t1;
+        }
         Ok(h)
     }
 
     /// d^2 NLL / deta^2 of a one-output head without globals, given dNLL/deta.
     pub fn curvature(&self, eta: f64, y: f64, slope: f64) -> Result<f64, String> {
-        self.definition().curvature(self, eta, y, slope)
+        if self.has_native_link() {
+            return self.definition().curvature(self, eta, y, slope);
+        }
+        Ok(self.hessian(&[eta], &[], y)?[0])
     }
 
-    /// What `predict` reports: class probabilities (K), P(y = 1), or the mean of y.
+    /// What `predict` reports: class probabilities (K), P(y = 1), or the mean of y (NaN
+    /// where eta is outside the link's domain).
     pub fn predict(&self, eta: &[f64], globals: &[f64]) -> Vec<f64> {
-        self.definition().predict(self, eta, globals)
+        if self.has_native_link() {
+            return self.definition().predict(self, eta, globals);
+        }
+        match self.native(eta[0]) {
+            Some([t, _, _]) => self.definition().predict(self, &[t], globals),
+            None => vec![f64::NAN; self.outputs()],
+        }
     }
 
     /// The K logits, with the reference class's 0 prepended when there is one.
@@ -271,9 +373,16 @@ impl Head {
         best as f64
     }
 
-    /// A linear model's starting intercepts: see [`Conditional::intercept_only_eta`].
+    /// A linear model's starting intercepts: see [`Conditional::intercept_only_eta`]; under
+    /// another link, that model's mean through the link.
     pub fn intercept_only_eta(&self, y: &[f64]) -> Vec<f64> {
-        self.definition().intercept_only_eta(self, y)
+        let native = self.definition().intercept_only_eta(self, y);
+        if self.has_native_link() {
+            return native;
+        }
+        let globals = self.initial_globals(y);
+        let mean = self.definition().predict(self, &native, &globals)[0];
+        vec![self.link.of_mean(mean)]
     }
 
     /// Starting values of the globals from the targets ([`Conditional::initial_globals`]).
@@ -313,7 +422,11 @@ impl Head {
 
     /// The family's theta at these outputs and globals ([`Conditional::family_theta`]).
     pub fn family_theta(&self, eta: &[f64], globals: &[f64]) -> Vec<f64> {
-        self.definition().family_theta(self, eta, globals)
+        if self.has_native_link() {
+            return self.definition().family_theta(self, eta, globals);
+        }
+        let t = self.native(eta[0]).map_or(f64::NAN, |[t, _, _]| t);
+        self.definition().family_theta(self, &[t], globals)
     }
 
     /// A target in the head's support.
@@ -371,24 +484,36 @@ mod tests {
 
     /// Every head's derivatives against central differences of its own NLL, its Hessian
     /// against differences of its gradient, and the Newton blocks' curvature shortcut
-    /// against its Hessian, at random outputs, globals and targets.
+    /// against its Hessian, at random outputs, globals and targets, under every link the
+    /// family takes (outputs drawn inside the link's domain).
     #[test]
     fn every_head_is_differentiated_as_its_nll() {
         let mut rng = StdRng::seed_from_u64(11);
         for family in FamilyName::ALL {
-            for reference in [false, true] {
-                let head = Head {
-                    family,
-                    classes: if family == FamilyName::Categorical {
-                        4
-                    } else {
-                        1
-                    },
-                    reference: reference && family == FamilyName::Categorical,
+            for (reference, &link) in [false, true]
+                .into_iter()
+                .flat_map(|r| family.mean_links().iter().map(move |l| (r, l)))
+            {
+                let classes = if family == FamilyName::Categorical {
+                    4
+                } else {
+                    1
                 };
+                let head = Head::new(
+                    family,
+                    classes,
+                    reference && family == FamilyName::Categorical,
+                )
+                .with_link(link)
+                .unwrap();
                 let (o, g) = (head.outputs(), head.globals());
                 for _ in 0..20 {
-                    let eta: Vec<f64> = (0..o).map(|_| rng.random_range(-2.0..2.0)).collect();
+                    let range = if head.native(-1.0).is_some() {
+                        -2.0..2.0
+                    } else {
+                        0.2..3.0
+                    };
+                    let eta: Vec<f64> = (0..o).map(|_| rng.random_range(range.clone())).collect();
                     let globals: Vec<f64> = (0..g).map(|_| rng.random_range(-1.0..1.0)).collect();
                     let y = head.random_target(&mut rng);
                     // The gradient of (eta, globals) as one vector.
@@ -442,15 +567,15 @@ mod tests {
 
     /// The family's head without a reference class; `classes` for the categorical.
     fn plain_head(family: FamilyName, classes: usize) -> Head {
-        Head {
+        Head::new(
             family,
-            classes: if family == FamilyName::Categorical {
+            if family == FamilyName::Categorical {
                 classes
             } else {
                 1
             },
-            reference: false,
-        }
+            false,
+        )
     }
 
     /// A head without a reference class is its family at the family's theta for (eta,
@@ -459,13 +584,22 @@ mod tests {
     #[test]
     fn every_head_is_its_family_at_theta_eta_and_globals() {
         let mut rng = StdRng::seed_from_u64(12);
-        for family in FamilyName::ALL {
-            let head = plain_head(family, 3);
+        for (family, &link) in FamilyName::ALL
+            .into_iter()
+            .flat_map(|f| f.mean_links().iter().map(move |l| (f, l)))
+        {
+            let head = plain_head(family, 3).with_link(link).unwrap();
             let classes = head.classes;
             let definition = family.build(classes);
+            // Inside the link's domain (a positive mean for an identity-link Poisson).
+            let low = if head.native(-2.0).is_some() {
+                -2.0
+            } else {
+                0.2
+            };
             for _ in 0..50 {
                 let theta: Vec<f64> = (0..head.outputs() + head.globals())
-                    .map(|_| rng.random_range(-2.0..2.0))
+                    .map(|_| rng.random_range(low..2.0))
                     .collect();
                 let y = head.random_target(&mut rng);
                 let (o, g) = (head.outputs(), head.globals());

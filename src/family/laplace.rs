@@ -6,6 +6,7 @@
 //! right are -(G + Z) / b and (Z - G) / b (sign(0) = 0 gives their midpoint), and mu is
 //! optimal where the left one is <= 0 <= the right one, which Z decides.
 
+use super::link::MeanLink;
 use super::*;
 use rand::Rng;
 
@@ -148,6 +149,11 @@ impl Family for Laplace {
 
 /// The head of a least-absolute-deviations model: eta = mu, the global log b.
 impl Conditional for Laplace {
+    /// Eta is the median.
+    fn mean_links(&self) -> &'static [MeanLink] {
+        &[MeanLink::Identity]
+    }
+
     fn global_names(&self) -> &'static [&'static str] {
         &["b"]
     }

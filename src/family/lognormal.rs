@@ -12,6 +12,7 @@
 //! mean of y, e^(mu + sigma^2 / 2).
 
 use super::gaussian::Gaussian;
+use super::link::MeanLink;
 use super::*;
 use rand::Rng;
 use rand_distr::{Distribution, LogNormal as LogNormalDistribution};
@@ -131,6 +132,11 @@ impl Family for Lognormal {
 /// The head of a lognormal regression: eta = mu, the mean of ln y; the global log sigma. A
 /// row's NLL is the Gaussian head's at ln y plus ln y.
 impl Conditional for Lognormal {
+    /// Eta is the mean of ln y.
+    fn mean_links(&self) -> &'static [MeanLink] {
+        &[MeanLink::Identity]
+    }
+
     fn global_names(&self) -> &'static [&'static str] {
         &["sigma"]
     }

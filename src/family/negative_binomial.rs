@@ -19,6 +19,7 @@
 //!
 //! As a model head (log link): eta = ln mu, alpha a global, the same row likelihood.
 
+use super::link::MeanLink;
 use super::*;
 use crate::special::{self, log1pmx, rising_log_terms};
 use rand::Rng;
@@ -353,6 +354,11 @@ impl Family for NegativeBinomial {
 
 /// The head of a negative-binomial regression with a log link: eta = ln mu, global a = ln alpha.
 impl Conditional for NegativeBinomial {
+    /// Eta is the log mean.
+    fn mean_links(&self) -> &'static [MeanLink] {
+        &[MeanLink::Log]
+    }
+
     fn global_names(&self) -> &'static [&'static str] {
         &["alpha"]
     }
@@ -465,11 +471,7 @@ mod tests {
     /// limit alpha -> 0); overdispersed ones: alpha's MLE beats the Poisson's limit.
     #[test]
     fn null_model_tends_to_the_poisson_without_overdispersion() {
-        let head = Head {
-            family: FamilyName::NegativeBinomial,
-            classes: 1,
-            reference: false,
-        };
+        let head = Head::new(FamilyName::NegativeBinomial, 1, false);
         let poisson = Head {
             family: FamilyName::Poisson,
             ..head

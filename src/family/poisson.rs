@@ -4,6 +4,7 @@
 //! NLL = n lambda - eta S + sum log x_i!,  dNLL/deta = n lambda - S.
 //! The log x_i! are parameter-free: summed once in f64 (the engine's constant).
 
+use super::link::MeanLink;
 use super::*;
 use rand::Rng;
 use rand_distr::{Distribution, Poisson as PoissonDist};
@@ -87,6 +88,11 @@ impl Family for Poisson {
 
 /// The log-linear head: eta = log rate.
 impl Conditional for Poisson {
+    /// Eta is the log mean.
+    fn mean_links(&self) -> &'static [MeanLink] {
+        &[MeanLink::Log, MeanLink::Identity]
+    }
+
     fn nll(
         &self,
         _: &Head,

@@ -13,6 +13,7 @@
 //! eta = ln lambda, the shape a global, t = ln y - eta and z = e^(k t):
 //! NLL = -ln k - k t + ln y + z; `predict` reports the mean lambda Gamma(1 + 1/k).
 
+use super::link::MeanLink;
 use super::*;
 use crate::special;
 use rand::Rng;
@@ -196,6 +197,11 @@ impl Family for Weibull {
 
 /// The head of a Weibull regression: eta = ln lambda (the log scale), global s = ln k.
 impl Conditional for Weibull {
+    /// Eta is the log scale, as in survreg.
+    fn mean_links(&self) -> &'static [MeanLink] {
+        &[MeanLink::Log]
+    }
+
     fn global_names(&self) -> &'static [&'static str] {
         &["shape"]
     }

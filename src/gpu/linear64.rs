@@ -84,6 +84,7 @@ impl LinearF64 {
             && net.hidden.is_empty()
             && net.head.globals() == 0
             && net.head.wgsl64().is_some()
+            && net.head.has_native_link()
             && net.param_count() <= MAX_PARAMS
     }
 

@@ -605,6 +605,20 @@ impl GpuNetwork {
         lo
     }
 
+    /// Why the GPU kernels cannot evaluate `network` (`None`: they can). Their heads are
+    /// written at each family's native link only.
+    pub fn refusal(network: &Network) -> Option<String> {
+        (!network.head.has_native_link()).then(|| {
+            format!(
+                "the GPU kernels evaluate the {} family at its {} link only; --link {} runs \
+                 on the CPU engine (--backend cpu)",
+                network.head.family.as_str(),
+                network.head.family.native_link().as_str(),
+                network.head.link.as_str()
+            )
+        })
+    }
+
     /// Uploads the table (x row-major n x d, y, and each row's constant NLL part) once.
     /// `frozen` parameters never move; `batch` is the rows per step.
     pub fn new(
@@ -721,6 +735,9 @@ impl GpuNetwork {
         batch: usize,
         max_chunk_rows: Option<usize>,
     ) -> Result<Self> {
+        if let Some(why) = Self::refusal(network) {
+            return Err(Error::Usage(why));
+        }
         let p = network.param_count();
         let batch = batch.clamp(1, n.max(1));
         let label = "likely mlp";
@@ -1520,11 +1537,7 @@ mod work_area_tests {
                 inputs,
                 hidden: Vec::new(),
                 activation: Activation::Relu,
-                head: Head {
-                    family: FamilyName::Categorical,
-                    classes,
-                    reference: true,
-                },
+                head: Head::new(FamilyName::Categorical, classes, true),
             };
             for n in [1, 300, 6000, 1 << 20] {
                 let rows = GpuNetwork::full_batch_rows(&network, n);

@@ -341,11 +341,7 @@ mod tests {
                 inputs: 2,
                 hidden,
                 activation: Activation::Tanh,
-                head: Head {
-                    family,
-                    classes: 1,
-                    reference: true,
-                },
+                head: Head::new(family, 1, true),
             };
             let conditioned: Vec<f64> = (0..net.param_count())
                 .map(|k| (k as f64 * 0.7).sin())

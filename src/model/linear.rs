@@ -290,7 +290,7 @@ fn method_for(net: &Network, options: &TrainOptions) -> &'static str {
             "lad-simplex"
         }
         ModelOptimizer::Newton if options.prior.is_none() => match net.head.family {
-            FamilyName::Gaussian => "qr",
+            FamilyName::Gaussian if net.head.has_native_link() => "qr",
             _ => "newton",
         },
         ModelOptimizer::Newton if laplace => "lbfgs",
@@ -306,8 +306,9 @@ fn method_for(net: &Network, options: &TrainOptions) -> &'static str {
 /// (the exact solves for Gaussian and Laplace heads without a prior), L-BFGS beyond or with
 /// an L1 prior (or a Laplace head with a prior, whose NLL has no Hessian).
 pub fn default_optimizer(net: &Network, prior: Option<fit::Prior>) -> ModelOptimizer {
-    let exact =
-        prior.is_none() && matches!(net.head.family, FamilyName::Gaussian | FamilyName::Laplace);
+    let exact = prior.is_none()
+        && net.head.has_native_link()
+        && matches!(net.head.family, FamilyName::Gaussian | FamilyName::Laplace);
     if exact || super::newton::newton_refusal(net, prior).is_none() {
         ModelOptimizer::Newton
     } else {

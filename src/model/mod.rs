@@ -186,6 +186,7 @@ impl Model {
             "version": 1,
             "model": self.kind,
             "family": self.family().as_str(),
+            "link": self.network.head.link.as_str(),
             "classes": self.network.head.classes,
             "reference_class": self.network.head.reference,
             "labels": self.labels,
@@ -289,15 +290,24 @@ impl Model {
                 labels.as_ref().map_or(0, |l| l.len())
             )));
         }
+        // Files written before links existed have none: the family's native one.
+        let head = match v.get("link") {
+            None => Head::new(family, classes, reference),
+            Some(name) => {
+                let link = name
+                    .as_str()
+                    .and_then(crate::family::MeanLink::parse)
+                    .ok_or_else(|| bad(format!("unknown link {name}")))?;
+                Head::new(family, classes, reference)
+                    .with_link(link)
+                    .map_err(bad)?
+            }
+        };
         let network = Network {
             inputs: features.len(),
             hidden,
             activation,
-            head: Head {
-                family,
-                classes,
-                reference,
-            },
+            head,
         };
         if let Some(twice) = crate::data::first_repeated(&features) {
             return Err(bad(format!("feature '{twice}' is listed twice")));
@@ -409,6 +419,8 @@ impl Model {
             FamilyName::Bernoulli => 2,
             _ => self.network.head.classes,
         };
+        // Rows of zero counts drive a log mean to -inf, or an identity-link mean to the
+        // boundary of its domain at 0.
         let counts = separation
             && self.kind == ModelKind::Linear
             && matches!(self.family(), FamilyName::Poisson | FamilyName::Exponential);
@@ -417,7 +429,10 @@ impl Model {
             nll: 0.0,
             hits: 0,
             perfect: true,
-            zero_rows: counts.then_some(ZeroRows::default()),
+            zero_rows: counts.then_some(ZeroRows {
+                finite_boundary: !self.network.head.has_native_link(),
+                ..ZeroRows::default()
+            }),
             ranges: if diagnose {
                 vec![Range::default(); self.network.inputs * classes]
             } else {
@@ -563,6 +578,9 @@ struct ZeroRows {
     min_mean: f64,
     sum_y: f64,
     rows: usize,
+    /// Whether the link reaches a mean of 0 at a finite eta (the identity link), where the
+    /// MLE can lie on the boundary rather than at infinity.
+    finite_boundary: bool,
 }
 
 impl Default for ZeroRows {
@@ -571,6 +589,7 @@ impl Default for ZeroRows {
             min_mean: f64::INFINITY,
             sum_y: 0.0,
             rows: 0,
+            finite_boundary: false,
         }
     }
 }
@@ -580,6 +599,11 @@ impl ZeroRows {
     /// a finite MLE does not put a row there (its pull on the fit has vanished); a fit dragged
     /// towards the boundary where those rows' means are 0, where the MLE would be, does.
     const VANISHING: f64 = 1e-10;
+
+    /// Under the identity link a mean approaches 0 linearly in the coefficients, not
+    /// exponentially: a zero row fitted below this fraction of the mean of y sits at the
+    /// boundary as closely as a fit gets to it.
+    const AT_FINITE_BOUNDARY: f64 = 1e-6;
 
     fn add(&mut self, mean: f64, y: f64) {
         self.rows += 1;
@@ -602,6 +626,14 @@ impl ZeroRows {
             return Some(
                 "every y is 0: the likelihood grows without bound as the means go to 0".into(),
             );
+        }
+        if self.finite_boundary {
+            return (self.min_mean < Self::AT_FINITE_BOUNDARY * mean_y).then(|| {
+                format!(
+                    "a row with y = 0 is fitted a mean of {:.3e} (the mean of y is {mean_y:.6e}): the maximum lies on the boundary of the link's domain, where that row's mean is 0 (a mean cannot be negative); the fit stops at the boundary, and its standard errors are not those of an interior optimum",
+                    self.min_mean
+                )
+            });
         }
         (self.min_mean < Self::VANISHING * mean_y).then(|| {
             format!(

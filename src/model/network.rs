@@ -122,11 +122,7 @@ impl Network {
             inputs,
             hidden: vec![],
             activation: Activation::Relu,
-            head: Head {
-                family,
-                classes,
-                reference: true,
-            },
+            head: Head::new(family, classes, true),
         }
     }
 
@@ -775,11 +771,7 @@ mod tests {
                         inputs: 5,
                         hidden: hidden.clone(),
                         activation,
-                        head: Head {
-                            family,
-                            classes,
-                            reference: true,
-                        },
+                        head: Head::new(family, classes, true),
                     };
                     let n = 300;
                     let x: Vec<f64> = (0..n * 5).map(|_| rng.random_range(-2.0..2.0)).collect();

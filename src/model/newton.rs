@@ -296,7 +296,7 @@ pub(super) fn head_slopes(
     slope: &mut [f64],
     curvature: &mut [f64],
 ) -> Result<f64> {
-    if net.head.family == FamilyName::Bernoulli {
+    if net.head.family == FamilyName::Bernoulli && net.head.has_native_link() {
         return Ok(super::logistic::bernoulli_block(
             eta, targets, slope, curvature,
         ));

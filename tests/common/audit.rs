@@ -189,6 +189,17 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
     let d = layout.features.len();
     let per_output = d + layout.intercept as usize;
     let x = table.x;
+    // The mean at eta through the model's link (the family's default where the fit names
+    // none), by the textbook inverse of each link.
+    let link = json["link"].as_str().unwrap_or("").to_string();
+    let mean_at = |e: f64, default: &str| -> f64 {
+        match if link.is_empty() { default } else { &link } {
+            "identity" => e,
+            "log" => e.exp(),
+            "inverse" => 1.0 / e,
+            other => panic!("the audit has no mean for link {other}"),
+        }
+    };
     let objective = |t: &[f64]| -> f64 {
         let eta = |k: usize, row: &[f64]| -> f64 {
             let c = &t[k * per_output..(k + 1) * per_output];
@@ -204,13 +215,20 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
             nll -= match name {
                 FamilyName::Bernoulli => {
                     let e = eta(0, row);
-                    // log sigma(e) or log(1 - sigma(e)), without overflow.
                     let z = if yi == 1.0 { e } else { -e };
-                    -(z.max(0.0) - z) - (-z.abs()).exp().ln_1p()
+                    match link.as_str() {
+                        // ln Phi(z): P(y = 1) = Phi(e), P(y = 0) = Phi(-e).
+                        "probit" => (0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)).ln(),
+                        // P(y = 1) = 1 - exp(-e^e).
+                        "cloglog" if yi == 1.0 => (-(-e.exp()).exp_m1()).ln(),
+                        "cloglog" => -e.exp(),
+                        // log sigma(e) or log(1 - sigma(e)), without overflow.
+                        _ => -(z.max(0.0) - z) - (-z.abs()).exp().ln_1p(),
+                    }
                 }
                 FamilyName::Poisson => {
-                    let e = eta(0, row);
-                    yi * e - e.exp() - libm::lgamma(yi + 1.0)
+                    let mu = mean_at(eta(0, row), "log");
+                    yi * mu.ln() - mu - libm::lgamma(yi + 1.0)
                 }
                 FamilyName::Exponential => {
                     let e = eta(0, row);
@@ -218,14 +236,14 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
                 }
                 FamilyName::Gaussian => {
                     let ls = t[t.len() - 1];
-                    let r = (yi - eta(0, row)) / ls.exp();
+                    let r = (yi - mean_at(eta(0, row), "identity")) / ls.exp();
                     -ls - 0.5 * (2.0 * std::f64::consts::PI).ln() - 0.5 * r * r
                 }
                 FamilyName::Gamma => {
                     // Mean mu = e^eta, shape k: k ln(k / mu) + (k - 1) ln y - k y / mu
                     // - ln Gamma(k).
                     let k = t[t.len() - 1].exp();
-                    let mu = eta(0, row).exp();
+                    let mu = mean_at(eta(0, row), "log");
                     k * (k / mu).ln() + (k - 1.0) * yi.ln() - k * yi / mu - libm::lgamma(k)
                 }
                 FamilyName::NegativeBinomial => {
