@@ -40,9 +40,12 @@ def real_data(binary, backend):
             args += ["--cov", r["cov"]]
         if "fix" in r:
             args += ["--fix", r["fix"]]
+        for key in ("offset", "exposure"):
+            if key in r:
+                args += ["--" + key, r[key]]
+        if ("link" in r or r["family"] == "student-t") and backend != "cpu":
+            continue  # links other than the default and the t's two globals: CPU engine only
         if "link" in r:
-            if backend != "cpu":
-                continue  # links other than the default run on the CPU engine only
             args += ["--link", r["link"]]
         got, code = run(binary, args)
         want = flat(r["coefficients"], r["family"])

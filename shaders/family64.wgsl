@@ -40,6 +40,11 @@ fn log_sample(v: f64) -> f64 {
     return log64(v);
 }
 
+// ln(1 + a) for a >= 0.
+fn log1p_sample(a: f64) -> f64 {
+    return log1p64(a);
+}
+
 fn accumulate4(v: vec4<f64>, acc: ptr<function, array<f64, N_TERMS>>) {
     accumulate(v.x, acc);
     accumulate(v.y, acc);

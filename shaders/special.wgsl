@@ -29,6 +29,16 @@ fn log_sample(x: f32) -> f32 {
     return e * 0.693145751953125 + (ln_m + e * 1.4286068e-6);
 }
 
+// ln(1 + a) for a >= 0, accurate where a is tiny: ln(u) a / (u - 1) with u = 1 + a (the
+// rounding of u cancels in the ratio).
+fn log1p_sample(a: f32) -> f32 {
+    let u = 1.0 + a;
+    if (u == 1.0) {
+        return a;
+    }
+    return log_sample(u) * (a / (u - 1.0));
+}
+
 // ln Gamma(k) - k ln k + k for k > 0 (special::gamma_normaliser): from 10 on
 // ln(2 pi)/2 - ln(k)/2 + omega(k), so that the terms of size k ln k cancel algebraically.
 fn gamma_normaliser(k: f32) -> f32 {

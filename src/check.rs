@@ -308,7 +308,9 @@ pub fn random_table(
             | FamilyName::Gamma
             | FamilyName::Lognormal
             | FamilyName::Weibull => rng.random_range(0.1f32..3.0) as f64,
-            FamilyName::Gaussian | FamilyName::Laplace => rng.random_range(-2.0f32..2.0) as f64,
+            FamilyName::Gaussian | FamilyName::Laplace | FamilyName::StudentT => {
+                rng.random_range(-2.0f32..2.0) as f64
+            }
             FamilyName::Beta => rng.random_range(0.05f32..0.95) as f64,
         })
         .collect();
@@ -460,7 +462,15 @@ fn model_case(
     }
 }
 
-/// Every head and activation at [`MODEL_SHAPES`].
+/// The families whose heads the GPU network kernels carry (all but the t, with two globals).
+pub fn gpu_heads() -> impl Iterator<Item = FamilyName> {
+    FamilyName::ALL
+        .into_iter()
+        .filter(|f| f.conditional().head_wgsl().is_some())
+}
+
+/// Every head the GPU network kernels carry (not the t's, with two globals), with every
+/// activation, at [`MODEL_SHAPES`].
 pub fn run_models(
     ctx: &GpuContext,
     seed: u64,
@@ -468,7 +478,7 @@ pub fn run_models(
 ) -> Result<Vec<CaseResult>> {
     use crate::model::{Activation, Head, Network};
     let mut out = Vec::new();
-    for family in FamilyName::ALL {
+    for family in gpu_heads() {
         for (i, (n, d, hidden, batch)) in MODEL_SHAPES.iter().enumerate() {
             let activation = [Activation::Relu, Activation::Tanh, Activation::Gelu][i % 3];
             let net = Network {

@@ -644,3 +644,116 @@ fn a_model_saved_with_a_link_is_applied_with_it() {
         means[0]
     );
 }
+
+/// `--offset` and `--exposure`: their mistakes, a non-positive exposure named by row and
+/// column, an offset column missing where a saved model is applied, and a Gaussian model with
+/// an offset equal to the model of the target less the offset (Newton with the offset's
+/// coefficient held at 1 against the exact least-squares solve).
+#[test]
+fn offsets_and_exposures_through_the_cli() {
+    let rates = temp(
+        "rates.csv",
+        "a,e,y\n1,2,3\n2,1.5,5\n3,1,4\n4,2,8\n5,3,9\n6,1,7\n",
+    );
+    for (extra, why) in [
+        (
+            vec!["--offset", "e", "--exposure", "e"],
+            "--offset and --exposure both give the offset",
+        ),
+        (
+            vec!["--offset", "y"],
+            "--offset y: the offset column is the target",
+        ),
+        (
+            vec!["--exposure", "e", "--features", "a,e"],
+            "the offset column is also in --features",
+        ),
+        (vec!["--offset", "nope"], "no feature column named 'nope'"),
+    ] {
+        fails_with(&model_fit("linear", "poisson", &rates, "y", &extra), why);
+    }
+    fails_with(
+        &model_fit("mlp", "poisson", &rates, "y", &["--offset", "e"]),
+        "--offset e applies to --model linear",
+    );
+    fails_with(
+        &model_fit("linear", "laplace", &rates, "y", &["--offset", "e"]),
+        "a laplace model's least-absolute-deviations solve has no offset",
+    );
+    fails_with(
+        &[
+            "fit",
+            "--family",
+            "poisson",
+            "--data",
+            &rates,
+            "--column",
+            "y",
+            "--exposure",
+            "e",
+        ],
+        "--exposure applies to models",
+    );
+    let zero = temp("zero-exposure.csv", "a,e,y\n1,2,3\n2,0,5\n3,1,4\n");
+    fails_with(
+        &model_fit("linear", "poisson", &zero, "y", &["--exposure", "e"]),
+        "row 2 (line 3), column 'e': exposure 0 is not positive",
+    );
+
+    // A saved rate model needs its exposure column, and reads it as a logarithm again.
+    let saved = dir().join("rate.json");
+    let saved = saved.to_str().unwrap();
+    let fit = ok_json(&model_fit(
+        "linear",
+        "poisson",
+        &rates,
+        "y",
+        &["--exposure", "e", "--save", saved, "--json"],
+    ));
+    assert_eq!(fit["exposure"], "e");
+    assert_eq!(fit["features"], serde_json::json!(["a"]));
+    assert!(fit["coefficients"].get("e").is_none(), "{fit}");
+    assert!(fit["llnull"].is_null(), "{fit}");
+    let bare = temp("no-exposure.csv", "a,y\n1,3\n2,5\n");
+    fails_with(
+        &["predict", "--model", saved, "--data", &bare],
+        "no exposure column named 'e': the model was fitted with --exposure e",
+    );
+    fails_with(
+        &["eval", "--model", saved, "--data", &zero],
+        "row 2 (line 3), column 'e': exposure 0 is not positive",
+    );
+
+    // Gaussian: y ~ a with offset e is (y - e) ~ a.
+    let shifted = temp("shifted.csv", "a,z\n1,1\n2,3.5\n3,3\n4,6\n5,6\n6,6\n");
+    let with_offset = ok_json(&model_fit(
+        "linear",
+        "gaussian",
+        &rates,
+        "y",
+        &["--offset", "e", "--json"],
+    ));
+    let plain = ok_json(&model_fit("linear", "gaussian", &shifted, "z", &["--json"]));
+    assert_eq!(with_offset["method"], "newton");
+    assert_eq!(plain["method"], "qr");
+    for key in ["a", "intercept"] {
+        let (u, v) = (
+            with_offset["coefficients"][key].as_f64().unwrap(),
+            plain["coefficients"][key].as_f64().unwrap(),
+        );
+        assert!(
+            (u - v).abs() <= 1e-9 * v.abs().max(1.0),
+            "{key}: {u} vs {v}"
+        );
+        let (u, v) = (
+            with_offset["std_errors"][key].as_f64().unwrap(),
+            plain["std_errors"][key].as_f64().unwrap(),
+        );
+        assert!((u - v).abs() <= 1e-7 * v, "se {key}: {u} vs {v}");
+    }
+    let (u, v) = (
+        with_offset["nll"].as_f64().unwrap(),
+        plain["nll"].as_f64().unwrap(),
+    );
+    assert!((u - v).abs() <= 1e-12 * v.abs(), "{u} vs {v}");
+}

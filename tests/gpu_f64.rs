@@ -238,7 +238,7 @@ fn samples(family: FamilyName, n: usize, seed: u64) -> Vec<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..n)
         .map(|_| match family {
-            FamilyName::Gaussian | FamilyName::Laplace => {
+            FamilyName::Gaussian | FamilyName::Laplace | FamilyName::StudentT => {
                 // Ties with mu (the Laplace's zero count) as well as spread.
                 if rng.random::<f64>() < 0.05 {
                     0.25

@@ -24,7 +24,7 @@ fn table(
 #[test]
 fn full_batch_nll_and_gradient_match_the_cpu() {
     let ctx = gpu_or_skip!();
-    for family in FamilyName::ALL {
+    for family in likely::check::gpu_heads() {
         for (i, (n, d, hidden, batch)) in likely::check::MODEL_SHAPES.iter().enumerate() {
             for activation in [Activation::Relu, Activation::Tanh, Activation::Gelu] {
                 let net = Network {
@@ -42,12 +42,32 @@ fn full_batch_nll_and_gradient_match_the_cpu() {
     }
 }
 
+/// A head the network kernels do not carry (the t's two globals) is refused with a message
+/// that names the way out, not compiled into a wrong kernel; every other head is carried.
+#[test]
+fn heads_beyond_the_network_kernels_are_refused() {
+    let ctx = gpu_or_skip!();
+    let carried: Vec<FamilyName> = likely::check::gpu_heads().collect();
+    assert_eq!(carried.len(), FamilyName::ALL.len() - 1);
+    let net = Network {
+        inputs: 2,
+        hidden: vec![],
+        activation: Activation::Relu,
+        head: Head::new(FamilyName::StudentT, 1, true),
+    };
+    let (x, y) = table(10, 2, FamilyName::StudentT, 1, 3);
+    match likely::gpu::mlp::GpuNetwork::new(ctx, &net, &x, &y, &[0.0; 10], &[], 10) {
+        Err(e) => assert!(e.to_string().contains("--backend cpu"), "{e}"),
+        Ok(_) => panic!("a student-t head was compiled into the network kernels"),
+    }
+}
+
 #[test]
 fn one_training_step_applies_the_cpu_gradient() {
     // The step that training runs (the fused step on a CPU adapter) for every head, at a batch
     // of one row and at one of several rounds and partial workgroups.
     let ctx = gpu_or_skip!();
-    for family in FamilyName::ALL {
+    for family in likely::check::gpu_heads() {
         for (n, hidden, batch) in [(5, vec![], 1), (1000, vec![32], 200)] {
             let net = Network {
                 inputs: 10,

@@ -228,6 +228,7 @@ fn linear_model(family: FamilyName, x: &[f64], y: &[f64], d: usize) -> Model {
         labels: None,
         string_labels: false,
         intercept: true,
+        offset: None,
         training: serde_json::Value::Null,
     }
 }
@@ -346,6 +347,7 @@ fn separation_is_detected_and_named() {
         labels: None,
         string_labels: false,
         intercept: true,
+        offset: None,
         training: serde_json::Value::Null,
     };
     let found = model.separation(&x, &y);
@@ -474,6 +476,7 @@ fn profile_interval_of_a_one_parameter_logistic_regression() {
         labels: None,
         string_labels: false,
         intercept: false,
+        offset: None,
         training: serde_json::Value::Null,
     };
     let nll = |b: f64| -> f64 {

@@ -30,7 +30,9 @@ fn targets(family: FamilyName, classes: usize, n: usize, seed: u64) -> Vec<f64> 
             | FamilyName::Gamma
             | FamilyName::Lognormal
             | FamilyName::Weibull => rng.random_range(0.1..3.0),
-            FamilyName::Gaussian | FamilyName::Laplace => rng.random_range(-2.0..2.0),
+            FamilyName::Gaussian | FamilyName::Laplace | FamilyName::StudentT => {
+                rng.random_range(-2.0..2.0)
+            }
             FamilyName::Beta => rng.random_range(0.05..0.95),
         })
         .collect()

@@ -2,7 +2,7 @@
 
 use super::fit::OptimizerArg;
 use super::EngineArgs;
-use likely::data::{load_table, FileFormat, Table, TableStream, TargetSpec};
+use likely::data::{load_table_with_log, FileFormat, Table, TableStream, TargetSpec};
 use likely::engine::Backend;
 use likely::family::FamilyName;
 use likely::gpu::context::best_is_hardware;
@@ -14,7 +14,9 @@ use likely::model::stream::{
     ORDERED_TARGET_RATIO,
 };
 use likely::model::train::FullBatch;
-use likely::model::{Activation, Head, Model, ModelKind, ModelOptimizer, Network, TrainOptions};
+use likely::model::{
+    Activation, Head, Model, ModelKind, ModelOptimizer, Network, Offset, TrainOptions,
+};
 use likely::util::json_f64;
 use likely::Error;
 use serde_json::{json, Value};
@@ -84,6 +86,15 @@ pub struct ModelArgs {
     /// gaussian identity (default), log. Links other than the default run on the CPU engine.
     #[arg(long, value_enum)]
     pub link: Option<likely::family::MeanLink>,
+    /// Linear models: a column added to the linear predictor with coefficient 1, eta = x b +
+    /// offset (statsmodels' and R's offset); needed again by eval and predict.
+    #[arg(long, value_name = "COLUMN")]
+    pub offset: Option<String>,
+    /// Linear models: a column whose logarithm is the offset (statsmodels' exposure): a rate
+    /// model, e.g. a Poisson model of counts per unit of time or population at risk; every
+    /// value must be positive.
+    #[arg(long, value_name = "COLUMN")]
+    pub exposure: Option<String>,
 }
 
 /// The heads whose global `--fix` can hold: those fitted by Newton on every parameter
@@ -171,6 +182,8 @@ impl ModelArgs {
             (self.save.is_some(), "--save"),
             (self.report.is_some(), "--report"),
             (self.link.is_some(), "--link"),
+            (self.offset.is_some(), "--offset"),
+            (self.exposure.is_some(), "--exposure"),
         ];
         match given.iter().find(|(g, _)| *g) {
             Some((_, flag)) => Err(Error::Usage(format!(
@@ -182,16 +195,14 @@ impl ModelArgs {
 }
 
 /// The GPU context a model fit should use, or `None` for the CPU engine.
-fn gpu_for_models(
-    engine: &EngineArgs,
-    non_native_link: bool,
-) -> likely::Result<Option<GpuContext>> {
+fn gpu_for_models(engine: &EngineArgs, cpu_only: bool) -> likely::Result<Option<GpuContext>> {
     let selector = engine.selector();
     let use_gpu = match engine.backend {
         Backend::Cpu => false,
         Backend::Gpu => true,
-        // The GPU kernels' heads are at each family's native link (see check_model_flags).
-        Backend::Auto => best_is_hardware(&selector) && !non_native_link,
+        // Heads the GPU kernels do not carry (a link other than the native one, two
+        // globals) run on the CPU engine; asked for, the GPU refuses them (check_model_flags).
+        Backend::Auto => best_is_hardware(&selector) && !cpu_only,
     };
     use_gpu.then(|| GpuContext::new(&selector)).transpose()
 }
@@ -255,8 +266,14 @@ pub fn fit_model(
         likely::util::refuse_overwriting_input("--save", save, &[("--data", &fit.data)])?;
     }
     let requested = model_optimizer(fit, kind)?;
-    let non_native_link = !head_for(fit, kind, 1)?.has_native_link();
-    let gpu_context = gpu_for_models(engine, non_native_link)?;
+    let cpu_only = GpuNetwork::refusal(&Network {
+        inputs: 1,
+        hidden: Vec::new(),
+        activation: Activation::Relu,
+        head: head_for(fit, kind, 1)?,
+    })
+    .is_some();
+    let gpu_context = gpu_for_models(engine, cpu_only)?;
     // Newton's passes run on the CPU engine (f64) unless the GPU is asked for: on a GPU they
     // are f32 and the fit finishes on f64 sums on the CPU anyway.
     let newton_default =
@@ -273,7 +290,9 @@ pub fn fit_model(
     }
 
     let reading = std::time::Instant::now();
-    let (rows, mut prepared) = read_training_table(fit, target, host_budget)?;
+    let offset = offset_of(fit, kind)?;
+    let features = model_features(fit, target, offset.as_ref())?;
+    let (rows, mut prepared) = read_training_table(fit, target, features.as_deref(), host_budget)?;
     // Null where the table is streamed: it is read during the fit.
     let read_seconds = matches!(rows, Rows::Memory(_)).then(|| reading.elapsed().as_secs_f64());
     let fitting = std::time::Instant::now();
@@ -310,7 +329,16 @@ pub fn fit_model(
     let mut options = train_options(fit, optimizer, &network);
     // The data conditioned: features centred (with an intercept) and scaled by powers of two,
     // and the target of a Gaussian or Laplace head too; the fit runs in those coordinates.
-    let cond = conditioning(&rows, &prepared, &network, has_intercept(args, kind))?;
+    let mut cond = conditioning(&rows, &prepared, &network, has_intercept(args, kind))?;
+    // The offset column is taken as it is (its coefficient is held at 1, not solved for);
+    // with an intercept its mean moves the start's intercept instead.
+    let offset_mean = offset.as_ref().map(|_| {
+        let j = network.inputs - 1;
+        let mean = cond.center[j];
+        cond.center[j] = 0.0;
+        cond.inv_scale[j] = 1.0;
+        mean
+    });
     options.prior_factors = Some(cond.prior_factors(&network));
     let nll_offset = cond.target_scale().ln();
     let start = |y: Vec<f64>| {
@@ -325,6 +353,20 @@ pub fn fit_model(
         (_, Some(survey)) => start(survey.sample_y.iter().map(|&v| cond.target(v)).collect()),
         _ => unreachable!("a streamed table has its survey"),
     };
+    if let Some(mean) = offset_mean {
+        // Coefficient 1 in the data's units is 1 / t on a target conditioned by its scale t
+        // (a power of two: exact both ways).
+        let layer = network.layers()[0];
+        let at = layer.weights + (network.inputs - 1) * layer.fan_out;
+        params[at] = 1.0 / cond.target_scale();
+        options.frozen[at] = true;
+        if let Some(factors) = options.prior_factors.as_mut() {
+            factors[at] = 0.0;
+        }
+        if has_intercept(args, kind) {
+            params[layer.bias] -= mean / cond.target_scale();
+        }
+    }
     // --fix: the global (optimised as its logarithm) held where the user put it.
     let fixed = fixed_global(fit)?;
     if let Some((_, value)) = fixed {
@@ -632,6 +674,7 @@ fn check_model_flags(fit: &super::fit::FitArgs, kind: ModelKind) -> likely::Resu
         return Err(Error::Usage("--hidden widths must be at least 1".into()));
     }
     fixed_global(fit)?;
+    offset_of(fit, kind)?;
     let head = head_for(fit, kind, 1)?;
     if args.report == Some(Report::Ols) && !head.has_native_link() {
         return Err(Error::Usage(
@@ -742,13 +785,11 @@ fn model_optimizer(
 fn read_training_table(
     fit: &super::fit::FitArgs,
     target: &str,
+    features: Option<&[String]>,
     host_budget: u64,
 ) -> likely::Result<(Rows, Prepared)> {
-    let (family, data, features) = (
-        fit.family,
-        fit.data.as_path(),
-        fit.model.features.as_deref(),
-    );
+    let (family, data) = (fit.family, fit.data.as_path());
+    let exposure = fit.model.exposure.as_deref();
     let footprint = {
         let columns = TableStream::open(data, target, features, TargetSpec::Ignore)?;
         columns.estimated_rows()? as u64 * in_memory_bytes_per_row(columns.features.len())
@@ -758,6 +799,9 @@ fn read_training_table(
     };
     if fit.stream || footprint > host_budget {
         let mut table = TableStream::open(data, target, features, spec)?;
+        if let Some(column) = exposure {
+            table.set_log_feature(column)?;
+        }
         let row_budget = (host_budget / host_bytes_per_row(table.features.len())) as usize;
         table.set_chunk_rows((row_budget / 64 * 64).clamp(1024, 1 << 20));
         let survey = survey(&mut table, family, row_budget.max(1024))?;
@@ -775,7 +819,7 @@ fn read_training_table(
         };
         return Ok((Rows::Chunked(table, None), prepared));
     }
-    let table = load_table(data, target, features, spec)?;
+    let table = load_table_with_log(data, target, features, spec, exposure)?;
     let y = targets(&table);
     let classes = table.labels.as_ref().map_or_else(
         || (y.iter().fold(0.0f64, |m, &v| m.max(v)) as usize).saturating_add(1),
@@ -869,6 +913,84 @@ fn network_for(
             HOST_BYTES_PER_PARAM
         ))),
     }
+}
+
+/// `--offset COLUMN` or `--exposure COLUMN` (whose logarithm is the offset), checked against
+/// the model and the target.
+fn offset_of(fit: &super::fit::FitArgs, kind: ModelKind) -> likely::Result<Option<Offset>> {
+    let args = &fit.model;
+    let offset =
+        match (&args.offset, &args.exposure) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => return Err(Error::Usage(
+                "--offset and --exposure both give the offset: --exposure E is --offset ln(E); \
+                 give one"
+                    .into(),
+            )),
+            (Some(c), None) => Offset {
+                column: c.clone(),
+                log: false,
+            },
+            (None, Some(c)) => Offset {
+                column: c.clone(),
+                log: true,
+            },
+        };
+    let flag = format!("--{} {}", offset.flag(), offset.column);
+    let why = if kind != ModelKind::Linear {
+        Some(format!("{flag} applies to --model linear"))
+    } else if fit.family == FamilyName::Laplace {
+        Some(format!(
+            "{flag}: a laplace model's least-absolute-deviations solve has no offset; \
+             subtract it from the target instead"
+        ))
+    } else if args.report == Some(Report::Ols) {
+        Some(format!(
+            "{flag}: --report ols is of a least-squares fit without an offset"
+        ))
+    } else if args.target.as_deref() == Some(offset.column.as_str()) {
+        Some(format!("{flag}: the offset column is the target"))
+    } else if args
+        .features
+        .as_ref()
+        .is_some_and(|f| f.contains(&offset.column))
+    {
+        Some(format!(
+            "{flag}: the offset column is also in --features (its coefficient is 1, not \
+             estimated): leave it out of --features"
+        ))
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::Usage(why)),
+        None => Ok(Some(offset)),
+    }
+}
+
+/// The columns a fit reads as features: `--features` (default: every column but the target),
+/// and an offset column last, where there is one.
+fn model_features(
+    fit: &super::fit::FitArgs,
+    target: &str,
+    offset: Option<&Offset>,
+) -> likely::Result<Option<Vec<String>>> {
+    let Some(offset) = offset else {
+        return Ok(fit.model.features.clone());
+    };
+    let mut features = match &fit.model.features {
+        Some(f) => f.clone(),
+        None => {
+            let columns = TableStream::open(&fit.data, target, None, TargetSpec::Ignore)?;
+            columns
+                .features
+                .into_iter()
+                .filter(|f| *f != offset.column)
+                .collect()
+        }
+    };
+    features.push(offset.column.clone());
+    Ok(Some(features))
 }
 
 /// The model's head: the family at the `--link` asked for (a usage error where the family
@@ -1227,6 +1349,7 @@ fn fitted_model(
         labels,
         string_labels: prepared.labels.is_some(),
         intercept: has_intercept(&fit.model, kind),
+        offset: offset_of(fit, kind).ok().flatten(),
         training: json!({
             "data": fit.data.display().to_string(),
             "n": prepared.n,
@@ -1444,7 +1567,7 @@ impl FitOutcome<'_> {
             "link": model.network.head.link.as_str(),
             "n": self.prepared.n,
             "target": model.target,
-            "features": self.prepared.features,
+            "features": model.features[..model.fitted_features()],
             "nll": json_f64(eval.nll),
             "mean_nll": json_f64(eval.mean_nll),
             "converged": report.converged,
@@ -1494,6 +1617,9 @@ impl FitOutcome<'_> {
         if let Some((name, value)) = self.fixed {
             out["fixed"] = json!({ name: json_f64(value) });
         }
+        if let Some(o) = &model.offset {
+            out[o.flag()] = json!(o.column);
+        }
         out["report"] = json!(if self.ols.is_some() {
             Report::Ols
         } else {
@@ -1516,7 +1642,7 @@ impl FitOutcome<'_> {
             out["accuracy"] = json_f64(a);
         }
         add_goodness_of_fit(&mut out, eval, self.null_comparison());
-        if let Some((name, v)) = model.global() {
+        for (name, v) in model.globals() {
             out[name] = json_f64(v);
         }
         if let Some(l) = &model.labels {
@@ -1541,7 +1667,7 @@ impl FitOutcome<'_> {
             self.fit.family.as_str(),
             model.network.head.link.as_str(),
             model.target,
-            self.prepared.features.len(),
+            model.fitted_features(),
             self.prepared.n,
             if self.streamed { " (streamed)" } else { "" }
         );
@@ -1553,6 +1679,16 @@ impl FitOutcome<'_> {
             outln!(
                 "NOT CONVERGED ({}): the estimates below are where the fit stopped",
                 report.reason
+            );
+        }
+        if let Some(o) = &model.offset {
+            outln!(
+                "offset: {} (coefficient 1)",
+                if o.log {
+                    format!("ln({})", o.column)
+                } else {
+                    o.column.clone()
+                }
             );
         }
         outln!(
@@ -1585,7 +1721,7 @@ impl FitOutcome<'_> {
             }
             None => {
                 outln!("{}", self.no_inference());
-                if let Some((name, v)) = model.global() {
+                for (name, v) in model.globals() {
                     outln!("  {name} = {v:.10}");
                 }
             }
@@ -1712,8 +1848,39 @@ pub struct EvalArgs {
     json: bool,
 }
 
+/// A saved model's offset column must be in the table (named as such where it is not).
+fn check_offset_column(model: &Model, data: &std::path::Path) -> likely::Result<()> {
+    let Some(o) = &model.offset else {
+        return Ok(());
+    };
+    let columns = TableStream::open(data, &model.target, None, TargetSpec::Ignore)?;
+    if columns.features.contains(&o.column) {
+        return Ok(());
+    }
+    Err(Error::data(
+        data,
+        "",
+        format!(
+            "no {flag} column named '{c}': the model was fitted with --{flag} {c}, and eval and \
+             predict need it too; columns are: {}",
+            columns.features.join(", "),
+            flag = o.flag(),
+            c = o.column
+        ),
+    ))
+}
+
+/// A saved model's exposure is read as its logarithm, as in training.
+fn read_offset_as_saved(model: &Model, table: &mut TableStream) -> likely::Result<()> {
+    match &model.offset {
+        Some(o) if o.log => table.set_log_feature(&o.column),
+        _ => Ok(()),
+    }
+}
+
 pub fn eval(args: EvalArgs) -> likely::Result<i32> {
     let model = Model::load(&args.model)?;
+    check_offset_column(&model, &args.data)?;
     // Read chunk by chunk: the table need not fit in memory.
     let mut table = TableStream::open(
         &args.data,
@@ -1727,6 +1894,7 @@ pub fn eval(args: EvalArgs) -> likely::Result<i32> {
             optional: false,
         },
     )?;
+    read_offset_as_saved(&model, &mut table)?;
     let support = model.family().build(model.network.head.classes);
     let mut assessment = model.assessment(false);
     let mut failure = None;
@@ -1811,6 +1979,7 @@ pub fn predict(args: PredictArgs) -> likely::Result<i32> {
         )?;
     }
     let model = Model::load(&args.model)?;
+    check_offset_column(&model, &args.data)?;
     // Read and written chunk by chunk: neither the table nor the predictions need fit in memory.
     let mut table = TableStream::open(
         &args.data,
@@ -1818,6 +1987,7 @@ pub fn predict(args: PredictArgs) -> likely::Result<i32> {
         Some(&model.features),
         TargetSpec::Ignore,
     )?;
+    read_offset_as_saved(&model, &mut table)?;
     let header = model.prediction_columns().join(",") + "\n";
     let mut write_all = |out: &mut dyn Write, path: &std::path::Path| {
         let io = |source| Error::Io {

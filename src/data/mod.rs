@@ -14,7 +14,7 @@ pub use npy::{write_npy_f64, write_npy_f64_table, NpyReader};
 pub use parquet_file::{Cells, ParquetColumn};
 pub use rows::{cell_location, RowChunk, TableStream};
 pub use samples::{SampleValues, Samples};
-pub use table::{load_table, Table, TargetSpec};
+pub use table::{load_table, load_table_with_log, Table, TargetSpec};
 
 use crate::error::{Error, Result};
 use crate::family::{Family, FamilyName};

@@ -320,6 +320,9 @@ pub struct TableStream {
     chunk_rows: usize,
     /// Rows in the table: known up front for Parquet, .npy and memory, and after a pass for CSV.
     rows: Option<usize>,
+    /// A feature read as its logarithm (an exposure, whose log is a model's offset): its
+    /// index among `features`; every value must be positive.
+    log_feature: Option<usize>,
 }
 
 impl TableStream {
@@ -482,6 +485,7 @@ impl TableStream {
             reader,
             chunk_rows: DEFAULT_CHUNK_ROWS,
             rows,
+            log_feature: None,
         })
     }
 
@@ -497,7 +501,23 @@ impl TableStream {
             rows: Some(table.n),
             reader: Box::new(MemoryRows { table, row: 0 }),
             chunk_rows: DEFAULT_CHUNK_ROWS,
+            log_feature: None,
         }
+    }
+
+    /// Reads feature `name` as its natural logarithm from now on (`--exposure`: the offset
+    /// of a rate model is ln(exposure)); a value that is not positive is an error naming its
+    /// row and column.
+    pub fn set_log_feature(&mut self, name: &str) -> Result<()> {
+        let j = self
+            .features
+            .iter()
+            .position(|f| f == name)
+            .ok_or_else(|| {
+                Error::data(&self.path, "", format!("no feature column named '{name}'"))
+            })?;
+        self.log_feature = Some(j);
+        Ok(())
     }
 
     /// Reads the target alone: class labels (sorted) when any cell is not a number, `None`
@@ -579,6 +599,30 @@ impl TableStream {
         mut f: impl FnMut(&mut RowChunk) -> Result<bool>,
     ) -> Result<usize> {
         let chunk_rows = self.chunk_rows;
+        let (d, log_feature) = (self.features.len(), self.log_feature);
+        let (path, format) = (self.path.clone(), self.format);
+        let name = log_feature.map(|j| self.features[j].clone());
+        // The logarithm of one feature, checked, as each chunk is read.
+        let take_logs = move |chunk: &mut RowChunk| -> Result<()> {
+            let (Some(j), Some(name)) = (log_feature, name.as_deref()) else {
+                return Ok(());
+            };
+            for i in 0..chunk.rows {
+                let v = &mut chunk.x[i * d + j];
+                if v.is_nan() || *v <= 0.0 {
+                    return Err(Error::data(
+                        &path,
+                        cell_location(format, &path, chunk.first + i, name),
+                        format!(
+                            "exposure {v} is not positive: an exposure is a time, an area or \
+                             a count at risk, and its logarithm is the offset"
+                        ),
+                    ));
+                }
+                *v = v.ln();
+            }
+            Ok(())
+        };
         let reader = &mut self.reader;
         reader.rewind()?;
         let (rows, complete) = std::thread::scope(|scope| -> Result<(usize, bool)> {
@@ -590,7 +634,9 @@ impl TableStream {
                 loop {
                     let mut chunk = empty_rx.try_recv().unwrap_or_default();
                     chunk.clear(first);
-                    let read = reader.read(chunk_rows, &mut chunk);
+                    let read = reader
+                        .read(chunk_rows, &mut chunk)
+                        .and_then(|rows| take_logs(&mut chunk).map(|_| rows));
                     let done = !matches!(read, Ok(rows) if rows > 0);
                     if let Ok(rows) = read {
                         first += rows;

@@ -44,12 +44,27 @@ pub fn load_table(
     features: Option<&[String]>,
     spec: TargetSpec<'_>,
 ) -> Result<Table> {
+    load_table_with_log(path, target, features, spec, None)
+}
+
+/// [`load_table`] with feature `log_feature` (if any) read as its logarithm
+/// ([`TableStream::set_log_feature`]).
+pub fn load_table_with_log(
+    path: &Path,
+    target: &str,
+    features: Option<&[String]>,
+    spec: TargetSpec<'_>,
+    log_feature: Option<&str>,
+) -> Result<Table> {
     let codec = match &spec {
         // The target's encoding (numbers or class labels) is decided once it is all read.
         TargetSpec::Train { allow_labels: true } => TargetCodec::Deferred,
         _ => TargetCodec::for_spec(&spec),
     };
     let mut stream = TableStream::open_with(path, target, features, &spec, codec)?;
+    if let Some(name) = log_feature {
+        stream.set_log_feature(name)?;
+    }
     let d = stream.features.len();
     let capacity = stream.rows().unwrap_or(0);
     let (mut x, mut y) = (Vec::with_capacity(capacity * d), Vec::new());

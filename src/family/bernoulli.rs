@@ -161,8 +161,8 @@ impl Conditional for Bernoulli {
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(0..2) as f64
     }
-    fn head_wgsl(&self) -> &'static str {
-        include_str!("../../shaders/family/head/bernoulli.wgsl")
+    fn head_wgsl(&self) -> Option<&'static str> {
+        Some(include_str!("../../shaders/family/head/bernoulli.wgsl"))
     }
     fn head64_wgsl(&self) -> Option<&'static str> {
         Some(include_str!("../../shaders/family/head64/bernoulli.wgsl"))

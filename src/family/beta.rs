@@ -352,8 +352,8 @@ impl Conditional for Beta {
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(0.02..0.98)
     }
-    fn head_wgsl(&self) -> &'static str {
-        include_str!("../../shaders/family/head/beta.wgsl")
+    fn head_wgsl(&self) -> Option<&'static str> {
+        Some(include_str!("../../shaders/family/head/beta.wgsl"))
     }
 }
 

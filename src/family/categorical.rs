@@ -334,8 +334,8 @@ impl Conditional for Categorical {
     fn random_target(&self, head: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(0..head.classes) as f64
     }
-    fn head_wgsl(&self) -> &'static str {
-        include_str!("../../shaders/family/head/categorical.wgsl")
+    fn head_wgsl(&self) -> Option<&'static str> {
+        Some(include_str!("../../shaders/family/head/categorical.wgsl"))
     }
     fn head64_wgsl(&self) -> Option<&'static str> {
         Some(include_str!("../../shaders/family/head64/categorical.wgsl"))

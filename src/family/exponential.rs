@@ -145,8 +145,8 @@ impl Conditional for Exponential {
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(0.1..3.0)
     }
-    fn head_wgsl(&self) -> &'static str {
-        include_str!("../../shaders/family/head/exponential.wgsl")
+    fn head_wgsl(&self) -> Option<&'static str> {
+        Some(include_str!("../../shaders/family/head/exponential.wgsl"))
     }
     fn head64_wgsl(&self) -> Option<&'static str> {
         Some(include_str!("../../shaders/family/head64/exponential.wgsl"))

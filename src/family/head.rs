@@ -160,8 +160,9 @@ pub trait Conditional: Sync {
     /// WGSL for the f32 network kernels (`shaders/mlp.wgsl`): `head_eval(eta, y, s) ->
     /// HeadRow` (the row's NLL less its constant part, dNLL/deta and dNLL/ds for the global
     /// s) and `head_hessian_at(z, h, y)`, which writes the row's m x m second derivatives
-    /// at `work[h]` from its outputs at `work[z]`.
-    fn head_wgsl(&self) -> &'static str;
+    /// at `work[h]` from its outputs at `work[z]`. `None`: the network kernels cannot carry
+    /// this head (they hold one global per head; the t has two).
+    fn head_wgsl(&self) -> Option<&'static str>;
 
     /// WGSL for the f64 per-row pass of linear models (`shaders/linear64.wgsl`):
     /// `head_row(eta, y, constant, at)` writes the NLL, the M slopes and the upper triangle
@@ -198,6 +199,7 @@ impl FamilyName {
             FamilyName::Weibull => &super::Weibull,
             FamilyName::NegativeBinomial => &super::NegativeBinomial,
             FamilyName::Beta => &super::Beta,
+            FamilyName::StudentT => &super::StudentT,
         }
     }
 }
@@ -265,6 +267,11 @@ impl Head {
     /// Parameters of the head not produced by the network (log sigma, log b).
     pub fn globals(&self) -> usize {
         self.definition().global_names().len()
+    }
+
+    /// The natural names of the global parameters.
+    pub fn global_names(&self) -> &'static [&'static str] {
+        self.definition().global_names()
     }
 
     /// The natural name of the (first) global parameter, where the head has one.
@@ -435,7 +442,7 @@ impl Head {
     }
 
     /// The head's WGSL for the f32 network kernels ([`Conditional::head_wgsl`]).
-    pub fn wgsl(&self) -> &'static str {
+    pub fn wgsl(&self) -> Option<&'static str> {
         self.definition().head_wgsl()
     }
 
@@ -638,7 +645,10 @@ mod tests {
                     .map(|_| head.random_target(&mut rng) + shift)
                     .collect();
                 let Some(whole) = head.null_part(&y) else {
-                    assert!(matches!(family, FamilyName::Laplace | FamilyName::Weibull));
+                    assert!(matches!(
+                        family,
+                        FamilyName::Laplace | FamilyName::Weibull | FamilyName::StudentT
+                    ));
                     continue;
                 };
                 let mut merged = head.null_part(&[]).unwrap();

@@ -202,7 +202,7 @@ impl Conditional for Laplace {
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(-2.0..2.0)
     }
-    fn head_wgsl(&self) -> &'static str {
-        include_str!("../../shaders/family/head/laplace.wgsl")
+    fn head_wgsl(&self) -> Option<&'static str> {
+        Some(include_str!("../../shaders/family/head/laplace.wgsl"))
     }
 }

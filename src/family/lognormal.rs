@@ -215,7 +215,7 @@ impl Conditional for Lognormal {
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(0.1..5.0)
     }
-    fn head_wgsl(&self) -> &'static str {
-        include_str!("../../shaders/family/head/lognormal.wgsl")
+    fn head_wgsl(&self) -> Option<&'static str> {
+        Some(include_str!("../../shaders/family/head/lognormal.wgsl"))
     }
 }

@@ -31,6 +31,7 @@ pub mod link;
 mod lognormal;
 mod negative_binomial;
 mod poisson;
+mod student_t;
 mod weibull;
 
 pub use bernoulli::Bernoulli;
@@ -45,6 +46,7 @@ pub use link::MeanLink;
 pub use lognormal::Lognormal;
 pub use negative_binomial::NegativeBinomial;
 pub use poisson::Poisson;
+pub use student_t::StudentT;
 pub use weibull::Weibull;
 
 use rand::rngs::StdRng;
@@ -589,10 +591,11 @@ pub enum FamilyName {
     Weibull,
     NegativeBinomial,
     Beta,
+    StudentT,
 }
 
 impl FamilyName {
-    pub const ALL: [FamilyName; 11] = [
+    pub const ALL: [FamilyName; 12] = [
         FamilyName::Bernoulli,
         FamilyName::Gaussian,
         FamilyName::Categorical,
@@ -604,6 +607,7 @@ impl FamilyName {
         FamilyName::Weibull,
         FamilyName::NegativeBinomial,
         FamilyName::Beta,
+        FamilyName::StudentT,
     ];
 
     /// Builds the family; `classes` is K for the categorical family and ignored otherwise.
@@ -620,6 +624,7 @@ impl FamilyName {
             FamilyName::Weibull => Box::new(Weibull),
             FamilyName::NegativeBinomial => Box::new(NegativeBinomial),
             FamilyName::Beta => Box::new(Beta),
+            FamilyName::StudentT => Box::new(StudentT),
         }
     }
 
@@ -636,6 +641,7 @@ impl FamilyName {
             FamilyName::Weibull => "weibull",
             FamilyName::NegativeBinomial => "negative-binomial",
             FamilyName::Beta => "beta",
+            FamilyName::StudentT => "student-t",
         }
     }
 }
@@ -706,12 +712,17 @@ macro_rules! for_each_family {
                 let $name = $crate::family::FamilyName::Beta;
                 $body
             }
+            #[test]
+            fn student_t() {
+                let $name = $crate::family::FamilyName::StudentT;
+                $body
+            }
         }
     };
 }
 
 /// Number of families the test macro covers; tests compare it with [`FamilyName::ALL`].
-pub const FAMILIES_IN_TEST_MACRO: usize = 11;
+pub const FAMILIES_IN_TEST_MACRO: usize = 12;
 
 /// A boxed copy of `family`.
 pub fn rebuild(family: &dyn Family) -> Box<dyn Family> {

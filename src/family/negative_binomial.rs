@@ -455,11 +455,11 @@ impl Conditional for NegativeBinomial {
             rng.random_range(0..8) as f64
         }
     }
-    fn head_wgsl(&self) -> &'static str {
-        concat!(
+    fn head_wgsl(&self) -> Option<&'static str> {
+        Some(concat!(
             include_str!("../../shaders/family/negative_binomial_parts.wgsl"),
             include_str!("../../shaders/family/head/negative_binomial.wgsl")
-        )
+        ))
     }
 }
 

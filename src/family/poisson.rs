@@ -157,8 +157,8 @@ impl Conditional for Poisson {
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(0..6) as f64
     }
-    fn head_wgsl(&self) -> &'static str {
-        include_str!("../../shaders/family/head/poisson.wgsl")
+    fn head_wgsl(&self) -> Option<&'static str> {
+        Some(include_str!("../../shaders/family/head/poisson.wgsl"))
     }
     fn head64_wgsl(&self) -> Option<&'static str> {
         Some(include_str!("../../shaders/family/head64/poisson.wgsl"))

@@ -277,7 +277,7 @@ impl Conditional for Weibull {
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(0.1..3.0)
     }
-    fn head_wgsl(&self) -> &'static str {
-        include_str!("../../shaders/family/head/weibull.wgsl")
+    fn head_wgsl(&self) -> Option<&'static str> {
+        Some(include_str!("../../shaders/family/head/weibull.wgsl"))
     }
 }

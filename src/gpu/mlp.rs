@@ -201,7 +201,10 @@ fn compose_with(
     header
         + include_str!("../../shaders/mlp.wgsl")
         + super::shader::SPECIAL
-        + network.head.wgsl()
+        + network
+            .head
+            .wgsl()
+            .expect("a head without network kernels is refused (GpuNetwork::refusal)")
         + &fused
 }
 
@@ -608,6 +611,14 @@ impl GpuNetwork {
     /// Why the GPU kernels cannot evaluate `network` (`None`: they can). Their heads are
     /// written at each family's native link only.
     pub fn refusal(network: &Network) -> Option<String> {
+        if network.head.wgsl().is_none() {
+            return Some(format!(
+                "the GPU network kernels carry one global parameter per head, and a {} head \
+                 has {}: its models run on the CPU engine (--backend cpu)",
+                network.head.family.as_str(),
+                network.head.globals()
+            ));
+        }
         (!network.head.has_native_link()).then(|| {
             format!(
                 "the GPU kernels evaluate the {} family at its {} link only; --link {} runs \

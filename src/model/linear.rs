@@ -289,8 +289,12 @@ fn method_for(net: &Network, options: &TrainOptions) -> &'static str {
             // A smooth method stops at a kink short of the LAD optimum: solve it exactly.
             "lad-simplex"
         }
+        // The exact least-squares solve estimates every coefficient: one held (an offset's)
+        // goes to Newton instead.
         ModelOptimizer::Newton if options.prior.is_none() => match net.head.family {
-            FamilyName::Gaussian if net.head.has_native_link() => "qr",
+            FamilyName::Gaussian if net.head.has_native_link() && !holds_a_weight(net, options) => {
+                "qr"
+            }
             _ => "newton",
         },
         ModelOptimizer::Newton if laplace => "lbfgs",
@@ -300,6 +304,12 @@ fn method_for(net: &Network, options: &TrainOptions) -> &'static str {
         ModelOptimizer::Adam => "adam",
         ModelOptimizer::Adamw => "adamw",
     }
+}
+
+/// Whether a weight (not an intercept) of the linear model is held where it starts.
+fn holds_a_weight(net: &Network, options: &TrainOptions) -> bool {
+    let layer = net.layers()[0];
+    options.frozen[layer.weights..layer.bias].iter().any(|&f| f)
 }
 
 /// The default optimiser of a linear model: Newton up to [`MAX_NEWTON_PARAMS`] parameters

@@ -57,8 +57,31 @@ pub struct Model {
     /// Whether class labels were strings in the training data.
     pub string_labels: bool,
     pub intercept: bool,
+    /// A column added to the linear predictor with coefficient 1 (`--offset`, or the log of
+    /// `--exposure`): the last of `features`, its coefficient held at 1.
+    pub offset: Option<Offset>,
     /// Training summary as written to the model file.
     pub training: Value,
+}
+
+/// A linear model's offset: eta = x b + offset, the offset a column of the table (`--offset`)
+/// or the logarithm of one (`--exposure`, a Poisson rate model's time or population at risk).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Offset {
+    pub column: String,
+    /// Whether the offset is the column's logarithm (an exposure).
+    pub log: bool,
+}
+
+impl Offset {
+    /// The JSON key the fit reports it under: `offset` or `exposure`.
+    pub fn flag(&self) -> &'static str {
+        if self.log {
+            "exposure"
+        } else {
+            "offset"
+        }
+    }
 }
 
 /// Quality of a model on a table.
@@ -148,7 +171,7 @@ impl Model {
         let layer = self.network.layers()[0];
         let per_output = |o: usize| {
             let mut m = Map::new();
-            for (j, f) in self.features.iter().enumerate() {
+            for (j, f) in self.features[..self.fitted_features()].iter().enumerate() {
                 m.insert(
                     f.clone(),
                     json_f64(self.params[layer.weights + j * layer.fan_out + o]),
@@ -172,12 +195,26 @@ impl Model {
         })
     }
 
-    /// The head's global parameter on the natural scale (sigma or b), if any.
+    /// The features with fitted coefficients: all but the offset, which comes last.
+    pub fn fitted_features(&self) -> usize {
+        self.features.len() - self.offset.is_some() as usize
+    }
+
+    /// The head's first global parameter on the natural scale (sigma or b), if any.
     pub fn global(&self) -> Option<(&'static str, f64)> {
+        self.globals().first().copied()
+    }
+
+    /// Every global parameter of the head on the natural scale (the t's sigma and df).
+    pub fn globals(&self) -> Vec<(&'static str, f64)> {
+        let at = self.network.globals_offset();
         self.network
             .head
-            .global_name()
-            .map(|name| (name, self.params[self.network.globals_offset()].exp()))
+            .global_names()
+            .iter()
+            .enumerate()
+            .map(|(q, &name)| (name, self.params[at + q].exp()))
+            .collect()
     }
 
     fn to_json(&self) -> Value {
@@ -194,6 +231,7 @@ impl Model {
             "features": self.features,
             "target": self.target,
             "intercept": self.intercept,
+            "offset": self.offset,
             "hidden": self.network.hidden,
             "activation": self.network.activation,
             "params": self.params,
@@ -324,6 +362,27 @@ impl Model {
         if params.iter().any(|p| !p.is_finite()) {
             return Err(bad("non-finite parameters".into()));
         }
+        // Files written before offsets existed have none.
+        let offset: Option<Offset> = match v.get("offset") {
+            None | Some(Value::Null) => None,
+            Some(o) => Some(serde_json::from_value(o.clone()).map_err(|e| from("offset", e))?),
+        };
+        if let Some(o) = &offset {
+            let layer = network.layers()[0];
+            let last = features.len() - 1;
+            let coefficient = params[layer.weights + last * layer.fan_out];
+            if kind != ModelKind::Linear
+                || layer.fan_out != 1
+                || features[last] != o.column
+                || coefficient != 1.0
+            {
+                return Err(bad(format!(
+                    "the offset '{}' must be the last feature of a one-output linear model, \
+                     with coefficient 1",
+                    o.column
+                )));
+            }
+        }
         let first = network.layers()[0];
         if !intercept
             && params[first.bias..first.bias + first.fan_out]
@@ -343,6 +402,7 @@ impl Model {
             labels,
             string_labels,
             intercept,
+            offset,
             training: v["training"].clone(),
         })
     }
@@ -372,8 +432,8 @@ impl Model {
                 keys[l.bias + o] = (class(o), "intercept".into());
             }
         }
-        if let Some(name) = self.network.head.global_name() {
-            keys[self.network.globals_offset()] = (None, name.into());
+        for (q, name) in self.network.head.global_names().iter().enumerate() {
+            keys[self.network.globals_offset() + q] = (None, name.to_string());
         }
         keys
     }
@@ -443,7 +503,13 @@ impl Model {
             deviance: Some(0.0),
             pearson: Some(0.0),
             // The statistics of no rows, to merge the parts into.
-            null: self.network.head.null_part(&[]),
+            // With an offset the null model is the intercept and the offset, whose MLE the
+            // targets alone do not give: not computed.
+            null: self
+                .network
+                .head
+                .null_part(&[])
+                .filter(|_| self.offset.is_none()),
             head: self.network.head,
         }
     }
@@ -742,7 +808,8 @@ impl Assessment {
                 .map_or(k.to_string(), |l| l[k].clone())
         };
         let mut found = Vec::new();
-        for (j, feature) in model.features.iter().enumerate() {
+        // (An offset's coefficient is held: it separates nothing the fit could follow.)
+        for (j, feature) in model.features[..model.fitted_features()].iter().enumerate() {
             for c in 0..self.classes {
                 let Range {
                     inside: (in_min, in_max),

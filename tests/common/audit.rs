@@ -124,7 +124,7 @@ struct Layout {
     features: Vec<String>,
     outputs: Vec<Option<String>>,
     intercept: bool,
-    global: Option<&'static str>,
+    globals: Vec<&'static str>,
 }
 
 fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Option<&str>) {
@@ -136,15 +136,41 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
         .iter()
         .map(|f| f.as_str().unwrap().to_string())
         .collect();
+    // An offset (or an exposure, whose logarithm it is) is read beside the features and
+    // added to eta with coefficient 1.
+    let offset = ["offset", "exposure"]
+        .into_iter()
+        .find_map(|k| json[k].as_str().map(|c| (k == "exposure", c.to_string())));
+    let mut columns = features.clone();
+    if let Some((_, c)) = &offset {
+        columns.push(c.clone());
+    }
     let table = load_table(
         Path::new(data),
         target,
-        Some(&features),
+        Some(&columns),
         TargetSpec::Train {
             allow_labels: name == FamilyName::Categorical,
         },
     )
     .unwrap();
+    let width = columns.len();
+    let offsets: Vec<f64> = match &offset {
+        Some((log, _)) => (0..table.n)
+            .map(|i| {
+                let v = table.x[i * width + width - 1];
+                if *log {
+                    v.ln()
+                } else {
+                    v
+                }
+            })
+            .collect(),
+        None => vec![0.0; table.n],
+    };
+    let x: Vec<f64> = (0..table.n)
+        .flat_map(|i| table.x[i * width..i * width + features.len()].to_vec())
+        .collect();
     let y = table.y.clone().unwrap();
     let intercept = !args.contains(&"--no-intercept");
     let outputs: Vec<Option<String>> = match name {
@@ -154,21 +180,22 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
             .collect(),
         _ => vec![None],
     };
-    let global = match name {
-        FamilyName::Gaussian => Some("sigma"),
-        FamilyName::Laplace => Some("b"),
-        FamilyName::Gamma => Some("shape"),
-        FamilyName::Lognormal => Some("sigma"),
-        FamilyName::Weibull => Some("shape"),
-        FamilyName::NegativeBinomial => Some("alpha"),
-        FamilyName::Beta => Some("phi"),
-        _ => None,
+    let globals = match name {
+        FamilyName::Gaussian => vec!["sigma"],
+        FamilyName::Laplace => vec!["b"],
+        FamilyName::Gamma => vec!["shape"],
+        FamilyName::Lognormal => vec!["sigma"],
+        FamilyName::Weibull => vec!["shape"],
+        FamilyName::NegativeBinomial => vec!["alpha"],
+        FamilyName::Beta => vec!["phi"],
+        FamilyName::StudentT => vec!["sigma", "df"],
+        _ => vec![],
     };
     let layout = Layout {
         features,
         outputs,
         intercept,
-        global,
+        globals,
     };
     let mut theta = Vec::new();
     for output in &layout.outputs {
@@ -183,12 +210,11 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
             theta.push(number(&coefs["intercept"]));
         }
     }
-    if let Some(g) = layout.global {
-        theta.push(number(&json[g]).ln());
+    for g in &layout.globals {
+        theta.push(number(&json[*g]).ln());
     }
     let d = layout.features.len();
     let per_output = d + layout.intercept as usize;
-    let x = table.x;
     // The mean at eta through the model's link (the family's default where the fit names
     // none), by the textbook inverse of each link.
     let link = json["link"].as_str().unwrap_or("").to_string();
@@ -212,6 +238,7 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
         let mut nll = 0.0;
         for (i, &yi) in y.iter().enumerate() {
             let row = &x[i * d..(i + 1) * d];
+            let eta = |k: usize, row: &[f64]| eta(k, row) + offsets[i];
             nll -= match name {
                 FamilyName::Bernoulli => {
                     let e = eta(0, row);
@@ -276,6 +303,16 @@ fn audit_linear(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
                     let k = t[t.len() - 1].exp();
                     let e = eta(0, row);
                     k.ln() - k * e + (k - 1.0) * yi.ln() - (k * (yi.ln() - e)).exp()
+                }
+                FamilyName::StudentT => {
+                    // Location eta, scale sigma, df nu: the textbook density.
+                    let (sigma, nu) = (t[t.len() - 2].exp(), t[t.len() - 1].exp());
+                    let r = (yi - eta(0, row)) / sigma;
+                    libm::lgamma(0.5 * (nu + 1.0))
+                        - libm::lgamma(0.5 * nu)
+                        - 0.5 * (nu * std::f64::consts::PI).ln()
+                        - sigma.ln()
+                        - 0.5 * (nu + 1.0) * (r * r / nu).ln_1p()
                 }
                 FamilyName::Laplace => {
                     let lb = t[t.len() - 1];
