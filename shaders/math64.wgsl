@@ -73,7 +73,13 @@ fn log64(v_in: f64) -> f64 {
         e = e + 1.0;
     }
     let ef = f64(e + bias);
-    let s = (m - 1.0lf) / (m + 1.0lf);
+    let ln_m = two_atanh((m - 1.0lf) / (m + 1.0lf));
+    return ef * LN2_HI + (ln_m + ef * LN2_LO);
+}
+
+// 2 atanh(s) = ln((1 + s) / (1 - s)) for |s| < 0.172, by its series to s^25 (the next term
+// is below 2^-60 of it).
+fn two_atanh(s: f64) -> f64 {
     let s2 = s * s;
     var q = 1.0lf / 25.0lf;
     q = fma(q, s2, 1.0lf / 23.0lf);
@@ -87,16 +93,16 @@ fn log64(v_in: f64) -> f64 {
     q = fma(q, s2, 1.0lf / 7.0lf);
     q = fma(q, s2, 1.0lf / 5.0lf);
     q = fma(q, s2, 1.0lf / 3.0lf);
-    let ln_m = 2.0lf * s * fma(q, s2, 1.0lf);
-    return ef * LN2_HI + (ln_m + ef * LN2_LO);
+    return 2.0lf * s * fma(q, s2, 1.0lf);
 }
 
-// ln(1 + e) for e >= 0, accurate where e is tiny: ln(u) e / (u - 1) with u = 1 + e.
+// ln(1 + e) for e >= 0, accurate where e is tiny: below sqrt 2 - 1 as 2 atanh(e / (2 + e)),
+// which never forms 1 + e. (The textbook ln(u) e / (u - 1), u = 1 + e, relies on u - 1 being
+// computed as written; on lavapipe it was not, and ln(1 + 1e-9) came out 1e-7 off.)
 fn log1p64(e: f64) -> f64 {
-    let u = 1.0lf + e;
-    if (u == 1.0lf) {
-        return e;
+    if (e < 0.41421356237309505lf) {
+        return two_atanh(e / (2.0lf + e));
     }
-    return log64(u) * (e / (u - 1.0lf));
+    return log64(1.0lf + e);
 }
 

@@ -707,3 +707,88 @@ fn negative_binomial_without_overdispersion_reports_alpha_at_its_boundary() {
         );
     }
 }
+
+/// Student's t on data no heavier-tailed than a Gaussian's (sample kurtosis below 3): df's MLE
+/// is infinite, so the fit settles df on the boundary (the Gaussian limit), says so, reports
+/// no standard error for df, and mu and sigma are the Gaussian's MLE (the mean and the
+/// deviation about it), on both engines; a heavy-tailed sample keeps a finite df with its
+/// standard error.
+#[test]
+fn a_t_fit_of_gaussian_data_settles_on_the_gaussian_limit() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let normal: Vec<f64> = (0..3000)
+        .map(|_| {
+            // Box-Muller: Gaussian draws, their kurtosis near 3.
+            let (u, v): (f64, f64) = (rng.random(), rng.random());
+            3.0 + 2.0 * (-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        })
+        .collect();
+    // Uniform draws are lighter-tailed still (kurtosis 1.8).
+    let uniform: Vec<f64> = (0..3000).map(|_| rng.random_range(-1.0..1.0)).collect();
+    for (name, data) in [("normal", normal), ("uniform", uniform)] {
+        let text = std::iter::once("x".to_string())
+            .chain(data.iter().map(|v| format!("{v:?}")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let path = temp(&format!("t-{name}.csv"), text.as_bytes());
+        let path = path.to_str().unwrap();
+        let n = data.len() as f64;
+        let mean = data.iter().sum::<f64>() / n;
+        let sd = (data.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        // The t's df-slope at the Gaussian limit is n (kurtosis - 3) / 4: these samples are
+        // below 3 (a Gaussian sample is, about half the time; this seed's is).
+        let kurtosis = data.iter().map(|v| ((v - mean) / sd).powi(4)).sum::<f64>() / n;
+        assert!(kurtosis < 3.0, "{name}: kurtosis {kurtosis}");
+        for backend in common::backends() {
+            let args = [
+                "fit",
+                "--family",
+                "student-t",
+                "--data",
+                path,
+                "--column",
+                "x",
+                "--backend",
+                backend,
+                "--json",
+            ];
+            let out = likely(&args);
+            assert!(out.status.success(), "{name} {backend}: {out:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("df's MLE is infinite"), "{name}: {stderr}");
+            let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(json["converged"], true, "{name} {backend}: {json}");
+            assert!(json["params"]["df"].as_f64().unwrap() > 1e20, "{json}");
+            assert_eq!(json["std_errors"]["df"], "NaN", "{json}");
+            let (mu, sigma) = (
+                json["params"]["mu"].as_f64().unwrap(),
+                json["params"]["sigma"].as_f64().unwrap(),
+            );
+            assert!(
+                (mu - mean).abs() <= 1e-12 * sd,
+                "{name} {backend}: mu {mu} vs {mean}"
+            );
+            assert!(
+                (sigma - sd).abs() <= 1e-12 * sd,
+                "{name} {backend}: sigma {sigma} vs {sd}"
+            );
+        }
+    }
+    // Heavy tails: a finite df, estimated with a standard error.
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real");
+    let growth = fixtures.join("gdpgrowth.csv");
+    let json = ok_json(&[
+        "fit",
+        "--family",
+        "student-t",
+        "--data",
+        growth.to_str().unwrap(),
+        "--column",
+        "growth",
+        "--json",
+    ]);
+    let df = json["params"]["df"].as_f64().unwrap();
+    assert!(df > 2.0 && df < 10.0, "{json}");
+    assert!(json["std_errors"]["df"].as_f64().unwrap() > 0.0, "{json}");
+}

@@ -392,3 +392,30 @@ fn family_f64_term_sums_span_several_storage_bindings() {
     let n = (ctx.max_storage_binding() / 8) as usize + 1000;
     compare_terms(FamilyName::Gaussian, n, None, 80);
 }
+
+/// The t's term sums in f64 on the GPU far towards its Gaussian limit (df of 1e9 and 1e22,
+/// where a = r^2 / df is 1e-9 to 1e-22 and ln(1 + a) must keep its relative digits: the NLL
+/// multiplies its sum by df / 2), and ln(1 + e) itself through the Bernoulli head's softplus
+/// sums, against the CPU. The textbook ln(u) e / (u - 1) lost them on lavapipe (1e-7).
+#[test]
+fn f64_log1p_keeps_its_digits_for_tiny_arguments() {
+    let Some(ctx) = f64_adapter() else {
+        return;
+    };
+    let f = FamilyName::StudentT.build(1);
+    let data = samples(FamilyName::StudentT, 4001, 90);
+    let gpu = FamilyF64::new(ctx, f.as_ref(), &data, None).unwrap();
+    for df in [1e9f64, 1e22] {
+        let theta = [0.1, 0.2, df.ln()];
+        let kp = f.kernel_params(&theta);
+        let got = gpu.term_sums(&kp).unwrap();
+        let mut want = vec![0.0; f.n_terms()];
+        f.accumulate(&data, &kp, &mut want);
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-13 * w.abs(),
+                "df {df:e}: term {k} {g} vs {w}"
+            );
+        }
+    }
+}

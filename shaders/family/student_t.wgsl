@@ -1,5 +1,6 @@
 // Student's t: r = (x - mu) / sigma, a = r^2 / nu, b = 1 / (1 + a); terms (ln(1 + a), r b,
-// a b, b^2, a b^2, r b^2, r a b^2) at the kernel parameters (mu, 1/sigma, 1/nu). log1p_sample
+// a b, b^2, a b^2, r b^2, r a b^2, and r, r^2 for the Gaussian limit) at the kernel parameters
+// (mu, 1/sigma, 1/nu). log1p_sample
 // is special.wgsl's ln(1 + a) (math64.wgsl's log1p64 in f64), accurate where a is tiny.
 fn accumulate(x: f32, acc: ptr<function, array<f32, N_TERMS>>) {
     let r = centred(x, kernel_param(0u)) * kernel_value(1u);
@@ -14,4 +15,6 @@ fn accumulate(x: f32, acc: ptr<function, array<f32, N_TERMS>>) {
     (*acc)[4] = (*acc)[4] + ab * b;
     (*acc)[5] = (*acc)[5] + r * bb;
     (*acc)[6] = (*acc)[6] + r * ab * b;
+    (*acc)[7] = (*acc)[7] + r;
+    (*acc)[8] = (*acc)[8] + r * r;
 }

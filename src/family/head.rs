@@ -146,8 +146,15 @@ pub trait Conditional: Sync {
     }
 
     /// The null model from the statistics of every row. Classes or counts that never occur
-    /// sit on their boundary (p = 0, lambda = 0), where the log-likelihood is the limit.
-    fn null_model(&self, head: &Head, part: &[f64]) -> NullModel;
+    /// sit on their boundary (p = 0, lambda = 0), where the log-likelihood is the limit. Not
+    /// reached for a family whose [`Conditional::null_part`] is `None` (the default: NaN).
+    fn null_model(&self, head: &Head, part: &[f64]) -> NullModel {
+        let _ = (head, part);
+        NullModel {
+            loglik: f64::NAN,
+            deviance: None,
+        }
+    }
 
     /// The null model with the globals held at `globals` (as optimised: their logarithms),
     /// the reference of a fit whose globals `--fix` holds: only the intercept is estimated.

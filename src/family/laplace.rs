@@ -192,13 +192,6 @@ impl Conditional for Laplace {
     fn null_part(&self, _: &Head, _: &[f64]) -> Option<Vec<f64>> {
         None
     }
-    /// Not reached: there is no null part to make it from.
-    fn null_model(&self, _: &Head, _: &[f64]) -> NullModel {
-        NullModel {
-            loglik: f64::NAN,
-            deviance: None,
-        }
-    }
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(-2.0..2.0)
     }

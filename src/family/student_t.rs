@@ -4,7 +4,8 @@
 //!            - (nu + 1)/2 ln(1 + r^2 / nu),   r = (x - mu) / sigma.
 //! The t has no sufficient statistics: its terms depend on the kernel parameters (mu,
 //! 1/sigma, 1/nu). With a = r^2 / nu, b = 1 / (1 + a), c = nu + 1 and the sums
-//! T = (sum ln(1 + a), sum r b, sum a b, sum b^2, sum a b^2, sum r b^2, sum r a b^2):
+//! T = (sum ln(1 + a), sum r b, sum a b, sum b^2, sum a b^2, sum r b^2, sum r a b^2, and sum r,
+//! sum r^2 for the Gaussian limit):
 //! NLL = n (s + ln(nu)/2 + ln B(nu/2, 1/2)) - n ln(pi)/2 ... (the constant n ln(pi)/2 aside)
 //!       + (c/2) T0, with ln Gamma(nu/2) - ln Gamma((nu+1)/2) = ln B(nu/2, 1/2) - ln(pi)/2;
 //! dNLL/dmu = -c T1 / (sigma nu),   dNLL/ds = n - c T2,
@@ -49,14 +50,37 @@ fn trigamma_gap(nu: f64) -> f64 {
     special::trigamma(0.5 * nu) - special::trigamma(0.5 * (nu + 1.0))
 }
 
-/// One sample's terms at (mu, 1/sigma, 1/nu).
+/// One sample's terms at (mu, 1/sigma, 1/nu): the seven of the NLL and its derivatives, then
+/// r and r^2, from which the Gaussian limit's (mu, sigma) follow (see
+/// [`Family::boundary_point`]).
 #[inline]
-fn sample_terms(x: f64, mu: f64, inv_sigma: f64, inv_nu: f64) -> [f64; 7] {
+fn sample_terms(x: f64, mu: f64, inv_sigma: f64, inv_nu: f64) -> [f64; 9] {
     let r = (x - mu) * inv_sigma;
     let a = r * r * inv_nu;
     let b = 1.0 / (1.0 + a);
     let (ab, bb) = (a * b, b * b);
-    [a.ln_1p(), r * b, ab, bb, ab * b, r * bb, r * ab * b]
+    [
+        a.ln_1p(),
+        r * b,
+        ab,
+        bb,
+        ab * b,
+        r * bb,
+        r * ab * b,
+        r,
+        r * r,
+    ]
+}
+
+/// Beyond this df the fit is taken to be heading for the Gaussian limit when the NLL still
+/// falls as df grows: a df of 1e5 differs from the Gaussian by 1e-5 nats a sample in its
+/// fourth-moment term, which only ~1e10 samples could tell from 0.
+const TOWARDS_GAUSSIAN_DF: f64 = 1e5;
+
+/// Whether a fit at theta is heading for the Gaussian limit: df beyond
+/// [`TOWARDS_GAUSSIAN_DF`] and the NLL still falling as it grows (its slope in ln df below 0).
+fn towards_gaussian(n: f64, sums: &[f64], theta: &[f64]) -> bool {
+    theta[2].exp() > TOWARDS_GAUSSIAN_DF && StudentT.finish(n, sums, theta).1[2] < 0.0
 }
 
 /// The maximum-likelihood (mu, sigma, nu) of `xs` by the ECME algorithm (Liu and Rubin): mu
@@ -128,7 +152,7 @@ impl Family for StudentT {
         vec!["mu".into(), "log_sigma".into(), "log_df".into()]
     }
     fn n_terms(&self) -> usize {
-        7
+        9
     }
     /// (mu, 1/sigma, 1/nu): r = (x - mu) / sigma is `centred` times the second.
     fn kernel_params(&self, theta: &[f64]) -> Vec<f64> {
@@ -243,6 +267,39 @@ impl Family for StudentT {
     fn degenerate(&self, s: &Summary) -> Option<Degenerate> {
         unbounded_if_constant(s, "sigma -> 0")
     }
+    /// Data no heavier-tailed than a Gaussian's put df's MLE at infinity (the Gaussian, the
+    /// t's limit): where the fit has taken df past [`TOWARDS_GAUSSIAN_DF`] and the NLL still
+    /// falls as it grows, df goes to the boundary depth (the NLL's remaining fall there, about
+    /// n |kurtosis - 3| / (4 df), is below the test's tolerance) and (mu, sigma) to the
+    /// Gaussian MLE, the mean and the deviation about it from the sums of r and r^2.
+    fn boundary_point(&self, n: f64, sums: &[f64], theta: &[f64]) -> Option<Vec<f64>> {
+        if !towards_gaussian(n, sums, theta) {
+            return None;
+        }
+        let sigma = theta[1].exp();
+        let (mean_r, mean_rr) = (sums[7] / n, sums[8] / n);
+        let spread = (mean_rr - mean_r * mean_r).max(0.0).sqrt() * sigma;
+        (spread > 0.0).then(|| {
+            vec![
+                theta[0] + sigma * mean_r,
+                spread.ln(),
+                theta[2].max(boundary_depth(n)),
+            ]
+        })
+    }
+    fn on_boundary(&self, n: f64, _sums: &[f64], theta: &[f64]) -> Vec<bool> {
+        vec![false, false, theta[2] >= boundary_depth(n) - 1.0]
+    }
+    fn boundary_warning(&self, n: f64, sums: &[f64]) -> Option<String> {
+        let _ = (n, sums);
+        Some(
+            "the data are no heavier-tailed than a Gaussian's: df's MLE is infinite (the \
+             Gaussian is the t's limit); df is reported at a negligible distance from that \
+             limit, without a standard error, and mu and sigma are the Gaussian's MLE (fit \
+             --family gaussian)"
+                .to_string(),
+        )
+    }
     fn clone_box(&self) -> Box<dyn Family> {
         Box::new(*self)
     }
@@ -309,22 +366,9 @@ impl Conditional for StudentT {
         let spread = y.iter().map(|v| (v - mean).abs()).sum::<f64>() / y.len().max(1) as f64;
         vec![spread.max(1e-8).ln(), 4f64.ln()]
     }
-    /// None: the t is not an exponential-dispersion family.
-    fn unit_deviance(&self, _: &Head, _: &[f64], _: f64) -> Option<f64> {
-        None
-    }
-    fn variance(&self, _: f64) -> Option<f64> {
-        None
-    }
     /// None: the null model's (mu, sigma, nu) solve equations in every target.
     fn null_part(&self, _: &Head, _: &[f64]) -> Option<Vec<f64>> {
         None
-    }
-    fn null_model(&self, _: &Head, _: &[f64]) -> NullModel {
-        NullModel {
-            loglik: f64::NAN,
-            deviance: None,
-        }
     }
     fn random_target(&self, _: &Head, rng: &mut StdRng) -> f64 {
         rng.random_range(-3.0..3.0)
@@ -352,7 +396,7 @@ mod tests {
         ] {
             let xs = StudentT.sample(&theta, 4000, &mut rng);
             let mle = StudentT.closed_form_mle(&xs);
-            let mut sums = vec![0.0; 7];
+            let mut sums = vec![0.0; 9];
             StudentT.accumulate(&xs, &StudentT.kernel_params(&mle), &mut sums);
             let (nll, g) = StudentT.finish(xs.len() as f64, &sums, &mle);
             let scale = xs.len() as f64;
@@ -374,7 +418,7 @@ mod tests {
     #[test]
     fn the_normaliser_is_accurate_in_the_gaussian_limit() {
         for nu in [1e8f64, 1e12, 1e15] {
-            let (nll, _) = StudentT.finish(1.0, &[0.0; 7], &[0.0, 0.0, nu.ln()]);
+            let (nll, _) = StudentT.finish(1.0, &[0.0; 9], &[0.0, 0.0, nu.ln()]);
             let want = 0.5 * (2.0 * std::f64::consts::PI).ln() + 0.25 / nu;
             let have = nll + HALF_LN_PI;
             assert!((have - want).abs() < 1e-15, "nu {nu}: {have} vs {want}");

@@ -252,23 +252,10 @@ impl Conditional for Weibull {
     fn initial_globals(&self, _: &Head, _: &[f64]) -> Vec<f64> {
         vec![0.0]
     }
-    /// None: the Weibull is not an exponential-dispersion family.
-    fn unit_deviance(&self, _: &Head, _: &[f64], _: f64) -> Option<f64> {
-        None
-    }
-    fn variance(&self, _: f64) -> Option<f64> {
-        None
-    }
     /// None: the null model's shape solves an equation in sum y^k, which no fixed statistics
     /// of slices give.
     fn null_part(&self, _: &Head, _: &[f64]) -> Option<Vec<f64>> {
         None
-    }
-    fn null_model(&self, _: &Head, _: &[f64]) -> NullModel {
-        NullModel {
-            loglik: f64::NAN,
-            deviance: None,
-        }
     }
     /// (log k, log lambda).
     fn family_theta(&self, _: &Head, eta: &[f64], globals: &[f64]) -> Vec<f64> {

@@ -634,6 +634,17 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
         }
         check = optimality(&mut problem, &phi, prior.as_ref(), &coordinates)?;
         evaluations += check.evaluations;
+        // The finish may have carried a coordinate towards a boundary the coarse phase had
+        // not yet reached (the t's df past 1e5 only on the f64 sums): settle it there too.
+        if !check.holds && prior.is_none() && !held.iter().any(|&h| h) && warnings.is_empty() {
+            let (used, warning) = settle_boundary(&mut problem, &mut phi)?;
+            evaluations += used;
+            if warning.is_some() {
+                warnings.extend(warning);
+                check = optimality(&mut problem, &phi, prior.as_ref(), &coordinates)?;
+                evaluations += check.evaluations;
+            }
+        }
     }
     let (converged, reason) = if check.holds {
         (true, StopReason::Optimal)
