@@ -55,7 +55,8 @@ pub struct FitSummary<'a> {
     /// errors, not counted in k, and out of the others' covariance. Empty where none are.
     pub fixed: Vec<bool>,
     pub nll: f64,
-    pub n: usize,
+    /// The observations counted: rows, or the sum of their frequency weights.
+    pub n: f64,
 }
 
 /// Everything `--json` reports about uncertainty.
@@ -67,7 +68,8 @@ pub struct Inference {
     pub llf: f64,
     /// Number of identified parameters (the rank of the information).
     pub k: usize,
-    pub n: usize,
+    /// The observations counted (BIC's n): rows, or the sum of their frequency weights.
+    pub n: f64,
     pub aic: f64,
     pub bic: f64,
     pub warnings: Vec<String>,
@@ -84,7 +86,7 @@ fn without_standard_errors(
     estimates: Vec<(String, f64)>,
     p: usize,
     nll: f64,
-    n: usize,
+    n: f64,
     cov_type: CovType,
     alpha: f64,
 ) -> Inference {
@@ -108,7 +110,7 @@ fn without_standard_errors(
         k: p,
         n,
         aic: 2.0 * p as f64 - 2.0 * llf,
-        bic: p as f64 * (n as f64).ln() - 2.0 * llf,
+        bic: p as f64 * n.ln() - 2.0 * llf,
         warnings: vec![format!(
             "{p} free parameters: standard errors are computed for at most \
              {MAX_INFERENCE_PARAMS} (their covariance is a dense {p} x {p} matrix), so they are NaN"
@@ -212,7 +214,7 @@ pub fn infer(fit: &FitSummary<'_>, cov_type: CovType, alpha: f64) -> Inference {
     // its range, with its logit at infinity: the curvature there says nothing about its
     // uncertainty, however the information matrix is scaled.
     // "At 0" means an expected count n p far below one sample, whatever n is.
-    let negligible = 1e-3 / fit.n.max(1) as f64;
+    let negligible = 1e-3 / fit.n.max(1.0);
     let on_boundary: Vec<usize> = (0..values.len())
         .filter(|&i| {
             fit.links[i] == Link::Logit && !(values[i] > negligible && values[i] < 1.0 - negligible)
@@ -309,7 +311,7 @@ pub fn infer(fit: &FitSummary<'_>, cov_type: CovType, alpha: f64) -> Inference {
         .saturating_sub(newly_undetermined)
         .saturating_sub(fixed_count);
     let llf = -fit.nll;
-    let n = fit.n as f64;
+    let n = fit.n;
     Inference {
         cov_type,
         alpha,
@@ -370,7 +372,7 @@ pub fn for_family(
     alpha: f64,
     fixed: &[bool],
 ) -> crate::Result<Inference> {
-    let (p, n) = (theta.len(), engine.n());
+    let (p, n) = (theta.len(), engine.count());
     if p > MAX_INFERENCE_PARAMS {
         let (names, _) = natural_names(engine.family(), theta);
         let values = engine.family().natural(theta);
@@ -394,17 +396,33 @@ pub fn for_family(
     };
     let family = crate::family::rebuild(engine.family());
     let (names, links) = natural_names(family.as_ref(), theta);
-    let mut hessian = family.hessian(n as f64, &sums, &at);
+    let mut hessian = family.hessian(n, &sums, &at);
     if let Some(prior) = prior {
         coordinates.prior(prior).add_curvature(&mut hessian);
     }
     let outer = (cov_type != CovType::Hessian).then(|| {
         let mut t = vec![0.0; family.n_terms()];
         let kp = family.kernel_params(&at);
+        // A row of frequency weight w is w rows with one score g: w g g^T, the outer
+        // product of sqrt(w) g.
+        let weights = data.sample_weights();
+        // A right-censored sample's score is that of its -ln S (the map is the identity).
+        let censored = data.sample_censored();
+        let mut survival = vec![0.0; 1 + at.len() * (at.len() + 1)];
         outer_sum(
-            data.sample_values().map(|x| {
-                family.terms(map.apply(x), &kp, &mut t);
-                family.finish(1.0, &t, &at).1
+            data.sample_values().enumerate().map(|(i, x)| {
+                let mut g = if censored.is_some_and(|flags| flags[i]) {
+                    family.censored_nll(x, &at, &mut survival);
+                    survival[1..=at.len()].to_vec()
+                } else {
+                    family.terms(map.apply(x), &kp, &mut t);
+                    family.finish(1.0, &t, &at).1
+                };
+                if let Some(w) = weights {
+                    let root = w[i].sqrt();
+                    g.iter_mut().for_each(|v| *v *= root);
+                }
+                g
             }),
             p,
         )
@@ -446,7 +464,7 @@ pub fn for_family(
             jacobian: Some(jacobian),
             natural_names: names,
             links,
-            on_boundary: family.on_boundary(n as f64, &sums, &at),
+            on_boundary: family.on_boundary(n, &sums, &at),
             fixed: fixed.to_vec(),
             nll,
             n,
@@ -779,7 +797,7 @@ pub fn for_linear_model_sums(
             }
         });
         let estimates = names.into_iter().zip(values).collect();
-        return without_standard_errors(estimates, p, nll, sums.n, cov_type, alpha);
+        return without_standard_errors(estimates, p, nll, sums.n as f64, cov_type, alpha);
     }
     let reduce = |m: &[f64]| -> Vec<f64> {
         keep.iter()
@@ -871,7 +889,7 @@ pub fn for_linear_model_sums(
             on_boundary: Vec::new(),
             fixed: Vec::new(),
             nll,
-            n: sums.n,
+            n: sums.n as f64,
         },
         cov_type,
         alpha,

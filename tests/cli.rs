@@ -266,6 +266,23 @@ fn bad_csv_inputs() {
         "empty cell",
     );
     fit(&p("header.csv", "x\n"), "gaussian", &[], "no data rows");
+    // A file without a header row would lose its first sample if that row were read as names.
+    fit(
+        &p("headerless.csv", "7.2e-10\n1.5\n3\n"),
+        "gaussian",
+        &[],
+        "the first row (7.2e-10) is numbers, not column names",
+    );
+    fit(
+        &p("headerless2.csv", "1.5,-2\n1,2\n"),
+        "gaussian",
+        &["--column", "1.5"],
+        "is numbers, not column names",
+    );
+    // pandas names unnamed columns 0, 1, ...: those are names.
+    let indexed = p("indexed.csv", "0\n1.5\n2.5\n4\n");
+    let j = fit_json(&["--family", "gaussian", "--data", &indexed]);
+    assert_eq!(j["n"], 3);
     fit(&p("empty.csv", ""), "gaussian", &[], "empty file");
     fit(
         &p("ragged.csv", "a,b\n1,2\n3\n"),

@@ -256,7 +256,6 @@ fn bad_model_inputs() {
         ),
         ("gaussian", vec!["--prior", "l2:1"], "drop --prior"),
         ("gaussian", vec!["--cov", "robust"], "drop --cov"),
-        ("gaussian", vec!["--no-intercept"], "drop --no-intercept"),
     ] {
         let mut args = vec!["--report", "ols"];
         args.extend(extra);

@@ -659,7 +659,7 @@ fn a_rare_event_is_not_taken_for_a_boundary_estimate() {
             on_boundary: Vec::new(),
             fixed: Vec::new(),
             nll: 1.0,
-            n,
+            n: n as f64,
         },
         CovType::Hessian,
         0.05,

@@ -21,6 +21,17 @@ pub struct FitArgs {
     /// Column name (CSV, Parquet), or column index of a 2-D .npy array.
     #[arg(long)]
     pub(super) column: Option<String>,
+    /// Frequency weights: a column of the same file, one weight (at least 0) per row; a row of
+    /// weight w counts as w rows (standard errors and BIC's n included). Family fits, on the
+    /// CPU engine, with the data in memory.
+    #[arg(long, value_name = "COL")]
+    pub(super) weights: Option<String>,
+    /// Right-censoring flags: a column of the same file, 1 where the row's lifetime was still
+    /// running at its value (it contributes ln S(x) = ln P(X > x)), 0 where it ended there.
+    /// Family fits of exponential, weibull, lognormal and gaussian, on the CPU engine, with
+    /// the data in memory.
+    #[arg(long, value_name = "COL")]
+    pub(super) censored: Option<String>,
     /// Number of classes for the categorical family (default: from the data).
     #[arg(long)]
     pub(super) classes: Option<usize>,
@@ -92,9 +103,21 @@ fn load_and_build(
     gpu_budget: u64,
     host_chunk_bytes: u64,
     read_seconds: &mut Option<f64>,
+    weights: &mut Option<std::sync::Arc<[f64]>>,
+    censored: &mut Option<std::sync::Arc<[bool]>>,
 ) -> likely::Result<(Box<dyn engine::Engine>, data::Dataset)> {
     let reading = std::time::Instant::now();
     let mut dataset = data::load(&args.data, args.column.as_deref(), args.family)?;
+    if let Some(column) = &args.weights {
+        // Read as a numeric column of the same file (any family's samples are numbers).
+        let w = data::load(&args.data, Some(column), FamilyName::Gaussian)?;
+        w.check_weights()?;
+        *weights = Some(w.values.to_f64());
+    }
+    if let Some(column) = &args.censored {
+        let flags = data::load(&args.data, Some(column), FamilyName::Gaussian)?;
+        *censored = Some(flags.censoring_flags()?);
+    }
     *read_seconds = Some(reading.elapsed().as_secs_f64());
     let classes = if args.family == FamilyName::Categorical {
         dataset.classes(args.classes)?
@@ -104,6 +127,13 @@ fn load_and_build(
     let family = args.family.build(classes);
     dataset.check_support(family.as_ref())?;
     let values = dataset.values.clone();
+    if weights.is_some() || censored.is_some() {
+        // Unweighted rows of a censored fit weigh 1 each.
+        let w = weights.get_or_insert_with(|| vec![1.0; values.len()].into());
+        let engine =
+            engine::WeightedCpuEngine::with_censoring(family, values, w.clone(), censored.clone())?;
+        return Ok((Box::new(engine), dataset));
+    }
     let engine: Box<dyn engine::Engine> = match &gpu {
         // Larger than the device budget: stream it through two device buffers.
         Some(ctx) if values.len() as u64 * 4 > gpu_budget => Box::new(StreamingEngine::new(
@@ -127,6 +157,16 @@ fn load_and_build(
         None => Box::new(engine::CpuEngine::from_samples(family, values)),
     };
     Ok((engine, dataset))
+}
+
+/// The observations counted, as JSON: an integer where it is one (every unweighted fit),
+/// else the weights' sum as a number.
+fn count_json(count: f64) -> Value {
+    if count.fract() == 0.0 && count >= 0.0 && count < 2f64.powi(53) {
+        json!(count as u64)
+    } else {
+        json_f64(count)
+    }
 }
 
 /// Every optimiser name the CLI accepts.
@@ -172,6 +212,21 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                     .into(),
             ));
         }
+        if args.weights.is_some() {
+            return Err(likely::Error::Usage(
+                "--weights applies to family fits so far (fit --family F --data D --weights W); \
+                 a model fit does not take weights yet: expand the table (each row repeated \
+                 its weight's number of times) instead"
+                    .into(),
+            ));
+        }
+        if args.censored.is_some() {
+            return Err(likely::Error::Usage(
+                "--censored applies to family fits so far (fit --family F --data D --censored \
+                 C); a model fit does not take censored rows yet"
+                    .into(),
+            ));
+        }
         let gpu_memory = args.gpu_memory.as_deref().map(parse_size).transpose()?;
         return super::model::fit_model(&args, gpu_memory, host_budget);
     }
@@ -198,7 +253,41 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "--lr applies to --optimizer adam; Newton and L-BFGS choose their own steps".into(),
         ));
     }
-    let gpu = engine::gpu_for(args.engine.backend, &args.engine.selector())?;
+    if let Some(family) = args.censored.as_ref().map(|_| args.family.build(1)) {
+        if !family.censorable() {
+            return Err(likely::Error::Usage(format!(
+                "--censored: the {} family takes no censored rows yet (censoring applies to {})",
+                family.name(),
+                likely::family::censored::censorable_names().join(", ")
+            )));
+        }
+    }
+    // Weights and censoring flags are columns held beside the samples, on the CPU engine.
+    let row_roles = match (&args.weights, &args.censored) {
+        (Some(_), _) => Some(("--weights", "weights")),
+        (None, Some(_)) => Some(("--censored", "censored rows")),
+        (None, None) => None,
+    };
+    if let Some((flag, what)) = row_roles {
+        if args.engine.backend == engine::Backend::Gpu {
+            return Err(likely::Error::Usage(format!(
+                "{flag} runs on the CPU engine (--backend cpu or auto): the GPU kernels do \
+                 not take {what} yet"
+            )));
+        }
+        if args.stream {
+            return Err(likely::Error::Usage(format!(
+                "{flag} holds the data and its {what} in memory; it does not stream"
+            )));
+        }
+    }
+    // A weighted or censored fit runs on the CPU engine (the kernels take neither).
+    let backend = if row_roles.is_some() {
+        engine::Backend::Cpu
+    } else {
+        args.engine.backend
+    };
+    let gpu = engine::gpu_for(backend, &args.engine.selector())?;
     let gpu_budget = match (&args.gpu_memory, &gpu) {
         (Some(text), _) => parse_size(text)?,
         (None, Some(ctx)) => ctx.adapter().max_buffer.min(2 << 30),
@@ -211,8 +300,11 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     // streamed in chunks.
     let format = data::FileFormat::of(&args.data)?;
     let column = args.column.as_deref();
+    // A weighted fit holds an f64 weight beside each sample, and never streams (it is
+    // refused below where it would have to).
+    let weight_bytes = if row_roles.is_some() { 9 } else { 0 };
     let too_big = |rows: usize, width: u64| {
-        args.stream || in_memory_bytes(rows, width, gpu.as_ref()) > host_budget
+        args.stream || in_memory_bytes(rows, width + weight_bytes, gpu.as_ref()) > host_budget
     };
     // An f32 .npy bound for the device (with a covariance that needs no per-sample scores)
     // is read straight onto it, with no host copy (GpuEngine::from_source).
@@ -288,11 +380,23 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     let host_chunk_bytes = (host_budget / 4).clamp(1 << 16, 256 << 20);
     // The time to read the data into memory (a streamed fit reads during the fit).
     let mut read_seconds = None;
+    // The frequency weights (`--weights`) and censoring flags (`--censored`), read beside
+    // the samples.
+    let mut weights = None;
+    let mut censored = None;
     let fitting = std::time::Instant::now();
     let mut streamed = false;
     // Whether the samples were read straight onto the device (no host copy).
     let mut onto_device = false;
-    let (engine, dataset): (Box<dyn engine::Engine>, data::Dataset) = match (reader, direct) {
+    if let (Some((flag, what)), Some(_)) = (row_roles, &reader) {
+        return Err(likely::Error::Usage(format!(
+            "{flag} holds the data and its {what} in memory, and {} with its {what} exceeds \
+             the host memory budget ({host_budget} bytes; see --host-memory)",
+            args.data.display()
+        )));
+    }
+    // Streamed, or read straight onto the device; else (None) read into memory below.
+    let built: Option<(Box<dyn engine::Engine>, data::Dataset)> = match (reader, direct) {
         (Some(reader), _) => {
             if args.family == FamilyName::Categorical && args.classes.is_none() {
                 return Err(likely::Error::Usage(
@@ -308,7 +412,7 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                 host_chunk_bytes,
                 gpu.as_ref().map(|c| (c, gpu_budget)),
             )?;
-            (Box::new(engine), dataset)
+            Some((Box::new(engine), dataset))
         }
         (None, Some((ctx, reader, family))) => {
             let reading = std::time::Instant::now();
@@ -325,18 +429,27 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
                     // A dataset without values in memory (the device holds them).
                     let dataset = data::Dataset::streamed(&args.data, &label, format);
                     onto_device = true;
-                    (Box::new(engine) as Box<dyn engine::Engine>, dataset)
+                    Some((Box::new(engine) as Box<dyn engine::Engine>, dataset))
                 }
-                None => {
-                    load_and_build(&args, &gpu, gpu_budget, host_chunk_bytes, &mut read_seconds)?
-                }
+                None => None,
             }
         }
-        (None, None) => {
-            load_and_build(&args, &gpu, gpu_budget, host_chunk_bytes, &mut read_seconds)?
-        }
+        (None, None) => None,
     };
-    let n = engine.n();
+    let (engine, dataset) = match built {
+        Some(built) => built,
+        None => load_and_build(
+            &args,
+            &gpu,
+            gpu_budget,
+            host_chunk_bytes,
+            &mut read_seconds,
+            &mut weights,
+            &mut censored,
+        )?,
+    };
+    let rows = engine.n();
+    let count = engine.count();
     if streamed && args.inference.cov != likely::inference::CovType::Hessian {
         return Err(likely::Error::Usage(
             "--cov opg and robust need the data in memory; streamed fits use --cov hessian".into(),
@@ -365,16 +478,38 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
     let result = fit::fit(engine.as_mut(), &options)?;
     let seconds = started.elapsed().as_secs_f64();
     let natural = engine.family().natural(&result.theta);
-    let mut inference = likely::inference::for_family(
-        engine.as_mut(),
-        &result.theta,
-        result.nll,
-        &dataset.values,
-        args.prior,
-        args.inference.cov,
-        args.inference.alpha,
-        &options.held(result.theta.len()),
-    )?;
+    let held = options.held(result.theta.len());
+    let (prior, cov, alpha) = (args.prior, args.inference.cov, args.inference.alpha);
+    let mut inference = match &weights {
+        Some(w) => {
+            let values = data::Weighted {
+                values: &dataset.values,
+                weights: w,
+                censored: censored.as_deref(),
+            };
+            let (theta, nll) = (&result.theta, result.nll);
+            likely::inference::for_family(
+                engine.as_mut(),
+                theta,
+                nll,
+                &values,
+                prior,
+                cov,
+                alpha,
+                &held,
+            )?
+        }
+        None => likely::inference::for_family(
+            engine.as_mut(),
+            &result.theta,
+            result.nll,
+            &dataset.values,
+            prior,
+            cov,
+            alpha,
+            &held,
+        )?,
+    };
     if args.inference.ci == super::report::CiMethod::Profile {
         likely::inference::profile_family(
             engine.as_mut(),
@@ -431,7 +566,8 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             .collect();
         let mut out = json!({
             "family": family.name(),
-            "n": n,
+            "n": count_json(count),
+            "rows": rows,
             "data": dataset.path.display().to_string(),
             "column": dataset.column,
             "params": params,
@@ -458,6 +594,13 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
             "peak_rss_bytes": likely::engine::stream::peak_rss_bytes(),
         });
         out["warnings"] = json!(result.warnings);
+        if let Some(w) = &args.weights {
+            out["weights"] = json!(w);
+        }
+        if let (Some(c), Some(flags)) = (&args.censored, &censored) {
+            out["censored"] = json!(c);
+            out["censored_rows"] = json!(flags.iter().filter(|&&f| f).count());
+        }
         if let Some(f) = &fixed {
             out["fixed"] = json!({ f.name: likely::util::json_f64(f.value) });
         }
@@ -479,8 +622,16 @@ pub fn run(args: FitArgs) -> likely::Result<i32> {
         } else {
             format!(" (column {})", dataset.column)
         };
+        let mut n = match &args.weights {
+            Some(w) => format!("n = {count} (the sum of the weights in {w}; {rows} rows)"),
+            None => format!("n = {rows}"),
+        };
+        if let (Some(c), Some(flags)) = (&args.censored, &censored) {
+            let k = flags.iter().filter(|&&f| f).count();
+            n += &format!(", {k} rows right-censored (flagged in {c})");
+        }
         outln!(
-            "{} fit to {}{column}, n = {n}",
+            "{} fit to {}{column}, {n}",
             family.name(),
             dataset.path.display()
         );

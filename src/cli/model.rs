@@ -512,11 +512,18 @@ pub fn fit_model(
     // statsmodels' OLS report, from the MLE inference (checked by check_model_flags).
     let ols = match (args.report, inference.as_mut()) {
         (Some(Report::Ols), Some(inf)) => {
-            // The Gaussian null model's deviance: the targets' squares about their mean.
-            let tss = eval.null.and_then(|null| null.deviance).ok_or_else(|| {
-                Error::Usage("--report ols needs the targets' sum of squares".into())
-            })?;
+            // The Gaussian null model's deviance: the targets' squares about their mean. A
+            // model without an intercept is compared with the zero model instead, as
+            // statsmodels' OLS without a constant: the uncentred sum of squares, the squares
+            // about the mean plus n mean^2 (the null statistics hold the mean as hi + lo).
             let intercept = has_intercept(args, kind);
+            let centred = eval.null.and_then(|null| null.deviance);
+            let tss = match (intercept, eval.null_part.as_deref()) {
+                (true, _) => centred,
+                (false, Some(&[n, hi, lo, _])) => centred.map(|c| c + n * (hi + lo) * (hi + lo)),
+                (false, _) => None,
+            }
+            .ok_or_else(|| Error::Usage("--report ols needs the targets' sum of squares".into()))?;
             let sigma = model.global().map_or(f64::NAN, |(_, v)| v);
             let coefficients = inf.estimates.len().saturating_sub(1);
             Some(likely::inference::ols_report(
@@ -697,8 +704,6 @@ fn check_model_flags(fit: &super::fit::FitArgs, kind: ModelKind) -> likely::Resu
     if args.report == Some(Report::Ols) {
         let why = if kind != ModelKind::Linear || fit.family != FamilyName::Gaussian {
             Some("--report ols applies to --model linear --family gaussian")
-        } else if args.no_intercept {
-            Some("--report ols compares with the intercept-only model: drop --no-intercept")
         } else if fit.prior.is_some() {
             Some("--report ols is of the unpenalised least-squares fit: drop --prior")
         } else if inference_args.cov != CovType::Hessian {

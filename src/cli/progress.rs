@@ -66,6 +66,9 @@ impl Engine for ProgressEngine {
     fn n(&self) -> usize {
         self.inner.n()
     }
+    fn count(&self) -> f64 {
+        self.inner.count()
+    }
     fn constant(&self) -> f64 {
         self.inner.constant()
     }

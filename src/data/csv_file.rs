@@ -493,14 +493,31 @@ fn parse_piece(
     })
 }
 
-/// The header row's names, without surrounding whitespace.
+/// The header row's names, without surrounding whitespace. A header whose every name is a
+/// number other than a column index ("0", "1": what pandas writes for unnamed columns) is
+/// the first row of data in a file without a header: read as names, it would silently drop
+/// one sample, so it is refused.
 pub(super) fn headers(path: &Path, reader: &mut CsvReader) -> Result<Vec<String>> {
-    Ok(reader
+    let names: Vec<String> = reader
         .headers()
         .map_err(|e| Error::data(path, "header", e.to_string()))?
         .iter()
         .map(|h| h.trim().to_string())
-        .collect())
+        .collect();
+    let is_data = |h: &String| h.parse::<f64>().is_ok() && h.parse::<u32>().is_err();
+    if !names.is_empty() && names.iter().all(is_data) {
+        return Err(Error::data(
+            path,
+            "header",
+            format!(
+                "the first row ({}) is numbers, not column names: a CSV file starts with a \
+                 header row naming its columns (add one, e.g. 'x'), or else its first row \
+                 would be lost",
+                names.join(",")
+            ),
+        ));
+    }
+    Ok(names)
 }
 
 pub(super) type CsvReader = csv::Reader<std::io::BufReader<std::fs::File>>;

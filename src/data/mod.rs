@@ -13,7 +13,7 @@ mod table;
 pub use npy::{write_npy_f64, write_npy_f64_table, NpyReader};
 pub use parquet_file::{Cells, ParquetColumn};
 pub use rows::{cell_location, RowChunk, TableStream};
-pub use samples::{SampleValues, Samples};
+pub use samples::{SampleValues, Samples, Weighted};
 pub use table::{load_table, load_table_with_log, Table, TargetSpec};
 
 use crate::error::{Error, Result};
@@ -215,6 +215,47 @@ impl Dataset {
             Some(k) => Ok(k),
             None => Ok(seen),
         }
+    }
+
+    /// Checks a column of frequency weights (`--weights`): every weight finite and at least
+    /// 0 (a row of weight w counts as w rows), and their sum positive. The error names file,
+    /// row and column.
+    pub fn check_weights(&self) -> Result<()> {
+        let bad = |w: f64| !(w.is_finite() && w >= 0.0);
+        if let Some(i) = self.values.position(bad) {
+            let w = self.values.get(i);
+            let why = if w.is_finite() {
+                format!(
+                    "weight {w} is negative: a frequency weight counts its row w times (w >= 0)"
+                )
+            } else {
+                format!("weight {w} is not finite")
+            };
+            return Err(Error::data(&self.path, self.location(i), why));
+        }
+        if self.values.position(|w| w > 0.0).is_none() {
+            return Err(Error::data(
+                &self.path,
+                format!("column '{}'", self.column),
+                "every weight is 0: a weighted fit needs at least one row of positive weight",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The values as right-censoring flags (`--censored`): 1 (the row's lifetime was still
+    /// running at its value) or 0 (it ended there); anything else is an error naming file,
+    /// row and column.
+    pub fn censoring_flags(&self) -> Result<std::sync::Arc<[bool]>> {
+        if let Some(i) = self.values.position(|f| f != 0.0 && f != 1.0) {
+            let why = format!(
+                "censoring flag {} is neither 0 nor 1 (1: the lifetime was still running at \
+                 the row's value, right-censored; 0: it ended there, observed)",
+                self.values.get(i)
+            );
+            return Err(Error::data(&self.path, self.location(i), why));
+        }
+        Ok(self.values.iter().map(|f| f == 1.0).collect())
     }
 
     /// Checks every value against the family's support; the error names file, row and column.

@@ -235,6 +235,34 @@ impl From<Vec<f32>> for Samples {
 /// Values the inference code iterates over: a column of samples, or a slice of f64s.
 pub trait SampleValues {
     fn sample_values(&self) -> Box<dyn Iterator<Item = f64> + '_>;
+    /// The samples' frequency weights, one per sample, where they carry them.
+    fn sample_weights(&self) -> Option<&[f64]> {
+        None
+    }
+    /// Which samples are right-censored, where some may be.
+    fn sample_censored(&self) -> Option<&[bool]> {
+        None
+    }
+}
+
+/// Samples with one frequency weight each (`--weights`), and which of them are
+/// right-censored (`--censored`).
+pub struct Weighted<'a> {
+    pub values: &'a Samples,
+    pub weights: &'a [f64],
+    pub censored: Option<&'a [bool]>,
+}
+
+impl SampleValues for Weighted<'_> {
+    fn sample_values(&self) -> Box<dyn Iterator<Item = f64> + '_> {
+        self.values.iter()
+    }
+    fn sample_weights(&self) -> Option<&[f64]> {
+        Some(self.weights)
+    }
+    fn sample_censored(&self) -> Option<&[bool]> {
+        self.censored
+    }
 }
 
 impl SampleValues for Samples {

@@ -72,6 +72,9 @@ impl Engine for CpuEngine {
     fn n(&self) -> usize {
         self.data.len()
     }
+    fn count(&self) -> f64 {
+        self.n() as f64
+    }
     fn constant(&self) -> f64 {
         self.constant
     }

@@ -287,6 +287,9 @@ impl Engine for GpuEngine {
     fn n(&self) -> usize {
         self.n
     }
+    fn count(&self) -> f64 {
+        self.n as f64
+    }
     fn constant(&self) -> f64 {
         self.constant
     }

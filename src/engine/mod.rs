@@ -4,10 +4,12 @@
 mod cpu;
 mod gpu;
 pub mod stream;
+mod weighted;
 
 pub use cpu::CpuEngine;
 pub use gpu::GpuEngine;
 pub use stream::StreamingEngine;
+pub use weighted::WeightedCpuEngine;
 
 use crate::data::Samples;
 use crate::error::{Error, Result};
@@ -41,8 +43,13 @@ pub trait Engine {
     /// The adapter (GPU) or host (CPU) that runs the evaluations.
     fn adapter(&self) -> String;
     fn family(&self) -> &dyn Family;
-    /// Number of samples.
+    /// Number of samples (rows) the engine holds.
     fn n(&self) -> usize;
+    /// The number of observations the likelihood counts: [`Engine::n`], or the sum of the
+    /// frequency weights where the samples carry them (a row of weight w counts as w rows).
+    /// Every `finish`, Hessian and information criterion takes this count. Required, so that
+    /// an engine wrapping another cannot fall back to the row count.
+    fn count(&self) -> f64;
     /// Sum over samples of the family's parameter-free NLL part (computed once, in f64).
     fn constant(&self) -> f64;
     /// Cheap facts about the (re-expressed) data (n, min, max), for starting points.
@@ -98,7 +105,7 @@ pub trait Engine {
             )));
         }
         let sums = self.term_sums(theta)?;
-        let (nll, grad) = self.family().finish(self.n() as f64, &sums, theta);
+        let (nll, grad) = self.family().finish(self.count(), &sums, theta);
         Ok((nll + self.constant(), grad))
     }
 
@@ -106,7 +113,7 @@ pub trait Engine {
     fn nll_at(&mut self, theta: &[f64]) -> Result<f64> {
         let map = self.sample_map();
         let (nll, _) = self.nll_and_grad(&map.to_mapped(theta))?;
-        Ok(map.nll_from_mapped(nll, self.n()))
+        Ok(map.nll_from_mapped(nll, self.count()))
     }
 }
 

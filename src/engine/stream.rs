@@ -223,6 +223,9 @@ impl Engine for StreamingEngine {
     fn n(&self) -> usize {
         self.n
     }
+    fn count(&self) -> f64 {
+        self.n() as f64
+    }
     fn constant(&self) -> f64 {
         self.constant
     }

@@ -34,6 +34,13 @@ impl Family for Exponential {
         let _ = n;
         vec![theta[0].exp() * sums[0]]
     }
+    fn censorable(&self) -> bool {
+        true
+    }
+    /// S(x) = e^(-rate x): -ln S = e^eta x, and so are its derivatives in eta.
+    fn censored_nll(&self, x: f64, theta: &[f64], out: &mut [f64]) {
+        out.fill(theta[0].exp() * x);
+    }
     fn rescaling(&self) -> Rescaling {
         Rescaling::Rate
     }

@@ -67,6 +67,13 @@ impl Family for Lognormal {
     fn hessian(&self, n: f64, sums: &[f64], theta: &[f64]) -> Vec<f64> {
         Family::hessian(&Gaussian, n, &sums[1..], theta)
     }
+    fn censorable(&self) -> bool {
+        true
+    }
+    /// The Gaussian's of ln x: S(x) = P(ln X > ln x).
+    fn censored_nll(&self, x: f64, theta: &[f64], out: &mut [f64]) {
+        super::gaussian::normal_censored_nll(x.ln(), theta, out);
+    }
     fn rescaling(&self) -> Rescaling {
         Rescaling::LogLocation
     }

@@ -22,6 +22,7 @@
 mod bernoulli;
 mod beta;
 pub mod categorical;
+pub mod censored;
 mod exponential;
 mod gamma;
 mod gaussian;
@@ -37,6 +38,7 @@ mod weibull;
 pub use bernoulli::Bernoulli;
 pub use beta::Beta;
 pub use categorical::Categorical;
+pub use censored::Censored;
 pub use exponential::Exponential;
 pub use gamma::Gamma;
 pub use gaussian::Gaussian;
@@ -330,6 +332,19 @@ pub trait Family: Send + Sync + std::fmt::Debug {
     fn kinked(&self, _j: usize) -> bool {
         false
     }
+    /// Whether an observation right-censored at x (the event not seen by x: X > x, a
+    /// lifetime still running when observation ended) has a likelihood in this family, the
+    /// survival function S(x) = P(X > x) of [`Family::censored_nll`].
+    fn censorable(&self) -> bool {
+        false
+    }
+    /// -ln S(x | theta), the NLL of an observation right-censored at x, into `out[0]`; its
+    /// gradient in theta into `out[1..=p]`; its Hessian in theta (row-major) into the p^2
+    /// after. `out` holds 1 + p + p^2 values. Families that are not
+    /// [`Family::censorable`] write NaN.
+    fn censored_nll(&self, _x: f64, _theta: &[f64], out: &mut [f64]) {
+        out.fill(f64::NAN);
+    }
     /// How the samples may be re-expressed before they are rounded to f32 (see [`SampleMap`]).
     fn rescaling(&self) -> Rescaling {
         Rescaling::None
@@ -569,10 +584,10 @@ impl SampleMap {
 
     /// The NLL of the samples from the NLL of x' over `n` samples: a density of x' is the
     /// density of x divided by inv_scale.
-    pub fn nll_from_mapped(&self, nll: f64, n: usize) -> f64 {
+    pub fn nll_from_mapped(&self, nll: f64, n: f64) -> f64 {
         match self.rescaling {
             Rescaling::None => nll,
-            _ => nll - n as f64 * self.inv_scale.ln(),
+            _ => nll - n * self.inv_scale.ln(),
         }
     }
 }

@@ -251,7 +251,9 @@ impl<'a> EngineProblem<'a> {
 
 impl Differentiable for EngineProblem<'_> {
     fn n(&self) -> usize {
-        self.engine.n()
+        // The observations counted (the weights' sum where rows carry weights), for the
+        // optimisers' per-observation tolerances.
+        (self.engine.count().ceil() as usize).max(1)
     }
     fn unit_roundoff(&self) -> f64 {
         if self.is_exact() {
@@ -266,14 +268,16 @@ impl Differentiable for EngineProblem<'_> {
         let (nll, grad) = self
             .engine
             .family()
-            .finish(self.engine.n() as f64, &sums, &theta);
+            .finish(self.engine.count(), &sums, &theta);
         Ok((nll + self.engine.constant(), grad))
     }
 }
 
 impl SecondOrder for EngineProblem<'_> {
     fn n(&self) -> usize {
-        self.engine.n()
+        // The observations counted (the weights' sum where rows carry weights), for the
+        // optimisers' per-observation tolerances.
+        (self.engine.count().ceil() as usize).max(1)
     }
     fn unit_roundoff(&self) -> f64 {
         Differentiable::unit_roundoff(self)
@@ -282,7 +286,7 @@ impl SecondOrder for EngineProblem<'_> {
         let sums = self.sums(phi)?;
         let theta = self.at(phi);
         let family = self.engine.family();
-        let n = self.engine.n() as f64;
+        let n = self.engine.count();
         let (nll, grad) = family.finish(n, &sums, &theta);
         let mut hessian = family.hessian(n, &sums, &theta);
         if let (true, Some(v)) = (self.pin_invariant, family.invariant_direction()) {
@@ -605,7 +609,7 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
             // an L1 prior, n = 5000: 5e-9 standard errors, converged false). The restarts ask
             // for the test's tolerance per coordinate, shared over the coordinates, and ten
             // times less at each further restart (correlated coordinates add up).
-            let samples = problem.engine.n().max(1) as f64;
+            let samples = problem.engine.count().max(1.0);
             let per_coordinate = 0.5 * DECREMENT_TOLERANCE / (samples * p as f64).sqrt();
             for restart in 0..LBFGS_RESTARTS {
                 if check.holds {
@@ -660,7 +664,7 @@ pub fn fit(engine: &mut dyn Engine, options: &FitOptions) -> Result<FitResult> {
             *t = *v;
         }
     }
-    let nll = map.nll_from_mapped(check.nll, problem.engine.n());
+    let nll = map.nll_from_mapped(check.nll, problem.engine.count());
     Ok(FitResult {
         log_prior: options
             .prior
@@ -756,7 +760,7 @@ fn kinked_finish(
 ) -> Result<FirstOrderRun> {
     let family = crate::family::rebuild(problem.engine.family());
     let p = phi.len();
-    let n = problem.engine.n() as f64;
+    let n = problem.engine.count();
     let precisions = prior.map_or(vec![0.0; p], PriorLayout::l2_precisions);
     let centers = prior.map_or(vec![0.0; p], |pr| pr.centers.clone());
     let mut evaluations = 0;
@@ -915,7 +919,7 @@ fn settle_boundary(
     let sums = problem.sums(phi)?;
     let theta = problem.at(phi);
     let family = crate::family::rebuild(problem.engine.family());
-    let n = problem.engine.n() as f64;
+    let n = problem.engine.count();
     let Some(moved) = family.boundary_point(n, &sums, &theta) else {
         return Ok((1, None));
     };
@@ -991,7 +995,7 @@ fn lbfgs_run(
 fn curvature_scales(problem: &mut EngineProblem<'_>, phi: &[f64]) -> Result<Vec<f64>> {
     let sums = problem.sums(phi)?;
     let theta = problem.at(phi);
-    let n = problem.engine.n().max(1) as f64;
+    let n = problem.engine.count().max(f64::MIN_POSITIVE);
     let diagonal = problem.engine.family().hessian_diagonal(n, &sums, &theta);
     Ok(diagonal
         .iter()
@@ -1034,7 +1038,7 @@ fn optimality(
 ) -> Result<Optimality> {
     let p = phi.len();
     let family = crate::family::rebuild(problem.engine.family());
-    let n = problem.engine.n() as f64;
+    let n = problem.engine.count();
     let mut evaluations = 1;
     let sums = problem.sums(phi)?;
     let theta = problem.at(phi);

@@ -95,8 +95,41 @@ fn audit_family(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
         .map(|k| number(&json["theta"][k]))
         .collect();
     let values = dataset.values;
+    // Frequency weights (--weights): each row's log-density counted w times.
+    let weights: Vec<f64> = match flag(args, "--weights") {
+        Some(column) => load(Path::new(data), Some(column), FamilyName::Gaussian)
+            .unwrap()
+            .values
+            .iter()
+            .collect(),
+        None => vec![1.0; values.len()],
+    };
+    // Right-censoring flags (--censored): a censored row contributes ln S(x), written here.
+    let censored: Vec<bool> = match flag(args, "--censored") {
+        Some(column) => load(Path::new(data), Some(column), FamilyName::Gaussian)
+            .unwrap()
+            .values
+            .iter()
+            .map(|c| c == 1.0)
+            .collect(),
+        None => vec![false; values.len()],
+    };
     let objective = |t: &[f64]| -> f64 {
-        -values.iter().map(|x| f.log_density(x, t)).sum::<f64>() + penalty(prior, t)
+        let natural = f.natural(t);
+        -values
+            .iter()
+            .zip(&weights)
+            .zip(&censored)
+            .filter(|((_, &w), _)| w > 0.0)
+            .map(|((x, &w), &c)| {
+                w * if c {
+                    log_survival(family, x, &natural)
+                } else {
+                    f.log_density(x, t)
+                }
+            })
+            .sum::<f64>()
+            + penalty(prior, t)
     };
     // Parameters --fix holds are not estimated: the audit moves the others only.
     let natural: Vec<&str> = f.natural(&theta).iter().map(|p| p.name).collect();
@@ -115,6 +148,26 @@ fn audit_family(args: &[&str], json: &Value, data: &str, family: &str, prior: Op
     };
     let start: Vec<f64> = free.iter().map(|&j| theta[j]).collect();
     assert_local_minimum(&audited, &start, &format!("{args:?}"));
+}
+
+/// ln S(x) = ln P(X > x), from the textbook survival functions of the families that take
+/// censored rows, at the natural parameters.
+fn log_survival(family: &str, x: f64, natural: &[likely::family::NamedParam]) -> f64 {
+    let value = |name: &str| {
+        natural
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.value.values()[0])
+            .unwrap()
+    };
+    let normal_tail = |z: f64| (0.5 * libm::erfc(z / std::f64::consts::SQRT_2)).ln();
+    match family {
+        "exponential" => -value("rate") * x,
+        "weibull" => -(x / value("scale")).powf(value("shape")),
+        "lognormal" => normal_tail((x.ln() - value("mu")) / value("sigma")),
+        "gaussian" => normal_tail((x - value("mu")) / value("sigma")),
+        other => panic!("no survival function for {other} in the audit"),
+    }
 }
 
 /// A linear model's parameters as the audit perturbs them: per output (one, or K - 1 classes)

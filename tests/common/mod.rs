@@ -5,7 +5,27 @@ pub mod audit;
 pub mod cli;
 
 use likely::gpu::{AdapterSelector, GpuContext};
+use serde_json::Value;
 use std::sync::OnceLock;
+
+/// Asserts |a - b| <= rel max(|a|, |b|), naming `what` and the relative difference.
+pub fn close(a: f64, b: f64, rel: f64, what: &str) {
+    assert!(
+        (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-300),
+        "{what}: {a} vs {b} (relative {:.2e})",
+        (a - b).abs() / a.abs().max(b.abs())
+    );
+}
+
+/// Every number in a JSON value (arrays and objects flattened, in order).
+pub fn numbers(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(items) => items.iter().flat_map(numbers).collect(),
+        Value::Object(map) => map.values().flat_map(numbers).collect(),
+        Value::Number(x) => vec![x.as_f64().unwrap()],
+        _ => vec![],
+    }
+}
 
 /// The GPU context for this test binary, or `None` (with a loud message) when there is no
 /// adapter. With `LIKELY_REQUIRE_GPU=1` (CI) a missing adapter fails the test instead.
