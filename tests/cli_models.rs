@@ -277,6 +277,12 @@ fn bad_model_inputs() {
             "a negative-binomial head's global parameter is alpha",
         ),
         (
+            "student-t",
+            "sigma=1",
+            "of a student-t head's global parameters (sigma, df) --fix holds df",
+        ),
+        ("student-t", "df=0", "the value must be a positive number"),
+        (
             "negative-binomial",
             "alpha=-1",
             "the value must be a positive number",

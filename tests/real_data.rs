@@ -423,6 +423,11 @@ fn a_t_regression_on_engel_matches_statsmodels_tlinearmodel() {
 }
 
 #[test]
+fn a_t_regression_with_df_held_matches_statsmodels_tlinearmodel_fix_df() {
+    check_reference("engel_student_t_df5");
+}
+
+#[test]
 fn negative_binomial_regression_on_randhie_matches_statsmodels_with_alpha_by_maximum_likelihood() {
     check_reference("randhie_negbin");
 }

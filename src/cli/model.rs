@@ -97,38 +97,47 @@ pub struct ModelArgs {
     pub exposure: Option<String>,
 }
 
-/// The heads whose global `--fix` can hold: those fitted by Newton on every parameter
-/// (the Gaussian, Laplace and lognormal heads' scale comes out of an exact solve), with a
-/// global free of the data's units.
-const FIXABLE: [FamilyName; 4] = [
-    FamilyName::NegativeBinomial,
-    FamilyName::Beta,
-    FamilyName::Gamma,
-    FamilyName::Weibull,
-];
+/// The global `--fix` can hold in each head that has one, by name: those fitted by Newton on
+/// every parameter (the Gaussian, Laplace and lognormal heads' scale comes out of an exact
+/// solve) and free of the data's units (a t head's df, not its sigma).
+fn fixable_global(family: FamilyName) -> Option<&'static str> {
+    match family {
+        FamilyName::NegativeBinomial => Some("alpha"),
+        FamilyName::Beta => Some("phi"),
+        FamilyName::Gamma | FamilyName::Weibull => Some("shape"),
+        FamilyName::StudentT => Some("df"),
+        _ => None,
+    }
+}
 
 /// `--fix NAME=VALUE`: the head's global (its name checked) and its positive value.
 fn fixed_global(fit: &super::fit::FitArgs) -> likely::Result<Option<(&'static str, f64)>> {
     let Some(text) = fit.model.fix.as_deref() else {
         return Ok(None);
     };
-    let head_global = FIXABLE
-        .contains(&fit.family)
-        .then(|| fit.family.conditional().global_names().first().copied())
-        .flatten();
-    let Some(global) = head_global else {
+    let Some(global) = fixable_global(fit.family) else {
         return Err(Error::Usage(format!(
-            "--fix holds a negative-binomial head's alpha, a beta head's phi or a gamma or \
-             Weibull head's shape; a {} model has none it can hold",
+            "--fix holds a negative-binomial head's alpha, a beta head's phi, a gamma or \
+             Weibull head's shape or a student-t head's df; a {} model has none it can hold",
             fit.family.as_str()
         )));
     };
     let (name, value) = super::fit::split_fix(text, &format!("{global}=0.5"))?;
     if name != global {
-        return Err(Error::Usage(format!(
-            "--fix '{name}': a {} head's global parameter is {global} (--fix {global}=VALUE)",
-            fit.family.as_str()
-        )));
+        let globals = fit.family.conditional().global_names();
+        return Err(Error::Usage(if globals.len() > 1 {
+            format!(
+                "--fix '{name}': of a {} head's global parameters ({}) --fix holds {global} \
+                 (--fix {global}=VALUE)",
+                fit.family.as_str(),
+                globals.join(", ")
+            )
+        } else {
+            format!(
+                "--fix '{name}': a {} head's global parameter is {global} (--fix {global}=VALUE)",
+                fit.family.as_str()
+            )
+        }));
     }
     // A normal positive double: below f64's normal range the logarithm the fit holds is
     // that of a rounded value.
@@ -369,8 +378,13 @@ pub fn fit_model(
     }
     // --fix: the global (optimised as its logarithm) held where the user put it.
     let fixed = fixed_global(fit)?;
-    if let Some((_, value)) = fixed {
-        let at = network.globals_offset();
+    if let Some((name, value)) = fixed {
+        let global = family
+            .conditional()
+            .global_names()
+            .iter()
+            .position(|g| *g == name);
+        let at = network.globals_offset() + global.unwrap_or(0);
         params[at] = value.ln();
         options.frozen[at] = true;
     }
@@ -1649,6 +1663,10 @@ impl FitOutcome<'_> {
         add_goodness_of_fit(&mut out, eval, self.null_comparison());
         for (name, v) in model.globals() {
             out[name] = json_f64(v);
+        }
+        // A held global as the user gave it, not exp(ln value) rounded.
+        if let Some((name, value)) = self.fixed {
+            out[name] = json_f64(value);
         }
         if let Some(l) = &model.labels {
             out["labels"] = json!(l);
